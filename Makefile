@@ -1,0 +1,52 @@
+# The two commands of the README: `make demo` (set up everything, process the sample session) and
+# `make test`. Nothing here downloads model weights from a hub: they come from pinned registry packages.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
+export PYANNOTE_METRICS_ENABLED := 0
+export HF_HUB_OFFLINE := 1
+export ORT_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
+
+DEMO_AUDIO := sample_audio/demo_session.flac
+
+.PHONY: setup models demo test test-fast bench clean-demo
+
+setup: $(STAMP) models
+
+$(STAMP): pyproject.toml requirements.txt requirements-nodeps.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: the CPU wheel (a later unpinned resolve would pull a CUDA build)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
+	$(BIN)/pip install -q --no-deps -e .
+	# torchaudio's wheel is a CUDA build whose native libraries cannot load here; without them it
+	# imports as pure Python and the parts pyannote.audio uses (kaldi fbank, resampling) work.
+	rm -f $(VENV)/lib/python3*/site-packages/torchaudio/lib/*.so
+	touch $(STAMP)
+
+models: $(STAMP)
+	$(BIN)/alliance models --prepare
+
+demo: setup
+	$(BIN)/alliance process $(DEMO_AUDIO) --session-id demo-001 --client-id demo-client \
+		--therapist-id demo-therapist --recorded-on 2026-11-02 --db alliance.duckdb --reports-dir reports
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not integration"
+
+bench: setup
+	$(BIN)/python bench/bench_session.py
+
+clean-demo:
+	rm -f alliance.duckdb alliance.duckdb.wal
+	rm -rf reports

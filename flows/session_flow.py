@@ -1,0 +1,197 @@
+"""The session flow: one consented recording in, a stored session and a summary out.
+
+Every stage is a Prefect task over a plain function of ``pipeline``. Transcription and diarization of a
+session run at the same time (threads) unless ``overlap_stages`` is off. Tasks neither cache nor persist
+results: they hold clinical text, which must not land in Prefect's result storage.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from pipeline import PIPELINE_VERSION
+from pipeline.audio import load_audio
+from pipeline.consent import Consent, check_matches, parse_consent, read_sidecar
+from pipeline.errors import AllianceError, ConsentError
+from pipeline.outcome import SessionOutcome
+from pipeline.runtime import DIARIZATION_MODEL_NAME, PipelineOptions, get_diarizer, get_transcriber, models_description
+from pipeline.session import SessionAnalysis, SessionMeta, analyse
+from pipeline.storage import db
+from pipeline.summary import headline, load_summary, render_markdown
+from pipeline.types import Audio, Diarization, Transcript
+
+_TASK = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="check-consent", **_TASK)
+def consent_task(audio_path: Path, meta: SessionMeta, consent: dict | None) -> Consent:
+    c = parse_consent(consent, source="manifest") if consent is not None else read_sidecar(audio_path)
+    check_matches(c, session_id=meta.session_id, client_id=meta.client_id)
+    return c
+
+
+@task(name="load-audio", **_TASK)
+def audio_task(audio_path: Path, options: PipelineOptions) -> Audio:
+    return load_audio(audio_path, options=options.audio)
+
+
+@task(name="transcribe", **_TASK)
+def transcribe_task(audio: Audio, options: PipelineOptions) -> Transcript:
+    return get_transcriber(options.transcribe).transcribe(audio.samples)
+
+
+@task(name="diarize", **_TASK)
+def diarize_task(audio: Audio, meta: SessionMeta, options: PipelineOptions) -> Diarization:
+    return get_diarizer(options.diarize).diarize(audio.samples, num_speakers=meta.num_speakers)
+
+
+@task(name="analyse", **_TASK)
+def analyse_task(audio: Audio, transcript: Transcript, diarization: Diarization, meta: SessionMeta,
+                 consent: Consent, options: PipelineOptions) -> SessionAnalysis:
+    return analyse(audio, transcript, diarization, meta=meta, consent=consent,
+                   diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators)
+
+
+@task(name="write-session", **_TASK)
+def write_task(analysis: SessionAnalysis, db_path: Path, run_id: str) -> None:
+    con = db.connect(db_path)
+    try:
+        db.write_session(con, analysis, run_id=run_id, pipeline_version=PIPELINE_VERSION)
+    finally:
+        con.close()
+
+
+@task(name="write-summary", **_TASK)
+def summary_task(session_id: str, db_path: Path, reports_dir: Path) -> tuple[str, tuple[str, ...]]:
+    con = db.connect(db_path, read_only=True)
+    try:
+        summary = load_summary(con, session_id)
+    finally:
+        con.close()
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / f"{_safe_name(session_id)}.md"
+    tmp = path.with_suffix(".md.partial")
+    tmp.write_text(render_markdown(summary), encoding="utf-8")
+    tmp.replace(path)
+    return str(path), tuple(headline(summary))
+
+
+def _safe_name(session_id: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in session_id).lstrip(".") or "session"
+
+
+def _already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool) -> SessionOutcome | None:
+    """Skip an identical re-run; refuse a clash of session id and audio (unless forced)."""
+    if not db_path.is_file():
+        return None
+    con = db.connect(db_path)
+    try:
+        existing = db.find_existing(con, session_id=meta.session_id, audio_sha256=sha256)
+    finally:
+        con.close()
+    for e in existing:
+        same = e.session_id == meta.session_id and e.audio_sha256 == sha256
+        if same and e.pipeline_version == PIPELINE_VERSION and not force:
+            return SessionOutcome("skipped", "", meta.session_id, sha256, message=(
+                f"already processed with pipeline {PIPELINE_VERSION} (same audio SHA-256); use --force to redo"))
+        if not same and not force:
+            what = (f"this audio is already stored as session {e.session_id!r}" if e.audio_sha256 == sha256
+                    else f"session id {meta.session_id!r} is already used by another recording "
+                         f"(SHA-256 {e.audio_sha256[:12]}...)")
+            return SessionOutcome("failed", "", meta.session_id, sha256, stage="storage",
+                                  error_code="duplicate", message=what + "; use --force to replace it")
+    return None
+
+
+@flow(name="process-session", persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
+def process_session(
+    audio_path: str,
+    meta: SessionMeta,
+    *,
+    db_path: str = "alliance.duckdb",
+    reports_dir: str = "reports",
+    options: PipelineOptions = PipelineOptions(),
+    consent: dict | None = None,
+    force: bool = False,
+    run_id: str | None = None,
+) -> SessionOutcome:
+    """Process one consented recording; never raises for a bad recording (the outcome says why).
+
+    ``consent`` is a manifest row's consent fields; without it the sidecar ``AUDIO.consent.json`` is read.
+    The run is recorded in ``pipeline_runs`` and the recording's end state in ``run_items``.
+    """
+    log = get_run_logger()
+    started = time.perf_counter()
+    path, dbp, reports = Path(audio_path), Path(db_path), Path(reports_dir)
+    own_run = run_id is None
+    run_id = run_id or db.new_run_id()
+    if own_run:
+        con = db.connect(dbp)
+        db.start_run(con, run_id=run_id, pipeline_version=PIPELINE_VERSION, models=models_description(options),
+                     command=f"process {path.name}")
+        con.close()
+    stage = "consent"
+    sha = None
+    audio = None
+    try:
+        consent_rec = consent_task(path, meta, consent)
+        stage = "audio"
+        audio = audio_task(path, options)
+        sha = audio.sha256
+        log.info("%s: %.1f s of audio, SHA-256 %s", path.name, audio.duration_s, sha[:12])
+        done = _already_done(dbp, meta, sha, force=force)
+        if done is not None:
+            outcome = SessionOutcome(done.state, str(path), meta.session_id, sha, done.stage, done.error_code,
+                                     done.message, duration_s=audio.duration_s)
+        else:
+            stage = "transcription+diarization"
+            if options.overlap_stages:
+                t_future = transcribe_task.submit(audio, options)
+                d_future = diarize_task.submit(audio, meta, options)
+                stage = "transcription"
+                transcript = t_future.result()
+                stage = "diarization"
+                diarization = d_future.result()
+            else:
+                stage = "transcription"
+                transcript = transcribe_task(audio, options)
+                stage = "diarization"
+                diarization = diarize_task(audio, meta, options)
+            log.info("%d words (%s), %d speaker turns", len(transcript.words), transcript.language,
+                     len(diarization.turns))
+            stage = "analysis"
+            analysis = analyse_task(audio, transcript, diarization, meta, consent_rec, options)
+            stage = "storage"
+            write_task(analysis, dbp, run_id)
+            stage = "summary"
+            summary_path, lines = summary_task(meta.session_id, dbp, reports)
+            outcome = SessionOutcome("processed", str(path), meta.session_id, sha, summary_path=summary_path,
+                                     headline=lines, duration_s=audio.duration_s,
+                                     message=f"stored in {dbp}, summary at {summary_path}")
+    except ConsentError as e:
+        outcome = SessionOutcome("refused", str(path), meta.session_id, sha, stage, e.code, str(e))
+    except AllianceError as e:
+        outcome = SessionOutcome("failed", str(path), meta.session_id, sha, getattr(e, "stage", stage), e.code,
+                                 str(e), duration_s=audio.duration_s if audio else None)
+    except Exception as e:  # a bug or a library failure: report it with its stage, never half-write
+        outcome = SessionOutcome("failed", str(path), meta.session_id, sha, stage, "unexpected",
+                                 f"{type(e).__name__}: {e}", duration_s=audio.duration_s if audio else None)
+    outcome = replace(outcome, wall_s=round(time.perf_counter() - started, 2))
+    if outcome.state in ("refused", "failed"):
+        log.warning("%s %s at %s: %s", path.name, outcome.state, outcome.stage, outcome.message)
+    con = db.connect(dbp)
+    try:
+        db.record_item(con, run_id=run_id, source_path=str(path), state=outcome.state, session_id=meta.session_id,
+                       audio_sha256=sha, stage=outcome.stage if outcome.state in ("failed", "refused") else None,
+                       error_code=outcome.error_code, message=outcome.message)
+        if own_run:
+            db.finish_run(con, run_id=run_id, status="finished")
+    finally:
+        con.close()
+    return outcome

@@ -1,0 +1,1 @@
+"""Model manifest, offline assembly, checksum verification and loading paths."""

@@ -1,0 +1,102 @@
+"""Per-session indicators and marker events from attributed words, diarization and roles.
+
+Every indicator is stored in long format (name, speaker_role, value, unit); the README's data
+dictionary defines each. Values are ``None`` where they are undefined (e.g. a rate over zero words).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipeline.markers.silences import SilenceOptions, find_silences, floor_transfers, speaking_time_s
+from pipeline.markers.we_language import find_we_tokens
+from pipeline.types import ROLES, AttributedWord, Diarization, Indicator, Marker, RoleAssignment
+
+#: Bump when a definition below changes: stored with every run so results stay comparable.
+MARKERS_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class IndicatorOptions:
+    silences: SilenceOptions = SilenceOptions()
+
+
+@dataclass(frozen=True)
+class SessionMeasures:
+    markers: tuple[Marker, ...]
+    indicators: tuple[Indicator, ...]
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def measure_session(
+    words: Sequence[AttributedWord],
+    diarization: Diarization,
+    roles: RoleAssignment,
+    *,
+    duration_s: float,
+    options: IndicatorOptions = IndicatorOptions(),
+) -> SessionMeasures:
+    """Compute the foundation's markers and indicators for one session.
+
+    Parameters
+    ----------
+    words : sequence of AttributedWord
+    diarization : Diarization
+    roles : RoleAssignment
+    duration_s : float
+        Length of the recording in seconds.
+    options : IndicatorOptions
+
+    Returns
+    -------
+    SessionMeasures
+        Marker events (long silences, "we" tokens) and indicators (per role and session-level).
+    """
+    role_of = roles.role_of
+    talk = speaking_time_s(diarization)
+    talk_by_role = {r: sum(v for s, v in talk.items() if role_of(s) == r) for r in ROLES}
+    talk_total = sum(talk_by_role.values())
+    silences = find_silences(diarization, options=options.silences)
+    transfers = floor_transfers(diarization)
+    we_tokens = find_we_tokens(words)
+
+    markers: list[Marker] = []
+    for s in silences:
+        detail = {"type": s.kind, "before": role_of(s.before_speaker), "after": role_of(s.after_speaker)}
+        markers.append(Marker("long_silence", role_of(s.owner), s.start_s, s.end_s, round(s.duration_s, 3),
+                              json.dumps(detail)))
+    for w in we_tokens:
+        markers.append(Marker("we_language", role_of(w.speaker), w.start_s, w.end_s, 1.0, w.text))
+
+    ind: list[Indicator] = [
+        Indicator("duration", None, duration_s, "s"),
+        Indicator("speech_time", None, talk_total, "s"),
+        Indicator("role_confidence", None, roles.confidence, "ratio"),
+        Indicator("long_silence_count", None, float(len(silences)), "count"),
+        Indicator("long_silence_total", None, sum(s.duration_s for s in silences), "s"),
+        Indicator("mean_switching_gap", None, _mean([t.offset_s for t in transfers]), "s"),
+    ]
+    for role in ROLES:
+        role_words = [w for w in words if role_of(w.speaker) == role]
+        speak_s = talk_by_role[role]
+        own_silences = [s for s in silences if role_of(s.owner) == role]
+        own_transfers = [t.offset_s for t in transfers if role_of(t.to_speaker) == role]
+        n_we = sum(1 for w in we_tokens if role_of(w.speaker) == role)
+        ind += [
+            Indicator("speaking_time", role, speak_s, "s"),
+            Indicator("talk_time_share", role, speak_s / talk_total if talk_total > 0 else None, "ratio"),
+            Indicator("word_count", role, float(len(role_words)), "words"),
+            Indicator("speech_rate", role, 60.0 * len(role_words) / speak_s if speak_s > 0 else None,
+                      "words/min"),
+            Indicator("we_count", role, float(n_we), "count"),
+            Indicator("we_rate", role, 100.0 * n_we / len(role_words) if role_words else None, "per 100 words"),
+            Indicator("long_silence_count", role, float(len(own_silences)), "count"),
+            Indicator("long_silence_total", role, sum(s.duration_s for s in own_silences), "s"),
+            Indicator("mean_switching_gap", role, _mean(own_transfers), "s"),
+        ]
+    return SessionMeasures(tuple(markers), tuple(ind))

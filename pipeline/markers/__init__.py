@@ -1,0 +1,1 @@
+"""Process markers: each module computes one family from typed inputs and returns new values."""

@@ -1,0 +1,67 @@
+"""Load the verified models once per process and hand them to the stages.
+
+Loading is the only place where model files are touched; analysis functions receive loaded models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pipeline.audio import AudioOptions
+from pipeline.diarize import DiarizeOptions, Diarizer, load_diarizer
+from pipeline.indicators import IndicatorOptions
+from pipeline.transcribe import TranscribeOptions, Transcriber, load_transcriber
+
+DIARIZATION_MODEL_NAME = "pyannote/segmentation-3.0 + CAM++ (3D-Speaker), pyannote.audio SpeakerDiarization"
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Every option of a session run (frozen, hashable: also the key of the model cache)."""
+
+    audio: AudioOptions = field(default_factory=AudioOptions)
+    transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
+    diarize: DiarizeOptions = field(default_factory=DiarizeOptions)
+    indicators: IndicatorOptions = field(default_factory=IndicatorOptions)
+    #: Run transcription and diarization of a session at the same time (two threads).
+    overlap_stages: bool = True
+
+
+@lru_cache(maxsize=2)
+def get_transcriber(options: TranscribeOptions) -> Transcriber:
+    """The transcriber for these options, loaded once per process from the verified model cache."""
+    from models.store import require
+
+    ct2_dir = require("whisper-base-ct2")
+    checkpoint = None
+    if options.backend == "openai-whisper":
+        checkpoint = require("whisper-base-openai") / "whisper-base.pt"
+    return load_transcriber(ct2_dir=ct2_dir, openai_checkpoint=checkpoint, options=options)
+
+
+@lru_cache(maxsize=2)
+def get_diarizer(options: DiarizeOptions) -> Diarizer:
+    """The diarizer for these options, loaded once per process from the verified model cache."""
+    from models.store import require
+
+    seg = require("pyannote-segmentation-3.0")
+    emb = require("campplus-embedding")
+    return load_diarizer(
+        segmentation_path=seg / "pytorch_model.bin",
+        embedding_path=emb / "campplus_cn_en_common.pt",
+        campplus_module_path=emb / "camplusplus.py",
+        options=options,
+    )
+
+
+def models_description(options: PipelineOptions) -> dict[str, str]:
+    """What a run used, stored in ``pipeline_runs.models``."""
+    t = options.transcribe
+    d = options.diarize
+    return {
+        "asr": f"whisper-base ({t.backend}, compute_type={t.compute_type}, beam_size={t.beam_size})",
+        "diarization": f"{DIARIZATION_MODEL_NAME}, segmentation_step={d.segmentation_step}, "
+        f"clustering_threshold={d.clustering_threshold}",
+        "markers": "lexicons/pronouns.json",
+    }

@@ -1,0 +1,96 @@
+"""The per-session composition of stages, as plain functions with the models passed in.
+
+Prefect flows (``flows/``) wrap these; tests call them directly with fakes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from pipeline.attribute import assign_words, build_turns
+from pipeline.consent import Consent
+from pipeline.indicators import IndicatorOptions, SessionMeasures, measure_session
+from pipeline.roles import assign_roles
+from pipeline.types import Audio, AttributedWord, Diarization, RoleAssignment, Transcript, Turn
+
+
+class TranscriberLike(Protocol):
+    name: str
+    model_name: str
+
+    def transcribe(self, samples: np.ndarray) -> Transcript: ...
+
+
+class DiarizerLike(Protocol):
+    model_name: str
+
+    def diarize(self, samples: np.ndarray, *, num_speakers: int | None = None) -> Diarization: ...
+
+
+@dataclass(frozen=True)
+class SessionMeta:
+    """What the user says about a recording (CLI flags or a manifest row)."""
+
+    session_id: str
+    client_id: str
+    therapist_id: str
+    recorded_on: dt.date | None = None
+    role_override: str | None = None
+    num_speakers: int | None = 2
+
+
+@dataclass(frozen=True)
+class SessionAnalysis:
+    """Everything derived from one recording, ready to be written in one transaction."""
+
+    meta: SessionMeta
+    consent: Consent
+    audio_sha256: str
+    duration_s: float
+    source_format: str
+    source_sample_rate_hz: int
+    source_channels: int
+    transcript: Transcript
+    diarization: Diarization
+    diarization_model: str
+    words: tuple[AttributedWord, ...]
+    turns: tuple[Turn, ...]
+    roles: RoleAssignment
+    measures: SessionMeasures
+
+
+def analyse(
+    audio: Audio,
+    transcript: Transcript,
+    diarization: Diarization,
+    *,
+    meta: SessionMeta,
+    consent: Consent,
+    diarization_model: str,
+    options: IndicatorOptions = IndicatorOptions(),
+) -> SessionAnalysis:
+    """Attribute words, rebuild turns, decide roles and measure the session (no model calls)."""
+    words = assign_words(transcript.words, diarization)
+    turns = build_turns(words)
+    roles = assign_roles(turns, override=meta.role_override)
+    measures = measure_session(words, diarization, roles, duration_s=audio.duration_s, options=options)
+    return SessionAnalysis(
+        meta=meta,
+        consent=consent,
+        audio_sha256=audio.sha256,
+        duration_s=audio.duration_s,
+        source_format=audio.source_format,
+        source_sample_rate_hz=audio.source_sample_rate_hz,
+        source_channels=audio.source_channels,
+        transcript=transcript,
+        diarization=diarization,
+        diarization_model=diarization_model,
+        words=words,
+        turns=turns,
+        roles=roles,
+        measures=measures,
+    )

@@ -1,0 +1,1 @@
+"""DuckDB storage: numbered migrations, one transaction per session, read helpers."""

@@ -1,0 +1,247 @@
+"""Open the database, write a session in one transaction, record runs, read sessions back.
+
+All SQL is parameterised; bulk rows go through registered DataFrames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from contextlib import contextmanager
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipeline.errors import SessionNotFoundError, StorageError
+from pipeline.session import SessionAnalysis
+from pipeline.storage.migrate import migrate
+
+#: Tables holding rows derived from a session (deleted and rewritten together).
+SESSION_TABLES = ("words", "turns", "speaker_turns", "markers", "indicators", "consents", "sessions")
+
+
+def new_run_id() -> str:
+    return f"run-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (and for writers, migrate) the database.
+
+    Raises
+    ------
+    StorageError
+        The file cannot be opened (locked by another writer, unreadable, not a DuckDB file).
+    """
+    path = Path(path)
+    if read_only and not path.is_file():
+        raise StorageError(f"database {path} does not exist: process a recording first")
+    try:
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path), read_only=read_only)
+    except (duckdb.Error, OSError) as e:
+        raise StorageError(f"cannot open database {path}: {e}") from e
+    if not read_only:
+        migrate(con)
+    return con
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    else:
+        con.execute("COMMIT")
+
+
+def start_run(con: duckdb.DuckDBPyConnection, *, run_id: str, pipeline_version: str, models: dict,
+              command: str) -> None:
+    con.execute(
+        "INSERT INTO pipeline_runs (run_id, pipeline_version, models, started_at, status, command) "
+        "VALUES (?, ?, ?, now(), 'running', ?)",
+        [run_id, pipeline_version, json.dumps(models), command],
+    )
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, *, run_id: str, status: str) -> None:
+    con.execute("UPDATE pipeline_runs SET finished_at = now(), status = ? WHERE run_id = ?", [status, run_id])
+
+
+def record_item(con: duckdb.DuckDBPyConnection, *, run_id: str, source_path: str, state: str,
+                session_id: str | None = None, audio_sha256: str | None = None, stage: str | None = None,
+                error_code: str | None = None, message: str | None = None) -> None:
+    """Record one recording's end state in ``run_items``."""
+    con.execute(
+        "INSERT INTO run_items (run_id, source_path, session_id, audio_sha256, state, stage, error_code, message,"
+        " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
+        [run_id, source_path, session_id, audio_sha256, state, stage, error_code, message],
+    )
+
+
+@dataclass(frozen=True)
+class ExistingSession:
+    session_id: str
+    audio_sha256: str
+    pipeline_version: str
+
+
+def find_existing(con: duckdb.DuckDBPyConnection, *, session_id: str, audio_sha256: str) -> list[ExistingSession]:
+    """Sessions already stored under this id or from this audio."""
+    rows = con.execute(
+        "SELECT session_id, audio_sha256, pipeline_version FROM sessions WHERE session_id = ? OR audio_sha256 = ?",
+        [session_id, audio_sha256],
+    ).fetchall()
+    return [ExistingSession(*r) for r in rows]
+
+
+def _frames(a: SessionAnalysis, run_id: str) -> dict[str, pd.DataFrame]:
+    sid = a.meta.session_id
+    role = a.roles.role_of
+    words = pd.DataFrame(
+        {
+            "session_id": sid,
+            "word_index": range(len(a.words)),
+            "speaker_label": [w.speaker for w in a.words],
+            "speaker_role": [role(w.speaker) for w in a.words],
+            "start_s": [w.start_s for w in a.words],
+            "end_s": [w.end_s for w in a.words],
+            "text": [w.text for w in a.words],
+            "probability": [w.probability for w in a.words],
+            "run_id": run_id,
+        }
+    )
+    turns = pd.DataFrame(
+        {
+            "session_id": sid,
+            "turn_index": [t.index for t in a.turns],
+            "speaker_label": [t.speaker for t in a.turns],
+            "speaker_role": [role(t.speaker) for t in a.turns],
+            "start_s": [t.start_s for t in a.turns],
+            "end_s": [t.end_s for t in a.turns],
+            "text": [t.text for t in a.turns],
+            "word_count": [t.word_count for t in a.turns],
+            "run_id": run_id,
+        }
+    )
+    speaker_turns = pd.DataFrame(
+        {
+            "session_id": sid,
+            "speaker_label": [t.speaker for t in a.diarization.turns],
+            "speaker_role": [role(t.speaker) for t in a.diarization.turns],
+            "start_s": [t.start_s for t in a.diarization.turns],
+            "end_s": [t.end_s for t in a.diarization.turns],
+            "run_id": run_id,
+        }
+    )
+    markers = pd.DataFrame(
+        {
+            "session_id": sid,
+            "kind": [m.kind for m in a.measures.markers],
+            "speaker_role": [m.speaker_role for m in a.measures.markers],
+            "start_s": [m.start_s for m in a.measures.markers],
+            "end_s": [m.end_s for m in a.measures.markers],
+            "value": [m.value for m in a.measures.markers],
+            "detail": [m.detail for m in a.measures.markers],
+            "run_id": run_id,
+        }
+    )
+    indicators = pd.DataFrame(
+        {
+            "session_id": sid,
+            "name": [i.name for i in a.measures.indicators],
+            "speaker_role": [i.speaker_role for i in a.measures.indicators],
+            "value": [i.value for i in a.measures.indicators],
+            "unit": [i.unit for i in a.measures.indicators],
+            "run_id": run_id,
+        }
+    )
+    return {"words": words, "turns": turns, "speaker_turns": speaker_turns, "markers": markers,
+            "indicators": indicators}
+
+
+def _insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    # object columns keep None as NULL; table names come from the fixed SESSION_TABLES tuple
+    frame = frame.astype({c: "object" for c in frame.columns if frame[c].dtype == "object"})
+    view = f"_incoming_{table}"
+    con.register(view, frame)
+    try:
+        cols = ", ".join(frame.columns)
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
+    finally:
+        con.unregister(view)
+
+
+def delete_session(con: duckdb.DuckDBPyConnection, session_id: str) -> None:
+    for table in SESSION_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id])
+
+
+def write_session(con: duckdb.DuckDBPyConnection, analysis: SessionAnalysis, *, run_id: str,
+                  pipeline_version: str) -> None:
+    """Replace every row of the session with the analysis, in one transaction.
+
+    A failure at any point rolls back: the database holds either the old rows or the new ones.
+
+    Raises
+    ------
+    StorageError
+        The write failed (the message names the session and the database error).
+    """
+    a = analysis
+    m = a.meta
+    try:
+        with transaction(con):
+            delete_session(con, m.session_id)
+            con.execute(
+                "INSERT INTO sessions (session_id, client_id, therapist_id, recorded_on, audio_sha256, duration_s,"
+                " language, pipeline_version, run_id, processed_at, asr_backend, asr_model, diarization_model,"
+                " num_speakers, role_method, role_confidence, role_evidence, therapist_label, client_label,"
+                " markers_version, source_format, source_sample_rate_hz, source_channels)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [m.session_id, m.client_id, m.therapist_id, m.recorded_on, a.audio_sha256, a.duration_s,
+                 a.transcript.language, pipeline_version, run_id, a.transcript.backend, a.transcript.model_name,
+                 a.diarization_model, len(a.diarization.speakers), a.roles.method, a.roles.confidence,
+                 a.roles.evidence, a.roles.therapist, a.roles.client, _markers_version(), a.source_format,
+                 a.source_sample_rate_hz, a.source_channels],
+            )
+            c = a.consent
+            con.execute(
+                "INSERT INTO consents (session_id, client_id, scope, consented_on, consented_by, source, run_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [m.session_id, c.client_id, c.scope, c.consented_on, ",".join(c.consented_by), c.source, run_id],
+            )
+            for table, frame in _frames(a, run_id).items():
+                _insert_frame(con, table, frame)
+    except duckdb.Error as e:
+        raise StorageError(f"writing session {m.session_id!r} failed and was rolled back: {e}") from e
+
+
+def _markers_version() -> str:
+    from pipeline.indicators import MARKERS_VERSION
+
+    return MARKERS_VERSION
+
+
+def require_session(con: duckdb.DuckDBPyConnection, session_id: str) -> dict:
+    """The session's row as a dict.
+
+    Raises
+    ------
+    SessionNotFoundError
+        No session has this id.
+    """
+    cur = con.execute("SELECT * FROM sessions WHERE session_id = ?", [session_id])
+    row = cur.fetchone()
+    if row is None:
+        raise SessionNotFoundError(f"no session {session_id!r} in the database")
+    return dict(zip([d[0] for d in cur.description], row))
