@@ -100,3 +100,12 @@ def dialogue() -> tuple[tuple[Word, ...], tuple[SpeakerTurn, ...]]:
     turns = (SpeakerTurn(0.5, 5.0, "SPEAKER_01"), SpeakerTurn(5.6, 11.0, "SPEAKER_00"),
              SpeakerTurn(11.4, 15.0, "SPEAKER_01"), SpeakerTurn(18.0, 21.0, "SPEAKER_00"))
     return words, turns
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect server for the whole test session (flows run for real)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
