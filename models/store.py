@@ -114,7 +114,7 @@ def _verify(path: Path, expected: ModelFile) -> None:
     if not path.is_file():
         raise ModelMissingError(f"model file {path} is missing")
     actual = sha256_file(path)
-    if expected.sha256 and actual != expected.sha256:
+    if actual != expected.sha256:
         raise ModelChecksumError(
             f"model file {path} has sha256 {actual}, expected {expected.sha256}: "
             "delete it and run `alliance models --prepare`"

@@ -135,7 +135,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(f"    source:    {', '.join(spec.packages)}" + (f" (converted from {spec.derived_from})" if spec.derived_from else ""))
         print(f"    licence:   {spec.licence}")
         for f in spec.files:
-            print(f"    file:      {f.name}  sha256 {f.sha256 or '(computed at conversion)'}")
+            print(f"    file:      {f.name}  sha256 {f.sha256 or '(n/a)'}")
         if row.ok and row.folder:
             print(f"    verified:  {row.folder}")
         elif row.ok:

@@ -124,8 +124,12 @@ class Transcriber(Protocol):
     model_name: str
     """Model identity, e.g. ``"whisper-base"``; the same for both backends on the same weights."""
 
-    def transcribe(self, samples: np.ndarray, *, progress: ProgressHook | None = None) -> Transcript:
-        """Recognise the words in ``samples`` (float32 mono 16 kHz, shape (n,))."""
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        """Recognise the words in ``samples`` (float32 mono 16 kHz, shape (n,)).
+
+        The two Whisper transcribers also take an optional keyword ``progress`` (a
+        :data:`ProgressHook`); it is not part of the protocol, so simple fakes need not take it.
+        """
         ...
 
 

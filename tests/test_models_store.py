@@ -13,8 +13,8 @@ def test_manifest_lists_every_model_with_licence_and_pins():
     for spec in specs.values():
         assert spec.licence and spec.packages and all("==" in p for p in spec.packages)
         for f in spec.files:
-            if spec.derived_from is None:
-                assert len(f.sha256) == 64 and f.size_bytes > 0 and f.sources
+            assert len(f.sha256) == 64 and f.size_bytes > 0
+            assert f.sources or spec.derived_from
 
 
 def test_missing_file_error_names_file_and_remedy(tmp_path):
