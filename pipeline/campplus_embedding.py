@@ -140,14 +140,18 @@ class CampplusEmbedding(Model):
         -------
         torch.Tensor, shape (batch, 192) or (batch, num_speakers, 192)
         """
-        fbank = self.compute_fbank(waveforms)
-        # (batch, frames, 80) -> head expects (batch, 80, frames) after its own permute
+        # pyannote sends each chunk once per local speaker, in consecutive rows that differ
+        # only by their weights: run the network once per distinct waveform.
+        keep, inverse = _consecutive_duplicates(waveforms)
+        fbank = self.compute_fbank(waveforms[keep])
+        # fbank: (num_distinct, fbank_frames, 80); the head wants (num_distinct, 80, fbank_frames)
         frames = self.network.head(fbank.permute(0, 2, 1))
         for name, layer in self.network.xvector.named_children():
             if name in ("stats", "dense"):
                 continue
             frames = layer(frames)
-        # frames: (batch, 512, num_pool_frames)
+        # frames: (num_distinct, 512, num_pool_frames) -> (batch, 512, num_pool_frames)
+        frames = frames[inverse]
         pooled = self.pooling(frames, weights=weights)
         # pooled: (batch, 1024) or (batch, num_speakers, 1024)
         return self._dense(pooled)
@@ -162,6 +166,30 @@ class CampplusEmbedding(Model):
         if self.dense_relu:
             out = torch.relu(out)
         return out.reshape(*leading, EMBEDDING_DIMENSION)
+
+
+def _consecutive_duplicates(waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of rows that differ from the row before, and each row's index among them.
+
+    Parameters
+    ----------
+    waveforms : torch.Tensor, shape (batch, 1, num_samples)
+
+    Returns
+    -------
+    keep : torch.Tensor, shape (num_distinct,), long
+        Rows to compute.
+    inverse : torch.Tensor, shape (batch,), long
+        ``inverse[i]`` is the position in ``keep`` of the row equal to row ``i``.
+    """
+    keep = [0]
+    inverse = [0]
+    for row in range(1, waveforms.shape[0]):
+        if not torch.equal(waveforms[row], waveforms[keep[-1]]):
+            keep.append(row)
+        inverse.append(len(keep) - 1)
+    device = waveforms.device
+    return torch.tensor(keep, device=device), torch.tensor(inverse, device=device)
 
 
 def _load_architecture(module_path: Path) -> ModuleType:

@@ -100,8 +100,8 @@ class DiarizeOptions:
     segmentation_step: float = 0.1
     clustering_threshold: float = 0.7
     min_cluster_size: int = 12
-    embedding_batch_size: int = 32
-    segmentation_batch_size: int = 32
+    embedding_batch_size: int = 12
+    segmentation_batch_size: int = 8
     device: str = "cpu"
 
     def __post_init__(self) -> None:

@@ -60,7 +60,7 @@ def models_description(options: PipelineOptions) -> dict[str, str]:
     t = options.transcribe
     d = options.diarize
     return {
-        "asr": f"whisper-base ({t.backend}, compute_type={t.compute_type}, beam_size={t.beam_size})",
+        "asr": f"whisper-base ({t.backend}, compute_type={t.resolved_compute_type}, beam_size={t.beam_size})",
         "diarization": f"{DIARIZATION_MODEL_NAME}, segmentation_step={d.segmentation_step}, "
         f"clustering_threshold={d.clustering_threshold}",
         "markers": "lexicons/pronouns.json",

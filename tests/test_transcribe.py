@@ -102,6 +102,11 @@ def test_missing_model_folder_is_model_missing(tmp_path: Path) -> None:
         load_transcriber(ct2_dir=tmp_path / "nowhere", openai_checkpoint=None, options=TranscribeOptions())
 
 
+def test_folder_without_tokenizer_is_model_missing_not_a_download(tiny_ct2: Path) -> None:
+    with pytest.raises(ModelMissingError, match="tokenizer.json"):
+        load_transcriber(ct2_dir=tiny_ct2, openai_checkpoint=None, options=TranscribeOptions())
+
+
 # --------------------------------------------------------------------------- word clean-up
 
 
