@@ -82,14 +82,20 @@ class DiarizeOptions:
         Bounds on the estimated number of speakers (used when ``num_speakers`` is None).
     segmentation_step : float
         Step of the 10 s segmentation window as a fraction of its length, in (0, 1].
-        0.1 (pyannote's default: 90 % overlap) is the most accurate and ~4x slower than 0.5.
+        Default 0.25 (75 % overlap): measured as accurate as pyannote's 0.1 on the pyannote
+        sample (DER 5.6 %) and the 205 s demo session (3.3 %) at about 40 % of its time;
+        0.5 is faster again but clustered a 30 s recording wrongly (DER 45 %) with
+        ``num_speakers=2``.
     clustering_threshold : float
         Cosine-distance threshold of the centroid-linkage agglomerative clustering, in (0, 2].
         Only decides the number of speakers when ``num_speakers`` is None.
     min_cluster_size : int
         Clusters with fewer (chunk, speaker) embeddings are merged into larger ones.
     embedding_batch_size, segmentation_batch_size : int
-        How many (chunk, speaker) rows / chunks go through the networks at once.
+        How many (chunk, speaker) rows / chunks go through the networks at once. pyannote
+        sends each chunk once per local speaker (3 rows); the embedding runs the network
+        once per distinct chunk in a batch, so keep ``embedding_batch_size`` a multiple of 3.
+        On 2 CPU cores 3 to 12 was fastest and smallest; 1 is twice as slow, 32 uses 0.7 GB more.
     device : str
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     """
@@ -97,7 +103,7 @@ class DiarizeOptions:
     num_speakers: int | None = 2
     min_speakers: int | None = None
     max_speakers: int | None = None
-    segmentation_step: float = 0.1
+    segmentation_step: float = 0.25
     clustering_threshold: float = 0.7
     min_cluster_size: int = 12
     embedding_batch_size: int = 12

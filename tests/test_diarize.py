@@ -265,6 +265,24 @@ def test_campplus_embedding_matches_unweighted_network() -> None:
     assert torch.allclose(ours, reference, atol=1e-4)
 
 
+@needs_weights
+def test_repeated_chunks_embed_like_single_rows() -> None:
+    """Rows repeating the previous waveform (one per local speaker) share one network pass."""
+    import torch
+
+    from pipeline.campplus_embedding import load_campplus_embedding
+
+    model = load_campplus_embedding(weights_path=CAMPPLUS, module_path=CAMPPLUS_MODULE)
+    generator = torch.Generator().manual_seed(2)
+    chunks = 0.1 * torch.randn(2, 1, 16_000, generator=generator)
+    waveforms = chunks.repeat_interleave(3, dim=0)  # (6, 1, 16000): 2 chunks x 3 speakers
+    masks = (torch.rand(6, 59, generator=generator) > 0.5).float()
+    with torch.inference_mode():
+        batched = model(waveforms, weights=masks)
+        single = torch.cat([model(waveforms[i : i + 1], weights=masks[i : i + 1]) for i in range(6)])
+    assert torch.allclose(batched, single, atol=1e-4)
+
+
 # ---------------------------------------------------------------- integration
 
 
