@@ -1,0 +1,148 @@
+"""Speed, memory and accuracy of the session pipeline on a rendered session with exact truth.
+
+Prints JSON (one object per configuration) and a Markdown table. Each configuration runs in its own
+process so that peak memory is its own. Defaults: the demo session, both ASR backends, with the
+diarization default, stages overlapped and sequential.
+
+    .venv/bin/python bench/bench_session.py [--audio sample_audio/demo_session.flac] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CONFIGS = [
+    {"backend": "faster-whisper", "overlap": True},
+    {"backend": "faster-whisper", "overlap": False},
+    {"backend": "openai-whisper", "overlap": False},
+]
+
+
+def run_one(audio: Path, truth_path: Path, backend: str, overlap: bool) -> dict:
+    import pipeline  # noqa: F401
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.audio import load_audio
+    from pipeline.consent import parse_consent
+    from pipeline.diarize import DiarizeOptions
+    from pipeline.metrics import word_error_rate
+    from pipeline.rttm import diarization_error_rate
+    from pipeline.runtime import get_diarizer, get_transcriber
+    from pipeline.session import SessionMeta, analyse
+    from pipeline.synthetic import read_truth
+    from pipeline.transcribe import TranscribeOptions
+
+    truth = read_truth(truth_path)
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    topt, dopt = TranscribeOptions(backend=backend), DiarizeOptions()
+    transcriber, diarizer = get_transcriber(topt), get_diarizer(dopt)
+    times["load_models_s"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    a = load_audio(audio)
+    times["load_audio_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if overlap:
+        with ThreadPoolExecutor(2) as pool:
+            ft = pool.submit(transcriber.transcribe, a.samples)
+            fd = pool.submit(diarizer.diarize, a.samples)
+            transcript, diarization = ft.result(), fd.result()
+        times["asr_and_diarization_s"] = time.perf_counter() - t
+    else:
+        transcript = transcriber.transcribe(a.samples)
+        times["asr_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        diarization = diarizer.diarize(a.samples)
+        times["diarization_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    consent = parse_consent({"session_id": "b", "client_id": "c", "scope": "research",
+                             "consented_on": "2026-01-01"}, source="bench")
+    result = analyse(a, transcript, diarization, meta=SessionMeta("b", "c", "t"), consent=consent,
+                     diarization_model="bench")
+    times["analysis_s"] = time.perf_counter() - t
+    total = time.perf_counter() - t0
+
+    ref = " ".join(u.text for u in truth.utterances)
+    hyp = " ".join(w.text for w in result.words)
+    correct = counted = 0
+    for w in result.words:
+        mid = 0.5 * (w.start_s + w.end_s)
+        owner = next((u.role for u in truth.utterances if u.start_s <= mid <= u.end_s), None)
+        if owner is not None:
+            counted += 1
+            correct += owner == result.roles.role_of(w.speaker)
+    majority: dict[str, dict[str, int]] = {}
+    for w in result.words:
+        mid = 0.5 * (w.start_s + w.end_s)
+        owner = next((u.role for u in truth.utterances if u.start_s <= mid <= u.end_s), None)
+        if owner is not None and w.speaker is not None:
+            votes = majority.setdefault(w.speaker, {})
+            votes[owner] = votes.get(owner, 0) + 1
+    roles_ok = bool(majority) and all(result.roles.role_of(label) == max(v, key=v.get)
+                                      for label, v in majority.items())
+    truth_long = [s for s in truth.silences if s.duration_s >= 2.0]
+    found = [m for m in result.measures.markers if m.kind == "long_silence"]
+    hits = sum(any(abs(m.start_s - s.start_s) <= 0.25 for m in found) for s in truth_long)
+    return {
+        "audio": audio.name,
+        "audio_s": round(a.duration_s, 1),
+        "asr_backend": backend,
+        "asr_compute_type": topt.resolved_compute_type if backend == "faster-whisper" else "float32",
+        "diarization_segmentation_step": dopt.segmentation_step,
+        "overlap_stages": overlap,
+        **{k: round(v, 2) for k, v in times.items()},
+        "total_s": round(total, 2),
+        "rtf_without_model_load": round((total - times["load_models_s"]) / a.duration_s, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "wer": round(word_error_rate(ref, hyp), 4),
+        "der": round(diarization_error_rate(truth.as_diarization(), diarization), 4),
+        "role_correct": roles_ok,
+        "attribution_accuracy": round(correct / counted, 4) if counted else None,
+        "long_silence_recall": round(hits / len(truth_long), 3) if truth_long else None,
+        "long_silences_found": len(found),
+        "long_silences_true": len(truth_long),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--audio", type=Path, default=ROOT / "sample_audio" / "demo_session.flac")
+    ap.add_argument("--truth", type=Path, default=None, help="truth JSON (default: AUDIO's <stem>.truth.json)")
+    ap.add_argument("--quick", action="store_true", help="only the default configuration")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    truth = args.truth or args.audio.with_name(args.audio.stem + ".truth.json")
+    if args.one:
+        cfg = json.loads(args.one)
+        print(json.dumps(run_one(args.audio, truth, cfg["backend"], cfg["overlap"])))
+        return 0
+    rows = []
+    for cfg in CONFIGS[:1] if args.quick else CONFIGS:
+        out = subprocess.run([sys.executable, __file__, "--audio", str(args.audio), "--truth", str(truth),
+                              "--one", json.dumps(cfg)], capture_output=True, text=True, check=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    machine = f"{platform.machine()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores"
+    print(f"\nMachine: {machine}, Python {platform.python_version()}\n")
+    print("| ASR backend | stages | total s | RTF (no load) | peak MB | WER | DER | attribution | roles ok |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {r['asr_backend']} {r['asr_compute_type']} | {'overlapped' if r['overlap_stages'] else 'sequential'}"
+              f" | {r['total_s']} | {r['rtf_without_model_load']} | {r['peak_rss_mb']} | {r['wer']:.3f} | "
+              f"{r['der']:.3f} | {r['attribution_accuracy']} | {r['role_correct']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
