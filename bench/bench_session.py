@@ -29,9 +29,9 @@ CONFIGS = [
 
 
 def run_one(audio: Path, truth_path: Path, backend: str, overlap: bool) -> dict:
-    import pipeline  # noqa: F401
     from concurrent.futures import ThreadPoolExecutor
 
+    import pipeline  # noqa: F401
     from pipeline.audio import load_audio
     from pipeline.consent import parse_consent
     from pipeline.diarize import DiarizeOptions

@@ -8,8 +8,10 @@ results: they hold clinical text, which must not land in Prefect's result storag
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -41,14 +43,42 @@ def audio_task(audio_path: Path, options: PipelineOptions) -> Audio:
     return load_audio(audio_path, options=options.audio)
 
 
+def _asr_progress(log: Any) -> Callable[[float], None]:
+    """Log transcription progress at each quarter of the audio."""
+    done = [0]
+
+    def hook(fraction: float) -> None:
+        quarter = int(fraction * 4)
+        if quarter > done[0]:
+            done[0] = quarter
+            log.info("transcription %d %% done", 25 * quarter)
+
+    return hook
+
+
+def _diarization_progress(log: Any) -> Callable[..., None]:
+    """Log each diarization step as it completes."""
+    seen: set[str] = set()
+
+    def hook(step_name: str, artefact: Any, file: Any = None, total: int | None = None,
+             completed: int | None = None) -> None:
+        finished = total is None or completed is None or completed >= total
+        if finished and step_name not in seen:
+            seen.add(step_name)
+            log.info("diarization: %s done", step_name.replace("_", " "))
+
+    return hook
+
+
 @task(name="transcribe", **_TASK)
 def transcribe_task(audio: Audio, options: PipelineOptions) -> Transcript:
-    return get_transcriber(options.transcribe).transcribe(audio.samples)
+    return get_transcriber(options.transcribe).transcribe(audio.samples, progress=_asr_progress(get_run_logger()))
 
 
 @task(name="diarize", **_TASK)
 def diarize_task(audio: Audio, meta: SessionMeta, options: PipelineOptions) -> Diarization:
-    return get_diarizer(options.diarize).diarize(audio.samples, num_speakers=meta.num_speakers)
+    return get_diarizer(options.diarize).diarize(audio.samples, num_speakers=meta.num_speakers,
+                                                 hook=_diarization_progress(get_run_logger()))
 
 
 @task(name="analyse", **_TASK)

@@ -123,7 +123,7 @@ def _verify(path: Path, expected: ModelFile) -> None:
 
 def _assemble_file(spec: ModelSpec, model_file: ModelFile, target: Path) -> None:
     sources = [_site_path(rel) for rel in model_file.sources]
-    missing = [rel for rel, path in zip(model_file.sources, sources) if path is None]
+    missing = [rel for rel, path in zip(model_file.sources, sources, strict=False) if path is None]
     if missing:
         raise ModelMissingError(
             f"model '{spec.key}' needs {target} (sha256 {model_file.sha256}); its source "

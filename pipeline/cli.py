@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "in DuckDB in one transaction and write a Markdown summary. The recording is processed only "
                        "if consent is recorded in AUDIO.consent.json next to it. Re-processing the same audio with "
                        "the same pipeline version is skipped unless --force.")
-    p.add_argument("audio", type=Path, metavar="AUDIO", help="wav, flac, ogg, mp3 or m4a; any sample rate, mono or stereo")
+    p.add_argument("audio", type=Path, metavar="AUDIO",
+                   help="wav, flac, ogg, mp3 or m4a; any sample rate, mono or stereo")
     p.add_argument("--session-id", required=True, help="your identifier of the session")
     p.add_argument("--client-id", required=True, help="pseudonymous client identifier (must match the consent)")
     p.add_argument("--therapist-id", required=True, help="pseudonymous therapist identifier")
@@ -132,7 +133,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
         mark = "ok " if row.ok else "MISSING"
         print(f"\n[{mark}] {spec.key}: {spec.description}")
         print(f"    used for:  {spec.role}")
-        print(f"    source:    {', '.join(spec.packages)}" + (f" (converted from {spec.derived_from})" if spec.derived_from else ""))
+        derived = f" (converted from {spec.derived_from})" if spec.derived_from else ""
+        print(f"    source:    {', '.join(spec.packages)}{derived}")
         print(f"    licence:   {spec.licence}")
         for f in spec.files:
             print(f"    file:      {f.name}  sha256 {f.sha256 or '(n/a)'}")

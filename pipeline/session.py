@@ -7,28 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
-
-import numpy as np
 
 from pipeline.attribute import assign_words, build_turns
 from pipeline.consent import Consent
 from pipeline.indicators import IndicatorOptions, SessionMeasures, measure_session
 from pipeline.roles import assign_roles
-from pipeline.types import Audio, AttributedWord, Diarization, RoleAssignment, Transcript, Turn
-
-
-class TranscriberLike(Protocol):
-    name: str
-    model_name: str
-
-    def transcribe(self, samples: np.ndarray) -> Transcript: ...
-
-
-class DiarizerLike(Protocol):
-    model_name: str
-
-    def diarize(self, samples: np.ndarray, *, num_speakers: int | None = None) -> Diarization: ...
+from pipeline.types import AttributedWord, Audio, Diarization, RoleAssignment, Transcript, Turn
 
 
 @dataclass(frozen=True)

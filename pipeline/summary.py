@@ -101,7 +101,8 @@ def render_markdown(summary: SessionSummary) -> str:
         "",
         f"> {DISCLAIMER}",
         "",
-        f"- Client: `{s['client_id']}`; therapist: `{s['therapist_id']}`; recorded on: {s['recorded_on'] or 'not given'}",
+        f"- Client: `{s['client_id']}`; therapist: `{s['therapist_id']}`; "
+        f"recorded on: {s['recorded_on'] or 'not given'}",
         f"- Duration: {_fmt(s['duration_s'], 'mmss')} (speech {_fmt(i.get(('speech_time', None)), 'mmss')}); "
         f"language: {s['language']}",
         f"- Speech recognition: {s['asr_backend']} ({s['asr_model']}); pipeline {s['pipeline_version']}, "

@@ -31,7 +31,7 @@ class Span:
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
-    def overlap_s(self, other: "Span") -> float:
+    def overlap_s(self, other: Span) -> float:
         """Length in seconds of the intersection with ``other`` (0 when disjoint)."""
         return max(0.0, min(self.end_s, other.end_s) - max(self.start_s, other.start_s))
 

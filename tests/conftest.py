@@ -64,8 +64,10 @@ class FakeTranscriber:
         self.words = words
         self.calls = 0
 
-    def transcribe(self, samples: np.ndarray) -> Transcript:
+    def transcribe(self, samples: np.ndarray, *, progress=None) -> Transcript:
         self.calls += 1
+        if progress is not None:
+            progress(1.0)
         return Transcript(self.words, "en", 0.99, "fake", "fake-asr")
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 _LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "", None}
 

@@ -4,13 +4,12 @@ import csv
 from collections import defaultdict
 
 import pytest
+from conftest import shared_path
 
 from pipeline.attribute import assign_words, build_turns
 from pipeline.errors import ConfigError
 from pipeline.roles import assign_roles
 from pipeline.types import Diarization, SpeakerTurn, Turn, Word
-
-from conftest import shared_path
 
 
 def _diar(*turns: SpeakerTurn) -> Diarization:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import tone
 
 from pipeline.audio import AudioOptions, load_audio
 from pipeline.errors import (
@@ -15,8 +16,6 @@ from pipeline.errors import (
     AudioUnreadableError,
     ConfigError,
 )
-
-from conftest import tone
 
 
 @pytest.mark.parametrize("fmt, subtype", [("wav", "PCM_16"), ("flac", "PCM_16"), ("ogg", "VORBIS"), ("mp3", None)])

@@ -3,11 +3,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import write_consent
 
 from pipeline.consent import check_matches, parse_consent, read_sidecar
 from pipeline.errors import ConsentError
-
-from conftest import write_consent
 
 GOOD = {"session_id": "s1", "client_id": "c1", "scope": "clinical", "consented_on": "2026-01-01"}
 

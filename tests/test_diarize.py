@@ -157,7 +157,7 @@ def test_rttm_round_trip(tmp_path: Path) -> None:
     again = read_rttm(path)
     assert again.speakers == original.speakers
     assert len(again.turns) == len(original.turns)
-    for a, b in zip(again.turns, original.turns):
+    for a, b in zip(again.turns, original.turns, strict=False):
         assert a.speaker == b.speaker
         assert a.start_s == pytest.approx(b.start_s, abs=1e-9)
         assert a.end_s == pytest.approx(b.end_s, abs=1e-9)

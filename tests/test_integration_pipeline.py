@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import ROOT, SAMPLE_AUDIO, pyannote_sample, write_consent
+from netguard import no_network
 
 from flows.session_flow import process_session
 from pipeline.metrics import word_error_rate
@@ -24,9 +26,6 @@ from pipeline.rttm import diarization_error_rate
 from pipeline.session import SessionMeta
 from pipeline.synthetic import read_truth
 from pipeline.types import Diarization, SpeakerTurn
-
-from conftest import ROOT, SAMPLE_AUDIO, pyannote_sample, write_consent
-from netguard import no_network
 
 pytestmark = pytest.mark.integration
 DEMO = SAMPLE_AUDIO / "demo_session.flac"

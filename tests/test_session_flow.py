@@ -5,12 +5,11 @@ from __future__ import annotations
 import duckdb
 import pytest
 import soundfile as sf
+from conftest import FakeDiarizer, FakeTranscriber, tone, write_consent
 
 import flows.session_flow as sf_mod
 from flows.session_flow import process_session
 from pipeline.session import SessionMeta
-
-from conftest import FakeDiarizer, FakeTranscriber, tone, write_consent
 
 
 @pytest.fixture
@@ -99,7 +98,7 @@ def test_stage_failure_writes_nothing(prefect_harness, monkeypatch, fakes, recor
     class Exploding:
         model_name = "boom"
 
-        def diarize(self, samples, *, num_speakers=None):
+        def diarize(self, samples, *, num_speakers=None, hook=None):
             raise RuntimeError("diarizer crashed")
 
     monkeypatch.setattr(sf_mod, "get_diarizer", lambda options: Exploding())

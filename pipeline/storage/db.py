@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ SESSION_TABLES = ("words", "turns", "speaker_turns", "markers", "indicators", "c
 
 
 def new_run_id() -> str:
-    return f"run-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    return f"run-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -244,4 +244,4 @@ def require_session(con: duckdb.DuckDBPyConnection, session_id: str) -> dict:
     row = cur.fetchone()
     if row is None:
         raise SessionNotFoundError(f"no session {session_id!r} in the database")
-    return dict(zip([d[0] for d in cur.description], row))
+    return dict(zip([d[0] for d in cur.description], row, strict=False))
