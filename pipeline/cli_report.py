@@ -1,0 +1,42 @@
+"""``alliance report SESSION_ID``: the clinician's per-session process report (HTML, PDF or Markdown)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.cli import add_db_argument
+
+FORMATS = ("html", "pdf", "md")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand."""
+    p = subparsers.add_parser(
+        "report", help="write a session's process report (HTML, PDF or Markdown)",
+        description="Write the per-session process report of a stored session: a self-contained HTML page "
+        "(timeline, marker events with quotes, the client's baseline and trend, silences after questions, "
+        "self-report when stored) that makes no network requests; PDF prints that page with headless Chromium; "
+        "md is the Markdown summary. Indicators are process signals for reflection, not clinical judgements.")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("--format", choices=FORMATS, default="html", dest="report_format",
+                   help="html (default), pdf (needs chromium) or md")
+    p.add_argument("--out", type=Path, metavar="PATH",
+                   help="output file (default: reports/SESSION_ID.html, .pdf or .md)")
+    add_db_argument(p)
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.report import write_report
+    from pipeline.storage import db
+
+    out = args.out or Path("reports") / f"{args.session_id}.{args.report_format}"
+    con = db.connect(args.db, read_only=True)
+    try:
+        path = write_report(con, args.session_id, out, fmt_name=args.report_format)
+    finally:
+        con.close()
+    print(f"Report for {args.session_id}: {path.resolve()}")
+    print("  (process signals for reflection, not clinical judgements)")
+    return 0

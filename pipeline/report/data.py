@@ -1,0 +1,280 @@
+"""Read what the clinician report shows from the database: pure functions over a DuckDB connection.
+
+Every function takes an open connection and a session id and returns plain frozen values; nothing is
+cached or written. Times are seconds from the start of the recording.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import duckdb
+
+from pipeline.storage.db import require_session
+
+#: Table another part of the pipeline may add; the report uses it only when it exists.
+SELF_REPORT_TABLE = "self_report_scores"
+
+
+@dataclass(frozen=True, order=True)
+class TurnRow:
+    """A turn of words (``turns`` table)."""
+
+    start_s: float
+    end_s: float
+    speaker_role: str | None
+    text: str
+    word_count: int
+
+
+@dataclass(frozen=True, order=True)
+class SpeechSpan:
+    """A diarization segment (``speaker_turns`` table)."""
+
+    start_s: float
+    end_s: float
+    speaker_role: str | None
+
+
+@dataclass(frozen=True, order=True)
+class MarkerRow:
+    """A marker event; ``detail`` is the stored text (JSON for silences, the token for "we"-language)."""
+
+    start_s: float
+    end_s: float
+    kind: str
+    speaker_role: str | None
+    value: float | None
+    detail: str | None
+
+    def detail_json(self) -> dict:
+        """``detail`` parsed as a JSON object ({} when it is not one)."""
+        try:
+            parsed = json.loads(self.detail or "")
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+
+
+#: Indicator values keyed by (name, speaker_role); speaker_role None is session-level.
+Indicators = dict[tuple[str, str | None], float | None]
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One of the client's sessions (earlier ones and the current one) with its indicators."""
+
+    session_id: str
+    recorded_on: dt.date | None
+    processed_at: dt.datetime
+    is_current: bool
+    indicators: Indicators
+
+
+@dataclass(frozen=True)
+class SelfReportScore:
+    """One self-report score of a session (an instrument's total, or a named subscale)."""
+
+    session_id: str
+    instrument: str
+    scale: str | None
+    score: float
+    timepoint: str | None = None
+
+
+@dataclass(frozen=True)
+class SelfReport:
+    """Self-report scores of the client: ``available`` is False when the database has no such table.
+
+    ``note`` explains a table that exists but cannot be read (an unexpected layout).
+    """
+
+    available: bool
+    scores: tuple[SelfReportScore, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the report shows about one session."""
+
+    session: dict
+    turns: tuple[TurnRow, ...]
+    speech: tuple[SpeechSpan, ...]
+    markers: tuple[MarkerRow, ...]
+    indicators: Indicators
+    history: tuple[HistoryPoint, ...]
+    self_report: SelfReport
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.session["duration_s"])
+
+    @property
+    def earlier(self) -> tuple[HistoryPoint, ...]:
+        """The client's sessions before this one, oldest first (empty for a first session)."""
+        return tuple(h for h in self.history if not h.is_current)
+
+
+def load_session(con: duckdb.DuckDBPyConnection, session_id: str) -> dict:
+    """The ``sessions`` row as a dict (raises SessionNotFoundError for an unknown id)."""
+    return require_session(con, session_id)
+
+
+def load_turns(con: duckdb.DuckDBPyConnection, session_id: str) -> tuple[TurnRow, ...]:
+    rows = con.execute(
+        "SELECT start_s, end_s, speaker_role, text, word_count FROM turns WHERE session_id = ? ORDER BY turn_index",
+        [session_id],
+    ).fetchall()
+    return tuple(TurnRow(float(s), float(e), r, t, int(n)) for s, e, r, t, n in rows)
+
+
+def load_speech(con: duckdb.DuckDBPyConnection, session_id: str) -> tuple[SpeechSpan, ...]:
+    """Diarization segments, sorted by start."""
+    rows = con.execute(
+        "SELECT start_s, end_s, speaker_role FROM speaker_turns WHERE session_id = ? ORDER BY start_s, end_s",
+        [session_id],
+    ).fetchall()
+    return tuple(SpeechSpan(float(s), float(e), r) for s, e, r in rows)
+
+
+def load_markers(con: duckdb.DuckDBPyConnection, session_id: str) -> tuple[MarkerRow, ...]:
+    """Marker events with a time, sorted by start (every kind, including ones added after this module)."""
+    rows = con.execute(
+        "SELECT start_s, coalesce(end_s, start_s), kind, speaker_role, value, detail FROM markers "
+        "WHERE session_id = ? AND start_s IS NOT NULL ORDER BY start_s, kind",
+        [session_id],
+    ).fetchall()
+    return tuple(MarkerRow(float(s), float(e), k, r, v, d) for s, e, k, r, v, d in rows)
+
+
+def load_indicators(con: duckdb.DuckDBPyConnection, session_id: str) -> Indicators:
+    return {
+        (name, role): value
+        for name, role, value in con.execute(
+            "SELECT name, speaker_role, value FROM indicators WHERE session_id = ?", [session_id]
+        ).fetchall()
+    }
+
+
+def load_history(con: duckdb.DuckDBPyConnection, session_id: str) -> tuple[HistoryPoint, ...]:
+    """The client's sessions up to and including this one, oldest first.
+
+    Sessions are ordered by ``recorded_on`` (falling back to the date processed when it is missing), then
+    ``processed_at``; sessions after this one are left out, so a baseline never uses the future.
+    """
+    session = require_session(con, session_id)
+    rows = con.execute(
+        "SELECT session_id, recorded_on, processed_at FROM sessions WHERE client_id = ? "
+        "ORDER BY coalesce(recorded_on, CAST(processed_at AS DATE)), processed_at, session_id",
+        [session["client_id"]],
+    ).fetchall()
+    ids = [r[0] for r in rows]
+    rows = rows[: ids.index(session_id) + 1]
+    values: dict[str, Indicators] = {sid: {} for sid, _, _ in rows}
+    if rows:
+        for sid, name, role, value in con.execute(
+            "SELECT i.session_id, i.name, i.speaker_role, i.value FROM indicators i "
+            "JOIN sessions s USING (session_id) WHERE s.client_id = ?",
+            [session["client_id"]],
+        ).fetchall():
+            if sid in values:
+                values[sid][(name, role)] = value
+    return tuple(HistoryPoint(sid, rec, proc, sid == session_id, values[sid]) for sid, rec, proc in rows)
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, ...]:
+    """Column names of a table or view in the current schema (empty when it does not exist)."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema() "
+        "ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return tuple(r[0] for r in rows)
+
+
+def _pick(columns: tuple[str, ...], *candidates: str) -> str | None:
+    lower = {c.lower(): c for c in columns}
+    return next((lower[c] for c in candidates if c in lower), None)
+
+
+def _self_report_source(con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, str | None]] | str:
+    """A FROM clause and column names that give session_id, instrument, scale, score and timepoint.
+
+    Returns a message (str) when the tables exist in a layout this module cannot read.
+    """
+    scores = table_columns(con, SELF_REPORT_TABLE)
+    long_view = table_columns(con, "self_report_scores_long")
+    admin = table_columns(con, "self_report_administrations")
+    if all(c in long_view for c in ("session_id", "instrument", "scale", "value")):
+        # the self-report import's view: scores joined to administrations (session, date, timepoint)
+        return "self_report_scores_long t", {"session_id": "session_id", "instrument": "instrument",
+                                             "scale": "scale", "score": "value",
+                                             "timepoint": "timepoint" if "timepoint" in long_view else None}
+    cols = {
+        "session_id": _pick(scores, "session_id"),
+        "instrument": _pick(scores, "instrument", "measure", "instrument_id"),
+        "score": _pick(scores, "total", "score", "value", "total_score"),
+        "scale": _pick(scores, "scale", "subscale", "level", "score_type"),
+        "timepoint": _pick(scores, "timepoint"),
+    }
+    if cols["instrument"] and cols["score"] and cols["session_id"]:
+        return f"{SELF_REPORT_TABLE} t", cols
+    if cols["instrument"] and cols["score"] and "administration_id" in scores and "session_id" in admin:
+        timepoint = ", a.timepoint AS timepoint_" if "timepoint" in admin else ""
+        from_sql = (f"(SELECT s.*, a.session_id AS session_id_{timepoint} FROM {SELF_REPORT_TABLE} s "
+                    "JOIN self_report_administrations a USING (administration_id)) t")
+        return from_sql, {**cols, "session_id": "session_id_", "timepoint": "timepoint_" if timepoint else None}
+    return f"the table {SELF_REPORT_TABLE} has columns {', '.join(scores)}, which this report cannot read"
+
+
+def load_self_report(con: duckdb.DuckDBPyConnection, session_id: str) -> SelfReport:
+    """The client's self-report scores up to this session, when a ``self_report_scores`` table exists.
+
+    Self-report tables are optional (added by the self-report import) and found through
+    ``information_schema``: the ``self_report_scores_long`` view when present, else ``self_report_scores``
+    itself (with a ``session_id``, or joined to ``self_report_administrations``). Scores not linked to a
+    session and item-level rows are left out. A layout the report cannot read gives a :class:`SelfReport`
+    with a ``note`` instead of an error, so a report is always written.
+    """
+    if not table_columns(con, SELF_REPORT_TABLE):
+        return SelfReport(available=False)
+    source = _self_report_source(con)
+    if isinstance(source, str):
+        return SelfReport(available=True, note=source)
+    from_sql, c = source
+    sessions = sorted(h.session_id for h in load_history(con, session_id))
+
+    def col(key: str) -> str:
+        return f'CAST(t."{c[key]}" AS VARCHAR)' if c.get(key) else "NULL"
+
+    # identifiers come from information_schema (quoted); values are parameters
+    sql = (f'SELECT {col("session_id")}, {col("instrument")}, {col("scale")}, {col("timepoint")}, '
+           f'CAST(t."{c["score"]}" AS DOUBLE) FROM {from_sql} '
+           f'WHERE t."{c["session_id"]}" IN (SELECT unnest(?)) AND t."{c["score"]}" IS NOT NULL')
+    try:
+        rows = con.execute(sql, [sessions]).fetchall()
+    except duckdb.Error as e:
+        return SelfReport(available=True, note=f"the self-report tables could not be read: {e}")
+    scores = tuple(
+        SelfReportScore(sid, inst, scale, float(score), timepoint)
+        for sid, inst, scale, timepoint, score in rows
+        if not (scale or "").lower().startswith("item")
+    )
+    return SelfReport(available=True, scores=tuple(sorted(scores, key=lambda x: (x.instrument, x.scale or "",
+                                                                                 x.timepoint or "", x.session_id))))
+
+
+def load_report_data(con: duckdb.DuckDBPyConnection, session_id: str) -> ReportData:
+    """Everything the report shows (raises SessionNotFoundError for an unknown id)."""
+    return ReportData(
+        session=load_session(con, session_id),
+        turns=load_turns(con, session_id),
+        speech=load_speech(con, session_id),
+        markers=load_markers(con, session_id),
+        indicators=load_indicators(con, session_id),
+        history=load_history(con, session_id),
+        self_report=load_self_report(con, session_id),
+    )

@@ -1,0 +1,338 @@
+"""Assemble the clinician report: HTML (self-contained), PDF (headless Chromium) or Markdown.
+
+The HTML has no external references: figures are inline SVG, styles and the small script are inline, and
+a Content-Security-Policy meta tag blocks any request the page might still try to make.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import jinja2
+
+from pipeline import PIPELINE_VERSION
+from pipeline.errors import AllianceError
+from pipeline.report import derive, figures
+from pipeline.report.data import ReportData, load_report_data
+from pipeline.summary import DISCLAIMER
+
+#: Below this role confidence the report warns prominently (as the Markdown summary does).
+LOW_ROLE_CONFIDENCE = 0.5
+#: Recordings shorter than this get a note that the indicators rest on little speech.
+SHORT_SESSION_S = 5 * 60.0
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
+       "font-src data:; base-uri 'none'; form-action 'none'")
+
+#: Headline indicators shown as small multiples: (name, role, label, format).
+HEADLINE = (
+    ("talk_time_share", "client", "Client talk-time share", "pct"),
+    ("talk_time_share", "therapist", "Therapist talk-time share", "pct"),
+    ("we_rate", "client", 'Client "we" per 100 words', "f2"),
+    ("we_rate", "therapist", 'Therapist "we" per 100 words', "f2"),
+    ("speech_rate", "client", "Client speech rate (words/min)", "f0"),
+    ("long_silence_count", None, "Silences of 2 s or more", "int"),
+    ("mean_switching_gap", "client", "Client response latency", "s2"),
+)
+
+#: Indicator table rows: (name, label, format).
+TABLE = (
+    ("talk_time_share", "Talk-time share", "pct"),
+    ("speaking_time", "Speaking time", "mmss"),
+    ("word_count", "Words", "int"),
+    ("speech_rate", "Speech rate (words per minute of own speaking time)", "f1"),
+    ("we_count", '"We"-language tokens', "int"),
+    ("we_rate", '"We"-language per 100 words', "f2"),
+    ("long_silence_count", "Silences of 2 s or more (count)", "int"),
+    ("long_silence_total", "Silences of 2 s or more (total)", "s1"),
+    ("mean_switching_gap", "Mean switching gap (response latency)", "s2"),
+)
+
+
+class ReportError(AllianceError):
+    """A report cannot be written (for example PDF without Chromium)."""
+
+    code = "report"
+
+
+def fmt(value: float | None, how: str) -> str:
+    """Format an indicator value for people (``n/a`` when missing)."""
+    if value is None:
+        return "n/a"
+    if how == "pct":
+        return f"{100 * value:.0f} %"
+    if how == "mmss":
+        return derive.clock(value)
+    if how == "int":
+        return f"{value:.0f}"
+    if how == "f0":
+        return f"{value:.0f}"
+    if how == "f1":
+        return f"{value:.1f}"
+    if how == "f2":
+        return f"{value:.2f}"
+    if how == "s1":
+        return f"{value:.1f} s"
+    return f"{value:.2f} s"
+
+
+def _compare(current: float | None, baseline: float | None, how: str) -> str:
+    """Plain words for current against the client's baseline (no value judgement)."""
+    if current is None or baseline is None:
+        return ""
+    diff = current - baseline
+    if how == "pct":
+        pts = 100 * diff
+        if abs(pts) < 3:
+            return "about the same as usual"
+        return f"{abs(pts):.0f} points {'above' if pts > 0 else 'below'} usual"
+    scale = max(abs(baseline), 1e-9)
+    if abs(diff) / scale < 0.1 or abs(diff) < 1e-9:
+        return "about the same as usual"
+    return f"{'higher' if diff > 0 else 'lower'} than usual ({'+' if diff > 0 else '-'}{fmt(abs(diff), how)})"
+
+
+def _cards(data: ReportData) -> list[dict]:
+    cards = []
+    for i, (name, role, label, how) in enumerate(HEADLINE):
+        t = derive.trend(data.history, name, role, label)
+        spark = figures.trend_sparkline(t, prefix=f"spark{i}") if sum(v is not None for v in t.values) >= 2 else None
+        series = ", ".join(f"{sid}: {fmt(v, how)}" for sid, v in zip(t.session_ids, t.values, strict=True))
+        cards.append({
+            "label": label, "value": fmt(t.current, how), "baseline": fmt(t.baseline, how) if t.n_earlier else None,
+            "n_earlier": t.n_earlier, "compare": _compare(t.current, t.baseline, how), "svg": spark,
+            "alt": f"{label} by session, oldest first: {series}.",
+        })
+    return cards
+
+
+def _timeline_text(data: ReportData) -> str:
+    parts = []
+    for role in ("therapist", "client"):
+        segs = derive.role_union(data.speech, role)
+        parts.append(f"The {role} spoke in {len(segs)} stretches, {derive.clock(sum(s.duration_s for s in segs))} "
+                     "in all.")
+    both = derive.overlaps(data.speech)
+    parts.append(f"Both spoke at once {len(both)} times ({sum(b.duration_s for b in both):.1f} s in all).")
+    sil = derive.silences(data)
+    if sil:
+        parts.append("Silences of 2 s or more at " + ", ".join(
+            f"{derive.clock(m.start_s)} ({m.end_s - m.start_s:.1f} s)" for m in sil) + ".")
+    else:
+        parts.append("No silences of 2 s or more.")
+    by_kind: dict[str, int] = {}
+    for m in data.markers:
+        by_kind[m.kind] = by_kind.get(m.kind, 0) + 1
+    if by_kind:
+        parts.append("Marker events: " + ", ".join(f"{derive.kind_label(k)} {n}" for k, n in by_kind.items())
+                     + " (all listed next to the figure).")
+    return " ".join(parts)
+
+
+def _we_text(data: ReportData) -> str:
+    parts = []
+    for role in ("therapist", "client"):
+        times = [m.start_s for m in data.markers if m.kind == "we_language" and m.speaker_role == role]
+        rate = data.indicators.get(("we_rate", role))
+        when = ", ".join(derive.clock(t) for t in times[:40]) + (" and more" if len(times) > 40 else "")
+        parts.append(f"{role.capitalize()}: {len(times)} \"we\" tokens ({fmt(rate, 'f2')} per 100 words)"
+                     + (f", at {when}." if times else "."))
+    return " ".join(parts)
+
+
+def _self_report_context(data: ReportData) -> dict:
+    sr = data.self_report
+    current_id = data.session["session_id"]
+    order = [h.session_id for h in data.history]
+    groups: dict[tuple[str, str, str], dict[str, float]] = {}
+    for sc in sr.scores:
+        groups.setdefault((sc.instrument, sc.scale or "", sc.timepoint or ""), {})[sc.session_id] = sc.score
+    rows = []
+    for i, ((instrument, scale, timepoint), by_session) in enumerate(sorted(groups.items())):
+        values = [by_session.get(sid) for sid in order]
+        label = instrument.upper() + (f" {scale}" if scale and scale.lower() != "total" else " total") \
+            + (f" ({timepoint})" if timepoint else "")
+        series = ", ".join(f"{sid}: {fmt(v, 'f1')}" for sid, v in zip(order, values, strict=True) if v is not None)
+        rows.append({
+            "label": label, "current": fmt(by_session.get(current_id), "f1"),
+            "n": sum(v is not None for v in values),
+            "svg": figures.sparkline(values, baseline=None, prefix=f"sr{i}", title=f"{label} by session")
+            if sum(v is not None for v in values) >= 2 else None,
+            "alt": f"{label} by session, oldest first: {series}.",
+        })
+    return {"available": sr.available, "note": sr.note, "rows": rows,
+            "has_current": any(s.session_id == current_id for s in sr.scores)}
+
+
+def build_context(data: ReportData) -> dict:
+    """Everything the template needs, as plain values (figures already rendered to SVG)."""
+    s = data.session
+    evs = derive.events(data)
+    gaps = derive.question_gaps(data.turns, data.speech)
+    conf = s.get("role_confidence")
+    review = [e for e in evs if e.kind in derive.REVIEW_KINDS]
+    table = [{"label": label, "therapist": fmt(data.indicators.get((n, "therapist")), how),
+              "client": fmt(data.indicators.get((n, "client")), how)} for n, label, how in TABLE]
+    return {
+        "s": s,
+        "title": f"Session process summary: {s['session_id']}",
+        "csp": CSP,
+        "disclaimer": DISCLAIMER,
+        "duration": derive.clock(data.duration_s),
+        "speech_time": fmt(data.indicators.get(("speech_time", None)), "mmss"),
+        "low_confidence": conf is None or conf < LOW_ROLE_CONFIDENCE,
+        "role_confidence": "not recorded" if conf is None else f"{conf:.2f}",
+        "short_session": data.duration_s < SHORT_SESSION_S,
+        "timeline_bin": derive.clock(b) if (b := derive.timeline_bin_s(data.duration_s)) else None,
+        "first_session": not data.earlier,
+        "n_earlier": len(data.earlier),
+        "cards": _cards(data),
+        "timeline_svg": figures.timeline(data, evs),
+        "timeline_text": _timeline_text(data),
+        "events": [{**e.__dict__, "at": derive.clock(e.start_s), "role": e.speaker_role or ""} for e in evs],
+        "event_json": [{"id": e.event_id, "label": e.label, "at": derive.clock(e.start_s), "quote": e.quote,
+                        "note": e.note, "role": e.speaker_role or ""} for e in evs],
+        "we_svg": figures.we_language(data),
+        "we_text": _we_text(data),
+        "gaps": [{"at": derive.clock(g.at_s), "gap": f"{g.gap_s:.1f} s", "long": g.gap_s >= 2.0,
+                  "question": g.question, "responder": g.responder or "(end)", "reply": g.reply or ""} for g in gaps],
+        "gaps_svg": figures.question_gaps(gaps, data.duration_s) if gaps else None,
+        "n_long_gaps": sum(g.gap_s >= 2.0 for g in gaps),
+        "review": [{**e.__dict__, "at": derive.clock(e.start_s)} for e in review],
+        "review_kinds": [derive.kind_label(k) for k in ("rupture_candidate", "topic_avoidance")],
+        "review_detected": (s.get("markers_version") or "1.0.0") != "1.0.0",
+        "self_report": _self_report_context(data),
+        "table": table,
+        "pipeline_version": PIPELINE_VERSION,
+    }
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("pipeline.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(data: ReportData) -> str:
+    """The self-contained HTML report of one session."""
+    return _environment().get_template("report.html.j2").render(**build_context(data))
+
+
+def write_html_report(con: duckdb.DuckDBPyConnection, session_id: str, out_path: Path | str) -> Path:
+    """Write the session's HTML report to ``out_path`` (parents created) and return the path.
+
+    Raises
+    ------
+    SessionNotFoundError
+        No session has this id.
+    """
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    html = render_html(load_report_data(con, session_id))
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+def find_chromium() -> str | None:
+    """Path of a headless-capable Chromium (``$ALLIANCE_CHROMIUM`` first), or None."""
+    env = os.environ.get("ALLIANCE_CHROMIUM")
+    if env:
+        return env if Path(env).exists() else None
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def require_chromium() -> str:
+    """Path of Chromium, or a ReportError saying how to install it."""
+    chromium = find_chromium()
+    if chromium is None:
+        raise ReportError("PDF output needs headless Chromium, which was not found: install it "
+                          "(`apt-get install chromium` on Debian) or set ALLIANCE_CHROMIUM to its path; "
+                          "`--format html` works without it")
+    return chromium
+
+
+def chromium_args(chromium: str, profile_dir: Path | str) -> list[str]:
+    """A headless Chromium command line that keeps the browser offline.
+
+    The page itself makes no requests (its Content-Security-Policy blocks them). Chromium's own background
+    requests (component update check, account list) survive every ``--disable-*`` switch, so name
+    resolution is switched off too: they fail without leaving the machine.
+    """
+    return [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-default-apps", "--no-first-run",
+            "--disable-extensions", "--disable-component-extensions-with-background-pages", "--no-pings",
+            "--disable-domain-reliability", "--disable-client-side-phishing-detection", "--disable-breakpad",
+            "--metrics-recording-only", "--mute-audio", "--hide-scrollbars",
+            "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,DialMediaRouteProvider,"
+            "AutofillServerCommunication,Translate,CertificateTransparencyComponentUpdater",
+            "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={profile_dir}"]
+
+
+def html_to_pdf(html_path: Path | str, pdf_path: Path | str, *, chromium: str | None = None,
+                timeout_s: float = 120.0) -> Path:
+    """Print an HTML file to PDF with headless Chromium.
+
+    Raises
+    ------
+    ReportError
+        Chromium is not installed, or it failed or wrote no PDF.
+    """
+    chromium = chromium or require_chromium()
+    pdf = Path(pdf_path).resolve()
+    pdf.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="alliance-chromium-") as profile:
+        cmd = chromium_args(chromium, profile) + ["--no-pdf-header-footer", f"--print-to-pdf={pdf}",
+                                                  Path(html_path).resolve().as_uri()]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ReportError(f"Chromium ({chromium}) could not print {html_path} to PDF: {e}") from e
+    if not pdf.is_file() or pdf.stat().st_size == 0:
+        raise ReportError(f"Chromium ({chromium}) wrote no PDF (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return pdf
+
+
+def write_report(con: duckdb.DuckDBPyConnection, session_id: str, out_path: Path | str, *,
+                 fmt_name: str = "html") -> Path:
+    """Write the report as ``html``, ``pdf`` (HTML printed by Chromium) or ``md`` (the Markdown summary).
+
+    Raises
+    ------
+    SessionNotFoundError
+        No session has this id.
+    ReportError
+        PDF without Chromium, or an unknown format.
+    """
+    out = Path(out_path)
+    if fmt_name == "html":
+        return write_html_report(con, session_id, out)
+    if fmt_name == "md":
+        from pipeline.summary import load_summary, render_markdown
+
+        text = render_markdown(load_summary(con, session_id))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        return out
+    if fmt_name == "pdf":
+        chromium = require_chromium()  # fail before any work
+        with tempfile.TemporaryDirectory(prefix="alliance-report-") as tmp:
+            html = write_html_report(con, session_id, Path(tmp) / f"{session_id}.html")
+            return html_to_pdf(html, out, chromium=chromium)
+    raise ReportError(f"unknown report format {fmt_name!r}: use html, pdf or md")
+
+
+__all__: Sequence[str] = ("ReportError", "build_context", "find_chromium", "html_to_pdf", "render_html",
+                          "require_chromium", "write_html_report", "write_report")

@@ -1,0 +1,1 @@
+"""Client self-report measures: instruments, validation, scoring and import into DuckDB."""
