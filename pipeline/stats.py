@@ -130,6 +130,8 @@ def correlate_within(x: Sequence[float], y: Sequence[float], groups: Sequence[ob
     n, k = len(xa), len(np.unique(g))
     if method == "spearman" and n:
         xa, ya = sps.rankdata(xa), sps.rankdata(ya)
+    if n == 0:
+        return Correlation(method, None, None, None, None, 0, 0, "no client has two or more observations")
     xc, yc = _centre(xa, g), _centre(ya, g)
     r = _pearson_r(xc, yc) if n - k >= 2 else None
     return _finish(method, r, n=n, df=n - k - 1, n_eff=n - k + 1, min_n=min_n)

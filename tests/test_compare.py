@@ -75,7 +75,7 @@ def test_within_client_correlation_equals_the_slope_test_with_client_dummies():
 
 def test_within_drops_clients_with_one_session_and_says_when_too_few():
     got = correlate_within([1, 2, 3, 4], [2, 1, 4, 3], ["a", "b", "c", "d"], method="pearson")
-    assert got.estimate is None and "too few" in got.note and got.n == 0
+    assert got.estimate is None and "two or more" in got.note and got.n == 0
     flat = correlate([1, 2, 3, 4, 5], [2, 2, 2, 2, 2], method="pearson")
     assert flat.estimate is None and "no variation" in flat.note
 

@@ -49,7 +49,7 @@ def con(tmp_path, dialogue):
 
 
 def long_dialogue(duration_s: float):
-    """Alternating therapist/client turns of about 9 s with 1 s gaps (and a 4 s silence every 10 turns)."""
+    """Alternating therapist/client turns of about 9 s with 1 s gaps (a 4 s silence after every fifth question)."""
     words, turns = [], []
     t, k = 0.5, 0
     while t + 10 < duration_s:
@@ -57,7 +57,7 @@ def long_dialogue(duration_s: float):
         text = ("What would help us most today?" if therapist else "I think we could talk about my week")
         words += words_from(text, t, t + 8.5)
         turns.append(SpeakerTurn(t, t + 8.5, "SPEAKER_01" if therapist else "SPEAKER_00"))
-        t += 9.5 + (4.0 if k % 10 == 9 else 0.0)
+        t += 9.5 + (4.0 if k % 10 == 8 else 0.0)
         k += 1
     return words, turns
 
@@ -211,6 +211,7 @@ def test_ninety_minute_session_stays_readable(tmp_path):
     timeline = html[html.index('<figure id="timeline"'):html.index("</figure>", html.index('<figure id="timeline"'))]
     assert len(timeline) < 1_500_000
     assert "This recording is short" not in html
+    assert "Questions followed by 2 s or more" in html and re.search(r"All \d+ questions", html)
     n_events = len(derive.events(data))
     assert f'id="timeline-ev{n_events - 1}"' in html
 
@@ -244,6 +245,25 @@ def test_self_report_table_is_used_when_present(con):
     assert sr.available and [(s.instrument, s.scale, s.score) for s in sr.scores] == [("srs", "total", 33.0)]
     html = render_html(load_report_data(con, "s1"))
     assert "SRS total" in html and "33.0" in html and 'id="no-self-report"' not in html
+
+
+def test_self_report_from_the_import_tables(con):
+    """With the self-report migration applied, scores come through ``self_report_scores_long``."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'self_report_scores_long'"
+                       ).fetchone()[0]:
+        pytest.skip("the self-report migration is not part of this schema")
+    con.execute("INSERT INTO self_report_imports (import_id, source_path, source_sha256, file_format, instruments, "
+                "lines_read, values_read, values_accepted, values_rejected, administrations, pipeline_version, "
+                "imported_at) VALUES ('i1', 'x.csv', '00', 'wide', 'srs', 2, 4, 4, 0, 1, '0.1.0', now())")
+    con.execute("INSERT INTO self_report_instruments (import_id, instrument, name, kind, scoring, definition) "
+                "VALUES ('i1', 'srs', 'Session Rating Scale', 'alliance', 'sum', '{}')")
+    con.execute("INSERT INTO self_report_administrations (administration_id, import_id, instrument, client_id, "
+                "session_id, n_items, n_answered, status) VALUES ('a1', 'i1', 'srs', 'c1', 's1', 4, 4, 'scored')")
+    con.execute("INSERT INTO self_report_scores (administration_id, import_id, instrument, scale, value, n_items, "
+                "n_answered, prorated) VALUES ('a1', 'i1', 'srs', 'total', 34, 4, 4, false)")
+    sr = load_self_report(con, "s1")
+    assert [(s.instrument, s.scale, s.score) for s in sr.scores] == [("srs", "total", 34.0)]
+    assert "SRS total" in render_html(load_report_data(con, "s1"))
 
 
 def test_self_report_through_administrations(con):
@@ -305,10 +325,10 @@ BROWSER_BACKGROUND = re.compile(r"^https?://(update\.googleapis\.com/service/upd
                                 r"|clients2\.google\.com/time/|redirector\.gvt1\.com/edgedl/chrome/dict/)")
 
 
-def _run_chromium(tmp_path: Path, page: Path, *extra: str) -> subprocess.CompletedProcess:
+def _run_chromium(tmp_path: Path, page: Path, *extra: str, url_suffix: str = "") -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     cmd = chromium_args(str(CHROMIUM), profile) + ["--enable-logging=stderr", "--v=1", "--window-size=1200,2400",
-                                                   *extra, page.resolve().as_uri()]
+                                                   *extra, page.resolve().as_uri() + url_suffix]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -344,6 +364,15 @@ def test_report_renders_in_headless_chromium(con, tmp_path):
     assert page_requests == []
     assert f'data-report-ready="{n_events}"' in dom and 'data-report-error="' not in dom  # the script ran
     assert 'id="timeline-ev0"' in dom and 'class="figure-svg"' in dom and 'role="button"' in dom
+
+    # a link to an event selects it through its timeline point's click handler
+    proc = _run_chromium(tmp_path, page, "--dump-dom", url_suffix="#ev1")
+    detail = proc.stdout[proc.stdout.index('id="event-detail"'):]
+    detail = detail[:detail.index("</div>")]
+    event = derive.events(load_report_data(con, "s1"))[1]
+    assert event.label in unescape(detail) and unescape(event.quote)[:20] in unescape(detail)
+    assert 'data-event="ev1" aria-current="true"' in proc.stdout
+    assert _console(proc.stderr) == []
 
     shot = tmp_path / "s1.png"
     proc = _run_chromium(tmp_path, page, f"--screenshot={shot}")

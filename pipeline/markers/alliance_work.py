@@ -10,7 +10,7 @@ Therapist alliance work (per therapist conversational turn)
 - *agenda setting*: inviting the client to set the session's focus ("what would you like to talk
   about", "how would you like to use our time", "where would you like to start");
 - *session summary*: a summary cue ("to sum up", "what I'm hearing", "we've talked about") in a turn
-  starting in the last ``summary_tail_share`` (default 0.2) of the session's speech; it *invites
+  ending in the last ``summary_tail_share`` (default 0.2) of the session's speech; it *invites
   correction* when it has a correction invitation ("did I miss anything", "does that sound right") or
   ends with a question;
 - *self-disclosure*: a sentence about the therapist's own life (family words after "my", "when I was",
@@ -119,7 +119,7 @@ def therapist_alliance_work(turns: Sequence[ConversationalTurn], *,
             hit = first_match(kind, text)
             if hit:
                 out.append(TextEvent(kind, t, _sentence_with(text, hit)))
-        if t.start_s >= tail_from:
+        if t.end_s > tail_from:
             hit = first_match("summary_cues", text)
             if hit:
                 invite = first_match("correction_invites", text) or (text.rstrip().endswith("?") and "question")

@@ -8,7 +8,8 @@ merged (see :mod:`pipeline.markers.backchannels`).
 Questions
 ---------
 A sentence is a question when it ends with ``?`` (Whisper and human transcribers punctuate questions)
-and is not only a tag ("you know?", "right?", list ``tag_questions`` in ``lexicons/topic.json``).
+and is not a tag question: the whole sentence, or its part after the last comma, is not a tag ("you
+know?", "..., right?", list ``tag_questions`` in ``lexicons/topic.json``).
 A question is *open* (MITI 4.2 convention: it invites a wide range of answers) when, after leading
 discourse markers ("so", "and", "um", ...), it starts with an open opener ("what", "how", "why",
 "tell me", ...), except "how many / much / long / old / often / far / soon", which ask for a quantity.
@@ -136,7 +137,8 @@ def question_sentences(text: str) -> tuple[str, ...]:
         if not s.rstrip().endswith("?"):
             continue
         toks = words_of(s)
-        if not toks or tuple(toks) in tags:
+        tail = words_of(s.rsplit(",", 1)[-1]) if "," in s else toks
+        if not toks or tuple(toks) in tags or tuple(tail) in tags:
             continue
         out.append(s)
     return tuple(out)

@@ -6,7 +6,7 @@ Definitions
   (:func:`pipeline.markers.dialogue.question_sentences`); it is *open* when its last question is open.
 - The *reply* is the client's next conversational turn, when it comes directly after the probe.
 - *Minimal response* to an open probe: the reply has at most ``minimal_max_words`` (default 2) words
-  once fillers ("um", "uh", "you know") are removed ("Yeah.", "Fine.", "Not really").
+  once fillers ("um", "uh", the phrase "you know") are removed ("Yeah.", "Fine.", "Not really").
 - *Deflection* to an open probe: the reply has at most ``deflection_max_words`` words (lexicon,
   default 12) and one of the deflection phrases ("I don't know", "it's fine", "whatever", ...) starts
   one of its sentences (after discourse markers).
@@ -22,6 +22,7 @@ Definitions
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -108,7 +109,7 @@ def analyse_probes(
         if reply is None:
             out.append(ProbeReply(t, None, qs[-1], is_open))
             continue
-        n_words = len([w for w in words_of(reply.text) if w not in fillers])
+        n_words = len([w for w in words_of(re.sub(r"(?i)\byou know\b", " ", reply.text)) if w not in fillers])
         minimal = is_open and n_words <= options.minimal_max_words
         deflection = find_deflection(reply.text) if is_open else None
         similarity, shift = None, False

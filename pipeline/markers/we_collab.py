@@ -20,8 +20,8 @@ A token inside quotation marks, right after a verb of saying ("I go, let's ...")
   try", "we're gonna look", "we have to explore"); a joint-activity verb ("we talked", "since we last
   met", "we've discussed"); a session noun in the window or after "our" ("our time", "a deal", "this
   conversation"); "together", "both", "the two of us" in the sentence; "for us to" + verb.
-- **client "we"**: collaborative only through "let's" or with a talk verb ("what are we talking
-  about"); by default a client's "we" is about people outside the room.
+- **client "we"**: collaborative only through "let's" or as the subject of a talk verb not in the past
+  tense ("what are we talking about", but not "we did not talk for days"); by default a client's "we" is about people outside the room.
 
 Precision and recall on 100 hand-labelled AnnoMI utterances: ``bench/we_precision_recall.py``.
 """
@@ -181,7 +181,11 @@ def _classify_we_token(doc: Any, toks: Sequence[Any], i: int, clean: str, role: 
             if any(t.text.lower() in lex["session_nouns"] for t in nxt):
                 return WeToken(tok.idx, text, True, "our + session noun")
             return WeToken(tok.idx, text, False, "our + other noun")
-        span = toks[i + 1:i + 1 + window + 2]
+        span = []
+        for t in toks[i + 1:i + 1 + window + 2]:
+            if t.is_punct and t.text not in ("'", "-"):
+                break
+            span.append(t)
         aux_words = {t.text.lower() for t in span} | {c.text.lower() for v in verbs for c in v.children if c.dep_ == "aux"}
         if verbs and (aux_words & _MODAL_WORDS or any(t.tag_ == "MD" for t in span[:3])):
             return WeToken(tok.idx, text, True, "modal + verb")
@@ -198,7 +202,8 @@ def _classify_we_token(doc: Any, toks: Sequence[Any], i: int, clean: str, role: 
             return WeToken(tok.idx, text, True, "for us to")
         return WeToken(tok.idx, text, False, "no cue")
     head_verbs = {v.lemma_.lower() for v in verbs if v.i == tok.head.i}
-    if tok.dep_ in ("nsubj", "nsubjpass") and head_verbs & set(lex["client_joint_verbs"]):
+    past = tok.head.tag_ in ("VBD", "VBN") or any(c.dep_ == "aux" and c.tag_ == "VBD" for c in tok.head.children)
+    if tok.dep_ in ("nsubj", "nsubjpass") and head_verbs & set(lex["client_joint_verbs"]) and not past:
         return WeToken(tok.idx, text, True, "client talk verb")
     return WeToken(tok.idx, text, False, "client default")
 

@@ -23,6 +23,9 @@ KIND_STYLE: dict[str, tuple[str, str, str]] = {
     "topic_shift": ("Topic shift after a question", "D", "To review"),
     "deflection": ("Deflection", "P", "To review"),
     "minimal_response": ("Minimal response", "d", "To review"),
+    "process_talk": ("Talk about the therapy itself", "h", "Other markers"),
+    "client_question": ("Client question", "p", "Other markers"),
+    "session_summary": ("Therapist summary", "*", "Other markers"),
 }
 #: Kinds a supervisor reviews with quotes (shown in their own section when present).
 REVIEW_KINDS = ("rupture_candidate", "topic_avoidance", "topic_shift", "deflection", "minimal_response")

@@ -132,13 +132,14 @@ def timeline(data: ReportData, evs: Sequence[Event], *, prefix: str = "timeline"
             share = binned_share(both, duration_s=duration, bin_s=bin_s)
             ax.bar([(k + 0.5) * bin_s for k in range(len(share))], [0.8 * min(1.0, 5 * s) for s in share],
                    width=bin_s * 0.92, bottom=y["overlap"] - 0.4, color=OVERLAP, zorder=2)
+        size = 8 if len(evs) <= 150 else 5.5
         for e in evs:
             lane = y[f"ev:{kind_row(e.kind)}"]
             colour = EVENT_COLOURS.get(e.kind, "#444444")
             if e.end_s - e.start_s > duration / 400:
                 ax.plot([e.start_s, e.end_s], [lane, lane], color=colour, linewidth=2.0, zorder=3,
                         solid_capstyle="butt")
-            (point,) = ax.plot([e.start_s], [lane], linestyle="none", marker=kind_glyph(e.kind), markersize=8,
+            (point,) = ax.plot([e.start_s], [lane], linestyle="none", marker=kind_glyph(e.kind), markersize=size,
                                markerfacecolor=colour, markeredgecolor="black", markeredgewidth=0.6, zorder=4)
             point.set_gid(e.event_id)
         ax.set_yticks([y[k] for k, _ in lanes], [label for _, label in lanes])

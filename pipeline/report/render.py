@@ -153,7 +153,11 @@ def _self_report_context(data: ReportData) -> dict:
     for sc in sr.scores:
         groups.setdefault((sc.instrument, sc.scale or "", sc.timepoint or ""), {})[sc.session_id] = sc.score
     rows = []
-    for i, ((instrument, scale, timepoint), by_session) in enumerate(sorted(groups.items())):
+    def order_key(item: tuple[tuple[str, str, str], dict[str, float]]) -> tuple[str, bool, str, str]:
+        (instrument, scale, timepoint), _ = item
+        return (instrument, scale.lower() != "total", scale, timepoint)  # each instrument's total first
+
+    for i, ((instrument, scale, timepoint), by_session) in enumerate(sorted(groups.items(), key=order_key)):
         values = [by_session.get(sid) for sid in order]
         label = instrument.upper() + (f" {scale}" if scale and scale.lower() != "total" else " total") \
             + (f" ({timepoint})" if timepoint else "")
