@@ -156,3 +156,57 @@ def test_batch_end_states_kill_and_resume(prefect_harness, tmp_path):
     again = run_batch(str(folder / "manifest.csv"), workers=1, db_path=str(db_path),
                       reports_dir=str(tmp_path / "reports"))
     assert again.count("processed") == 0 and again.count("skipped") == n_good
+
+
+@pytest.mark.integration
+def test_batch_runs_as_deployment_served_by_local_worker(tmp_path):
+    """The documented path: prefect server start, prefect deploy, a process worker, a deployment run."""
+    import socket
+
+    import numpy as np
+    import soundfile as sf
+
+    from batch_corpus import RATE, _demo, _excerpt
+
+    samples, _ = _demo()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    sf.write(inbox / "ok.flac", _excerpt(samples, 30.0, 12.0), RATE)
+    sf.write(inbox / "silent.wav", np.zeros(RATE * 5, dtype=np.float32), RATE)
+    (inbox / "manifest.csv").write_text(HEADER + "ok.flac,dep-ok,c,t,,research,2026-01-01\n"
+                                        "silent.wav,dep-silent,c,t,,research,2026-01-01\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"),
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        import urllib.request
+
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        run = lambda *args, **kw: subprocess.run([prefect, *args], env=env, cwd=ROOT, capture_output=True,  # noqa: E731
+                                                 text=True, timeout=kw.get("timeout", 300))
+        assert run("work-pool", "create", "local", "--type", "process").returncode == 0
+        deployed = run("--no-prompt", "deploy", "--name", "nightly-inbox")
+        assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+        db_path = tmp_path / "dep.duckdb"
+        started = run("deployment", "run", "process-batch/nightly-inbox", "--param",
+                      f"source={inbox / 'manifest.csv'}", "--param", f"db_path={db_path}",
+                      "--param", f"reports_dir={tmp_path / 'reports'}")
+        assert started.returncode == 0, started.stderr[-2000:]
+        worker = run("worker", "start", "--pool", "local", "--run-once", timeout=600)
+        assert worker.returncode == 0, worker.stdout[-3000:]
+        states = _states(db_path)
+        assert _match(states, "ok.flac") == ("processed", None)
+        assert _match(states, "silent.wav") == ("failed", "audio_silent")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)

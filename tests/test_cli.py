@@ -8,7 +8,7 @@ import pytest
 from pipeline.cli import build_parser, main
 
 
-@pytest.mark.parametrize("command", ["process", "summary", "models"])
+@pytest.mark.parametrize("command", ["process", "summary", "models", "batch"])
 def test_help_is_complete(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([command, "--help"])

@@ -215,9 +215,10 @@ def events(data: ReportData) -> tuple[Event, ...]:
             if m.kind == "we_language":
                 note = f"\u201c{m.detail}\u201d by the {m.speaker_role or 'unknown speaker'}"
             elif d:
-                parts = [f"after \u201c{d['probe']}\u201d" if d.get("probe") else "",
-                         str(d.get("reason") or d.get("why") or d.get("type") or d.get("phrase") or "")]
-                note = "; ".join(p for p in parts if p)
+                kind = str(d.get("reason") or d.get("why") or d.get("type") or d.get("phrase") or "")
+                parts = [kind.replace("_", " ").capitalize(),
+                         f"after the question \u201c{d['probe']}\u201d" if d.get("probe") else ""]
+                note = ", ".join(p for p in parts if p)
             else:
                 note = m.detail or ""
         out.append(Event(f"ev{n}", m.kind, label, m.speaker_role, m.start_s, m.end_s, quote, str(note)))
