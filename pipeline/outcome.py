@@ -20,6 +20,7 @@ class SessionOutcome:
     error_code: str | None = None
     message: str = ""
     summary_path: str | None = None
+    report_path: str | None = None
     headline: tuple[str, ...] = ()
     duration_s: float | None = None
     wall_s: float | None = None

@@ -6,6 +6,7 @@ Loading is the only place where model files are touched; analysis functions rece
 from __future__ import annotations
 
 import threading
+from typing import Any
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from pipeline.audio import AudioOptions
 from pipeline.diarize import DiarizeOptions, Diarizer, load_diarizer
-from pipeline.indicators import IndicatorOptions
+from pipeline.indicators import MARKERS_VERSION, IndicatorOptions
 from pipeline.transcribe import TranscribeOptions, Transcriber, load_transcriber
 from pipeline.types import Diarization, Transcript
 
@@ -100,6 +101,17 @@ def _load_diarizer(options: DiarizeOptions) -> SerialDiarizer:
     ))
 
 
+@lru_cache(maxsize=1)
+def get_nlp() -> Any:
+    """The spaCy English pipeline (pinned registry package), loaded once per process."""
+    import spacy
+
+    from models.store import load_manifest, require_python_package
+
+    name = require_python_package(load_manifest()["spacy-en-core-web-sm"])
+    return spacy.load(name, exclude=["ner"])
+
+
 def models_description(options: PipelineOptions) -> dict[str, str]:
     """What a run used, stored in ``pipeline_runs.models``."""
     t = options.transcribe
@@ -108,5 +120,5 @@ def models_description(options: PipelineOptions) -> dict[str, str]:
         "asr": f"whisper-base ({t.backend}, compute_type={t.resolved_compute_type}, beam_size={t.beam_size})",
         "diarization": f"{DIARIZATION_MODEL_NAME}, segmentation_step={d.segmentation_step}, "
         f"clustering_threshold={d.clustering_threshold}",
-        "markers": "lexicons/pronouns.json",
+        "markers": f"markers {MARKERS_VERSION} (pipeline/lexicons/*.json), spaCy en_core_web_sm 3.8.0",
     }

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pipeline.attribute import assign_words, build_turns
 from pipeline.consent import Consent
 from pipeline.indicators import IndicatorOptions, SessionMeasures, measure_session
+from pipeline.markers.dialogue import Language
 from pipeline.roles import assign_roles
 from pipeline.types import AttributedWord, Audio, Diarization, RoleAssignment, Transcript, Turn
 
@@ -56,12 +57,17 @@ def analyse(
     consent: Consent,
     diarization_model: str,
     options: IndicatorOptions = IndicatorOptions(),
+    nlp: Language | None = None,
 ) -> SessionAnalysis:
-    """Attribute words, rebuild turns, decide roles and measure the session (no model calls)."""
+    """Attribute words, rebuild turns, decide roles and measure the session (no model calls).
+
+    ``nlp`` is an optional loaded spaCy pipeline for the markers that need a parse.
+    """
     words = assign_words(transcript.words, diarization)
     turns = build_turns(words)
     roles = assign_roles(turns, override=meta.role_override)
-    measures = measure_session(words, diarization, roles, duration_s=audio.duration_s, options=options)
+    measures = measure_session(words, diarization, roles, duration_s=audio.duration_s, options=options,
+                               nlp=nlp)
     return SessionAnalysis(
         meta=meta,
         consent=consent,

@@ -98,8 +98,11 @@ def _float(value: object) -> float | None:
 
 
 def utterances_from_rows(rows: Iterable[Mapping[str, object]]) -> tuple[TranscriptUtterance, ...]:
-    """Rows with ``role`` (or ``speaker_role``, ``interlocutor``, ``speaker``), ``text`` (or
-    ``utterance_text``) and optional ``start_s``/``end_s``; rows with no word are dropped."""
+    """Utterances from row mappings; rows with no word are dropped.
+
+    Each row has ``role`` (or ``speaker_role``, ``interlocutor``, ``speaker``), ``text`` (or
+    ``utterance_text``) and optional ``start_s`` / ``end_s``.
+    """
     out = []
     for i, row in enumerate(rows):
         role_value = next((row[k] for k in ("role", "speaker_role", "interlocutor", "speaker") if k in row), None)

@@ -14,8 +14,13 @@ from pipeline.markers.dialogue import build_utterances, is_open_question, questi
 from pipeline.markers.pacing import OverlapOptions, count_syllables, find_overlaps
 from pipeline.markers.topic import find_deflection
 from pipeline.markers.we_collab import classify_we
-from pipeline.text_only import (TIME_BASED_INDICATORS, TranscriptUtterance, measure_transcript, read_transcript,
-                                utterances_from_rows)
+from pipeline.text_only import (
+    TIME_BASED_INDICATORS,
+    TranscriptUtterance,
+    measure_transcript,
+    read_transcript,
+    utterances_from_rows,
+)
 from pipeline.types import AttributedWord, Diarization, RoleAssignment, SpeakerTurn
 
 DATA = Path(__file__).parent / "data" / "collaborative_we.jsonl"
@@ -176,7 +181,8 @@ def test_alliance_work_summary_and_self_disclosure(nlp):
             TranscriptUtterance("client", "It makes sense, I think it fits what happened with my boss."),
             TranscriptUtterance("therapist", "When I was your age I struggled with smoking too."),
             TranscriptUtterance("client", "Really? How did you stop?"),
-            TranscriptUtterance("therapist", "To sum up, we've talked about your boss and the smoking. Did I miss anything?")]
+            TranscriptUtterance("therapist",
+                                "To sum up, we've talked about your boss and the smoking. Did I miss anything?")]
     ind = _ind(measure_transcript(utts, nlp=nlp).measures)
     assert ind[("process_talk_count", "therapist")] == 1
     assert ind[("self_disclosure_count", "therapist")] == 1 and ind[("self_disclosure_max_intimacy", "therapist")] == 2

@@ -45,6 +45,7 @@ def test_processed_then_skipped(prefect_harness, fakes, recording, tmp_path):
     first = process_session(str(recording), META, db_path=str(dbp), reports_dir=str(reports))
     assert first.state == "processed", first.message
     assert (reports / "s1.md").is_file() and first.headline
+    assert (reports / "s1.html").is_file() and first.report_path.endswith("s1.html")
     n_words = _count(dbp, "words")
     assert n_words == len(fakes[0].words)
     again = process_session(str(recording), META, db_path=str(dbp), reports_dir=str(reports))

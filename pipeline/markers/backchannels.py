@@ -97,7 +97,9 @@ def find_backchannels(
     return frozenset(out)
 
 
-def conversational_turns(utterances: Sequence[Utterance], backchannels: frozenset[int]) -> tuple[ConversationalTurn, ...]:
+def conversational_turns(
+    utterances: Sequence[Utterance], backchannels: frozenset[int]
+) -> tuple[ConversationalTurn, ...]:
     """Merge utterances into turns, skipping backchannels (so A, B:"mm-hm", A is one turn of A)."""
     turns: list[list[Utterance]] = []
     for u in utterances:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipeline.lexicons import load_lexicon, normalise_token
-from pipeline.types import AttributedWord, RoleAssignment, Role
+from pipeline.types import AttributedWord, Role, RoleAssignment
 
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})

@@ -13,10 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pipeline.lexicons import load_lexicon, normalise_token
-from pipeline.markers.alliance_work import (AllianceOptions, TextEvent, client_questions, rupture_candidates,
-                                            therapist_alliance_work)
+from pipeline.markers.alliance_work import (
+    AllianceOptions,
+    TextEvent,
+    client_questions,
+    rupture_candidates,
+    therapist_alliance_work,
+)
 from pipeline.markers.backchannels import BackchannelOptions, conversational_turns, find_backchannels
-from pipeline.markers.dialogue import Language, Utterance, build_utterances, quote, question_sentences
+from pipeline.markers.dialogue import Language, Utterance, build_utterances, question_sentences, quote
 from pipeline.markers.pacing import OverlapOptions, count_syllables, find_overlaps
 from pipeline.markers.silences import SilenceOptions, find_silences, speaking_time_s
 from pipeline.markers.topic import TopicOptions, analyse_probes

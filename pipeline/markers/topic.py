@@ -29,8 +29,16 @@ from dataclasses import dataclass
 from pipeline.errors import ConfigError
 from pipeline.lexicons import load_lexicon
 from pipeline.markers.backchannels import ConversationalTurn
-from pipeline.markers.dialogue import (Language, clean_text, is_open_question, question_sentences, sentences,
-                                       starts_with_phrase, strip_leading, words_of)
+from pipeline.markers.dialogue import (
+    Language,
+    clean_text,
+    is_open_question,
+    question_sentences,
+    sentences,
+    starts_with_phrase,
+    strip_leading,
+    words_of,
+)
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,15 @@ A token inside quotation marks, right after a verb of saying ("I go, let's ...")
   of a sentence or clause, "let's say", "let's face it") or "let us know" (institutional).
 - **therapist "we/us/our"**: the *governing verbs* are the token's syntactic head and its ``xcomp`` /
   ``conj`` verbs, plus the verbs in the next ``window_tokens`` tokens of the same clause. When the first
-  of them (past "going to", "have to": the verb they govern) is an institutional verb (recommend, give, help, know, ...), the token is not collaborative.
+  of them (past "going to", "have to": the verb they govern) is an institutional verb (recommend, give,
+  help, know, ...), the token is not collaborative.
   Otherwise it is collaborative when any cue fires: a modal or semi-modal before the verb ("we could
   try", "we're gonna look", "we have to explore"); a joint-activity verb ("we talked", "since we last
   met", "we've discussed"); a session noun in the window or after "our" ("our time", "a deal", "this
   conversation"); "together", "both", "the two of us" in the sentence; "for us to" + verb.
 - **client "we"**: collaborative only through "let's" or as the subject of a talk verb not in the past
-  tense ("what are we talking about", but not "we did not talk for days"); by default a client's "we" is about people outside the room.
+  tense ("what are we talking about", but not "we did not talk for days"); by default a client's "we"
+  is about people outside the room.
 
 Precision and recall on 100 hand-labelled AnnoMI utterances: ``bench/we_precision_recall.py``.
 """
@@ -112,7 +114,8 @@ def _blocked(toks: Sequence[Any], i: int, clean: str, lex: dict[str, Any]) -> st
         return "reported speech"
     after = clean[tok.idx + len(tok.text): tok.idx + len(tok.text) + 2]
     nxt2 = toks[i + 2] if i + 2 < len(toks) else None
-    if tok.text.endswith("-") or re.match(r"-", after) or (tok.text.lower() == "let" and nxt2 is not None and nxt2.text.startswith("-")):
+    lets_cut = tok.text.lower() == "let" and nxt2 is not None and nxt2.text.startswith("-")
+    if tok.text.endswith("-") or re.match(r"-", after) or lets_cut:
         return "cut off"
     return None
 
@@ -186,7 +189,8 @@ def _classify_we_token(doc: Any, toks: Sequence[Any], i: int, clean: str, role: 
             if t.is_punct and t.text not in ("'", "-"):
                 break
             span.append(t)
-        aux_words = {t.text.lower() for t in span} | {c.text.lower() for v in verbs for c in v.children if c.dep_ == "aux"}
+        aux_words = {t.text.lower() for t in span}
+        aux_words |= {c.text.lower() for v in verbs for c in v.children if c.dep_ == "aux"}
         if verbs and (aux_words & _MODAL_WORDS or any(t.tag_ == "MD" for t in span[:3])):
             return WeToken(tok.idx, text, True, "modal + verb")
         if verbs and lemmas & {"go", "have", "get", "need"} and any(
@@ -198,7 +202,9 @@ def _classify_we_token(doc: Any, toks: Sequence[Any], i: int, clean: str, role: 
             return WeToken(tok.idx, text, True, "session noun")
         if any(re.search(rf"\b{re.escape(w)}\b", sent) for w in lex["together_words"]):
             return WeToken(tok.idx, text, True, "together")
-        if low == "us" and i > 0 and toks[i - 1].text.lower() == "for" and i + 1 < len(toks) and toks[i + 1].text.lower() == "to":
+        before = toks[i - 1].text.lower() if i > 0 else ""
+        after_tok = toks[i + 1].text.lower() if i + 1 < len(toks) else ""
+        if low == "us" and before == "for" and after_tok == "to":
             return WeToken(tok.idx, text, True, "for us to")
         return WeToken(tok.idx, text, False, "no cue")
     head_verbs = {v.lemma_.lower() for v in verbs if v.i == tok.head.i}
