@@ -228,3 +228,14 @@ def test_text_only_given_times_and_file_formats(tmp_path):
     csv_path = tmp_path / "t.csv"
     csv_path.write_text("interlocutor,utterance_text\ntherapist,Hi there.\nclient,Hello.\n")
     assert [u.role for u in read_transcript(csv_path)] == ["therapist", "client"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("We never really talk anymore, we just sort of pass each other in the kitchen.", [False, False]),
+    ("We don't talk about it at home.", [False]),
+    ("Can we talk about my dad next time?", [True]),
+])
+def test_client_talk_verb_negated_or_habitual_is_not_collaborative(nlp, text, expected):
+    from pipeline.markers.we_collab import classify_we
+
+    assert [t.collaborative for t in classify_we(text, "client", nlp)] == expected

@@ -209,9 +209,16 @@ def _classify_we_token(doc: Any, toks: Sequence[Any], i: int, clean: str, role: 
         return WeToken(tok.idx, text, False, "no cue")
     head_verbs = {v.lemma_.lower() for v in verbs if v.i == tok.head.i}
     past = tok.head.tag_ in ("VBD", "VBN") or any(c.dep_ == "aux" and c.tag_ == "VBD" for c in tok.head.children)
-    if tok.dep_ in ("nsubj", "nsubjpass") and head_verbs & set(lex["client_joint_verbs"]) and not past:
+    # "we never really talk anymore": a negated or habitual talk verb describes a relationship, not a
+    # request to talk here
+    habitual = any(c.dep_ == "neg" or c.lower_ in _HABITUAL_ADVERBS for c in tok.head.children)
+    if (tok.dep_ in ("nsubj", "nsubjpass") and head_verbs & set(lex["client_joint_verbs"]) and not past
+            and not habitual):
         return WeToken(tok.idx, text, True, "client talk verb")
     return WeToken(tok.idx, text, False, "client default")
+
+
+_HABITUAL_ADVERBS = frozenset({"never", "anymore", "always", "usually", "often", "rarely", "hardly", "seldom"})
 
 
 @dataclass(frozen=True)
