@@ -25,6 +25,7 @@ from flows.session_flow import DB_LOCK, process_session
 from pipeline import PIPELINE_VERSION
 from pipeline.manifest import BatchItem, load_batch
 from pipeline.outcome import SessionOutcome
+from pipeline.report.index import write_therapist_indexes
 from pipeline.runtime import PipelineOptions, models_description
 from pipeline.storage import db
 from pipeline.storage.lock import exclusive_run
@@ -117,10 +118,15 @@ def process_batch(
             except Exception as e:  # the session flow reports its own failures; this is a crash
                 done(SessionOutcome("failed", str(item.audio_path), item.meta.session_id if item.meta else None,
                                     stage="batch", error_code="unexpected", message=f"{type(e).__name__}: {e}"))
+        therapists = sorted({o.meta.therapist_id for o in runnable if o.meta is not None})
         with DB_LOCK:
             con = db.connect(dbp)
-            db.finish_run(con, run_id=run_id, status="finished")
-            con.close()
+            try:
+                indexes = write_therapist_indexes(con, Path(reports_dir), therapist_ids=therapists)
+                db.finish_run(con, run_id=run_id, status="finished")
+            finally:
+                con.close()
+        log.info("index pages: %s", ", ".join(str(p) for p in indexes) or "none")
     return BatchReport(run_id, tuple(outcomes), round(time.perf_counter() - started, 2))
 
 

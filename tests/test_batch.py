@@ -156,6 +156,8 @@ def test_batch_end_states_kill_and_resume(prefect_harness, tmp_path):
     again = run_batch(str(folder / "manifest.csv"), workers=1, db_path=str(db_path),
                       reports_dir=str(tmp_path / "reports"))
     assert again.count("processed") == 0 and again.count("skipped") == n_good
+    index = (tmp_path / "reports" / "index-t-1.html").read_text()
+    assert index.count("<tr>") == n_good + 1 and "good-0.html" in index
 
 
 @pytest.mark.integration

@@ -1,0 +1,60 @@
+"""Index pages: one HTML page per therapist listing their sessions with links to the session reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+
+from pipeline.report.render import _environment
+from pipeline.summary import DISCLAIMER
+
+_QUERY = """
+SELECT s.session_id, s.client_id, s.recorded_on, s.duration_s, s.role_confidence, s.processed_at,
+       max(i.value) FILTER (WHERE i.name = 'talk_time_share' AND i.speaker_role = 'client') AS client_share,
+       max(i.value) FILTER (WHERE i.name = 'long_silence_count' AND i.speaker_role IS NULL) AS silences
+FROM sessions s LEFT JOIN indicators i USING (session_id)
+WHERE s.therapist_id = ?
+GROUP BY ALL
+ORDER BY s.recorded_on DESC NULLS LAST, s.processed_at DESC
+"""
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).lstrip(".") or "unnamed"
+
+
+def write_therapist_indexes(con: duckdb.DuckDBPyConnection, reports_dir: Path,
+                            *, therapist_ids: list[str] | None = None) -> list[Path]:
+    """Write ``index-<therapist>.html`` into ``reports_dir`` for each therapist (all by default).
+
+    Links point to ``<session_id>.html`` beside the index when that file exists.
+    """
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    if therapist_ids is None:
+        therapist_ids = [r[0] for r in con.execute("SELECT DISTINCT therapist_id FROM sessions ORDER BY 1").fetchall()]
+    template = _environment().get_template("index.html.j2")
+    written = []
+    for therapist in therapist_ids:
+        rows = []
+        for sid, client, recorded_on, duration_s, conf, _processed_at, share, silences in con.execute(_QUERY, [therapist]).fetchall():
+            report = f"{_safe(sid)}.html"
+            rows.append({
+                "session_id": sid, "client_id": client, "recorded_on": recorded_on,
+                "length": f"{int(duration_s // 60)}:{int(duration_s % 60):02d}",
+                "client_share": "n/a" if share is None else f"{100 * share:.0f} %",
+                "silences": "n/a" if silences is None else f"{silences:.0f}",
+                "role_confidence": "n/a" if conf is None else f"{conf:.2f}",
+                "low_confidence": conf is None or conf < 0.5,
+                "report": report if (reports_dir / report).is_file() else None,
+            })
+        path = reports_dir / f"index-{_safe(therapist)}.html"
+        html = template.render(therapist_id=therapist, sessions=rows, disclaimer=DISCLAIMER,
+                               written_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        tmp = path.with_suffix(".html.partial")
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(path)
+        written.append(path)
+    return written
