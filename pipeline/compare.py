@@ -42,9 +42,9 @@ class StrainSignal:
     meaning: str
 
 
-#: Process signals of strain available now (a rupture-candidate indicator is used when present).
+#: Process signals of strain (an indicator missing from the database is skipped).
 STRAIN_SIGNALS: tuple[StrainSignal, ...] = (
-    StrainSignal("rupture_candidate_count", None, "high", "rupture candidates"),
+    StrainSignal("rupture_candidate_rate", "client", "high", "rupture candidates (per 100 client turns)"),
     StrainSignal("long_silence_count", None, "high", "many long silences"),
     StrainSignal("long_silence_total", None, "high", "much long silence"),
     StrainSignal("mean_switching_gap", "client", "high", "client slow to respond"),

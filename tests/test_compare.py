@@ -249,4 +249,10 @@ def test_mibot_worked_example_runs_on_the_real_data(tmp_path, capsys):
     bad = con.execute("SELECT count(*) FROM indicators WHERE name = 'word_count' AND value <= 0").fetchone()[0]
     assert bad == 0
     assert con.execute("SELECT count(DISTINCT client_id) FROM session_indicators_self_report").fetchone()[0] == 106
+    # every compared indicator comes from the text-only path, for every conversation, with its markers
+    for ind in mod.INDICATORS:
+        name, role = ind.split(":")
+        n = con.execute("SELECT count(value) FROM indicators WHERE name = ? AND speaker_role = ?", [name, role])
+        assert n.fetchone()[0] == 106, ind
+    assert con.execute("SELECT count(DISTINCT session_id) FROM markers").fetchone()[0] == 106
     con.close()
