@@ -24,7 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_argument(p)
     p.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where summaries go (default: reports)")
     p.add_argument("--workers", type=int, default=1,
-                   help="sessions processed in parallel (threads; models loaded once and shared; default 1)")
+                   help="sessions processed in parallel (threads, or Dask worker processes with --engine dask; "
+                   "models loaded once per process; default 1)")
+    p.add_argument("--engine", choices=("threads", "dask"), default="threads",
+                   help="threads of this process (default), or Dask via prefect-dask: a local cluster of --workers "
+                   "processes, or the cluster at --dask-address; computed on the workers, written by this process "
+                   "only. Needs a running `prefect server start` and PREFECT_API_URL")
+    p.add_argument("--dask-address", default=None, metavar="tcp://HOST:PORT",
+                   help="an existing Dask scheduler to run on (with --engine dask)")
     p.add_argument("--allowed-root", type=Path, default=None,
                    help="folder every manifest path must lie in (default: the manifest's folder)")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
@@ -48,8 +55,12 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print(f"error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
         return 2
-    report = run_batch(str(args.source), workers=args.workers, db_path=args.db, reports_dir=str(args.reports_dir),
-                       force=args.force, allowed_root=str(args.allowed_root) if args.allowed_root else None,
+    if args.dask_address and args.engine != "dask":
+        print("error: --dask-address needs --engine dask", file=sys.stderr)
+        return 2
+    report = run_batch(str(args.source), workers=args.workers, engine=args.engine, dask_address=args.dask_address,
+                       db_path=args.db, reports_dir=str(args.reports_dir), force=args.force,
+                       allowed_root=str(args.allowed_root) if args.allowed_root else None,
                        lock_wait_s=args.wait, on_progress=_progress)
     print(f"\nBatch {report.run_id}: {len(report.outcomes)} recording(s) in {report.wall_s:.0f} s")
     for state in ("processed", "skipped", "refused", "failed"):

@@ -7,6 +7,8 @@ everything is generated at test time, nothing binary is committed.
 from __future__ import annotations
 
 import csv
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,20 @@ def _demo() -> tuple[np.ndarray, list[tuple[float, float, str]]]:
 
 def _excerpt(samples: np.ndarray, start_s: float, length_s: float) -> np.ndarray:
     return samples[int(start_s * RATE): int((start_s + length_s) * RATE)]
+
+
+def _third_voice(folder: Path) -> np.ndarray | None:
+    """About 6 s of a third speaker from flite's ``rms`` voice, or None without flite."""
+    flite = shutil.which("flite")
+    if flite is None:
+        return None
+    out = folder / "_third.wav"
+    text = "I am the client's sister. I came along today because she asked me to, and I hope that is all right."
+    subprocess.run([flite, "-voice", "rms", "-t", text, "-o", str(out)], check=True, capture_output=True)
+    audio, rate = sf.read(out, dtype="float32")
+    out.unlink()
+    audio = soxr.resample(audio, rate, RATE) if rate != RATE else audio
+    return (audio * (0.07 / (np.sqrt(np.mean(audio**2)) + 1e-9))).astype(np.float32)  # about -23 dBFS
 
 
 def build_batch(folder: Path, *, outside: Path, n_extra_good: int = 4, excerpt_s: float = 20.0) -> list[Expected]:
@@ -75,6 +91,10 @@ def build_batch(folder: Path, *, outside: Path, n_extra_good: int = 4, excerpt_s
     good("long_silence_first.flac", "long-silence", np.concatenate([noise, _excerpt(samples, next(offset), 15.0)]))
     one = np.concatenate([samples[int(s * RATE): int(e * RATE)] for s, e, r in utterances if r == "therapist"][:8])
     good("one_speaker.wav", "one-speaker", one)
+    third = _third_voice(folder)
+    if third is not None:  # two demo voices, then a third speaker (flite's rms voice)
+        good("three_speakers.wav", "three-speakers",
+             np.concatenate([_excerpt(samples, next(offset), 12.0), np.zeros(RATE // 2, np.float32), third]))
     x = _excerpt(samples, next(offset), excerpt_s)
     sf.write(folder / "flac_named.wav", x, RATE, format="FLAC")
     add("flac_named.wav", "wrong-ext", "processed")
