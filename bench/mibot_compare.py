@@ -109,8 +109,7 @@ def load_transcripts(con, folder: Path, *, run_id: str, nlp=None) -> int:
 
     from pipeline import PIPELINE_VERSION
     from pipeline.indicators import MARKERS_VERSION
-    from pipeline.self_report.importer import insert_frame
-    from pipeline.storage.db import SESSION_TABLES, transaction
+    from pipeline.storage.db import SESSION_TABLES, insert_frame, transaction
     from pipeline.text_only import measure_transcript
 
     sessions: list[dict] = []

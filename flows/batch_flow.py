@@ -229,6 +229,29 @@ def _record_outcome(item: BatchItem, outcome: SessionOutcome, dbp: Path, run_id:
     return outcome
 
 
+def _start_run(dbp: Path, run_id: str, options: PipelineOptions, command: str) -> None:
+    with DB_LOCK:
+        con = db.connect(dbp)
+        try:
+            db.start_run(con, run_id=run_id, pipeline_version=PIPELINE_VERSION, models=models_description(options),
+                         command=command)
+        finally:
+            con.close()
+
+
+def _finish_run(dbp: Path, run_id: str, reports: Path, therapists: list[str]) -> list[Path]:
+    with DB_LOCK:
+        con = db.connect(dbp)
+        try:
+            indexes = write_therapist_indexes(con, reports, therapist_ids=therapists)
+            db.finish_run(con, run_id=run_id, status="finished")
+        finally:
+            con.close()
+    return indexes
+
+
+# The flow's function must not refer to DB_LOCK (or any lock) itself: the Dask task runner pickles the flow
+# (by value: its module attribute is the Flow, not the function) with every task it submits.
 @flow(name="process-batch", persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def process_batch(
     source: str,
@@ -250,7 +273,6 @@ def process_batch(
     ``DaskTaskRunner``: recordings are computed on its workers and written here.
     ``on_progress(outcome, done, total, elapsed_s)`` is called as each recording ends.
     """
-
     log = get_run_logger()
     started = time.perf_counter()
     dbp = Path(db_path)
@@ -258,11 +280,7 @@ def process_batch(
     run_id = db.new_run_id()
     outcomes: list[SessionOutcome] = []
     with exclusive_run(dbp, wait_s=lock_wait_s):
-        with DB_LOCK:
-            con = db.connect(dbp)
-            db.start_run(con, run_id=run_id, pipeline_version=PIPELINE_VERSION, models=models_description(options),
-                         command=f"batch {source} (workers={workers}, engine={engine})")
-            con.close()
+        _start_run(dbp, run_id, options, f"batch {source} (workers={workers}, engine={engine})")
         log.info("batch %s: %d recording(s), %d worker(s), engine %s", run_id, len(items), workers, engine)
 
         def done(outcome: SessionOutcome) -> None:
@@ -297,13 +315,7 @@ def process_batch(
                                        stage="batch", error_code="unexpected", message=f"{type(e).__name__}: {e}")
                 done(_record_outcome(item, crash, dbp, run_id) if engine == "dask" else crash)
         therapists = sorted({o.meta.therapist_id for o in runnable if o.meta is not None})
-        with DB_LOCK:
-            con = db.connect(dbp)
-            try:
-                indexes = write_therapist_indexes(con, Path(reports_dir), therapist_ids=therapists)
-                db.finish_run(con, run_id=run_id, status="finished")
-            finally:
-                con.close()
+        indexes = _finish_run(dbp, run_id, Path(reports_dir), therapists)
         log.info("index pages: %s", ", ".join(str(p) for p in indexes) or "none")
     return BatchReport(run_id, tuple(outcomes), round(time.perf_counter() - started, 2))
 

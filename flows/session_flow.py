@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import ExitStack
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from pipeline.audio import load_audio
 from pipeline.consent import Consent, check_matches, parse_consent, read_sidecar
 from pipeline.errors import AllianceError, ConsentError
 from pipeline.outcome import SessionOutcome
+from pipeline.report import write_html_report
 from pipeline.runtime import (
     DIARIZATION_MODEL_NAME,
     PipelineOptions,
@@ -35,8 +36,7 @@ from pipeline.runtime import (
 from pipeline.session import SessionAnalysis, SessionMeta, analyse
 from pipeline.storage import db
 from pipeline.storage.lock import exclusive_run
-from pipeline.report import write_html_report
-from pipeline.summary import headline, load_summary, render_markdown
+from pipeline.summary import headline, load_summary, render_markdown, report_stem
 from pipeline.types import Audio, Diarization, Transcript
 
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -115,8 +115,8 @@ def write_task(analysis: SessionAnalysis, db_path: Path, run_id: str) -> None:
 def summary_task(session_id: str, db_path: Path, reports_dir: Path) -> tuple[str, str, tuple[str, ...]]:
     """Write the Markdown summary and the HTML report; return their paths and the headline lines."""
     reports_dir.mkdir(parents=True, exist_ok=True)
-    path = reports_dir / f"{_safe_name(session_id)}.md"
-    html_path = reports_dir / f"{_safe_name(session_id)}.html"
+    path = reports_dir / f"{report_stem(session_id)}.md"
+    html_path = reports_dir / f"{report_stem(session_id)}.html"
     # under the lock: reads the database, and matplotlib's drawing state is process-wide
     with DB_LOCK:
         con = db.connect(db_path)
@@ -129,10 +129,6 @@ def summary_task(session_id: str, db_path: Path, reports_dir: Path) -> tuple[str
     tmp.write_text(render_markdown(summary), encoding="utf-8")
     tmp.replace(path)
     return str(path), str(html_path), tuple(headline(summary))
-
-
-def _safe_name(session_id: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in session_id).lstrip(".") or "session"
 
 
 def _already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool) -> SessionOutcome | None:

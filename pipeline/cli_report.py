@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli import add_db_argument
+from pipeline.summary import report_stem
 
 FORMATS = ("html", "pdf", "md")
 
@@ -31,7 +32,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from pipeline.report import write_report
     from pipeline.storage import db
 
-    out = args.out or Path("reports") / f"{args.session_id}.{args.report_format}"
+    out = args.out or Path("reports") / f"{report_stem(args.session_id)}.{args.report_format}"
     con = db.connect(args.db, read_only=True)
     try:
         path = write_report(con, args.session_id, out, fmt_name=args.report_format)

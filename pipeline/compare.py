@@ -363,8 +363,7 @@ def run_comparison(con: duckdb.DuckDBPyConnection, *, options: CompareOptions = 
         Writing failed (rolled back).
     """
     from pipeline import PIPELINE_VERSION
-    from pipeline.self_report.importer import insert_frame
-    from pipeline.storage.db import transaction
+    from pipeline.storage.db import insert_frame, transaction
 
     scores = load_scores(con)
     if scores.empty:

@@ -6,9 +6,9 @@ Loading is the only place where model files are touched; analysis functions rece
 from __future__ import annotations
 
 import threading
-from typing import Any
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 

@@ -15,8 +15,8 @@ DISCLAIMER = (
     "and speaker separation make errors. Read them alongside the recording and the client's own view."
 )
 
-#: (indicator name, label, how to format the value)
-_ROWS = (
+#: (indicator name, label, how to format the value): the indicator table of every summary and report.
+INDICATOR_ROWS = (
     ("talk_time_share", "Talk-time share", "pct"),
     ("speaking_time", "Speaking time", "mmss"),
     ("word_count", "Words", "int"),
@@ -34,6 +34,11 @@ class SessionSummary:
     session: dict
     indicators: dict[tuple[str, str | None], float | None]
     silences: tuple[tuple[float, float, str | None, dict], ...]
+
+
+def report_stem(session_id: str) -> str:
+    """A file-name stem for a session's summary or report: letters, digits, ``-_.`` only, no leading dot."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in session_id).lstrip(".") or "session"
 
 
 def _fmt(value: float | None, how: str) -> str:
@@ -118,7 +123,7 @@ def render_markdown(summary: SessionSummary) -> str:
             "",
         ]
     lines += ["## Indicators", "", "| Indicator | Therapist | Client |", "|---|---:|---:|"]
-    for name, label, how in _ROWS:
+    for name, label, how in INDICATOR_ROWS:
         lines.append(f"| {label} | {_fmt(i.get((name, 'therapist')), how)} | {_fmt(i.get((name, 'client')), how)} |")
     lines += ["", "## Silences of 2 s or more", ""]
     if not summary.silences:

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-
 from conftest import SAMPLE_AUDIO
 
 RATE = 16_000

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import ROOT
 
 from pipeline.errors import StorageError
 from pipeline.manifest import ManifestError, load_batch, read_manifest
 from pipeline.storage.lock import exclusive_run
-
-from conftest import ROOT
 
 HEADER = "audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on\n"
 
@@ -65,7 +64,8 @@ def test_folder_scan_uses_sidecars(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.flac").write_bytes(b"x")
     (tmp_path / "sub" / "b.flac.consent.json").write_text(json.dumps(
-        {"session_id": "s9", "client_id": "c9", "therapist_id": "t9", "scope": "clinical", "consented_on": "2026-01-01"}))
+        {"session_id": "s9", "client_id": "c9", "therapist_id": "t9", "scope": "clinical",
+         "consented_on": "2026-01-01"}))
     (tmp_path / "readme.txt").write_text("not audio")
     (item,) = load_batch(tmp_path)
     assert item.meta.session_id == "s9" and item.meta.therapist_id == "t9" and item.consent is None
@@ -105,6 +105,7 @@ def _match(states: dict[str, tuple[str, str | None]], name: str) -> tuple[str, s
 @pytest.mark.integration
 def test_batch_end_states_kill_and_resume(prefect_harness, tmp_path):
     from batch_corpus import build_batch
+
     from flows.batch_flow import run_batch
 
     folder = tmp_path / "inbox"
@@ -167,7 +168,6 @@ def test_batch_runs_as_deployment_served_by_local_worker(tmp_path):
 
     import numpy as np
     import soundfile as sf
-
     from batch_corpus import RATE, _demo, _excerpt
 
     samples, _ = _demo()
@@ -217,8 +217,8 @@ def test_batch_runs_as_deployment_served_by_local_worker(tmp_path):
 @pytest.mark.integration
 def test_file_disappearing_mid_batch_fails_alone(prefect_harness, tmp_path):
     import soundfile as sf
-
     from batch_corpus import RATE, _demo, _excerpt
+
     from flows.batch_flow import run_batch
 
     samples, _ = _demo()

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+from test_storage import analysis  # noqa: F401  (fixture)
+
 from pipeline.report.index import write_therapist_indexes
 from pipeline.storage import db
-
-from test_storage import analysis  # noqa: F401  (fixture)
 
 
 def test_index_lists_sessions_with_links_and_disclaimer(tmp_path, analysis):  # noqa: F811

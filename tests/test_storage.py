@@ -62,14 +62,14 @@ def test_write_twice_leaves_the_same_rows(tmp_path, analysis):
 
 def test_failure_mid_session_writes_nothing(tmp_path, analysis, monkeypatch):
     con = db.connect(tmp_path / "a.duckdb")
-    real = db._insert_frame
+    real = db.insert_frame
 
     def failing(con_, table, frame):
         if table == "markers":
             raise duckdb.IOException("disk went away while writing markers")
         real(con_, table, frame)
 
-    monkeypatch.setattr(db, "_insert_frame", failing)
+    monkeypatch.setattr(db, "insert_frame", failing)
     with pytest.raises(StorageError, match="rolled back"):
         db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
     assert set(_counts(con).values()) == {0}
@@ -79,7 +79,7 @@ def test_failure_on_rewrite_keeps_the_old_rows(tmp_path, analysis, monkeypatch):
     con = db.connect(tmp_path / "a.duckdb")
     db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
     before = _counts(con)
-    monkeypatch.setattr(db, "_insert_frame", lambda *a: (_ for _ in ()).throw(duckdb.IOException("boom")))
+    monkeypatch.setattr(db, "insert_frame", lambda *a: (_ for _ in ()).throw(duckdb.IOException("boom")))
     with pytest.raises(StorageError):
         db.write_session(con, analysis, run_id="r2", pipeline_version="0.1.0")
     assert _counts(con) == before

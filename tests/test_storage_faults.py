@@ -8,13 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from test_storage import analysis  # noqa: F401  (fixture)
 
 from pipeline.errors import StorageError
 from pipeline.session import SessionMeta
 from pipeline.storage import db
 from pipeline.types import AttributedWord
-
-from test_storage import analysis  # noqa: F401  (fixture)
 
 
 @pytest.fixture

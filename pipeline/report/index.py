@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.report.render import _environment
-from pipeline.summary import DISCLAIMER
+from pipeline.summary import DISCLAIMER, report_stem
 
 _QUERY = """
 SELECT s.session_id, s.client_id, s.recorded_on, s.duration_s, s.role_confidence, s.processed_at,
@@ -19,10 +19,6 @@ WHERE s.therapist_id = ?
 GROUP BY ALL
 ORDER BY s.recorded_on DESC NULLS LAST, s.processed_at DESC
 """
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).lstrip(".") or "unnamed"
 
 
 def write_therapist_indexes(con: duckdb.DuckDBPyConnection, reports_dir: Path,
@@ -39,8 +35,9 @@ def write_therapist_indexes(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     written = []
     for therapist in therapist_ids:
         rows = []
-        for sid, client, recorded_on, duration_s, conf, _processed_at, share, silences in con.execute(_QUERY, [therapist]).fetchall():
-            report = f"{_safe(sid)}.html"
+        found = con.execute(_QUERY, [therapist]).fetchall()
+        for sid, client, recorded_on, duration_s, conf, _processed_at, share, silences in found:
+            report = f"{report_stem(sid)}.html"
             rows.append({
                 "session_id": sid, "client_id": client, "recorded_on": recorded_on,
                 "length": f"{int(duration_s // 60)}:{int(duration_s % 60):02d}",
@@ -50,9 +47,9 @@ def write_therapist_indexes(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                 "low_confidence": conf is None or conf < 0.5,
                 "report": report if (reports_dir / report).is_file() else None,
             })
-        path = reports_dir / f"index-{_safe(therapist)}.html"
+        path = reports_dir / f"index-{report_stem(therapist)}.html"
         html = template.render(therapist_id=therapist, sessions=rows, disclaimer=DISCLAIMER,
-                               written_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                               written_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
         tmp = path.with_suffix(".html.partial")
         tmp.write_text(html, encoding="utf-8")
         tmp.replace(path)

@@ -20,7 +20,7 @@ from pipeline import PIPELINE_VERSION
 from pipeline.errors import AllianceError
 from pipeline.report import derive, figures
 from pipeline.report.data import ReportData, load_report_data
-from pipeline.summary import DISCLAIMER
+from pipeline.summary import DISCLAIMER, INDICATOR_ROWS
 
 #: Below this role confidence the report warns prominently (as the Markdown summary does).
 LOW_ROLE_CONFIDENCE = 0.5
@@ -40,18 +40,8 @@ HEADLINE = (
     ("mean_switching_gap", "client", "Client response latency", "s2"),
 )
 
-#: Indicator table rows: (name, label, format).
-TABLE = (
-    ("talk_time_share", "Talk-time share", "pct"),
-    ("speaking_time", "Speaking time", "mmss"),
-    ("word_count", "Words", "int"),
-    ("speech_rate", "Speech rate (words per minute of own speaking time)", "f1"),
-    ("we_count", '"We"-language tokens', "int"),
-    ("we_rate", '"We"-language per 100 words', "f2"),
-    ("long_silence_count", "Silences of 2 s or more (count)", "int"),
-    ("long_silence_total", "Silences of 2 s or more (total)", "s1"),
-    ("mean_switching_gap", "Mean switching gap (response latency)", "s2"),
-)
+#: Indicator table rows: (name, label, format), shared with the Markdown summary.
+TABLE = INDICATOR_ROWS
 
 
 class ReportError(AllianceError):

@@ -35,6 +35,7 @@ import pandas as pd
 
 from pipeline.errors import SelfReportImportError, StorageError
 from pipeline.self_report.instruments import Instrument, ScaleScore, item_score, score
+from pipeline.storage.db import insert_frame
 
 ID_COLUMNS = ("session_id", "client_id", "date", "administered_on", "timepoint")
 LONG_COLUMNS = ("instrument", "item", "value")
@@ -525,20 +526,6 @@ def _write(con: duckdb.DuckDBPyConnection, report: ImportReport, *, import_id: s
                  inst.reliable_change, inst.to_json()])
         for table, frame in frames.items():
             insert_frame(con, table, frame)
-
-
-def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    """Insert a DataFrame into ``table`` (a name from this package's fixed list, never user input)."""
-    if frame.empty:
-        return
-    frame = frame.astype("object").where(frame.notna(), None)
-    view = f"_incoming_{table}"
-    con.register(view, frame)
-    try:
-        cols = ", ".join(frame.columns)
-        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
-    finally:
-        con.unregister(view)
 
 
 def write_report_csv(report: ImportReport, path: Path | str) -> None:

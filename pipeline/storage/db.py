@@ -167,11 +167,14 @@ def _frames(a: SessionAnalysis, run_id: str) -> dict[str, pd.DataFrame]:
             "indicators": indicators}
 
 
-def _insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Insert a DataFrame's rows into ``table`` (missing values as NULL).
+
+    ``table`` must come from the package's own fixed names, never from user input.
+    """
     if frame.empty:
         return
-    # object columns keep None as NULL; table names come from the fixed SESSION_TABLES tuple
-    frame = frame.astype({c: "object" for c in frame.columns if frame[c].dtype == "object"})
+    frame = frame.astype("object").where(frame.notna(), None)
     view = f"_incoming_{table}"
     con.register(view, frame)
     try:
@@ -221,7 +224,7 @@ def write_session(con: duckdb.DuckDBPyConnection, analysis: SessionAnalysis, *, 
                 [m.session_id, c.client_id, c.scope, c.consented_on, ",".join(c.consented_by), c.source, run_id],
             )
             for table, frame in _frames(a, run_id).items():
-                _insert_frame(con, table, frame)
+                insert_frame(con, table, frame)
     except duckdb.Error as e:
         raise StorageError(f"writing session {m.session_id!r} failed and was rolled back: {e}") from e
 

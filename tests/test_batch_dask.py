@@ -1,0 +1,106 @@
+"""Scale-out of the batch through Dask (prefect-dask): two local worker processes, one DuckDB writer."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import ROOT
+
+HEADER = "audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on\n"
+
+
+def test_dask_engine_without_prefect_api_refuses_clearly(monkeypatch):
+    from flows.batch_flow import run_batch
+    from pipeline.errors import ConfigError
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        with pytest.raises(ConfigError, match="prefect server start"):
+            run_batch("unused.csv", workers=2, engine="dask")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.integration
+def test_batch_on_two_dask_worker_processes(tmp_path):
+    from batch_corpus import RATE, _demo, _excerpt
+
+    samples, _ = _demo()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    sf.write(inbox / "a.flac", _excerpt(samples, 20.0, 12.0), RATE)
+    sf.write(inbox / "b.flac", _excerpt(samples, 60.0, 12.0), RATE)
+    sf.write(inbox / "silent.wav", np.zeros(RATE * 5, dtype=np.float32), RATE)
+    manifest = inbox / "manifest.csv"
+    manifest.write_text(HEADER + "a.flac,dask-a,c-a,t-1,,research,2026-01-01\n"
+                        "b.flac,dask-b,c-b,t-1,,research,2026-01-01\n"
+                        "silent.wav,dask-silent,c-s,t-1,,research,2026-01-01\n")
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"),
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        db_path = tmp_path / "dask.duckdb"
+        cmd = [str(Path(sys.executable).with_name("alliance")), "batch", str(manifest), "--engine", "dask",
+               "--workers", "2", "--db", str(db_path), "--reports-dir", str(tmp_path / "reports")]
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=400)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        wall = time.perf_counter() - started
+        print(f"alliance batch --engine dask --workers 2: {wall:.1f} s wall\n{out[-3000:]}")
+        assert proc.returncode == 3, out[-4000:]  # one recording failed, as it should
+
+        con = duckdb.connect(str(db_path), read_only=True)
+        try:
+            rows = con.execute("SELECT session_id, state, error_code, message FROM run_items").fetchall()
+            states = {sid: (state, code) for sid, state, code, _ in rows}
+            assert states == {"dask-a": ("processed", None), "dask-b": ("processed", None),
+                              "dask-silent": ("failed", "audio_silent")}, rows
+            # whole sessions: each stored once, with words and indicators, all from one run
+            assert sorted(r[0] for r in con.execute("SELECT session_id FROM sessions").fetchall()) == [
+                "dask-a", "dask-b"]
+            assert con.execute("SELECT count(*) FROM sessions s WHERE NOT EXISTS "
+                               "(SELECT 1 FROM indicators i WHERE i.session_id = s.session_id)").fetchone()[0] == 0
+            assert con.execute("SELECT count(DISTINCT session_id), max(n) FROM (SELECT session_id, "
+                               "count(DISTINCT run_id) n FROM words GROUP BY session_id)").fetchone() == (2, 1)
+        finally:
+            con.close()
+        # computed in two distinct worker processes, neither of them the process that wrote the database
+        pids = {int(m.group(1)) for _, state, _, msg in rows if state == "processed"
+                for m in [re.search(r"dask worker pid (\d+)", msg or "")] if m}
+        assert len(pids) == 2 and proc.pid not in pids, rows
+        assert (tmp_path / "reports" / "dask-a.html").is_file() and (tmp_path / "reports" / "index-t-1.html").is_file()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
