@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if args.dask_address and args.engine != "dask":
         print("error: --dask-address needs --engine dask", file=sys.stderr)
         return 2
+    if args.engine == "dask":  # the scheduler's and nannies' start/stop chatter would drown the progress lines
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # read when dask is first imported
     report = run_batch(str(args.source), workers=args.workers, engine=args.engine, dask_address=args.dask_address,
                        db_path=args.db, reports_dir=str(args.reports_dir), force=args.force,
                        allowed_root=str(args.allowed_root) if args.allowed_root else None,

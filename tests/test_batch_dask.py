@@ -101,6 +101,11 @@ def test_batch_on_two_dask_worker_processes(tmp_path):
                 for m in [re.search(r"dask worker pid (\d+)", msg or "")] if m}
         assert len(pids) == 2 and proc.pid not in pids, rows
         assert (tmp_path / "reports" / "dask-a.html").is_file() and (tmp_path / "reports" / "index-t-1.html").is_file()
+
+        # a re-run skips what is stored (checked in the writing process, before anything is submitted)
+        again = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 3, again.stdout[-3000:] + again.stderr[-3000:]
+        assert re.search(r"skipped\s+2\b", again.stdout) and re.search(r"processed\s+0\b", again.stdout), again.stdout
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
