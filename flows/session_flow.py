@@ -23,6 +23,7 @@ from pipeline import PIPELINE_VERSION
 from pipeline.audio import load_audio
 from pipeline.consent import Consent, check_matches, parse_consent, read_sidecar
 from pipeline.errors import AllianceError, ConsentError
+from pipeline.indicators import MARKERS_VERSION
 from pipeline.outcome import SessionOutcome
 from pipeline.report import write_html_report
 from pipeline.runtime import (
@@ -131,8 +132,13 @@ def summary_task(session_id: str, db_path: Path, reports_dir: Path) -> tuple[str
     return str(path), str(html_path), tuple(headline(summary))
 
 
-def _already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool) -> SessionOutcome | None:
-    """Skip an identical re-run; refuse a clash of session id and audio (unless forced)."""
+def _already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool,
+                  log: Any = None) -> SessionOutcome | None:
+    """Skip an identical re-run; refuse a clash of session id and audio (unless forced).
+
+    Identical means the same session id, audio SHA-256, pipeline version and markers version; a session
+    stored by another version is re-processed whole, and the log says why.
+    """
     if not db_path.is_file():
         return None
     with DB_LOCK:
@@ -143,9 +149,14 @@ def _already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool)
             con.close()
     for e in existing:
         same = e.session_id == meta.session_id and e.audio_sha256 == sha256
-        if same and e.pipeline_version == PIPELINE_VERSION and not force:
+        current = e.pipeline_version == PIPELINE_VERSION and e.markers_version == MARKERS_VERSION
+        if same and current and not force:
             return SessionOutcome("skipped", "", meta.session_id, sha256, message=(
-                f"already processed with pipeline {PIPELINE_VERSION} (same audio SHA-256); use --force to redo"))
+                f"already processed with pipeline {PIPELINE_VERSION}, markers {MARKERS_VERSION} (same audio "
+                "SHA-256); use --force to redo"))
+        if same and not current and log is not None:
+            log.info("%s: stored by pipeline %s / markers %s; re-processing with %s / %s", meta.session_id,
+                     e.pipeline_version, e.markers_version, PIPELINE_VERSION, MARKERS_VERSION)
         if not same and not force:
             what = (f"this audio is already stored as session {e.session_id!r}" if e.audio_sha256 == sha256
                     else f"session id {meta.session_id!r} is already used by another recording "
@@ -200,7 +211,7 @@ def _process(path: Path, meta: SessionMeta, dbp: Path, reports: Path, options: P
         audio = audio_task(path, options)
         sha = audio.sha256
         log.info("%s: %.1f s of audio, SHA-256 %s", path.name, audio.duration_s, sha[:12])
-        done = _already_done(dbp, meta, sha, force=force)
+        done = _already_done(dbp, meta, sha, force=force, log=log)
         if done is not None:
             outcome = SessionOutcome(done.state, str(path), meta.session_id, sha, done.stage, done.error_code,
                                      done.message, duration_s=audio.duration_s)

@@ -107,3 +107,12 @@ def test_stage_failure_writes_nothing(prefect_harness, monkeypatch, fakes, recor
     out = process_session(str(recording), META, db_path=str(dbp), reports_dir=str(tmp_path))
     assert out.state == "failed" and out.stage == "diarization" and "diarizer crashed" in out.message
     assert _count(dbp, "sessions") == 0 and _count(dbp, "words") == 0
+
+
+def test_new_markers_version_reprocesses(prefect_harness, fakes, recording, tmp_path, monkeypatch):
+    write_consent(recording)
+    dbp = tmp_path / "a.duckdb"
+    assert process_session(str(recording), META, db_path=str(dbp), reports_dir=str(tmp_path)).state == "processed"
+    monkeypatch.setattr(sf_mod, "MARKERS_VERSION", "99.0.0")
+    again = process_session(str(recording), META, db_path=str(dbp), reports_dir=str(tmp_path))
+    assert again.state == "processed" and fakes[0].calls == 2 and _count(dbp, "sessions") == 1

@@ -91,12 +91,14 @@ class ExistingSession:
     session_id: str
     audio_sha256: str
     pipeline_version: str
+    markers_version: str | None
 
 
 def find_existing(con: duckdb.DuckDBPyConnection, *, session_id: str, audio_sha256: str) -> list[ExistingSession]:
     """Sessions already stored under this id or from this audio."""
     rows = con.execute(
-        "SELECT session_id, audio_sha256, pipeline_version FROM sessions WHERE session_id = ? OR audio_sha256 = ?",
+        "SELECT session_id, audio_sha256, pipeline_version, markers_version FROM sessions"
+        " WHERE session_id = ? OR audio_sha256 = ?",
         [session_id, audio_sha256],
     ).fetchall()
     return [ExistingSession(*r) for r in rows]
