@@ -41,14 +41,24 @@ def report_stem(session_id: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in session_id).lstrip(".") or "session"
 
 
-def _fmt(value: float | None, how: str) -> str:
+def clock(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss`` from an hour) for a time in seconds."""
+    hours, rest = divmod(int(round(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_value(value: float | None, how: str) -> str:
+    """Format an indicator value for people (``n/a`` when missing); ``how`` is a format code of
+    :data:`INDICATOR_ROWS` (pct, mmss, int, f0, f1, f2, s1, s2).
+    """
     if value is None:
         return "n/a"
     if how == "pct":
         return f"{100 * value:.0f} %"
     if how == "mmss":
-        return f"{int(value // 60)}:{int(round(value % 60)):02d}"
-    if how == "int":
+        return clock(value)
+    if how in ("int", "f0"):
         return f"{value:.0f}"
     if how == "f1":
         return f"{value:.1f}"
@@ -87,13 +97,13 @@ def headline(summary: SessionSummary) -> list[str]:
     """A few lines for the terminal."""
     i = summary.indicators
     return [
-        f"talk-time share: therapist {_fmt(i.get(('talk_time_share', 'therapist')), 'pct')}, "
-        f"client {_fmt(i.get(('talk_time_share', 'client')), 'pct')}",
-        f'"we" per 100 words: therapist {_fmt(i.get(("we_rate", "therapist")), "f2")}, '
-        f'client {_fmt(i.get(("we_rate", "client")), "f2")}',
-        f"silences >= 2 s: {_fmt(i.get(('long_silence_count', None)), 'int')} "
-        f"({_fmt(i.get(('long_silence_total', None)), 's1')} in all); "
-        f"mean switching gap {_fmt(i.get(('mean_switching_gap', None)), 's2')}",
+        f"talk-time share: therapist {format_value(i.get(('talk_time_share', 'therapist')), 'pct')}, "
+        f"client {format_value(i.get(('talk_time_share', 'client')), 'pct')}",
+        f'"we" per 100 words: therapist {format_value(i.get(("we_rate", "therapist")), "f2")}, '
+        f'client {format_value(i.get(("we_rate", "client")), "f2")}',
+        f"silences >= 2 s: {format_value(i.get(('long_silence_count', None)), 'int')} "
+        f"({format_value(i.get(('long_silence_total', None)), 's1')} in all); "
+        f"mean switching gap {format_value(i.get(('mean_switching_gap', None)), 's2')}",
     ]
 
 
@@ -108,7 +118,8 @@ def render_markdown(summary: SessionSummary) -> str:
         "",
         f"- Client: `{s['client_id']}`; therapist: `{s['therapist_id']}`; "
         f"recorded on: {s['recorded_on'] or 'not given'}",
-        f"- Duration: {_fmt(s['duration_s'], 'mmss')} (speech {_fmt(i.get(('speech_time', None)), 'mmss')}); "
+        f"- Duration: {format_value(s['duration_s'], 'mmss')} "
+        f"(speech {format_value(i.get(('speech_time', None)), 'mmss')}); "
         f"language: {s['language']}",
         f"- Speech recognition: {s['asr_backend']} ({s['asr_model']}); pipeline {s['pipeline_version']}, "
         f"run `{s['run_id']}`",
@@ -124,7 +135,8 @@ def render_markdown(summary: SessionSummary) -> str:
         ]
     lines += ["## Indicators", "", "| Indicator | Therapist | Client |", "|---|---:|---:|"]
     for name, label, how in INDICATOR_ROWS:
-        lines.append(f"| {label} | {_fmt(i.get((name, 'therapist')), how)} | {_fmt(i.get((name, 'client')), how)} |")
+        therapist, client = (format_value(i.get((name, role)), how) for role in ("therapist", "client"))
+        lines.append(f"| {label} | {therapist} | {client} |")
     lines += ["", "## Silences of 2 s or more", ""]
     if not summary.silences:
         lines.append("None in this session.")

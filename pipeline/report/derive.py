@@ -47,14 +47,6 @@ def kind_row(kind: str) -> str:
     return KIND_STYLE.get(kind, ("", "o", "Other markers"))[2]
 
 
-def clock(seconds: float) -> str:
-    """``m:ss`` (or ``h:mm:ss`` from an hour) for a time in seconds."""
-    total = int(round(seconds))
-    h, rest = divmod(total, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
 @dataclass(frozen=True, order=True)
 class Interval:
     start_s: float

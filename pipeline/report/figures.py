@@ -24,7 +24,6 @@ from pipeline.report.derive import (
     QuestionGap,
     Trend,
     binned_share,
-    clock,
     kind_glyph,
     kind_row,
     overlaps,
@@ -32,6 +31,7 @@ from pipeline.report.derive import (
     silences,
     timeline_bin_s,
 )
+from pipeline.summary import clock
 
 #: Okabe-Ito colours.
 THERAPIST = "#0072B2"  # blue

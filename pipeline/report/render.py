@@ -20,7 +20,7 @@ from pipeline import PIPELINE_VERSION
 from pipeline.errors import AllianceError
 from pipeline.report import derive, figures
 from pipeline.report.data import ReportData, load_report_data
-from pipeline.summary import DISCLAIMER, INDICATOR_ROWS
+from pipeline.summary import DISCLAIMER, INDICATOR_ROWS, clock, format_value
 
 #: Below this role confidence the report warns prominently (as the Markdown summary does).
 LOW_ROLE_CONFIDENCE = 0.5
@@ -50,25 +50,8 @@ class ReportError(AllianceError):
     code = "report"
 
 
-def fmt(value: float | None, how: str) -> str:
-    """Format an indicator value for people (``n/a`` when missing)."""
-    if value is None:
-        return "n/a"
-    if how == "pct":
-        return f"{100 * value:.0f} %"
-    if how == "mmss":
-        return derive.clock(value)
-    if how == "int":
-        return f"{value:.0f}"
-    if how == "f0":
-        return f"{value:.0f}"
-    if how == "f1":
-        return f"{value:.1f}"
-    if how == "f2":
-        return f"{value:.2f}"
-    if how == "s1":
-        return f"{value:.1f} s"
-    return f"{value:.2f} s"
+#: Indicator values are formatted exactly as in the Markdown summary.
+fmt = format_value
 
 
 def _compare(current: float | None, baseline: float | None, how: str) -> str:
@@ -105,14 +88,14 @@ def _timeline_text(data: ReportData) -> str:
     parts = []
     for role in ("therapist", "client"):
         segs = derive.role_union(data.speech, role)
-        parts.append(f"The {role} spoke in {len(segs)} stretches, {derive.clock(sum(s.duration_s for s in segs))} "
+        parts.append(f"The {role} spoke in {len(segs)} stretches, {clock(sum(s.duration_s for s in segs))} "
                      "in all.")
     both = derive.overlaps(data.speech)
     parts.append(f"Both spoke at once {len(both)} times ({sum(b.duration_s for b in both):.1f} s in all).")
     sil = derive.silences(data)
     if sil:
         parts.append("Silences of 2 s or more at " + ", ".join(
-            f"{derive.clock(m.start_s)} ({m.end_s - m.start_s:.1f} s)" for m in sil) + ".")
+            f"{clock(m.start_s)} ({m.end_s - m.start_s:.1f} s)" for m in sil) + ".")
     else:
         parts.append("No silences of 2 s or more.")
     by_kind: dict[str, int] = {}
@@ -129,7 +112,7 @@ def _we_text(data: ReportData) -> str:
     for role in ("therapist", "client"):
         times = [m.start_s for m in data.markers if m.kind == "we_language" and m.speaker_role == role]
         rate = data.indicators.get(("we_rate", role))
-        when = ", ".join(derive.clock(t) for t in times[:40]) + (" and more" if len(times) > 40 else "")
+        when = ", ".join(clock(t) for t in times[:40]) + (" and more" if len(times) > 40 else "")
         parts.append(f"{role.capitalize()}: {len(times)} \"we\" tokens ({fmt(rate, 'f2')} per 100 words)"
                      + (f", at {when}." if times else "."))
     return " ".join(parts)
@@ -177,27 +160,27 @@ def build_context(data: ReportData) -> dict:
         "title": f"Session process summary: {s['session_id']}",
         "csp": CSP,
         "disclaimer": DISCLAIMER,
-        "duration": derive.clock(data.duration_s),
+        "duration": clock(data.duration_s),
         "speech_time": fmt(data.indicators.get(("speech_time", None)), "mmss"),
         "low_confidence": conf is None or conf < LOW_ROLE_CONFIDENCE,
         "role_confidence": "not recorded" if conf is None else f"{conf:.2f}",
         "short_session": data.duration_s < SHORT_SESSION_S,
-        "timeline_bin": derive.clock(b) if (b := derive.timeline_bin_s(data.duration_s)) else None,
+        "timeline_bin": clock(b) if (b := derive.timeline_bin_s(data.duration_s)) else None,
         "first_session": not data.earlier,
         "n_earlier": len(data.earlier),
         "cards": _cards(data),
         "timeline_svg": figures.timeline(data, evs),
         "timeline_text": _timeline_text(data),
-        "events": [{**e.__dict__, "at": derive.clock(e.start_s), "role": e.speaker_role or ""} for e in evs],
-        "event_json": [{"id": e.event_id, "label": e.label, "at": derive.clock(e.start_s), "quote": e.quote,
+        "events": [{**e.__dict__, "at": clock(e.start_s), "role": e.speaker_role or ""} for e in evs],
+        "event_json": [{"id": e.event_id, "label": e.label, "at": clock(e.start_s), "quote": e.quote,
                         "note": e.note, "role": e.speaker_role or ""} for e in evs],
         "we_svg": figures.we_language(data),
         "we_text": _we_text(data),
-        "gaps": [{"at": derive.clock(g.at_s), "gap": f"{g.gap_s:.1f} s", "long": g.gap_s >= 2.0,
+        "gaps": [{"at": clock(g.at_s), "gap": f"{g.gap_s:.1f} s", "long": g.gap_s >= 2.0,
                   "question": g.question, "responder": g.responder or "(end)", "reply": g.reply or ""} for g in gaps],
         "gaps_svg": figures.question_gaps(gaps, data.duration_s) if gaps else None,
         "n_long_gaps": sum(g.gap_s >= 2.0 for g in gaps),
-        "review": [{**e.__dict__, "at": derive.clock(e.start_s)} for e in review],
+        "review": [{**e.__dict__, "at": clock(e.start_s)} for e in review],
         "review_kinds": [derive.kind_label(k) for k in ("rupture_candidate", "topic_avoidance")],
         "review_detected": (s.get("markers_version") or "1.0.0") != "1.0.0",
         "self_report": _self_report_context(data),
