@@ -49,8 +49,9 @@ def clock(seconds: float) -> str:
 
 
 def format_value(value: float | None, how: str) -> str:
-    """Format an indicator value for people (``n/a`` when missing); ``how`` is a format code of
-    :data:`INDICATOR_ROWS` (pct, mmss, int, f0, f1, f2, s1, s2).
+    """Format an indicator value for people (``n/a`` when missing).
+
+    ``how`` is a format code of :data:`INDICATOR_ROWS`: pct, mmss, int, f0, f1, f2, s1 or s2.
     """
     if value is None:
         return "n/a"
