@@ -44,9 +44,9 @@ from flows.session_flow import (
 from pipeline import PIPELINE_VERSION
 from pipeline.audio import load_audio, sha256_of
 from pipeline.consent import Consent
-from pipeline.errors import AllianceError, ConfigError, ConsentError
+from pipeline.errors import AllianceError, ConfigError
 from pipeline.manifest import BatchItem, load_batch
-from pipeline.outcome import SessionOutcome
+from pipeline.outcome import SessionOutcome, outcome_for_error
 from pipeline.report.index import write_therapist_indexes
 from pipeline.runtime import (
     DIARIZATION_MODEL_NAME,
@@ -151,12 +151,9 @@ def compute_task(item: BatchItem, consent: Consent, options: PipelineOptions) ->
         analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=get_nlp(),
                            diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators)
         return Computed(analysis, None, pid, audio.duration_s, round(time.perf_counter() - started, 2))
-    except AllianceError as e:
-        outcome = SessionOutcome("failed", str(path), meta.session_id, sha, getattr(e, "stage", stage), e.code,
-                                 str(e), duration_s=audio.duration_s if audio else None)
-    except Exception as e:  # a bug or a library failure: report it with its stage
-        outcome = SessionOutcome("failed", str(path), meta.session_id, sha, stage, "unexpected",
-                                 f"{type(e).__name__}: {e}", duration_s=audio.duration_s if audio else None)
+    except Exception as e:  # a bad recording, a bug or a library failure: report it with its stage
+        outcome = outcome_for_error(e, source_path=str(path), session_id=meta.session_id, audio_sha256=sha,
+                                    stage=stage, duration_s=audio.duration_s if audio else None)
     log.warning("%s failed at %s: %s (worker pid %d)", path.name, outcome.stage, outcome.message, pid)
     return Computed(None, outcome, pid, outcome.duration_s, round(time.perf_counter() - started, 2))
 
@@ -170,11 +167,9 @@ def _dask_precheck(item: BatchItem, dbp: Path, force: bool) -> tuple[Consent | N
     path, meta = item.audio_path, item.meta
     try:
         consent = consent_task.fn(path, meta, item.consent)
-    except ConsentError as e:
-        return None, SessionOutcome("refused", str(path), meta.session_id, None, "consent", e.code, str(e))
     except AllianceError as e:
-        return None, SessionOutcome("failed", str(path), meta.session_id, None, getattr(e, "stage", "consent"),
-                                    e.code, str(e))
+        return None, outcome_for_error(e, source_path=str(path), session_id=meta.session_id, audio_sha256=None,
+                                       stage="consent")
     try:
         sha = sha256_of(path)
     except OSError:
@@ -210,12 +205,9 @@ def _dask_store(item: BatchItem, computed: Computed, dbp: Path, reports: Path, r
                                          report_path=html_path, headline=lines, duration_s=computed.duration_s,
                                          message=f"stored in {dbp}, summary at {summary_path}; "
                                          f"computed by dask worker pid {computed.pid}")
-        except AllianceError as e:
-            outcome = SessionOutcome("failed", str(path), meta.session_id, sha, getattr(e, "stage", stage), e.code,
-                                     str(e), duration_s=computed.duration_s)
         except Exception as e:
-            outcome = SessionOutcome("failed", str(path), meta.session_id, sha, stage, "unexpected",
-                                     f"{type(e).__name__}: {e}", duration_s=computed.duration_s)
+            outcome = outcome_for_error(e, source_path=str(path), session_id=meta.session_id, audio_sha256=sha,
+                                        stage=stage, duration_s=computed.duration_s)
     outcome = replace(outcome, wall_s=computed.wall_s)
     with DB_LOCK:
         _record(dbp, run_id, path, meta, outcome.audio_sha256, outcome, False)

@@ -22,9 +22,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pipeline import PIPELINE_VERSION
 from pipeline.audio import load_audio
 from pipeline.consent import Consent, check_matches, parse_consent, read_sidecar
-from pipeline.errors import AllianceError, ConsentError
 from pipeline.indicators import MARKERS_VERSION
-from pipeline.outcome import SessionOutcome
+from pipeline.outcome import SessionOutcome, outcome_for_error
 from pipeline.report import write_html_report
 from pipeline.runtime import (
     DIARIZATION_MODEL_NAME,
@@ -240,14 +239,9 @@ def _process(path: Path, meta: SessionMeta, dbp: Path, reports: Path, options: P
             outcome = SessionOutcome("processed", str(path), meta.session_id, sha, summary_path=summary_path,
                                      report_path=html_path, headline=lines, duration_s=audio.duration_s,
                                      message=f"stored in {dbp}, summary at {summary_path}")
-    except ConsentError as e:
-        outcome = SessionOutcome("refused", str(path), meta.session_id, sha, stage, e.code, str(e))
-    except AllianceError as e:
-        outcome = SessionOutcome("failed", str(path), meta.session_id, sha, getattr(e, "stage", stage), e.code,
-                                 str(e), duration_s=audio.duration_s if audio else None)
-    except Exception as e:  # a bug or a library failure: report it with its stage, never half-write
-        outcome = SessionOutcome("failed", str(path), meta.session_id, sha, stage, "unexpected",
-                                 f"{type(e).__name__}: {e}", duration_s=audio.duration_s if audio else None)
+    except Exception as e:  # a bad recording, a bug or a library failure: report it with its stage, never half-write
+        outcome = outcome_for_error(e, source_path=str(path), session_id=meta.session_id, audio_sha256=sha,
+                                    stage=stage, duration_s=audio.duration_s if audio else None)
     outcome = replace(outcome, wall_s=round(time.perf_counter() - started, 2))
     if outcome.state in ("refused", "failed"):
         log.warning("%s %s at %s: %s", path.name, outcome.state, outcome.stage, outcome.message)

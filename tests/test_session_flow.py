@@ -9,6 +9,7 @@ from conftest import FakeDiarizer, FakeTranscriber, tone, write_consent
 
 import flows.session_flow as sf_mod
 from flows.session_flow import process_session
+from pipeline.errors import AudioSilentError, ConsentError, StageError
 from pipeline.session import SessionMeta
 
 
@@ -116,3 +117,19 @@ def test_new_markers_version_reprocesses(prefect_harness, fakes, recording, tmp_
     monkeypatch.setattr(sf_mod, "MARKERS_VERSION", "99.0.0")
     again = process_session(str(recording), META, db_path=str(dbp), reports_dir=str(tmp_path))
     assert again.state == "processed" and fakes[0].calls == 2 and _count(dbp, "sessions") == 1
+
+
+@pytest.mark.parametrize("error, state, stage, code", [
+    (ConsentError("no sidecar"), "refused", "consent", "no_consent"),
+    (AudioSilentError("x.wav: silent"), "failed", "audio", "audio_silent"),
+    (StageError("diarize", "pyannote failed"), "failed", "diarize", "stage_failed"),
+    (RuntimeError("boom"), "failed", "audio", "unexpected"),
+])
+def test_outcome_for_error(error, state, stage, code):
+    from pipeline.outcome import outcome_for_error
+
+    stage_now = "consent" if state == "refused" else "audio"
+    out = outcome_for_error(error, source_path="x.wav", session_id="s1", audio_sha256=None, stage=stage_now,
+                            duration_s=3.0)
+    assert (out.state, out.stage, out.error_code) == (state, stage, code)
+    assert str(error) in out.message
