@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import ROOT
+from conftest import ROOT, prefect_server
 
 from pipeline.errors import StorageError
 from pipeline.manifest import ManifestError, load_batch, read_manifest
@@ -164,8 +164,6 @@ def test_batch_end_states_kill_and_resume(prefect_harness, tmp_path):
 @pytest.mark.integration
 def test_batch_runs_as_deployment_served_by_local_worker(tmp_path):
     """The documented path: prefect server start, prefect deploy, a process worker, a deployment run."""
-    import socket
-
     import numpy as np
     import soundfile as sf
     from batch_corpus import RATE, _demo, _excerpt
@@ -177,23 +175,8 @@ def test_batch_runs_as_deployment_served_by_local_worker(tmp_path):
     sf.write(inbox / "silent.wav", np.zeros(RATE * 5, dtype=np.float32), RATE)
     (inbox / "manifest.csv").write_text(HEADER + "ok.flac,dep-ok,c,t,,research,2026-01-01\n"
                                         "silent.wav,dep-silent,c,t,,research,2026-01-01\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"),
-           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     prefect = str(Path(sys.executable).with_name("prefect"))
-    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        import urllib.request
-
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
+    with prefect_server(tmp_path) as env:
         run = lambda *args, **kw: subprocess.run([prefect, *args], env=env, cwd=ROOT, capture_output=True,  # noqa: E731
                                                  text=True, timeout=kw.get("timeout", 300))
         assert run("work-pool", "create", "local", "--type", "process").returncode == 0
@@ -209,9 +192,6 @@ def test_batch_runs_as_deployment_served_by_local_worker(tmp_path):
         states = _states(db_path)
         assert _match(states, "ok.flac") == ("processed", None)
         assert _match(states, "silent.wav") == ("failed", "audio_silent")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
 
 
 @pytest.mark.integration

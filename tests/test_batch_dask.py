@@ -5,18 +5,16 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ROOT
+from conftest import ROOT, prefect_server
 
 HEADER = "audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on\n"
 
@@ -33,10 +31,6 @@ def test_dask_engine_without_prefect_api_refuses_clearly(monkeypatch):
             run_batch("unused.csv", workers=2, engine="dask")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.integration
@@ -53,19 +47,7 @@ def test_batch_on_two_dask_worker_processes(tmp_path):
     manifest.write_text(HEADER + "a.flac,dask-a,c-a,t-1,,research,2026-01-01\n"
                         "b.flac,dask-b,c-b,t-1,,research,2026-01-01\n"
                         "silent.wav,dask-silent,c-s,t-1,,research,2026-01-01\n")
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"),
-           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
+    with prefect_server(tmp_path) as env:
         db_path = tmp_path / "dask.duckdb"
         cmd = [str(Path(sys.executable).with_name("alliance")), "batch", str(manifest), "--engine", "dask",
                "--workers", "2", "--db", str(db_path), "--reports-dir", str(tmp_path / "reports")]
@@ -106,6 +88,3 @@ def test_batch_on_two_dask_worker_processes(tmp_path):
         again = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert again.returncode == 3, again.stdout[-3000:] + again.stderr[-3000:]
         assert re.search(r"skipped\s+2\b", again.stdout) and re.search(r"processed\s+0\b", again.stdout), again.stdout
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
