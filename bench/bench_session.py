@@ -16,16 +16,91 @@ import resource
 import subprocess
 import sys
 import time
+from bisect import bisect_right
+from collections.abc import Callable
+from itertools import accumulate
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from pipeline.session import SessionAnalysis
+    from pipeline.synthetic import SessionTruth
+    from pipeline.types import Diarization
 
 CONFIGS = [
     {"backend": "faster-whisper", "overlap": True},
     {"backend": "faster-whisper", "overlap": False},
     {"backend": "openai-whisper", "overlap": False},
 ]
+
+
+def truth_role_lookup(truth: SessionTruth) -> Callable[[float], str | None]:
+    """A function giving the role of the first truth utterance (in script order) that contains a time.
+
+    Binary search over the utterance starts, so it stays fast on sessions of thousands of utterances.
+    """
+    utts = sorted(truth.utterances, key=lambda u: (u.start_s, u.index))
+    starts = [u.start_s for u in utts]
+    reach = list(accumulate((u.end_s for u in utts), max))  # latest end among the first k utterances
+
+    def role_at(t: float) -> str | None:
+        best = None
+        j = bisect_right(starts, t) - 1
+        while j >= 0 and reach[j] >= t:
+            if utts[j].end_s >= t and (best is None or utts[j].index < best.index):
+                best = utts[j]
+            j -= 1
+        return best.role if best is not None else None
+
+    return role_at
+
+
+def score_against_truth(truth: SessionTruth, result: SessionAnalysis, diarization: Diarization) -> dict:
+    """Accuracy of one analysed session against its rendered truth.
+
+    Returns
+    -------
+    dict
+        ``wer`` (all truth text against all recognised words), ``der`` (no collar), ``role_correct``
+        (every diarization label that owns words got the role most of its words have in the truth),
+        ``attribution_accuracy`` (share of words inside a truth utterance whose role is that utterance's),
+        ``long_silence_recall`` (truth silences of 2 s or more with a ``long_silence`` marker starting
+        within 0.25 s), ``long_silences_found``, ``long_silences_true``.
+    """
+    from pipeline.metrics import word_error_rate
+    from pipeline.rttm import diarization_error_rate
+
+    ref = " ".join(u.text for u in truth.utterances)
+    hyp = " ".join(w.text for w in result.words)
+    role_at = truth_role_lookup(truth)
+    correct = counted = 0
+    majority: dict[str, dict[str, int]] = {}
+    for w in result.words:
+        owner = role_at(0.5 * (w.start_s + w.end_s))
+        if owner is None:
+            continue
+        counted += 1
+        correct += owner == result.roles.role_of(w.speaker)
+        if w.speaker is not None:
+            votes = majority.setdefault(w.speaker, {})
+            votes[owner] = votes.get(owner, 0) + 1
+    roles_ok = bool(majority) and all(result.roles.role_of(label) == max(v, key=v.get)
+                                      for label, v in majority.items())
+    truth_long = [s for s in truth.silences if s.duration_s >= 2.0]
+    found = [m for m in result.measures.markers if m.kind == "long_silence"]
+    hits = sum(any(abs(m.start_s - s.start_s) <= 0.25 for m in found) for s in truth_long)
+    return {
+        "wer": round(word_error_rate(ref, hyp), 4),
+        "der": round(diarization_error_rate(truth.as_diarization(), diarization), 4),
+        "role_correct": roles_ok,
+        "attribution_accuracy": round(correct / counted, 4) if counted else None,
+        "long_silence_recall": round(hits / len(truth_long), 3) if truth_long else None,
+        "long_silences_found": len(found),
+        "long_silences_true": len(truth_long),
+    }
 
 
 def run_one(audio: Path, truth_path: Path, backend: str, overlap: bool) -> dict:
@@ -35,8 +110,6 @@ def run_one(audio: Path, truth_path: Path, backend: str, overlap: bool) -> dict:
     from pipeline.audio import load_audio
     from pipeline.consent import parse_consent
     from pipeline.diarize import DiarizeOptions
-    from pipeline.metrics import word_error_rate
-    from pipeline.rttm import diarization_error_rate
     from pipeline.runtime import get_diarizer, get_transcriber
     from pipeline.session import SessionMeta, analyse
     from pipeline.synthetic import read_truth
@@ -72,27 +145,7 @@ def run_one(audio: Path, truth_path: Path, backend: str, overlap: bool) -> dict:
     times["analysis_s"] = time.perf_counter() - t
     total = time.perf_counter() - t0
 
-    ref = " ".join(u.text for u in truth.utterances)
-    hyp = " ".join(w.text for w in result.words)
-    correct = counted = 0
-    for w in result.words:
-        mid = 0.5 * (w.start_s + w.end_s)
-        owner = next((u.role for u in truth.utterances if u.start_s <= mid <= u.end_s), None)
-        if owner is not None:
-            counted += 1
-            correct += owner == result.roles.role_of(w.speaker)
-    majority: dict[str, dict[str, int]] = {}
-    for w in result.words:
-        mid = 0.5 * (w.start_s + w.end_s)
-        owner = next((u.role for u in truth.utterances if u.start_s <= mid <= u.end_s), None)
-        if owner is not None and w.speaker is not None:
-            votes = majority.setdefault(w.speaker, {})
-            votes[owner] = votes.get(owner, 0) + 1
-    roles_ok = bool(majority) and all(result.roles.role_of(label) == max(v, key=v.get)
-                                      for label, v in majority.items())
-    truth_long = [s for s in truth.silences if s.duration_s >= 2.0]
-    found = [m for m in result.measures.markers if m.kind == "long_silence"]
-    hits = sum(any(abs(m.start_s - s.start_s) <= 0.25 for m in found) for s in truth_long)
+    scores = score_against_truth(truth, result, diarization)
     return {
         "audio": audio.name,
         "audio_s": round(a.duration_s, 1),
@@ -104,13 +157,7 @@ def run_one(audio: Path, truth_path: Path, backend: str, overlap: bool) -> dict:
         "total_s": round(total, 2),
         "rtf_without_model_load": round((total - times["load_models_s"]) / a.duration_s, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "wer": round(word_error_rate(ref, hyp), 4),
-        "der": round(diarization_error_rate(truth.as_diarization(), diarization), 4),
-        "role_correct": roles_ok,
-        "attribution_accuracy": round(correct / counted, 4) if counted else None,
-        "long_silence_recall": round(hits / len(truth_long), 3) if truth_long else None,
-        "long_silences_found": len(found),
-        "long_silences_true": len(truth_long),
+        **scores,
     }
 
 

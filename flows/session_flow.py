@@ -22,6 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pipeline import PIPELINE_VERSION
 from pipeline.audio import load_audio
 from pipeline.consent import Consent, check_matches, parse_consent, read_sidecar
+from pipeline.erasure import withdrawn
 from pipeline.indicators import MARKERS_VERSION
 from pipeline.outcome import SessionOutcome, outcome_for_error
 from pipeline.report import write_html_report
@@ -112,7 +113,8 @@ def write_task(analysis: SessionAnalysis, db_path: Path, run_id: str) -> None:
 
 
 @task(name="write-summary", **_TASK)
-def summary_task(session_id: str, db_path: Path, reports_dir: Path) -> tuple[str, str, tuple[str, ...]]:
+def summary_task(session_id: str, db_path: Path, reports_dir: Path,
+                 run_id: str = "summary") -> tuple[str, str, tuple[str, ...]]:
     """Write the Markdown summary and the HTML report; return their paths and the headline lines."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / f"{report_stem(session_id)}.md"
@@ -123,12 +125,38 @@ def summary_task(session_id: str, db_path: Path, reports_dir: Path) -> tuple[str
         try:
             summary = load_summary(con, session_id)
             write_html_report(con, session_id, html_path)
+            tmp = path.with_suffix(".md.partial")
+            tmp.write_text(render_markdown(summary), encoding="utf-8")
+            tmp.replace(path)
+            db.record_files(con, session_id=session_id, files=[(str(path), "summary_md"),
+                                                               (str(html_path), "report_html")], run_id=run_id)
         finally:
             con.close()
-    tmp = path.with_suffix(".md.partial")
-    tmp.write_text(render_markdown(summary), encoding="utf-8")
-    tmp.replace(path)
     return str(path), str(html_path), tuple(headline(summary))
+
+
+@task(name="apply-retention", **_TASK)
+def retention_task(audio_path: Path, sha256: str, session_id: str, db_path: Path, run_id: str) -> str:
+    """Delete the processed recording (audio retention ``keep_audio=False``); its hash stays in the database.
+
+    The file is deleted only if it still has the processed audio's SHA-256. Returns what was done.
+    """
+    from pipeline.audio import sha256_of
+    from pipeline.storage import audit
+
+    if not audio_path.is_file():
+        return "recording already gone"
+    if sha256_of(audio_path) != sha256:
+        return "recording changed since it was processed: not deleted"
+    audio_path.unlink()
+    with DB_LOCK:
+        con = db.connect(db_path)
+        try:
+            audit.record(con, action="delete-audio", actor=audit.current_actor(), session_ids=[session_id],
+                         run_id=run_id, detail=f"audio sha256 {sha256} deleted after processing (retention)")
+        finally:
+            con.close()
+    return "recording deleted after processing (retention setting); its SHA-256 is kept"
 
 
 def _already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool,
@@ -144,8 +172,12 @@ def _already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool,
         con = db.connect(db_path)
         try:
             existing = db.find_existing(con, session_id=meta.session_id, audio_sha256=sha256)
+            refused = withdrawn(con, session_id=meta.session_id, audio_sha256=sha256)
         finally:
             con.close()
+    if refused is not None:
+        return SessionOutcome("refused", "", meta.session_id, sha256, stage="consent",
+                              error_code="consent_withdrawn", message=refused)
     for e in existing:
         same = e.session_id == meta.session_id and e.audio_sha256 == sha256
         current = e.pipeline_version == PIPELINE_VERSION and e.markers_version == MARKERS_VERSION
@@ -235,10 +267,14 @@ def _process(path: Path, meta: SessionMeta, dbp: Path, reports: Path, options: P
             stage = "storage"
             write_task(analysis, dbp, run_id)
             stage = "summary"
-            summary_path, html_path, lines = summary_task(meta.session_id, dbp, reports)
+            summary_path, html_path, lines = summary_task(meta.session_id, dbp, reports, run_id)
+            retention = ""
+            if not options.keep_audio:
+                stage = "retention"
+                retention = "; " + retention_task(path, sha, meta.session_id, dbp, run_id)
             outcome = SessionOutcome("processed", str(path), meta.session_id, sha, summary_path=summary_path,
                                      report_path=html_path, headline=lines, duration_s=audio.duration_s,
-                                     message=f"stored in {dbp}, summary at {summary_path}")
+                                     message=f"stored in {dbp}, summary at {summary_path}{retention}")
     except Exception as e:  # a bad recording, a bug or a library failure: report it with its stage, never half-write
         outcome = outcome_for_error(e, source_path=str(path), session_id=meta.session_id, audio_sha256=sha,
                                     stage=stage, duration_s=audio.duration_s if audio else None)

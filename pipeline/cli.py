@@ -19,7 +19,8 @@ DEFAULT_DB = "alliance.duckdb"
 
 #: Modules adding subcommands: each has ``register(subparsers)`` which adds its parser(s) and sets
 #: ``handler=`` (a function ``(argparse.Namespace) -> int``) with ``set_defaults``.
-EXTRA_COMMAND_MODULES: tuple[str, ...] = ("pipeline.cli_batch", "pipeline.cli_report", "pipeline.cli_research")
+EXTRA_COMMAND_MODULES: tuple[str, ...] = ("pipeline.cli_batch", "pipeline.cli_report", "pipeline.cli_research",
+                                          "pipeline.cli_privacy")
 
 
 def _date(text: str) -> dt.date:
@@ -68,11 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequential", action="store_true",
                    help="run transcription and diarization one after the other instead of at the same time")
     p.add_argument("--force", action="store_true", help="re-process even if this audio was already processed")
+    p.add_argument("--delete-audio", action="store_true",
+                   help="delete the recording after it was processed and its summary written (its SHA-256 is kept "
+                   "so a re-submission is recognised; default: keep it)")
 
     s = sub.add_parser("summary", help="print a session's process summary",
                        description="Print the Markdown process summary of a stored session.")
     s.add_argument("session_id", metavar="SESSION_ID")
     add_db_argument(s)
+    from pipeline.cli_privacy import add_viewer_arguments
+
+    add_viewer_arguments(s)
 
     m = sub.add_parser("models", help="show the models, their sources and checksums",
                        description="List every model the pipeline uses: where its files come from (pinned registry "
@@ -101,7 +108,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     if args.segmentation_step is not None:
         diarize = replace(diarize, segmentation_step=args.segmentation_step)
     options = PipelineOptions(transcribe=TranscribeOptions(backend=args.asr_backend), diarize=diarize,
-                              overlap_stages=not args.sequential)
+                              overlap_stages=not args.sequential, keep_audio=not args.delete_audio)
     meta = SessionMeta(args.session_id, args.client_id, args.therapist_id, args.recorded_on,
                        role_override=args.therapist_speaker, num_speakers=args.num_speakers)
     print(f"Processing {args.audio} as session {args.session_id} "
@@ -124,14 +131,19 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from pipeline.storage import db
+    from pipeline.cli_privacy import check_viewer
+    from pipeline.storage import audit, db
     from pipeline.summary import load_summary, render_markdown
 
-    con = db.connect(args.db, read_only=True)
+    con = db.open_existing(args.db)
     try:
-        print(render_markdown(load_summary(con, args.session_id)))
+        check_viewer(con, args.session_id, args)
+        text = render_markdown(load_summary(con, args.session_id))
+        audit.record(con, action="summary", actor=audit.current_actor(args.actor), role=args.role,
+                     session_ids=[args.session_id])
     finally:
         con.close()
+    print(text)
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli import add_db_argument
+from pipeline.cli_privacy import add_viewer_arguments, check_viewer
 from pipeline.summary import report_stem
 
 FORMATS = ("html", "pdf", "md")
@@ -25,17 +26,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, metavar="PATH",
                    help="output file (default: reports/SESSION_ID.html, .pdf or .md)")
     add_db_argument(p)
+    add_viewer_arguments(p)
     p.set_defaults(handler=_cmd_report)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from pipeline.report import write_report
-    from pipeline.storage import db
+    from pipeline.storage import audit, db
 
     out = args.out or Path("reports") / f"{report_stem(args.session_id)}.{args.report_format}"
-    con = db.connect(args.db, read_only=True)
+    con = db.open_existing(args.db)
     try:
+        check_viewer(con, args.session_id, args)
         path = write_report(con, args.session_id, out, fmt_name=args.report_format)
+        kind = {"md": "summary_md", "html": "report_html", "pdf": "report_pdf"}[args.report_format]
+        db.record_files(con, session_id=args.session_id, files=[(str(path), kind)], run_id="report-command")
+        audit.record(con, action="report", actor=audit.current_actor(args.actor), role=args.role,
+                     session_ids=[args.session_id], detail=f"{args.report_format} {path}")
     finally:
         con.close()
     print(f"Report for {args.session_id}: {path.resolve()}")

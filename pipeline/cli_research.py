@@ -73,6 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hive partition column (repeatable; default client_id for Parquet)")
     e.add_argument("--no-partition", action="store_true", help="write one file per relation")
     e.add_argument("--overwrite", action="store_true", help="replace existing exports")
+    e.add_argument("--role", choices=("researcher", "admin"), default="researcher",
+                   help="researcher (default): only the research relations (research-scope sessions, pseudonyms "
+                   "instead of ids, no text; needs the study key); admin: any table or view as stored")
+    e.add_argument("--study-key-file", type=Path, metavar="KEYFILE",
+                   help="the study's pseudonym key (researcher; default: $ALLIANCE_STUDY_KEY_FILE)")
+    e.add_argument("--actor", metavar="NAME", help="who exports, for the audit log")
     add_db_argument(e)
     e.set_defaults(handler=_cmd_export)
 
@@ -141,15 +147,31 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from pipeline.export import export
-    from pipeline.storage import db
+    from pipeline.research_access import RELATIONS, check_relation, load_study_key, research_database
+    from pipeline.storage import audit, db
 
-    con = db.connect(args.db, read_only=True)
+    part = () if args.no_partition else (tuple(args.partition_by) if args.partition_by else None)
+    con = db.open_existing(args.db)
     try:
-        part = () if args.no_partition else (tuple(args.partition_by) if args.partition_by else None)
-        for name in args.relations or DEFAULT_EXPORTS:
-            f = export(con, name, out_dir=args.out, fmt=args.format, partition_by=part, overwrite=args.overwrite)
-            how = f" partitioned by {', '.join(f.partition_by)}" if f.partition_by else ""
-            print(f"{f.relation}: {f.rows} rows -> {f.path}{how}")
+        if args.role == "researcher":
+            names = args.relations or [r.name for r in RELATIONS]
+            for name in names:
+                check_relation(name)
+            source = research_database(con, key=load_study_key(args.study_key_file))
+        else:
+            names = args.relations or list(DEFAULT_EXPORTS)
+            source = con
+        try:
+            for name in names:
+                f = export(source, name, out_dir=args.out, fmt=args.format, partition_by=part,
+                           overwrite=args.overwrite)
+                how = f" partitioned by {', '.join(f.partition_by)}" if f.partition_by else ""
+                print(f"{f.relation}: {f.rows} rows -> {f.path}{how}")
+        finally:
+            if source is not con:
+                source.close()
+        audit.record(con, action="export", actor=audit.current_actor(args.actor), role=args.role,
+                     detail=f"{args.format} to {args.out}: {', '.join(names)}")
     finally:
         con.close()
     return 0

@@ -104,18 +104,21 @@ class Comparison:
 
 
 def load_indicators(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Columns session_id, client_id, recorded_on, name, speaker_role, value (non-null values)."""
+    """Columns session_id, client_id, recorded_on, name, speaker_role, value (non-null values).
+
+    Research-scope sessions only (the ``research_indicators`` view): comparisons are research.
+    """
     return con.execute(
-        "SELECT i.session_id, s.client_id, s.recorded_on, i.name, i.speaker_role, i.value "
-        "FROM indicators i JOIN sessions s USING (session_id) WHERE i.value IS NOT NULL AND isfinite(i.value)"
+        "SELECT session_id, client_id, recorded_on, name, speaker_role, value "
+        "FROM research_indicators WHERE value IS NOT NULL AND isfinite(value)"
     ).df()
 
 
 def load_scores(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Non-null scores linked to sessions, with the instrument's kind and criteria."""
+    """Non-null scores of research-scope sessions and clients, with the instrument's kind and criteria."""
     return con.execute(
         "SELECT session_id, client_id, on_date, instrument, scale, timepoint, value, kind, concern_below,"
-        " reliable_change FROM self_report_scores_long WHERE value IS NOT NULL"
+        " reliable_change FROM research_self_report_scores WHERE value IS NOT NULL"
     ).df()
 
 

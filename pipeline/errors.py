@@ -112,3 +112,10 @@ class ExportError(AllianceError):
     """An export was asked for something that does not exist or cannot be written."""
 
     code = "export"
+
+
+class AccessDeniedError(AllianceError):
+    """The acting role may not see this (a clinician asking for another therapist's session, a researcher
+    asking for a raw table)."""
+
+    code = "access_denied"

@@ -49,7 +49,8 @@ class ExportedFile:
 def relations(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Tables and views of the main schema."""
     return [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        " AND table_catalog = current_database() ORDER BY table_name"
     ).fetchall()]
 
 

@@ -31,6 +31,8 @@ class PipelineOptions:
     indicators: IndicatorOptions = field(default_factory=IndicatorOptions)
     #: Run transcription and diarization of a session at the same time (two threads).
     overlap_stages: bool = True
+    #: Keep the source recording after a successful run (False: delete it once stored and summarised).
+    keep_audio: bool = True
 
 
 class SerialTranscriber:

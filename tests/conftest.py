@@ -147,3 +147,44 @@ def prefect_server(tmp_path: Path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
+
+
+@pytest.fixture
+def fakes(monkeypatch, dialogue):
+    """The session flow's model loaders replaced by fakes returning the ``dialogue`` fixture."""
+    import flows.session_flow as sf_mod
+
+    words, turns = dialogue
+    t, d = FakeTranscriber(words), FakeDiarizer(turns)
+    monkeypatch.setattr(sf_mod, "get_transcriber", lambda options: t)
+    monkeypatch.setattr(sf_mod, "get_diarizer", lambda options: d)
+    return t, d
+
+
+@pytest.fixture
+def recording(tmp_path):
+    """A 22 s tone recording (no consent sidecar yet)."""
+    import soundfile as sf
+
+    path = tmp_path / "session one.wav"
+    sf.write(path, tone(22.0), 16_000)
+    return path
+
+
+@pytest.fixture
+def analysis(dialogue):
+    """A SessionAnalysis of the ``dialogue`` fixture (session s1, client c1, therapist t1, research scope)."""
+    import datetime as dt
+
+    from pipeline.consent import parse_consent
+    from pipeline.session import SessionMeta, analyse
+    from pipeline.types import Audio, Diarization, Transcript
+
+    words, turns = dialogue
+    audio = Audio(np.zeros(16_000 * 22, dtype=np.float32), 16_000, "ab" * 32, "x.wav", "WAV", 16_000, 1)
+    meta = SessionMeta("s1", "c1", "t1", dt.date(2026, 1, 2))
+    consent = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research",
+                             "consented_on": "2026-01-01"}, source="test")
+    return analyse(audio, Transcript(words, "en", 0.99, "fake", "fake-asr"),
+                   Diarization(turns, ("SPEAKER_00", "SPEAKER_01")), meta=meta, consent=consent,
+                   diarization_model="fake")

@@ -123,6 +123,8 @@ def _db(tmp_path) -> str:
             con.execute("INSERT INTO sessions (session_id, client_id, therapist_id, recorded_on, audio_sha256,"
                         " duration_s, pipeline_version, run_id, processed_at) VALUES (?, ?, 't1', ?, ?, 600, '0.1.0',"
                         " 'r1', now())", [sid, f"c{c}", dt.date(2026, 1, 1 + 7 * s + c), sid * 8])
+            con.execute("INSERT INTO consents VALUES (?, ?, 'research', DATE '2026-01-01', 'client', 'test', 'r1')",
+                        [sid, f"c{c}"])
             silences = 6.0 if sid == "c1s2" else float(rng.integers(0, 3))
             share = 0.15 if sid == "c2s1" else 0.5 + 0.05 * rng.standard_normal()
             for name, role, value in (("long_silence_count", None, silences), ("talk_time_share", "client", share),

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-import soundfile as sf
-from conftest import FakeDiarizer, FakeTranscriber, tone, write_consent
+from conftest import write_consent
 
 import flows.session_flow as sf_mod
 from flows.session_flow import process_session
 from pipeline.errors import AudioSilentError, ConsentError, StageError
 from pipeline.session import SessionMeta
-
-
-@pytest.fixture
-def fakes(monkeypatch, dialogue):
-    words, turns = dialogue
-    t, d = FakeTranscriber(words), FakeDiarizer(turns)
-    monkeypatch.setattr(sf_mod, "get_transcriber", lambda options: t)
-    monkeypatch.setattr(sf_mod, "get_diarizer", lambda options: d)
-    return t, d
-
-
-@pytest.fixture
-def recording(tmp_path):
-    path = tmp_path / "session one.wav"
-    sf.write(path, tone(22.0), 16_000)
-    return path
 
 
 META = SessionMeta("s1", "c1", "t1")

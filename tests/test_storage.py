@@ -3,30 +3,14 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
-import numpy as np
 import pytest
 
-from pipeline.consent import parse_consent
 from pipeline.errors import SessionNotFoundError, StorageError
-from pipeline.session import SessionMeta, analyse
 from pipeline.storage import db
 from pipeline.storage.migrate import available_migrations, migrate
 from pipeline.summary import DISCLAIMER, load_summary, render_markdown
-from pipeline.types import Audio, Diarization, Transcript
 
 TABLES = ("sessions", "turns", "words", "markers", "indicators", "speaker_turns", "consents")
-
-
-@pytest.fixture
-def analysis(dialogue):
-    words, turns = dialogue
-    audio = Audio(np.zeros(16_000 * 22, dtype=np.float32), 16_000, "ab" * 32, "x.wav", "WAV", 16_000, 1)
-    meta = SessionMeta("s1", "c1", "t1", dt.date(2026, 1, 2))
-    consent = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research",
-                             "consented_on": "2026-01-01"}, source="test")
-    return analyse(audio, Transcript(words, "en", 0.99, "fake", "fake-asr"),
-                   Diarization(turns, ("SPEAKER_00", "SPEAKER_01")), meta=meta, consent=consent,
-                   diarization_model="fake")
 
 
 def _counts(con) -> dict[str, int]:

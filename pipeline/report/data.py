@@ -188,8 +188,8 @@ def load_history(con: duckdb.DuckDBPyConnection, session_id: str) -> tuple[Histo
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, ...]:
     """Column names of a table or view in the current schema (empty when it does not exist)."""
     rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema() "
-        "ORDER BY ordinal_position",
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema()"
+        " AND table_catalog = current_database() ORDER BY ordinal_position",
         [table],
     ).fetchall()
     return tuple(r[0] for r in rows)

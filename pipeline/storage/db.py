@@ -18,32 +18,57 @@ import pandas as pd
 
 from pipeline.errors import SessionNotFoundError, StorageError
 from pipeline.session import SessionAnalysis
+from pipeline.storage import audit, encryption
 from pipeline.storage.migrate import migrate
 
 #: Tables holding rows derived from a session (deleted and rewritten together).
-SESSION_TABLES = ("words", "turns", "speaker_turns", "markers", "indicators", "consents", "sessions")
+SESSION_TABLES = ("words", "turns", "speaker_turns", "markers", "indicators", "session_lemmas",
+                  "consents", "sessions")
 
 
 def new_run_id() -> str:
     return f"run-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: Path | str, *, read_only: bool = False, create: bool = True,
+            key: str | None = None) -> duckdb.DuckDBPyConnection:
     """Open (and for writers, migrate) the database.
+
+    Parameters
+    ----------
+    path : path
+        The DuckDB file.
+    read_only : bool
+        Open without the write lock (several readers may share the file; no audit rows can be written).
+    create : bool
+        Create the file when it is missing (writers only). False: a missing file is an error.
+    key : str, optional
+        Encryption key; None reads it from ``--db-key-file``/``ALLIANCE_DB_KEY_FILE``/``ALLIANCE_DB_KEY``
+        (see :mod:`pipeline.storage.encryption`). With a key the file is opened encrypted.
 
     Raises
     ------
     StorageError
-        The file cannot be opened (locked by another writer, unreadable, not a DuckDB file).
+        The file cannot be opened (locked by another writer, unreadable, not a DuckDB file, encrypted
+        and no key or the wrong key, plain while a key is set).
     """
     path = Path(path)
-    if read_only and not path.is_file():
+    if (read_only or not create) and not path.is_file():
         raise StorageError(f"database {path} does not exist: process a recording first")
+    if key is None:
+        key = encryption.load_key()
     try:
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only)
+        if key is not None:
+            con = encryption.open_encrypted(path, key=key, read_only=read_only)
+        else:
+            con = duckdb.connect(str(path), read_only=read_only)
     except (duckdb.Error, OSError) as e:
+        if "encrypted" in str(e).lower():
+            raise StorageError(
+                f"database {path} is encrypted: set {encryption.KEY_FILE_ENV} to its key file "
+                f"(or {encryption.KEY_ENV} to the key)") from e
         raise StorageError(f"cannot open database {path}: {e}") from e
     if not read_only:
         migrate(con)
@@ -192,7 +217,7 @@ def delete_session(con: duckdb.DuckDBPyConnection, session_id: str) -> None:
 
 
 def write_session(con: duckdb.DuckDBPyConnection, analysis: SessionAnalysis, *, run_id: str,
-                  pipeline_version: str) -> None:
+                  pipeline_version: str, actor: str | None = None) -> None:
     """Replace every row of the session with the analysis, in one transaction.
 
     A failure at any point rolls back: the database holds either the old rows or the new ones.
@@ -227,6 +252,8 @@ def write_session(con: duckdb.DuckDBPyConnection, analysis: SessionAnalysis, *, 
             )
             for table, frame in _frames(a, run_id).items():
                 insert_frame(con, table, frame)
+            audit.record(con, action="process", actor=audit.current_actor(actor), session_ids=[m.session_id],
+                         run_id=run_id, detail=f"audio sha256 {a.audio_sha256}")
     except duckdb.Error as e:
         raise StorageError(f"writing session {m.session_id!r} failed and was rolled back: {e}") from e
 
@@ -250,3 +277,41 @@ def require_session(con: duckdb.DuckDBPyConnection, session_id: str) -> dict:
     if row is None:
         raise SessionNotFoundError(f"no session {session_id!r} in the database")
     return dict(zip([d[0] for d in cur.description], row, strict=False))
+
+
+def record_files(con: duckdb.DuckDBPyConnection, *, session_id: str, files: list[tuple[str, str]],
+                 run_id: str) -> None:
+    """Record files written for a session as ``(path, kind)`` pairs (every path is kept, for erasure)."""
+    with transaction(con):
+        for path, kind in files:
+            resolved = str(Path(path).resolve())
+            con.execute("DELETE FROM report_files WHERE session_id = ? AND path = ?", [session_id, resolved])
+            con.execute("INSERT INTO report_files (session_id, path, kind, run_id) VALUES (?, ?, ?, ?)",
+                        [session_id, resolved, kind, run_id])
+
+
+def open_existing(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """A writable connection to an existing database (for reads that write an audit event)."""
+    return connect(path, create=False)
+
+
+def compact(path: Path | str, *, key: str | None = None) -> None:
+    """Rewrite the database file with only its live rows (no open connection may hold it).
+
+    After an erasure, deleted rows may remain in free blocks of the file until they are overwritten;
+    the rewritten file holds none of them. Encrypted files stay encrypted with the same key.
+
+    Raises
+    ------
+    StorageError
+        The copy failed (the original file is left as it was).
+    """
+    path = Path(path)
+    if key is None:
+        key = encryption.load_key()
+    tmp = path.with_name(path.name + ".compact")
+    for p in (tmp, Path(str(tmp) + ".wal")):
+        p.unlink(missing_ok=True)
+    encryption.rewrite(path, tmp, source_key=key, target_key=key)
+    tmp.replace(path)
+    Path(str(path) + ".wal").unlink(missing_ok=True)

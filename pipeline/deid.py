@@ -1,0 +1,501 @@
+"""De-identification of transcript text: direct identifiers replaced by typed placeholders.
+
+``deidentify("Hi Anna, call me on 020 7946 0958")`` gives ``"Hi [PERSON], call me on [PHONE]"`` and the
+replaced character spans of the *original* text. Pure functions: the input is never changed and nothing
+is written anywhere.
+
+Labels (what is redacted)
+-------------------------
+========== ==================================================================================
+PERSON     names of people, including nicknames and pets' names; titles ("Dr.", "Aunt") are kept
+PLACE      named places of any size (countries, cities, suburbs, streets, landmarks), street
+           addresses and postcodes / ZIP codes
+ORG        named organisations (employers, schools, clinics, companies, teams, agencies)
+DATE       absolute dates: month names, day-of-month dates, numeric dates, years in a date
+           context. Relative dates ("last week", "today", "in two weeks") and a weekday alone
+           ("on Friday") are kept: they do not identify anyone and carry the session's timeline
+AGE        a stated age ("I'm 28", "my 15-year-old", "since I was 14", "aged 35")
+PHONE      phone numbers (US, UK and international forms; also seven or more spoken digits)
+EMAIL      e-mail addresses (also the spoken form "anna dot smith at gmail dot com")
+URL        web addresses (``http(s)://``, ``www.``, bare domains with a common top-level domain)
+ID_NUMBER  identity numbers: SSN, NHS-style and other long digit groups, UK National Insurance
+           numbers, letter-and-digit codes
+========== ==================================================================================
+
+Kept on purpose: kinship and role words ("Mom", "my GP", "the hospital"), "God", drug and product
+names, clinical acronyms, nationalities, holidays, weekdays, numbers that are not ages (scale answers,
+drinks per week, money, clock times, transcript timestamps).
+
+Sources, combined
+-----------------
+- ``"pattern"``: regular expressions (the labels above, plus greeting, self-introduction, title and
+  vocative cues for names: "Hi, Anna", "my name is Anna", "Dr. Smith", "..., Anna?").
+- ``"ner"``: spaCy named entities (PERSON; GPE, LOC, FAC as PLACE; ORG; DATE filtered to absolute
+  dates, "N years old" as AGE). Only when an ``nlp`` with an ``ner`` component is passed: without it
+  recall on names, places and organisations that no pattern or known name covers drops sharply
+  (measured in ``bench/deid_precision_recall.py``).
+- ``"known_name"``: the client's own list (client, partner, children, ...), matched
+  case-insensitively on word boundaries; a multi-word name also matches each of its words; a
+  possessive ("Anna's") is matched with the "'s" left outside the span.
+
+Overlapping spans merge into their union, labelled by the widest span; same-label spans separated
+by one space or hyphen merge too ("Mary-Mary", "John Carlo").
+
+The spaCy pipeline of :func:`pipeline.runtime.get_nlp` excludes NER; use :func:`get_ner_nlp`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+LABELS: tuple[str, ...] = ("PERSON", "PLACE", "ORG", "DATE", "AGE", "PHONE", "EMAIL", "URL", "ID_NUMBER")
+SOURCES: tuple[str, ...] = ("known_name", "pattern", "ner")
+#: Tie-break when two overlapping spans are equally wide (earlier wins).
+_LABEL_PRIORITY = {lab: i for i, lab in enumerate(("EMAIL", "URL", "DATE", "ID_NUMBER", "PHONE", "AGE",
+                                                   "PERSON", "ORG", "PLACE"))}
+_SOURCE_PRIORITY = {src: i for i, src in enumerate(SOURCES)}
+
+
+@dataclass(frozen=True)
+class DeidOptions:
+    """What to redact and how.
+
+    Parameters
+    ----------
+    labels : frozenset of str
+        Labels to redact (a non-empty subset of :data:`LABELS`); spans of other labels are left in.
+    placeholder : str
+        Replacement text, formatted with ``label`` (default ``"[{label}]"``); must not be empty.
+    known_names_ignore_case : bool
+        Match known names in any case ("anna", "ANNA"). A name that is also a common word ("Will",
+        "Hope") is then redacted wherever the word appears: recall first.
+    name_cues : bool
+        Use the greeting, self-introduction, title and vocative patterns for names.
+    """
+
+    labels: frozenset[str] = field(default_factory=lambda: frozenset(LABELS))
+    placeholder: str = "[{label}]"
+    known_names_ignore_case: bool = True
+    name_cues: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.labels, frozenset) or not self.labels:
+            raise ConfigError(f"labels must be a non-empty frozenset of {LABELS}, got {self.labels!r}")
+        unknown = sorted(set(self.labels) - set(LABELS))
+        if unknown:
+            raise ConfigError(f"unknown labels {unknown}; known: {LABELS}")
+        if not isinstance(self.placeholder, str) or not self.placeholder:
+            raise ConfigError(f"placeholder must be a non-empty string, got {self.placeholder!r}")
+        try:
+            self.placeholder.format(label="PERSON")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ConfigError(f"placeholder {self.placeholder!r} must format with only {{label}}: {e}") from e
+
+
+@dataclass(frozen=True, order=True)
+class RedactedSpan:
+    """One redacted span: ``original[start:end]`` (character offsets, end exclusive)."""
+
+    start: int
+    end: int
+    label: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """The redacted text and the spans of the original text that were replaced, in text order."""
+
+    text: str
+    spans: tuple[RedactedSpan, ...]
+
+
+@lru_cache(maxsize=1)
+def get_ner_nlp() -> Any:
+    """The pinned spaCy English pipeline *with* NER, loaded once per process.
+
+    Raises
+    ------
+    pipeline.errors.ModelMissingError
+        The model package is not installed at the pinned version.
+    """
+    import spacy
+
+    from models.store import load_manifest, require_python_package
+
+    return spacy.load(require_python_package(load_manifest()["spacy-en-core-web-sm"]))
+
+
+def deidentify(text: str, *, nlp: Any = None, known_names: Sequence[str] = (),
+               options: DeidOptions = DeidOptions()) -> Redaction:  # noqa: B008 (frozen, immutable)
+    """Replace the direct identifiers of one text by typed placeholders.
+
+    Parameters
+    ----------
+    text : str
+        The text (an utterance or a whole transcript); not modified.
+    nlp : spacy.Language or None
+        A pipeline with an ``ner`` component (:func:`get_ner_nlp`). None: patterns and known names only.
+    known_names : sequence of str
+        Names of the people of this client's sessions (client, partner, children, ...).
+    options : DeidOptions
+        What to redact and how.
+
+    Returns
+    -------
+    Redaction
+        The redacted text and the replaced spans (offsets into ``text``, in characters).
+
+    Raises
+    ------
+    pipeline.errors.ConfigError
+        An empty or letterless known name, or an ``nlp`` without NER.
+    """
+    return deidentify_many([text], nlp=nlp, known_names=known_names, options=options)[0]
+
+
+def deidentify_many(texts: Iterable[str], *, nlp: Any = None, known_names: Sequence[str] = (),
+                    options: DeidOptions = DeidOptions(),  # noqa: B008 (frozen, immutable)
+                    batch_size: int = 64) -> list[Redaction]:
+    """:func:`deidentify` over many texts, NER run in batches (``nlp.pipe``, other components off).
+
+    Parameters
+    ----------
+    texts : iterable of str
+        The texts; not modified.
+    nlp, known_names, options
+        As for :func:`deidentify`.
+    batch_size : int
+        Texts per ``nlp.pipe`` batch (>= 1).
+
+    Returns
+    -------
+    list of Redaction
+        One per text, in order.
+    """
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}: {t!r:.60}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    names = _known_name_regex(tuple(known_names), options.known_names_ignore_case)
+    if nlp is None:
+        ents: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+    else:
+        if "ner" not in getattr(nlp, "pipe_names", ()):
+            raise ConfigError(f"nlp has no 'ner' component (pipes: {list(getattr(nlp, 'pipe_names', []))}); "
+                              "use pipeline.deid.get_ner_nlp()")
+        disable = [p for p in nlp.pipe_names if p != "ner" and not _feeds_ner(nlp, p)]
+        ents = [[(e.start_char, e.end_char, e.label_) for e in doc.ents]
+                for doc in nlp.pipe(texts, batch_size=batch_size, disable=disable)]
+    return [_redact(t, e, names, options) for t, e in zip(texts, ents)]
+
+
+# ---------------------------------------------------------------- internals
+
+def _feeds_ner(nlp: Any, pipe: str) -> bool:
+    # A shared tok2vec that the NER listens to must stay on (in en_core_web_sm the NER has its own).
+    return "ner" in getattr(nlp.get_pipe(pipe), "listening_components", ())
+
+
+def _redact(text: str, ents: list[tuple[int, int, str]], names: re.Pattern[str] | None,
+            options: DeidOptions) -> Redaction:
+    found: list[RedactedSpan] = []
+    if names is not None:
+        found += [RedactedSpan(m.start(), m.end(), "PERSON", "known_name") for m in names.finditer(text)]
+    found += _pattern_spans(text, name_cues=options.name_cues)
+    found += _ner_spans(text, ents)
+    spans = _merge([s for s in found if s.label in options.labels and s.end > s.start], text)
+    out, pos = [], 0
+    for s in spans:
+        out += [text[pos:s.start], options.placeholder.format(label=s.label)]
+        pos = s.end
+    out.append(text[pos:])
+    return Redaction("".join(out), tuple(spans))
+
+
+def _merge(spans: list[RedactedSpan], text: str) -> list[RedactedSpan]:
+    """Union of overlapping spans (label and source of the widest), then same-label neighbours."""
+    def rank(s: RedactedSpan) -> tuple[int, int, int]:
+        return (-(s.end - s.start), _SOURCE_PRIORITY[s.source], _LABEL_PRIORITY[s.label])
+
+    merged: list[RedactedSpan] = []
+    group: list[RedactedSpan] = []
+    for s in sorted(spans):
+        if group and s.start >= max(g.end for g in group):
+            merged.append(_union(group, rank))
+            group = []
+        group.append(s)
+    if group:
+        merged.append(_union(group, rank))
+    out: list[RedactedSpan] = []
+    for s in merged:
+        prev = out[-1] if out else None
+        if prev and prev.label == s.label and re.fullmatch(r"[ \-]?", text[prev.end:s.start]):
+            out[-1] = RedactedSpan(prev.start, s.end, s.label, min(prev, s, key=rank).source)
+        else:
+            out.append(s)
+    return out
+
+
+def _union(group: list[RedactedSpan], rank: Any) -> RedactedSpan:
+    best = min(group, key=rank)
+    return RedactedSpan(min(g.start for g in group), max(g.end for g in group), best.label, best.source)
+
+
+_TITLES = frozenset({"dr", "dr.", "doctor", "mr", "mr.", "mrs", "mrs.", "ms", "ms.", "miss", "mx", "prof",
+                     "prof.", "professor", "aunt", "auntie", "uncle", "nurse", "sister", "father", "grandma",
+                     "grandpa", "nana", "granny", "cousin", "sir", "the"})
+
+
+@lru_cache(maxsize=64)
+def _known_name_regex(names: tuple[str, ...], ignore_case: bool) -> re.Pattern[str] | None:
+    variants: set[str] = set()
+    for n in names:
+        if not isinstance(n, str) or not re.search(r"[^\W\d_]", n):
+            raise ConfigError(f"known name {n!r} must be a string with at least one letter")
+        words = n.split()
+        variants.add(" ".join(words))
+        variants.update(w for w in words if len(w) >= 2 and w.lower() not in _TITLES)
+    if not variants:
+        return None
+    alts = "|".join(r"\s+".join(map(re.escape, v.split())) for v in sorted(variants, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alts})(?!\w)", re.IGNORECASE if ignore_case else 0)
+
+
+# ---- patterns
+
+_UNITS = "one|two|three|four|five|six|seven|eight|nine"
+_TEENS = "ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen"
+_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_NUMWORD = rf"(?:(?:{_TENS})(?:[- ](?:{_UNITS}))?|{_TEENS}|{_UNITS})"
+_AGE_NUM = rf"(?:1[01]\d|\d{{1,2}}|{_NUMWORD})"
+_MONTH = ("January|February|March|April|May|June|July|August|September|October|November|December|"
+          r"Jan\.?|Feb\.?|Mar\.?|Apr\.?|Jun\.?|Jul\.?|Aug\.?|Sept?\.?|Oct\.?|Nov\.?|Dec\.?")
+_WEEKDAY = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+_ORDWORD = ("first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|"
+            "fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth|"
+            "twenty[- ](?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|thirty[- ]first")
+_DAY = rf"(?:[0-3]?\d(?:st|nd|rd|th)?|{_ORDWORD})"
+_YEAR = r"(?:1[89]\d\d|20\d\d)"
+_WD = rf"(?:(?:{_WEEKDAY}),?\s+)?"
+_NAME = r"[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?"
+_KIN = ("mom|mum|mother|dad|father|son|daughter|brother|sister|kid|child|baby|boy|girl|wife|husband|partner|"
+        "boyfriend|girlfriend|grandma|grandpa|grandmother|grandfather|grandson|granddaughter|aunt|uncle|"
+        "niece|nephew|cousin|friend|stepson|stepdaughter")
+_AGE_VERB = (r"(?:'s\s+turning|'m|'s|'re|\s+am|\s+is|\s+are|\s+was|\s+were|\s+turn(?:s|ed|ing)?|"
+             r"(?:(?:'m|'re|'s|\s+am|\s+are|\s+is)?\s+(?:will|would|could|might|must|gonna|going\s+to)|'ll|'d)"
+             r"(?:\s+have)?\s+(?:be|been|turn))")
+_AGE_FOLLOW = (r"(?=\s*(?:$|[.,;:!?)\"\u2014\u2013-]|\s(?:and|but|so|or|now|next|this|in|at|when|then|yet|too|"
+               r"already|soon)\b))")
+_SPOKEN_DIGIT = r"(?:zero|oh|o|one|two|three|four|five|six|seven|eight|nine|double|triple)"
+_STREET = (r"Street|St\.|Road|Rd\.?|Avenue|Ave\.?|Lane|Ln\.?|Drive|Boulevard|Blvd\.?|Crescent|Terrace|Parkway|"
+           r"Highway|Hwy\.?")
+_STREET_NUMBERED = _STREET + r"|Way|Place|Court|Close|Square|Grove|Mews|Row|Gardens"
+
+_ORG_HEAD = (r"High\s+School|School|College|University|Hospital|Clinic|Medical\s+Center|Center|Centre|Church|"
+             r"Pharmacy|Society|Association|Foundation|Institute|Academy|Bank|Inc\.?|Ltd\.?|Corp\.?|Company|"
+             r"Services|Council|Department|Prison|Police")
+
+_ID_CONTEXT = re.compile(r"(?i)\b(?:NHS|patient|record|MRN|social\s+security|SSN|insurance|policy|account|member|"
+                         r"reference|passport|licen[cs]e|case|ID|identification)\b[^.?!\d]{0,25}$")
+
+# (label, compiled pattern, group holding the span or 0)
+_PATTERNS: tuple[tuple[str, re.Pattern[str], int], ...] = tuple(
+    (lab, re.compile(rx, flags), grp) for lab, rx, flags, grp in (
+        ("EMAIL", r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b", 0, 0),
+        ("EMAIL", r"\b\w+(?:\s+dot\s+\w+)*\s+at\s+\w+(?:\s+dot\s+(?:com|org|net|edu|gov|co|uk|ac|nhs|us|ca|au|nz))+\b",
+         re.I, 0),
+        ("URL", r"\b(?:https?://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]]", re.I, 0),
+        ("URL", r"\b(?:[a-z0-9-]+\.)+(?:com|org|net|edu|gov|io|info|biz|uk|us|ca|au|nz|de|fr|ie)\b(?:/[^\s<>\"]*"
+         r"[^\s<>\".,;:!?)\]])?", re.I, 0),
+        ("ID_NUMBER", r"\b\d{3}-\d{2}-\d{4}\b", 0, 0),
+        ("ID_NUMBER", r"\b[A-CEGHJ-PR-TW-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b", 0, 0),
+        ("ID_NUMBER", r"\b(?=[A-Z0-9-]*\d[A-Z0-9-]*\d[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]+(?:-[A-Z0-9]+)*\b", 0, 0),
+        ("PHONE", r"(?<![\w/:.,])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?\d{2,5}(?:[\s.-]\d{2,5}){1,4}"
+         r"(?![\w/:]|[.,]\d)", 0, 0),
+        ("PHONE", r"(?<![\w/:.,])(?:\+\d{7,14}|0\d{9,10})(?![\w/:]|[.,]\d)", 0, 0),
+        ("ID_NUMBER", r"(?<![\w/:.,+])[1-9]\d{5,}(?![\w/:]|[.,]\d)", 0, 0),
+        ("PHONE", rf"\b{_SPOKEN_DIGIT}(?:[\s,-]+{_SPOKEN_DIGIT}){{6,}}\b", re.I, 0),
+        ("DATE", r"\b(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2}))\b", 0, 0),
+        ("DATE", rf"\b{_WD}(?:the\s+)?{_DAY}\s+(?:of\s+)?(?:{_MONTH})(?:,?\s+{_YEAR})?\b", 0, 0),
+        ("DATE", rf"\b{_WD}(?:{_MONTH})\s+(?:the\s+)?{_DAY}(?:,?\s+{_YEAR})?\b(?!\s*(?:years?|months?|weeks?|days?|"
+         r"times?|%|percent|o'clock))", 0, 0),
+        ("DATE", rf"\b(?:{_MONTH}),?\s+{_YEAR}\b", 0, 0),
+        ("DATE", r"\b(?:January|February|March|April|June|July|August|September|October|November|December)\b", 0, 0),
+        ("DATE", r"(?i:\b(?:in|since|last|next|this|of|early|late|mid|until|till|by|from|before|after)\s+)(May)\b"
+         r"(?!\s+(?:I|we|you|be|have)\b)", 0, 1),
+        ("DATE", rf"(?i:\b(?:in|since|from|until|till|by|of|around|circa|before|after|during|year|summer|winter|"
+         rf"spring|autumn|fall|christmas|easter|back\s+in|class\s+of)\s+(?:the\s+)?(?:year\s+)?)({_YEAR}s?)\b"
+         r"(?!\s*(?:%|percent|calories|steps|pounds|dollars))", 0, 1),
+        ("DATE", r"\b(?:1[89]|20)\d0s\b", 0, 0),
+        ("DATE", r"(?i:\bon\s+the\s+)([0-3]?\d(?:st|nd|rd|th))\b", 0, 1),
+        ("AGE", rf"\b(?:{_AGE_NUM}|an?)(?:[- ]and[- ]a[- ]half)?[- ](?:year|month|week|day)s?[- ]old\b", re.I, 0),
+        ("AGE", rf"\bage(?:d|\s+of|\s+as)?\s+({_AGE_NUM})\b", re.I, 1),
+        ("AGE", rf"(?i:\b(?:I|he|she|you|they|we|(?:my|his|her|your|our|their)\s+(?:{_KIN})){_AGE_VERB}"
+         r"(?:,?\s*(?:um|uh|er|erm),?)?(?:\s+(?:now|only|just|about|almost|nearly|already))?\s+)"
+         rf"({_AGE_NUM}(?:(?:,\s*|\s+or\s+|\s+to\s+|-){_AGE_NUM})?){_AGE_FOLLOW}", 0, 1),
+        ("PLACE", r"\b(?:[A-Z]{1,2}\d[A-Z\d]?|GIR)\s*\d[A-Z]{2}\b", 0, 0),
+        ("PLACE", r"\b[A-Z]\d[A-Z]\s?\d[A-Z]\d\b", 0, 0),
+        ("PLACE", r"(?:\b[A-Z]{2}|(?i:\bzip(?:\s+code)?(?:\s+is)?:?))\s+(\d{5}(?:-\d{4})?)\b", 0, 1),
+        ("PLACE", rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:{_NAME}\s+){{1,3}}(?:{_STREET_NUMBERED})(?!\w)", 0, 0),
+        ("PLACE", rf"\b(?!(?:The|A|An|This|That|My|Your|Our|Their|His|Her|Its|Every|Any|No)\s){_NAME}"
+         rf"(?:\s+{_NAME}){{0,2}}\s+(?:{_STREET})(?!\w)", 0, 0),
+        ("PLACE", r"\b(?i:P\.?\s?O\.?\s+Box)\s+\d+\b", 0, 0),
+        ("PLACE", rf"(?i:\b(?:live|lives|living|lived|moved|moving|move|born|grew\s+up|raised|I'm|I\s+am|he's|she's|"
+         rf"they're|we're|comes?|came)(?:\s+(?:out|up|down|over|back|here))?\s+(?:in|to|from|near)\s+)"
+         rf"(?!(?:The|A|An|My|Your|Our|His|Her|Their)\b)({_NAME}(?:\s+{_NAME})?)", 0, 1),
+        ("ORG", rf"\b(?:{_NAME}\s+){{1,3}}(?:{_ORG_HEAD})(?!\w)", 0, 0),
+    ))
+
+_NOT_NAMES = frozenset("""
+i i'm i've i'll i'd god lord jesus christ mom mum mommy mummy dad daddy mama papa ma pa doc doctor sir madam
+ma'am miss everyone everybody all guys folks there man mate buddy bud honey sweetie sweetheart dear love babe
+bro dude son kiddo okay ok yeah yes yep no nope right well so oh um uh mm hmm mhm mm-hmm uh-huh hi hello hey bye
+thanks thank again too very much now then though anyway actually really sure please welcome sorry good great
+fine cool wow alright gosh geez jeez nurse practitioner counselor counsellor therapist officer coach
+monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednesdays thursdays fridays
+saturdays sundays today tomorrow tonight weekend weekends mr mrs ms mx dr prof kia ora aloha ciao
+and but or because cause like also plus then see
+listen look see ah aha ahh oops huh hmmm mmm absolutely exactly definitely fantastic excellent perfect awesome
+nice true totally yay ugh whoa oh-oh uh-oh maybe hopefully honestly basically obviously seriously really
+unfortunately fortunately personally apparently clearly certainly literally originally initially typically
+usually generally finally lastly firstly secondly additionally interestingly frankly luckily sadly thankfully
+ideally normally recently currently eventually probably possibly surely truly only
+""".split())
+
+_CLINICAL = frozenset("""
+gp gps er icu ed a&e tv gpa sat act ib ap a1c bmi bp cpr ekg ecg mri ct emt pe pt ot cbt dbt mi act ssri snri
+maoi adhd add ptsd ocd bpd copd ibs hiv aids std stds sti stis hpv hcv uti dui dwi owi ua po pos cps dcfs cps
+nicotine nicorette chantix champix wellbutrin zyban suboxone subutex narcan naloxone methadone percocet
+oxycontin oxycodone vicodin hydrocodone xanax valium ativan klonopin prozac zoloft lexapro celexa citalopram
+paxil effexor cymbalta seroquel abilify lithium adderall ritalin vyvanse concerta ambien viagra cialis tylenol
+advil motrin aspirin ibuprofen immodium imodium antabuse campral vivitrol naltrexone metformin insulin
+lipitor statin ventolin albuterol symbicort advair methamphetamine meth heroin cocaine fentanyl marijuana
+yoga pilates
+""".split())
+_CLINICAL_PHRASES = frozenset({"tai chi", "qi gong", "alcoholics anonymous meeting", "narcotics anonymous meeting"})
+
+
+def _pattern_spans(text: str, *, name_cues: bool) -> list[RedactedSpan]:
+    spans: list[RedactedSpan] = []
+    for label, rx, grp in _PATTERNS:
+        for m in rx.finditer(text):
+            start, end = m.span(grp)
+            frag = text[start:end]
+            if label == "PHONE" and not _plausible_phone(frag):
+                continue
+            if label == "ID_NUMBER" and (len(frag) < 6 or frag.lower() in _CLINICAL):
+                continue
+            if label in ("PLACE", "ORG") and frag[:1].isalpha():
+                trimmed = _trim_words(text, start, end)
+                if trimmed is None:
+                    continue
+                start, end = trimmed
+            contextual_id = label == "PHONE" and _ID_CONTEXT.search(text[max(0, start - 40):start])
+            spans.append(RedactedSpan(start, end, "ID_NUMBER" if contextual_id else label, "pattern"))
+    if name_cues:
+        for rx in _NAME_CUES:
+            for m in rx.finditer(text):
+                trimmed = _trim_words(text, *m.span(1))
+                if trimmed is not None:
+                    spans.append(RedactedSpan(*trimmed, "PERSON", "pattern"))
+    return spans
+
+
+def _is_stop(word: str) -> bool:
+    w = word.lower().strip(".,;:!?\"'()’")
+    return w in _NOT_NAMES or w in _CLINICAL or bool(re.fullmatch(r"i(?:[-'].*)?", w))
+
+
+def _trim_words(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """Drop leading lowercase or stop words and trailing stop words; None when nothing is left."""
+    words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])]
+    while words and (_is_stop(text[slice(*words[0])]) or not text[words[0][0]].isupper()):
+        words.pop(0)
+    while words and _is_stop(text[slice(*words[-1])]):
+        words.pop()
+    if not words or all(_is_stop(w) for w in text[words[0][0]:words[-1][1]].split()):
+        return None
+    if " ".join(text[words[0][0]:words[-1][1]].lower().split()) in _CLINICAL_PHRASES:
+        return None
+    return words[0][0], words[-1][1]
+
+
+def _plausible_phone(frag: str) -> bool:
+    if re.search(r"[a-z]", frag, re.I):  # spoken digits
+        return True
+    digits = re.sub(r"\D", "", frag)
+    return 7 <= len(digits) <= 15
+
+
+_NAME_CUES = tuple(re.compile(rx) for rx in (
+    # titles: "Dr. Smith", "Mrs Jones", "Aunt Kathy"
+    rf"\b(?:Dr|Mr|Mrs|Ms|Mx|Prof|Doctor|Nurse|Aunt|Auntie|Uncle|Grandma|Grandpa|Nana|Cousin)\.?\s+({_NAME}(?:\s+{_NAME})?)",
+    # greetings and thanks: "Hi, Anna", "Thanks, Anna", "welcome back, Anna"
+    rf"(?i:\b(?:hi|hello|hey|hiya|morning|evening|afternoon|thanks|thank\s+you|bye|goodbye|see\s+you|"
+    rf"welcome(?:\s+back)?|kia\s+ora|cheers)),?\s+({_NAME}(?:\s+{_NAME})?)\b",
+    # self-introductions: "my name is Anna", "I'm Anna." (a name and then a pause)
+    rf"(?i:\b(?:my\s+name\s+is|my\s+name's|name's|call\s+me|I'm\s+called))\s+({_NAME}(?:\s+{_NAME})?)",
+    rf"\bI(?:'m|\s+am)\s+({_NAME}(?:\s+{_NAME})?)(?=\s*[.,!])",
+    # vocatives: "..., Anna?" / "..., Anna, ..." (a capitalised word between a comma and a clause end)
+    rf"(?<=,)\s+({_NAME})(?=\s*[.?!,;]|\s*$)",
+    # "Anna, ..." at the very start of an utterance followed by a question or a you-clause
+    rf"^\s*({_NAME}),\s+(?=(?:I|you|we|how|what|why|when|where|can|could|would|do|did|are|is|have|it's|that|"
+    r"tell|let|thank|thanks)\b)",
+))
+
+
+# ---- NER
+
+_NER_LABELS = {"PERSON": "PERSON", "GPE": "PLACE", "LOC": "PLACE", "FAC": "PLACE", "ORG": "ORG", "DATE": "DATE"}
+_ABSOLUTE_DATE = re.compile(rf"\b(?:{_MONTH})(?!\w)|\b{_YEAR}s?\b|\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|"
+                            r"\b(?:1[89]|20)\d0s\b")
+_AGE_DATE = re.compile(r"(?i)\b(?:year|month|week|day)s?[- ]old\b")
+_RELATIVE_LEAD = re.compile(r"(?i)^(?:(?:last|next|this|that|early|late|mid|the|since|until|till|by|on|in|around|"
+                            r"about|of|from|before|after|approximately)\b[\s-]*)+")
+_TITLE_LEAD = re.compile(r"^(?:(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Doctor|Nurse|Aunt|Auntie|Uncle|Sister|Father|the|The)"
+                         r"\.?\s+)+")
+
+
+def _ner_spans(text: str, ents: list[tuple[int, int, str]]) -> list[RedactedSpan]:
+    spans = []
+    for start, end, ner_label in ents:
+        label = _NER_LABELS.get(ner_label)
+        if label is None or _inside_brackets(text, start):
+            continue
+        frag = text[start:end]
+        if label == "DATE":
+            if _AGE_DATE.search(frag):
+                label = "AGE"
+            elif not _ABSOLUTE_DATE.search(frag):
+                continue  # relative: "last week", "today", "Friday", "two years"
+            else:
+                lead = _RELATIVE_LEAD.match(frag)
+                start += lead.end() if lead else 0
+        else:
+            lead = _TITLE_LEAD.match(frag)
+            start += lead.end() if lead else 0
+            poss = re.search(r"['\u2019]s?$", text[start:end])
+            end -= len(poss.group()) if poss else 0
+            trimmed = _trim_words(text, start, end) if end > start else None
+            if trimmed is None:
+                continue
+            start, end = trimmed
+            if label == "PERSON" and re.fullmatch(rf"(?:{_WEEKDAY}|{_MONTH})s?", text[start:end]):
+                continue
+        if end > start:
+            spans.append(RedactedSpan(start, end, label, "ner"))
+    return spans
+
+
+def _inside_brackets(text: str, pos: int) -> bool:
+    """Inside a transcriber's annotation such as ``[unintelligible 00:01:33]``."""
+    return text.rfind("[", 0, pos) > text.rfind("]", 0, pos)
