@@ -11,6 +11,8 @@ PERSON     names of people, including nicknames and pets' names; titles ("Dr.", 
 PLACE      named places of any size (countries, cities, suburbs, streets, landmarks), street
            addresses and postcodes / ZIP codes
 ORG        named organisations (employers, schools, clinics, companies, teams, agencies)
+NAME       a proper name of unknown kind: a capitalised word inside a sentence that no other
+           source typed (see ``capitalised_words`` in :class:`DeidOptions`)
 DATE       absolute dates: month names, day-of-month dates, numeric dates, years in a date
            context. Relative dates ("last week", "today", "in two weeks") and a weekday alone
            ("on Friday") are kept: they do not identify anyone and carry the session's timeline
@@ -28,18 +30,25 @@ drinks per week, money, clock times, transcript timestamps).
 
 Sources, combined
 -----------------
-- ``"pattern"``: regular expressions (the labels above, plus greeting, self-introduction, title and
-  vocative cues for names: "Hi, Anna", "my name is Anna", "Dr. Smith", "..., Anna?").
+- ``"pattern"``: regular expressions (the labels above; greeting, self-introduction, title and
+  vocative cues for names: "Hi, Anna", "my name is Anna", "Dr. Smith", "..., Anna?"; "moved to X",
+  "from X" for places; "X High School", "X Pharmacy" for organisations) and the capitalised-word
+  fallback (``NAME``). Transcripts are sentence-cased (Whisper output, professional transcripts), so a
+  capitalised word after a lowercase word or a comma is nearly always a proper noun; kinship words,
+  "God", weekdays, months, interjections, drug names and clinical acronyms are excluded by word lists.
+  Lower-cased text defeats this fallback and the name cues (and much of the NER).
 - ``"ner"``: spaCy named entities (PERSON; GPE, LOC, FAC as PLACE; ORG; DATE filtered to absolute
-  dates, "N years old" as AGE). Only when an ``nlp`` with an ``ner`` component is passed: without it
-  recall on names, places and organisations that no pattern or known name covers drops sharply
-  (measured in ``bench/deid_precision_recall.py``).
+  dates, "N years old" as AGE; spans with digits are left to the patterns). Only when an ``nlp`` with
+  an ``ner`` component is passed. Without it, recall drops (names at the start of a sentence,
+  lower-case names, organisations: 0.93 against 0.99 span recall on the labelled AnnoMI set, see
+  ``bench/deid_precision_recall.py``) and far fewer spans carry their type (most become ``NAME``).
 - ``"known_name"``: the client's own list (client, partner, children, ...), matched
   case-insensitively on word boundaries; a multi-word name also matches each of its words; a
   possessive ("Anna's") is matched with the "'s" left outside the span.
 
-Overlapping spans merge into their union, labelled by the widest span; same-label spans separated
-by one space or hyphen merge too ("Mary-Mary", "John Carlo").
+Overlapping spans merge into their union, labelled by the widest span (a typed label always beats
+``NAME``; equal widths: known name, then pattern, then NER); same-label spans separated by one space or
+hyphen merge too ("Mary-Mary", "John Carlo").
 
 The spaCy pipeline of :func:`pipeline.runtime.get_nlp` excludes NER; use :func:`get_ner_nlp`.
 """
@@ -54,11 +63,11 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 
-LABELS: tuple[str, ...] = ("PERSON", "PLACE", "ORG", "DATE", "AGE", "PHONE", "EMAIL", "URL", "ID_NUMBER")
+LABELS: tuple[str, ...] = ("PERSON", "PLACE", "ORG", "NAME", "DATE", "AGE", "PHONE", "EMAIL", "URL", "ID_NUMBER")
 SOURCES: tuple[str, ...] = ("known_name", "pattern", "ner")
 #: Tie-break when two overlapping spans are equally wide (earlier wins).
 _LABEL_PRIORITY = {lab: i for i, lab in enumerate(("EMAIL", "URL", "DATE", "ID_NUMBER", "PHONE", "AGE",
-                                                   "PERSON", "ORG", "PLACE"))}
+                                                   "PERSON", "ORG", "PLACE", "NAME"))}
 _SOURCE_PRIORITY = {src: i for i, src in enumerate(SOURCES)}
 
 
@@ -77,12 +86,16 @@ class DeidOptions:
         "Hope") is then redacted wherever the word appears: recall first.
     name_cues : bool
         Use the greeting, self-introduction, title and vocative patterns for names.
+    capitalised_words : bool
+        Redact, as ``NAME``, capitalised words inside a sentence that no other source labelled
+        (transcripts are sentence-cased, so these are mostly proper nouns).
     """
 
     labels: frozenset[str] = field(default_factory=lambda: frozenset(LABELS))
     placeholder: str = "[{label}]"
     known_names_ignore_case: bool = True
     name_cues: bool = True
+    capitalised_words: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.labels, frozenset) or not self.labels:
@@ -155,7 +168,8 @@ def deidentify(text: str, *, nlp: Any = None, known_names: Sequence[str] = (),
     Raises
     ------
     pipeline.errors.ConfigError
-        An empty or letterless known name, or an ``nlp`` without NER.
+        A known name with fewer than two letters, ``known_names`` given as one string, or an ``nlp``
+        without an ``ner`` component.
     """
     return deidentify_many([text], nlp=nlp, known_names=known_names, options=options)[0]
 
@@ -185,6 +199,8 @@ def deidentify_many(texts: Iterable[str], *, nlp: Any = None, known_names: Seque
             raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}: {t!r:.60}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if isinstance(known_names, str):
+        raise ConfigError(f"known_names must be a sequence of names, not one string: {known_names!r}")
     names = _known_name_regex(tuple(known_names), options.known_names_ignore_case)
     if nlp is None:
         ents: list[list[tuple[int, int, str]]] = [[] for _ in texts]
@@ -210,7 +226,7 @@ def _redact(text: str, ents: list[tuple[int, int, str]], names: re.Pattern[str] 
     found: list[RedactedSpan] = []
     if names is not None:
         found += [RedactedSpan(m.start(), m.end(), "PERSON", "known_name") for m in names.finditer(text)]
-    found += _pattern_spans(text, name_cues=options.name_cues)
+    found += _pattern_spans(text, name_cues=options.name_cues, capitalised=options.capitalised_words)
     found += _ner_spans(text, ents)
     spans = _merge([s for s in found if s.label in options.labels and s.end > s.start], text)
     out, pos = [], 0
@@ -223,8 +239,8 @@ def _redact(text: str, ents: list[tuple[int, int, str]], names: re.Pattern[str] 
 
 def _merge(spans: list[RedactedSpan], text: str) -> list[RedactedSpan]:
     """Union of overlapping spans (label and source of the widest), then same-label neighbours."""
-    def rank(s: RedactedSpan) -> tuple[int, int, int]:
-        return (-(s.end - s.start), _SOURCE_PRIORITY[s.source], _LABEL_PRIORITY[s.label])
+    def rank(s: RedactedSpan) -> tuple[bool, int, int, int]:  # untyped NAME loses to any typed label
+        return (s.label == "NAME", -(s.end - s.start), _SOURCE_PRIORITY[s.source], _LABEL_PRIORITY[s.label])
 
     merged: list[RedactedSpan] = []
     group: list[RedactedSpan] = []
@@ -245,7 +261,7 @@ def _merge(spans: list[RedactedSpan], text: str) -> list[RedactedSpan]:
     return out
 
 
-def _union(group: list[RedactedSpan], rank: Any) -> RedactedSpan:
+def _union(group: list[RedactedSpan], rank: Any) -> RedactedSpan:  # noqa: ANN401
     best = min(group, key=rank)
     return RedactedSpan(min(g.start for g in group), max(g.end for g in group), best.label, best.source)
 
@@ -259,8 +275,8 @@ _TITLES = frozenset({"dr", "dr.", "doctor", "mr", "mr.", "mrs", "mrs.", "ms", "m
 def _known_name_regex(names: tuple[str, ...], ignore_case: bool) -> re.Pattern[str] | None:
     variants: set[str] = set()
     for n in names:
-        if not isinstance(n, str) or not re.search(r"[^\W\d_]", n):
-            raise ConfigError(f"known name {n!r} must be a string with at least one letter")
+        if not isinstance(n, str) or len(re.findall(r"[^\W\d_]", n)) < 2:
+            raise ConfigError(f"known name {n!r} must be a string with at least two letters")
         words = n.split()
         variants.add(" ".join(words))
         variants.update(w for w in words if len(w) >= 2 and w.lower() not in _TITLES)
@@ -286,7 +302,7 @@ _ORDWORD = ("first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|el
 _DAY = rf"(?:[0-3]?\d(?:st|nd|rd|th)?|{_ORDWORD})"
 _YEAR = r"(?:1[89]\d\d|20\d\d)"
 _WD = rf"(?:(?:{_WEEKDAY}),?\s+)?"
-_NAME = r"[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?"
+_NAME = r"[A-Z][a-z]+(?:[-'\u2019][A-Z][a-z]+)*"
 _KIN = ("mom|mum|mother|dad|father|son|daughter|brother|sister|kid|child|baby|boy|girl|wife|husband|partner|"
         "boyfriend|girlfriend|grandma|grandpa|grandmother|grandfather|grandson|granddaughter|aunt|uncle|"
         "niece|nephew|cousin|friend|stepson|stepdaughter")
@@ -319,7 +335,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int], ...] = tuple(
         ("ID_NUMBER", r"\b\d{3}-\d{2}-\d{4}\b", 0, 0),
         ("ID_NUMBER", r"\b[A-CEGHJ-PR-TW-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b", 0, 0),
         ("ID_NUMBER", r"\b(?=[A-Z0-9-]*\d[A-Z0-9-]*\d[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]+(?:-[A-Z0-9]+)*\b", 0, 0),
-        ("PHONE", r"(?<![\w/:.,])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?\d{2,5}(?:[\s.-]\d{2,5}){1,4}"
+        ("PHONE", r"(?<![\w/:.,])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?\d{2,6}(?:[\s.-]\d{2,6}){1,4}"
          r"(?![\w/:]|[.,]\d)", 0, 0),
         ("PHONE", r"(?<![\w/:.,])(?:\+\d{7,14}|0\d{9,10})(?![\w/:]|[.,]\d)", 0, 0),
         ("ID_NUMBER", r"(?<![\w/:.,+])[1-9]\d{5,}(?![\w/:]|[.,]\d)", 0, 0),
@@ -352,7 +368,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int], ...] = tuple(
         ("PLACE", rf"(?i:\b(?:live|lives|living|lived|moved|moving|move|born|grew\s+up|raised|I'm|I\s+am|he's|she's|"
          rf"they're|we're|comes?|came)(?:\s+(?:out|up|down|over|back|here))?\s+(?:in|to|from|near)\s+)"
          rf"(?!(?:The|A|An|My|Your|Our|His|Her|Their)\b)({_NAME}(?:\s+{_NAME})?)", 0, 1),
-        ("ORG", rf"\b(?:{_NAME}\s+){{1,3}}(?:{_ORG_HEAD})(?!\w)", 0, 0),
+        ("ORG", rf"\b(?:{_NAME}(?:['\u2019]s)?\s+){{1,3}}(?:{_ORG_HEAD})(?!\w)", 0, 0),
     ))
 
 _NOT_NAMES = frozenset("""
@@ -363,7 +379,7 @@ thanks thank again too very much now then though anyway actually really sure ple
 fine cool wow alright gosh geez jeez nurse practitioner counselor counsellor therapist officer coach
 monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednesdays thursdays fridays
 saturdays sundays today tomorrow tonight weekend weekends mr mrs ms mx dr prof kia ora aloha ciao
-and but or because cause like also plus then see
+and but or because cause like also plus then see the a an aunt auntie uncle grandma grandpa nana granny cousin
 listen look see ah aha ahh oops huh hmmm mmm absolutely exactly definitely fantastic excellent perfect awesome
 nice true totally yay ugh whoa oh-oh uh-oh maybe hopefully honestly basically obviously seriously really
 unfortunately fortunately personally apparently clearly certainly literally originally initially typically
@@ -379,12 +395,12 @@ oxycontin oxycodone vicodin hydrocodone xanax valium ativan klonopin prozac zolo
 paxil effexor cymbalta seroquel abilify lithium adderall ritalin vyvanse concerta ambien viagra cialis tylenol
 advil motrin aspirin ibuprofen immodium imodium antabuse campral vivitrol naltrexone metformin insulin
 lipitor statin ventolin albuterol symbicort advair methamphetamine meth heroin cocaine fentanyl marijuana
-yoga pilates
+yoga pilates ssn ni id dob zip pin
 """.split())
 _CLINICAL_PHRASES = frozenset({"tai chi", "qi gong", "alcoholics anonymous meeting", "narcotics anonymous meeting"})
 
 
-def _pattern_spans(text: str, *, name_cues: bool) -> list[RedactedSpan]:
+def _pattern_spans(text: str, *, name_cues: bool, capitalised: bool) -> list[RedactedSpan]:
     spans: list[RedactedSpan] = []
     for label, rx, grp in _PATTERNS:
         for m in rx.finditer(text):
@@ -407,12 +423,17 @@ def _pattern_spans(text: str, *, name_cues: bool) -> list[RedactedSpan]:
                 trimmed = _trim_words(text, *m.span(1))
                 if trimmed is not None:
                     spans.append(RedactedSpan(*trimmed, "PERSON", "pattern"))
+    if capitalised:
+        for m in _CAPITALISED.finditer(text):
+            trimmed = _trim_words(text, *m.span())
+            if trimmed is not None and not _DATE_WORD.fullmatch(text[slice(*trimmed)]):
+                spans.append(RedactedSpan(*trimmed, "NAME", "pattern"))
     return spans
 
 
 def _is_stop(word: str) -> bool:
-    w = word.lower().strip(".,;:!?\"'()’")
-    return w in _NOT_NAMES or w in _CLINICAL or bool(re.fullmatch(r"i(?:[-'].*)?", w))
+    w = word.lower().strip(".,;:!?\"'()\u2019")
+    return w in _NOT_NAMES or w in _CLINICAL or bool(re.fullmatch(r"i(?:[-'\u2019].*)?", w))
 
 
 def _trim_words(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -420,7 +441,7 @@ def _trim_words(text: str, start: int, end: int) -> tuple[int, int] | None:
     words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])]
     while words and (_is_stop(text[slice(*words[0])]) or not text[words[0][0]].isupper()):
         words.pop(0)
-    while words and _is_stop(text[slice(*words[-1])]):
+    while words and (_is_stop(text[slice(*words[-1])]) or text[words[-1][0]].islower()):
         words.pop()
     if not words or all(_is_stop(w) for w in text[words[0][0]:words[-1][1]].split()):
         return None
@@ -435,6 +456,10 @@ def _plausible_phone(frag: str) -> bool:
     digits = re.sub(r"\D", "", frag)
     return 7 <= len(digits) <= 15
 
+
+# A capitalised word (and the capitalised words after it) after a lowercase word, digit or comma.
+_CAPITALISED = re.compile(rf"(?<=[a-z0-9,;:] ){_NAME}(?:\s+{_NAME})*")
+_DATE_WORD = re.compile(rf"(?:{_WEEKDAY}|{_MONTH})s?")
 
 _NAME_CUES = tuple(re.compile(rx) for rx in (
     # titles: "Dr. Smith", "Mrs Jones", "Aunt Kathy"
@@ -460,7 +485,7 @@ _ABSOLUTE_DATE = re.compile(rf"\b(?:{_MONTH})(?!\w)|\b{_YEAR}s?\b|\d{{1,2}}[/.-]
                             r"\b(?:1[89]|20)\d0s\b")
 _AGE_DATE = re.compile(r"(?i)\b(?:year|month|week|day)s?[- ]old\b")
 _RELATIVE_LEAD = re.compile(r"(?i)^(?:(?:last|next|this|that|early|late|mid|the|since|until|till|by|on|in|around|"
-                            r"about|of|from|before|after|approximately)\b[\s-]*)+")
+                            r"about|of|from|before|after|approximately|only|almost|nearly|just|like)\b[\s-]*)+")
 _TITLE_LEAD = re.compile(r"^(?:(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Doctor|Nurse|Aunt|Auntie|Uncle|Sister|Father|the|The)"
                          r"\.?\s+)+")
 
@@ -477,9 +502,10 @@ def _ner_spans(text: str, ents: list[tuple[int, int, str]]) -> list[RedactedSpan
                 label = "AGE"
             elif not _ABSOLUTE_DATE.search(frag):
                 continue  # relative: "last week", "today", "Friday", "two years"
-            else:
-                lead = _RELATIVE_LEAD.match(frag)
-                start += lead.end() if lead else 0
+            lead = _RELATIVE_LEAD.match(frag)
+            start += lead.end() if lead else 0
+        elif re.search(r"\d", frag):
+            continue  # numbers are the patterns' job ("Call 020 7946 0958" tagged ORG)
         else:
             lead = _TITLE_LEAD.match(frag)
             start += lead.end() if lead else 0

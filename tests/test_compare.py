@@ -230,7 +230,7 @@ def test_export_parquet_partitioned_and_csv(tmp_path, capsys):
     with pytest.raises(ExportError, match="'zzz'"):
         export(con, "comparison_results", out_dir=out, fmt="parquet", partition_by=("zzz",), overwrite=True)
     con.close()
-    assert main(["export", "--db", path, "--out", str(tmp_path / "e2"), "--format", "csv"]) == 0
+    assert main(["export", "--role", "admin", "--db", path, "--out", str(tmp_path / "e2"), "--format", "csv"]) == 0
     assert "client_trajectories" in capsys.readouterr().out
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from test_storage import analysis  # noqa: F401  (fixture)
 
 from pipeline.report.index import write_therapist_indexes
 from pipeline.storage import db

@@ -8,7 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_storage import analysis  # noqa: F401  (fixture)
 
 from pipeline.errors import StorageError
 from pipeline.session import SessionMeta

@@ -29,13 +29,13 @@ Definitions
 Cost and memory
 ---------------
 YIN on every frame plus the periodicity took 0.13-0.18 s of one CPU per minute of recording on the
-2-core development machine (sample_audio demo, 155 s of own speech in 205 s), so about 10 s for a
-60-minute session; the first call in a process also loads librosa's numba-compiled helpers (about 2 s
-with ``NUMBA_CACHE_DIR`` warm, 20 s cold). pYIN took about 4.5 s per minute of speech (some 25 times
-slower) and agreed with this voicing rule on 94-96 % of the demo's frames, with medians within 1 Hz,
-so it is not used. Audio is analysed span by span in blocks of at most ``max_block_s`` seconds (about
-16 MB of transient arrays at the default 10 s, 5 MB at 2.5 s); what is kept for the whole session is
-three float32 numbers per frame (about 4.3 MB per hour of speech).
+2-core development machine (sample_audio demo, 155 s of own speech in 205 s; the demo tiled to 61.6 min
+took 10.6 s of CPU, peak traced memory 18 MB). The first call in a process also loads librosa's
+numba-compiled helpers (about 2 s with ``NUMBA_CACHE_DIR`` warm, 20 s cold). pYIN took about 4.5 s per
+minute of speech (some 25 times slower) and agreed with this voicing rule on 94-96 % of the demo's
+frames, with medians within 1 Hz, so it is not used. Audio is analysed span by span in blocks of at
+most ``max_block_s`` seconds (about 16 MB of transient arrays at the default 10 s, 5 MB at 2.5 s); what
+is kept for the whole session is three float32 numbers per frame (about 4.3 MB per hour of speech).
 """
 
 from __future__ import annotations

@@ -438,6 +438,10 @@ def new_import_id() -> str:
     return f"import-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+#: Largest self-report file read (a hostile or mistaken file must not exhaust memory).
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+
 def import_file(con: duckdb.DuckDBPyConnection, path: Path | str, *, instrument: str | None,
                 instruments: Mapping[str, Instrument], ignore_columns: Sequence[str] = (), dry_run: bool = False,
                 command: str = "", today: dt.date | None = None) -> ImportReport:
@@ -457,6 +461,10 @@ def import_file(con: duckdb.DuckDBPyConnection, path: Path | str, *, instrument:
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_IMPORT_BYTES:
+            raise SelfReportImportError(f"{path} is {size} bytes, more than the {MAX_IMPORT_BYTES} a self-report "
+                                        "file may have: split it")
         data = path.read_bytes()
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
