@@ -302,7 +302,7 @@ _ORDWORD = ("first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|el
 _DAY = rf"(?:[0-3]?\d(?:st|nd|rd|th)?|{_ORDWORD})"
 _YEAR = r"(?:1[89]\d\d|20\d\d)"
 _WD = rf"(?:(?:{_WEEKDAY}),?\s+)?"
-_NAME = r"[A-Z][a-z]+(?:[-'\u2019][A-Z][a-z]+)*"
+_NAME = r"[A-Z][a-z]+(?:[A-Z][a-z]+)*(?:[-'\u2019][A-Z][a-z]+)*"  # Anna, McDonald, O'Brien, Mary-Jane
 _KIN = ("mom|mum|mother|dad|father|son|daughter|brother|sister|kid|child|baby|boy|girl|wife|husband|partner|"
         "boyfriend|girlfriend|grandma|grandpa|grandmother|grandfather|grandson|granddaughter|aunt|uncle|"
         "niece|nephew|cousin|friend|stepson|stepdaughter")
@@ -384,7 +384,11 @@ listen look see ah aha ahh oops huh hmmm mmm absolutely exactly definitely fanta
 nice true totally yay ugh whoa oh-oh uh-oh maybe hopefully honestly basically obviously seriously really
 unfortunately fortunately personally apparently clearly certainly literally originally initially typically
 usually generally finally lastly firstly secondly additionally interestingly frankly luckily sadly thankfully
-ideally normally recently currently eventually probably possibly surely truly only
+ideally normally recently currently eventually probably possibly surely truly only just yup yep whatever
+however first second third next last meanwhile otherwise besides instead anyways indeed course sometimes
+often yesterday it they you we he she where what when why how who whom whose this that these those here
+my your our their his her its me us them in on at of for with to from up down over nah yap yup argh gotcha
+gottcha kinda sorta gonna wanna gotta
 """.split())
 
 _CLINICAL = frozenset("""
@@ -395,7 +399,7 @@ oxycontin oxycodone vicodin hydrocodone xanax valium ativan klonopin prozac zolo
 paxil effexor cymbalta seroquel abilify lithium adderall ritalin vyvanse concerta ambien viagra cialis tylenol
 advil motrin aspirin ibuprofen immodium imodium antabuse campral vivitrol naltrexone metformin insulin
 lipitor statin ventolin albuterol symbicort advair methamphetamine meth heroin cocaine fentanyl marijuana
-yoga pilates ssn ni id dob zip pin
+yoga pilates type gi ssn ni id dob zip pin
 """.split())
 _CLINICAL_PHRASES = frozenset({"tai chi", "qi gong", "alcoholics anonymous meeting", "narcotics anonymous meeting"})
 
@@ -432,8 +436,12 @@ def _pattern_spans(text: str, *, name_cues: bool, capitalised: bool) -> list[Red
 
 
 def _is_stop(word: str) -> bool:
-    w = word.lower().strip(".,;:!?\"'()\u2019")
-    return w in _NOT_NAMES or w in _CLINICAL or bool(re.fullmatch(r"i(?:[-'\u2019].*)?", w))
+    """A word never redacted on its own: a stop word, a drug or acronym, "I", a contraction ("she'll")."""
+    w = word.lower().strip(".,;:!?\"'()\u2019-")
+    if w in _NOT_NAMES or w in _CLINICAL or re.fullmatch(r"i(?:[-'\u2019].*)?", w):
+        return True
+    parts = [re.sub(r"['\u2019](?:ll|re|ve|d|m|s|t)$", "", p) for p in w.split("-") if p]
+    return bool(parts) and all(p in _NOT_NAMES or p in _CLINICAL for p in parts)
 
 
 def _trim_words(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -507,6 +515,8 @@ def _ner_spans(text: str, ents: list[tuple[int, int, str]]) -> list[RedactedSpan
         elif re.search(r"\d", frag):
             continue  # numbers are the patterns' job ("Call 020 7946 0958" tagged ORG)
         else:
+            if frag.endswith("-"):  # a cut-off word ("November-", "So--"): not part of a name
+                end = start + frag.rstrip("-").rfind(" ")
             lead = _TITLE_LEAD.match(frag)
             start += lead.end() if lead else 0
             poss = re.search(r"['\u2019]s?$", text[start:end])

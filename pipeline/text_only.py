@@ -40,9 +40,9 @@ from pipeline.types import ROLES, AttributedWord, Diarization, Role, RoleAssignm
 TIME_BASED_INDICATORS = frozenset({
     "duration", "speech_time", "speaking_time", "talk_time_share", "speech_rate", "long_silence_count",
     "long_silence_total", "mean_switching_gap", "turns_per_minute", "mean_turn_duration", "articulation_rate",
-    "overlap_count", "interruption_count", "silence_after_probe_count",
+    "overlap_count", "interruption_count", "silence_after_probe_count", "pause_count", "pause_rate", "mean_pause",
 })
-_TIME_BASED_MARKERS = frozenset({"long_silence", "overlap"})
+_TIME_BASED_MARKERS = frozenset({"long_silence", "overlap", "pause"})
 
 _ROLE_ALIASES = {"therapist": "therapist", "counsellor": "therapist", "counselor": "therapist", "t": "therapist",
                  "client": "client", "patient": "client", "c": "client"}

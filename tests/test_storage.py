@@ -104,3 +104,41 @@ def test_locked_database_is_a_storage_error(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
     assert "StorageError" in out.stdout and "lock" in out.stdout.lower()
     writer.close()
+
+
+def test_client_history_indicators_follow_the_clients_sessions(tmp_path, dialogue):
+    """new_material_share needs earlier sessions; erasing one recomputes the others."""
+    import datetime as dt
+    from dataclasses import replace
+
+    import numpy as np
+
+    from pipeline.consent import parse_consent
+    from pipeline.erasure import withdraw
+    from pipeline.runtime import get_nlp
+    from pipeline.session import SessionMeta, analyse
+    from pipeline.types import Audio, Diarization, Transcript
+
+    words, turns = dialogue
+    audio = Audio(np.zeros(16_000 * 22, dtype=np.float32), 16_000, "ab" * 32, "x.wav", "WAV", 16_000, 1)
+    consent = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research",
+                             "consented_on": "2026-01-01"}, source="test")
+    first = analyse(audio, Transcript(words, "en", 0.99, "fake", "fake-asr"),
+                    Diarization(turns, ("SPEAKER_00", "SPEAKER_01")), meta=SessionMeta("s1", "c1", "t1",
+                    dt.date(2026, 1, 2)), consent=consent, diarization_model="fake", nlp=get_nlp())
+    assert dict(first.measures.client_lemmas).get("fight|NOUN") == 1
+    second = replace(first, meta=replace(first.meta, session_id="s2", recorded_on=dt.date(2026, 1, 9)),
+                     audio_sha256="cd" * 32)
+    con = db.connect(tmp_path / "a.duckdb")
+
+    def share(sid):
+        return con.execute("SELECT value FROM indicators WHERE session_id = ? AND name = 'new_material_share'",
+                           [sid]).fetchone()[0]
+
+    db.write_session(con, second, run_id="r1", pipeline_version="0.1.0")  # written first, dated later
+    assert share("s2") is None  # no earlier session yet
+    db.write_session(con, first, run_id="r2", pipeline_version="0.1.0")
+    assert share("s1") is None and share("s2") == 0.0  # the same words again: nothing new
+    withdraw(con, session_id="s1", actor="t", run_id="r3", keep_audio=True)
+    assert share("s2") is None
+    con.close()

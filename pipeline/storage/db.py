@@ -19,6 +19,7 @@ import pandas as pd
 from pipeline.errors import SessionNotFoundError, StorageError
 from pipeline.session import SessionAnalysis
 from pipeline.storage import audit, encryption
+from pipeline.storage.history import refresh_client_history
 from pipeline.storage.migrate import migrate
 
 #: Tables holding rows derived from a session (deleted and rewritten together).
@@ -190,8 +191,17 @@ def _frames(a: SessionAnalysis, run_id: str) -> dict[str, pd.DataFrame]:
             "run_id": run_id,
         }
     )
+    lemmas = pd.DataFrame(
+        {
+            "session_id": sid,
+            "speaker_role": "client",
+            "lemma": [k for k, _ in a.measures.client_lemmas],
+            "count": [n for _, n in a.measures.client_lemmas],
+            "run_id": run_id,
+        }
+    )
     return {"words": words, "turns": turns, "speaker_turns": speaker_turns, "markers": markers,
-            "indicators": indicators}
+            "indicators": indicators, "session_lemmas": lemmas}
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
@@ -252,6 +262,7 @@ def write_session(con: duckdb.DuckDBPyConnection, analysis: SessionAnalysis, *, 
             )
             for table, frame in _frames(a, run_id).items():
                 insert_frame(con, table, frame)
+            refresh_client_history(con, m.client_id, run_id=run_id)
             audit.record(con, action="process", actor=audit.current_actor(actor), session_ids=[m.session_id],
                          run_id=run_id, detail=f"audio sha256 {a.audio_sha256}")
     except duckdb.Error as e:
