@@ -42,6 +42,7 @@ from flows.session_flow import (
     summary_task,
     write_task,
 )
+from pipeline.deid import get_ner_nlp
 from pipeline import PIPELINE_VERSION
 from pipeline.audio import load_audio, sha256_of
 from pipeline.consent import Consent
@@ -150,7 +151,8 @@ def compute_task(item: BatchItem, consent: Consent, options: PipelineOptions) ->
             diarization = diarize()
         stage = "analysis"
         analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=get_nlp(),
-                           diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators)
+                           ner_nlp=get_ner_nlp(), diarization_model=DIARIZATION_MODEL_NAME,
+                           options=options.indicators)
         return Computed(analysis, None, pid, audio.duration_s, round(time.perf_counter() - started, 2))
     except Exception as e:  # a bad recording, a bug or a library failure: report it with its stage
         outcome = outcome_for_error(e, source_path=str(path), session_id=meta.session_id, audio_sha256=sha,

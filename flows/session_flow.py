@@ -22,6 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pipeline import PIPELINE_VERSION
 from pipeline.audio import load_audio
 from pipeline.consent import Consent, check_matches, parse_consent, read_sidecar
+from pipeline.deid import get_ner_nlp
 from pipeline.erasure import withdrawn
 from pipeline.indicators import MARKERS_VERSION
 from pipeline.outcome import SessionOutcome, outcome_for_error
@@ -99,7 +100,7 @@ def diarize_task(audio: Audio, meta: SessionMeta, options: PipelineOptions) -> D
 def analyse_task(audio: Audio, transcript: Transcript, diarization: Diarization, meta: SessionMeta,
                  consent: Consent, options: PipelineOptions) -> SessionAnalysis:
     return analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=get_nlp(),
-                   diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators)
+                   ner_nlp=get_ner_nlp(), diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators)
 
 
 @task(name="write-session", **_TASK)

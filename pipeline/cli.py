@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-id", required=True, help="pseudonymous client identifier (must match the consent)")
     p.add_argument("--therapist-id", required=True, help="pseudonymous therapist identifier")
     p.add_argument("--recorded-on", type=_date, metavar="DATE", help="date of the session (YYYY-MM-DD)")
+    p.add_argument("--known-name", action="append", default=[], metavar="NAME",
+                   help="a name to redact from de-identified text (client, partner, children; repeatable; used "
+                   "in memory only, never stored)")
     add_db_argument(p)
     p.add_argument("--reports-dir", default="reports", type=Path, help="where summaries are written (default: reports)")
     p.add_argument("--asr-backend", choices=("faster-whisper", "openai-whisper"), default="faster-whisper",
@@ -110,7 +113,8 @@ def _cmd_process(args: argparse.Namespace) -> int:
     options = PipelineOptions(transcribe=TranscribeOptions(backend=args.asr_backend), diarize=diarize,
                               overlap_stages=not args.sequential, keep_audio=not args.delete_audio)
     meta = SessionMeta(args.session_id, args.client_id, args.therapist_id, args.recorded_on,
-                       role_override=args.therapist_speaker, num_speakers=args.num_speakers)
+                       role_override=args.therapist_speaker, num_speakers=args.num_speakers,
+                       known_names=tuple(args.known_name))
     print(f"Processing {args.audio} as session {args.session_id} "
           "(about a seventh of the audio's length on 2 CPU cores, plus start-up)...",
           flush=True)

@@ -308,7 +308,7 @@ _KIN = ("mom|mum|mother|dad|father|son|daughter|brother|sister|kid|child|baby|bo
         "niece|nephew|cousin|friend|stepson|stepdaughter")
 _AGE_VERB = (r"(?:'s\s+turning|'m|'s|'re|\s+am|\s+is|\s+are|\s+was|\s+were|\s+turn(?:s|ed|ing)?|"
              r"(?:(?:'m|'re|'s|\s+am|\s+are|\s+is)?\s+(?:will|would|could|might|must|gonna|going\s+to)|'ll|'d)"
-             r"(?:\s+have)?\s+(?:be|been|turn))")
+             r"(?:\s+have)?\s+(?:be|been|turn))").replace("'", "['\u2019]")
 _AGE_FOLLOW = (r"(?=\s*(?:$|[.,;:!?)\"\u2014\u2013-]|\s(?:and|but|so|or|now|next|this|in|at|when|then|yet|too|"
                r"already|soon)\b))")
 _SPOKEN_DIGIT = r"(?:zero|oh|o|one|two|three|four|five|six|seven|eight|nine|double|triple)"
@@ -392,7 +392,7 @@ gottcha kinda sorta gonna wanna gotta
 """.split())
 
 _CLINICAL = frozenset("""
-gp gps er icu ed a&e tv gpa sat act ib ap a1c bmi bp cpr ekg ecg mri ct emt pe pt ot cbt dbt mi act ssri snri
+gp gps er icu a&e tv gpa sat act ib ap a1c bmi bp cpr ekg ecg mri ct emt pe pt ot cbt dbt mi act ssri snri
 maoi adhd add ptsd ocd bpd copd ibs hiv aids std stds sti stis hpv hcv uti dui dwi owi ua po pos cps dcfs cps
 nicotine nicorette chantix champix wellbutrin zyban suboxone subutex narcan naloxone methadone percocet
 oxycontin oxycodone vicodin hydrocodone xanax valium ativan klonopin prozac zoloft lexapro celexa citalopram
@@ -401,7 +401,7 @@ advil motrin aspirin ibuprofen immodium imodium antabuse campral vivitrol naltre
 lipitor statin ventolin albuterol symbicort advair methamphetamine meth heroin cocaine fentanyl marijuana
 yoga pilates type gi ssn ni id dob zip pin
 """.split())
-_CLINICAL_PHRASES = frozenset({"tai chi", "qi gong", "alcoholics anonymous meeting", "narcotics anonymous meeting"})
+_CLINICAL_PHRASES = frozenset({"tai chi", "qi gong"})
 
 
 def _pattern_spans(text: str, *, name_cues: bool, capitalised: bool) -> list[RedactedSpan]:
@@ -471,13 +471,15 @@ _DATE_WORD = re.compile(rf"(?:{_WEEKDAY}|{_MONTH})s?")
 
 _NAME_CUES = tuple(re.compile(rx) for rx in (
     # titles: "Dr. Smith", "Mrs Jones", "Aunt Kathy"
-    rf"\b(?:Dr|Mr|Mrs|Ms|Mx|Prof|Doctor|Nurse|Aunt|Auntie|Uncle|Grandma|Grandpa|Nana|Cousin)\.?\s+({_NAME}(?:\s+{_NAME})?)",
+    rf"\b(?:Dr|Mr|Mrs|Ms|Mx|Prof|Doctor|Nurse|Aunt|Auntie|Uncle|Grandma|Grandpa|Nana|Cousin)\.?\s+"
+    rf"({_NAME}(?:\s+{_NAME})?)",
     # greetings and thanks: "Hi, Anna", "Thanks, Anna", "welcome back, Anna"
     rf"(?i:\b(?:hi|hello|hey|hiya|morning|evening|afternoon|thanks|thank\s+you|bye|goodbye|see\s+you|"
     rf"welcome(?:\s+back)?|kia\s+ora|cheers)),?\s+({_NAME}(?:\s+{_NAME})?)\b",
     # self-introductions: "my name is Anna", "I'm Anna." (a name and then a pause)
-    rf"(?i:\b(?:my\s+name\s+is|my\s+name's|name's|call\s+me|I'm\s+called))\s+({_NAME}(?:\s+{_NAME})?)",
-    rf"\bI(?:'m|\s+am)\s+({_NAME}(?:\s+{_NAME})?)(?=\s*[.,!])",
+    rf"(?i:\b(?:my\s+name\s+is|my\s+name['\u2019]s|name['\u2019]s|call\s+me|I['\u2019]m\s+called))\s+"
+    rf"({_NAME}(?:\s+{_NAME})?)",
+    rf"\bI(?:['\u2019]m|\s+am)\s+({_NAME}(?:\s+{_NAME})?)(?=\s*[.,!])",
     # vocatives: "..., Anna?" / "..., Anna, ..." (a capitalised word between a comma and a clause end)
     rf"(?<=,)\s+({_NAME})(?=\s*[.?!,;]|\s*$)",
     # "Anna, ..." at the very start of an utterance followed by a question or a you-clause
@@ -525,7 +527,7 @@ def _ner_spans(text: str, ents: list[tuple[int, int, str]]) -> list[RedactedSpan
             if trimmed is None:
                 continue
             start, end = trimmed
-            if label == "PERSON" and re.fullmatch(rf"(?:{_WEEKDAY}|{_MONTH})s?", text[start:end]):
+            if label == "PERSON" and _DATE_WORD.fullmatch(text[start:end]):
                 continue
         if end > start:
             spans.append(RedactedSpan(start, end, label, "ner"))

@@ -16,6 +16,7 @@ column             required  meaning
 ``consented_by``   no        who consented, separated by ``;``
 ``therapist_speaker`` no     role override: ``first``, ``second`` or a diarization label
 ``num_speakers``   no        speakers for diarization (default 2)
+``known_names``    no        names to redact from de-identified text, separated by ``;`` (never stored)
 =================  ========  ==========================================================================
 
 Every path must resolve inside the allowed folder (the manifest's folder unless given): a manifest cannot
@@ -112,8 +113,10 @@ def _item_from_row(index: int, row: dict[str, Any], *, base: Path, allowed_root:
                 "consented_by": [p.strip() for p in (fields.get("consented_by") or "").split(";") if p.strip()],
                 "withdrawn_on": fields.get("withdrawn_on"),
             }
+        known = tuple(n.strip() for n in (fields.get("known_names") or "").split(";") if n.strip())
         meta = SessionMeta(fields["session_id"], fields["client_id"], fields["therapist_id"], recorded_on,
-                           role_override=fields.get("therapist_speaker"), num_speakers=num_speakers)
+                           role_override=fields.get("therapist_speaker"), num_speakers=num_speakers,
+                           known_names=known)
         return BatchItem(label, audio, meta, consent)
     except ManifestError as e:
         return BatchItem(label, None, None, None, problem=str(e))
@@ -174,7 +177,9 @@ def scan_folder(folder: Path) -> list[BatchItem]:
         row = {"audio": label, "session_id": raw.get("session_id") or path.stem,
                "client_id": raw.get("client_id") or "unknown", "therapist_id": raw.get("therapist_id") or "unknown",
                "recorded_on": raw.get("recorded_on"), "therapist_speaker": raw.get("therapist_speaker"),
-               "num_speakers": raw.get("num_speakers")}
+               "num_speakers": raw.get("num_speakers"),
+               "known_names": ";".join(map(str, raw["known_names"])) if isinstance(raw.get("known_names"), list)
+               else raw.get("known_names")}
         item = _item_from_row(len(items) + 1, row, base=folder, allowed_root=folder)
         items.append(BatchItem(label, item.audio_path, item.meta, None, item.problem))
     return mark_duplicates(items)

@@ -53,6 +53,10 @@ RELATIONS: tuple[ResearchRelation, ...] = (
     ResearchRelation("indicators", "indicators in long format (research-scope sessions)",
                      "SELECT * FROM research_indicators"),
     ResearchRelation("markers", "marker events with times, without quotes", "SELECT * FROM research_markers"),
+    ResearchRelation("turns", "de-identified turns: direct identifiers replaced by [PERSON], [PLACE], ...",
+                     "SELECT t.session_id, r.client_id, u.turn_index, u.speaker_role, u.start_s, u.end_s,"
+                     " t.text AS text_deidentified, t.run_id FROM turns_deidentified t"
+                     " JOIN turns u USING (session_id, turn_index) JOIN research_sessions r USING (session_id)"),
     ResearchRelation("self_report_scores", "self-report scale scores of research-scope sessions and clients",
                      "SELECT * FROM research_self_report_scores"),
     ResearchRelation("comparison_results", "indicator x measure correlations (aggregates)",

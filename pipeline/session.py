@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pipeline.attribute import assign_words, build_turns
 from pipeline.consent import Consent
+from pipeline.deid import deidentify_many
 from pipeline.indicators import IndicatorOptions, SessionMeasures, measure_session
 from pipeline.markers.dialogue import Language
 from pipeline.roles import assign_roles
@@ -26,6 +27,8 @@ class SessionMeta:
     recorded_on: dt.date | None = None
     role_override: str | None = None
     num_speakers: int | None = 2
+    #: Names to redact from de-identified text (client, partner, children...): used in memory, never stored.
+    known_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class SessionAnalysis:
     turns: tuple[Turn, ...]
     roles: RoleAssignment
     measures: SessionMeasures
+    #: Each turn's text with direct identifiers replaced by typed placeholders (:mod:`pipeline.deid`).
+    deidentified_turns: tuple[str, ...] = ()
 
 
 def analyse(
@@ -58,16 +63,19 @@ def analyse(
     diarization_model: str,
     options: IndicatorOptions = IndicatorOptions(),
     nlp: Language | None = None,
+    ner_nlp: Language | None = None,
 ) -> SessionAnalysis:
-    """Attribute words, rebuild turns, decide roles and measure the session (no model calls).
+    """Attribute words, rebuild turns, decide roles, measure the session and de-identify its turns.
 
-    ``nlp`` is an optional loaded spaCy pipeline for the markers that need a parse.
+    ``nlp`` is an optional loaded spaCy pipeline for the markers that need a parse; ``ner_nlp`` one with
+    NER for de-identification (without it only patterns, name cues and ``meta.known_names`` apply).
     """
     words = assign_words(transcript.words, diarization)
     turns = build_turns(words)
     roles = assign_roles(turns, override=meta.role_override)
     measures = measure_session(words, diarization, roles, duration_s=audio.duration_s, options=options,
                                nlp=nlp, samples=audio.samples)
+    redactions = deidentify_many([t.text for t in turns], nlp=ner_nlp, known_names=meta.known_names)
     return SessionAnalysis(
         meta=meta,
         consent=consent,
@@ -83,4 +91,5 @@ def analyse(
         turns=turns,
         roles=roles,
         measures=measures,
+        deidentified_turns=tuple(r.text for r in redactions),
     )

@@ -290,3 +290,10 @@ def test_recall_floor_without_nlp():
     assert m["span_recall"] >= 0.88 and m["token_recall"] >= 0.87, m
     assert m["span_precision"] >= 0.90, m
     assert res["all"]["AGE"]["span_recall"] >= 0.85, res["all"]["AGE"]
+
+
+def test_bench_skips_cleanly_without_the_labelled_file(tmp_path, capsys):
+    bench = _bench()
+    bench.DATA = tmp_path / "absent.jsonl"
+    assert bench.main([]) == 0
+    assert "skipped" in capsys.readouterr().out

@@ -306,3 +306,36 @@ def test_researcher_export_is_pseudonymised_and_raw_tables_need_admin(tmp_path, 
 
 def test_access_denied_is_an_alliance_error():
     assert issubclass(AccessDeniedError, Exception) and AccessDeniedError.code == "access_denied"
+
+
+def test_researchers_read_only_de_identified_turns(tmp_path):
+    import datetime as dt
+
+    import numpy as np
+    from conftest import words_from
+
+    from pipeline.consent import parse_consent
+    from pipeline.deid import get_ner_nlp
+    from pipeline.session import analyse
+    from pipeline.types import Audio, Diarization, SpeakerTurn, Transcript
+
+    therapist = "How was the week, Anna? What would you like to talk about today?"
+    client = "Tom and I drove to Boston on March 3rd and my email is anna.k@example.org so yeah."
+    words = words_from(therapist, 0.5, 5.0) + words_from(client, 5.6, 12.0)
+    turns = (SpeakerTurn(0.5, 5.0, "SPEAKER_00"), SpeakerTurn(5.6, 12.0, "SPEAKER_01"))
+    audio = Audio(np.zeros(16_000 * 13, dtype=np.float32), 16_000, "ef" * 32, "x.wav", "WAV", 16_000, 1)
+    consent = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research",
+                             "consented_on": "2026-01-01"}, source="test")
+    a = analyse(audio, Transcript(words, "en", 0.99, "fake", "fake-asr"),
+                Diarization(turns, ("SPEAKER_00", "SPEAKER_01")), meta=SessionMeta(
+                    "s1", "c1", "t1", dt.date(2026, 1, 2), known_names=("Tom",)),
+                consent=consent, diarization_model="fake", ner_nlp=get_ner_nlp())
+    con = db.connect(tmp_path / "a.duckdb")
+    db.write_session(con, a, run_id="r1", pipeline_version="0.1.0")
+    box = research_sandbox(con, key=b"k" * 40)
+    con.close()
+    texts = " ".join(t for (t,) in box.execute("SELECT text_deidentified FROM turns ORDER BY turn_index").fetchall())
+    box.close()
+    for identifier in ("Anna", "Tom", "Boston", "March", "anna.k@example.org"):
+        assert identifier not in texts, texts
+    assert "[PERSON]" in texts and "[EMAIL]" in texts and "talk about today" in texts

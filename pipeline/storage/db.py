@@ -23,7 +23,7 @@ from pipeline.storage.history import refresh_client_history
 from pipeline.storage.migrate import migrate
 
 #: Tables holding rows derived from a session (deleted and rewritten together).
-SESSION_TABLES = ("words", "turns", "speaker_turns", "markers", "indicators", "session_lemmas",
+SESSION_TABLES = ("words", "turns", "turns_deidentified", "speaker_turns", "markers", "indicators", "session_lemmas",
                   "consents", "sessions")
 
 
@@ -200,8 +200,16 @@ def _frames(a: SessionAnalysis, run_id: str) -> dict[str, pd.DataFrame]:
             "run_id": run_id,
         }
     )
-    return {"words": words, "turns": turns, "speaker_turns": speaker_turns, "markers": markers,
-            "indicators": indicators, "session_lemmas": lemmas}
+    deid = pd.DataFrame(
+        {
+            "session_id": sid,
+            "turn_index": [t.index for t in a.turns][: len(a.deidentified_turns)],
+            "text": list(a.deidentified_turns),
+            "run_id": run_id,
+        }
+    )
+    return {"words": words, "turns": turns, "turns_deidentified": deid, "speaker_turns": speaker_turns,
+            "markers": markers, "indicators": indicators, "session_lemmas": lemmas}
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:

@@ -49,6 +49,16 @@ CREATE TABLE report_files (
     run_id      VARCHAR NOT NULL
 );
 
+-- Each turn's text with direct identifiers replaced by typed placeholders ([PERSON], [PLACE], ...): the only
+-- transcript text researchers can reach (research relation `turns`).
+CREATE TABLE turns_deidentified (
+    session_id  VARCHAR NOT NULL,
+    turn_index  INTEGER NOT NULL,
+    text        VARCHAR NOT NULL,
+    run_id      VARCHAR NOT NULL,
+    PRIMARY KEY (session_id, turn_index)
+);
+
 -- Content lemmas per session and role (nouns, no proper nouns): input of new-material and dropped-topic
 -- markers across a client's sessions.
 CREATE TABLE session_lemmas (
