@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "such as SPEAKER_01")
     p.add_argument("--segmentation-step", type=float, default=None,
                    help="diarization window step as a fraction of the 10 s window (smaller: slower, more accurate)")
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="cpu (default), cuda or cuda:N: run Whisper (float16) and pyannote on a GPU")
     p.add_argument("--sequential", action="store_true",
                    help="run transcription and diarization one after the other instead of at the same time")
     p.add_argument("--force", action="store_true", help="re-process even if this audio was already processed")
@@ -103,15 +105,16 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
     from flows.session_flow import process_session
     from pipeline.diarize import DiarizeOptions
-    from pipeline.runtime import PipelineOptions
+    from pipeline.runtime import PipelineOptions, options_for_device
     from pipeline.session import SessionMeta
     from pipeline.transcribe import TranscribeOptions
 
     diarize = DiarizeOptions(num_speakers=args.num_speakers)
     if args.segmentation_step is not None:
         diarize = replace(diarize, segmentation_step=args.segmentation_step)
-    options = PipelineOptions(transcribe=TranscribeOptions(backend=args.asr_backend), diarize=diarize,
-                              overlap_stages=not args.sequential, keep_audio=not args.delete_audio)
+    options = options_for_device(args.device, PipelineOptions(
+        transcribe=TranscribeOptions(backend=args.asr_backend), diarize=diarize, overlap_stages=not args.sequential,
+        keep_audio=not args.delete_audio))
     meta = SessionMeta(args.session_id, args.client_id, args.therapist_id, args.recorded_on,
                        role_override=args.therapist_speaker, num_speakers=args.num_speakers,
                        known_names=tuple(args.known_name))

@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another run on the same database to finish (default: refuse at once)")
     p.add_argument("--force", action="store_true", help="re-process recordings already stored")
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="cpu (default), cuda or cuda:N: run Whisper (float16) and pyannote on a GPU")
     p.add_argument("--delete-audio", action="store_true",
                    help="delete each recording once it is stored and summarised (hashes are kept; default: keep)")
     p.set_defaults(handler=_cmd_batch)
@@ -54,7 +56,7 @@ def _progress(outcome: SessionOutcome, done: int, total: int, elapsed_s: float) 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
     from flows.batch_flow import run_batch
-    from pipeline.runtime import PipelineOptions
+    from pipeline.runtime import PipelineOptions, options_for_device
 
     if args.workers < 1:
         print(f"error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
@@ -68,7 +70,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                        db_path=args.db, reports_dir=str(args.reports_dir), force=args.force,
                        allowed_root=str(args.allowed_root) if args.allowed_root else None,
                        lock_wait_s=args.wait, on_progress=_progress,
-                       options=PipelineOptions(keep_audio=not args.delete_audio))
+                       options=options_for_device(args.device, PipelineOptions(keep_audio=not args.delete_audio)))
     print(f"\nBatch {report.run_id}: {len(report.outcomes)} recording(s) in {report.wall_s:.0f} s")
     for state in ("processed", "skipped", "refused", "failed"):
         print(f"  {state:<9} {report.count(state)}")

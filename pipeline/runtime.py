@@ -35,6 +35,23 @@ class PipelineOptions:
     keep_audio: bool = True
 
 
+def options_for_device(device: str, base: PipelineOptions | None = None) -> PipelineOptions:
+    """``base`` (default options) with transcription and diarization on ``device`` (``cpu``, ``cuda``,
+    ``cuda:N``). On CUDA the faster-whisper backend computes in float16 and openai-whisper uses fp16.
+
+    Raises
+    ------
+    ConfigError
+        ``device`` is not a device name.
+    """
+    from dataclasses import replace
+
+    base = base or PipelineOptions()
+    kind = device.split(":", 1)[0]
+    return replace(base, transcribe=replace(base.transcribe, device=kind),
+                   diarize=replace(base.diarize, device=device))
+
+
 class SerialTranscriber:
     """A loaded transcriber shared by the threads of one process, used by one thread at a time.
 

@@ -39,3 +39,14 @@ def test_summary_of_unknown_session(tmp_path, capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "pipeline.cli", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "process" in out.stdout and "clinical judgements" in out.stdout
+
+
+def test_device_option_reaches_both_models():
+    from pipeline.errors import ConfigError
+    from pipeline.runtime import options_for_device
+
+    o = options_for_device("cuda:1")
+    assert o.transcribe.device == "cuda" and o.transcribe.resolved_compute_type == "float16"
+    assert o.diarize.device == "cuda:1" and options_for_device("cpu").transcribe.resolved_compute_type == "int8"
+    with pytest.raises(ConfigError):
+        options_for_device("tpu")
