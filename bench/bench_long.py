@@ -244,11 +244,9 @@ def run_in_subprocess(audio: Path, truth: Path, config_name: str, *, timeout_s: 
     return {**base, **json.loads(stdout.strip().splitlines()[-1])}
 
 
-def machine_info() -> dict[str, Any]:
-    """CPU model, cores, RAM, torch threads, package versions, git commit, load average."""
+def machine_info(*, with_torch: bool = True) -> dict[str, Any]:
+    """CPU model, cores, RAM, torch threads (``with_torch``), package versions, git commit, load average."""
     from importlib import metadata
-
-    import torch
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -264,11 +262,17 @@ def machine_info() -> dict[str, Any]:
     git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
                          text=True, check=False).stdout.strip()
     return {"cpu_model": cpu, "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-            "ram_gb": round(mem_kb / 1024**2, 1), "torch_threads": torch.get_num_threads(),
+            "ram_gb": round(mem_kb / 1024**2, 1), "torch_threads": _torch_threads() if with_torch else None,
             "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
             "git": git, "loadavg": [round(x, 2) for x in os.getloadavg()],
             "whisper_models_in_manifest": whisper_models(),
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def whisper_models() -> list[str]:
@@ -299,9 +303,12 @@ def markdown(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     lines = [f"Machine: {m['cpu_model']}, {m['cpus_usable']} usable cores, {m['ram_gb']} GB RAM, torch threads "
              f"{m['torch_threads']}, Python {m['python']}, git {m['git']}, {m['date']}", "",
+             "Stage times in s; load = loading the models; RTF = (total - load) / audio length; words ok = word "
+             "attribution accuracy; silences = recall of the truth's silences of 2 s or more; loadavg = the "
+             "machine's 1-minute load average when the run started (it should be near 0).", "",
              "| min | config | audio s | load | decode | ASR | diar. | ASR+diar. wall | markers | DuckDB | report "
-             "| total s | RTF (no load) | peak MB | WER | DER | words ok | roles | silences |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| total s | RTF | peak MB | WER | DER | words ok | roles | silences | loadavg |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
     for r in doc["runs"]:
         if "error" in r:
             lines.append(f"| {r['minutes']:g} | {r['config']} | error: {r['error'][:80]!r} |")
@@ -314,9 +321,11 @@ def markdown(doc: dict[str, Any]) -> str:
             f" | {r['asr_s']:.1f} | {r['diarization_s']:.1f} | {r['asr_and_diarization_s']:.1f}"
             f" | {r['markers_s']:.1f} | {db_s:.1f} | {r['report_s']:.1f} | {r['total_s']:.1f}"
             f" | {r['rtf_without_model_load']:.3f} | {r['peak_rss_mb']} | {r['wer']:.3f} | {r['der']:.3f}"
-            f" | {r['attribution_accuracy']} | {'ok' if r['role_correct'] else 'WRONG'} | {sil} |")
+            f" | {r['attribution_accuracy']} | {'ok' if r['role_correct'] else 'WRONG'} | {sil}"
+            f" | {r['loadavg_1min_at_start']} |")
     if doc["ratios"]:
-        lines += ["", "| min | naive/ours total | naive/ours RTF (no load) | naive/ours peak MB |", "|---:|---:|---:|---:|"]
+        lines += ["", "| min | naive/ours total | naive/ours RTF (no load) | naive/ours peak MB |",
+                  "|---:|---:|---:|---:|"]
         lines += [f"| {x['minutes']:g} | {x['total_s']} | {x['rtf_without_model_load']} | {x['peak_rss_mb']} |"
                   for x in doc["ratios"]]
     return "\n".join(lines) + "\n"

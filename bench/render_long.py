@@ -198,56 +198,60 @@ def render_long(spec: LongSpec, *, csv_path: Path = ANNOMI_CSV, out_dir: Path = 
     used: list[str] = []
     partial = audio.with_suffix(".partial.flac")
     finished = False
-    with sf.SoundFile(partial, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as out, \
-            tempfile.TemporaryDirectory(prefix="render-long-") as tmp:
-        for tid in transcript_ids(csv_path, spec.quality):
-            rows = _dedupe(read_annomi_rows(csv_path, tid))
-            script = script_from_annomi(rows, voices=voices, gap_s=spec.gap_s,
-                                        long_silence_every=spec.long_silence_every,
-                                        long_silence_s=spec.long_silence_s, seed=spec.seed + int(tid),
-                                        session_id=session_id)
-            lines = [dataclasses.replace(x, tags=(*x.tags, f"annomi-{tid}")) for x in script.lines]
-            used.append(tid)
-            i = 0
-            while i < len(lines):
-                # size the piece by what is left to render, from the seconds per line so far
-                per_line = offset / sr / len(utterances) if utterances else 5.0
-                want = int((target - offset) / sr / per_line) + 2
-                n = max(4, min(chunk_lines, want))
-                piece = Script(session_id=session_id, lines=tuple(lines[i:i + n]), voices=voices, tail_s=0.0)
-                wav = Path(tmp) / "piece.wav"
-                t = render_session(piece, wav, seed=spec.seed * 100_003 + len(utterances),
-                                   noise_floor_dbfs=spec.noise_floor_dbfs)
-                synthesizer = t.synthesizer
-                pcm, _ = sf.read(wav, dtype="int16")
-                shifted = [dataclasses.replace(
-                    u, index=len(utterances) + k, start_sample=u.start_sample + offset,
-                    end_sample=u.end_sample + offset, start_s=(u.start_sample + offset) / sr,
-                    end_s=(u.end_sample + offset) / sr) for k, u in enumerate(t.utterances)]
-                if offset + len(pcm) + tail >= target:
-                    # stop before or after the line that crosses the target, whichever ends nearer to it
-                    n_in = sum(u.end_sample + tail <= target for u in shifted)
-                    under = (shifted[n_in - 1].end_sample if n_in else offset) + tail
-                    over = shifted[n_in].end_sample + tail if n_in < len(shifted) else under
-                    if over - target < target - under or (n_in == 0 and not utterances):
-                        n_in += 1
-                    keep = shifted[:n_in]
-                    cut = keep[-1].end_sample - offset if keep else 0
-                    out.write(pcm[:cut])
-                    out.write(_noise(tail, spec.noise_floor_dbfs, seed=spec.seed))
-                    utterances.extend(keep)
-                    offset += cut + tail
-                    finished = True
+    try:
+        with sf.SoundFile(partial, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as out, \
+                tempfile.TemporaryDirectory(prefix="render-long-") as tmp:
+            for tid in transcript_ids(csv_path, spec.quality):
+                rows = _dedupe(read_annomi_rows(csv_path, tid))
+                script = script_from_annomi(rows, voices=voices, gap_s=spec.gap_s,
+                                            long_silence_every=spec.long_silence_every,
+                                            long_silence_s=spec.long_silence_s, seed=spec.seed + int(tid),
+                                            session_id=session_id)
+                lines = [dataclasses.replace(x, tags=(*x.tags, f"annomi-{tid}")) for x in script.lines]
+                used.append(tid)
+                i = 0
+                while i < len(lines):
+                    # size the piece by what is left to render, from the seconds per line so far
+                    per_line = offset / sr / len(utterances) if utterances else 5.0
+                    want = int((target - offset) / sr / per_line) + 2
+                    n = max(4, min(chunk_lines, want))
+                    piece = Script(session_id=session_id, lines=tuple(lines[i:i + n]), voices=voices, tail_s=0.0)
+                    wav = Path(tmp) / "piece.wav"
+                    t = render_session(piece, wav, seed=spec.seed * 100_003 + len(utterances),
+                                       noise_floor_dbfs=spec.noise_floor_dbfs)
+                    synthesizer = t.synthesizer
+                    pcm, _ = sf.read(wav, dtype="int16")
+                    shifted = [dataclasses.replace(
+                        u, index=len(utterances) + k, start_sample=u.start_sample + offset,
+                        end_sample=u.end_sample + offset, start_s=(u.start_sample + offset) / sr,
+                        end_s=(u.end_sample + offset) / sr) for k, u in enumerate(t.utterances)]
+                    if offset + len(pcm) + tail >= target:
+                        # stop before or after the line that crosses the target, whichever ends nearer to it
+                        n_in = sum(u.end_sample + tail <= target for u in shifted)
+                        under = (shifted[n_in - 1].end_sample if n_in else offset) + tail
+                        over = shifted[n_in].end_sample + tail if n_in < len(shifted) else under
+                        if over - target < target - under or (n_in == 0 and not utterances):
+                            n_in += 1
+                        keep = shifted[:n_in]
+                        cut = keep[-1].end_sample - offset if keep else 0
+                        out.write(pcm[:cut])
+                        out.write(_noise(tail, spec.noise_floor_dbfs, seed=spec.seed))
+                        utterances.extend(keep)
+                        offset += cut + tail
+                        finished = True
+                        break
+                    out.write(pcm)
+                    utterances.extend(shifted)
+                    offset += len(pcm)
+                    i += n
+                    if log:
+                        print(f"\r{offset / sr / 60:6.2f} of {spec.minutes:g} min rendered "
+                              f"({time.perf_counter() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
+                if finished:
                     break
-                out.write(pcm)
-                utterances.extend(shifted)
-                offset += len(pcm)
-                i += n
-                if log:
-                    print(f"\r{offset / sr / 60:6.2f} of {spec.minutes:g} min rendered "
-                          f"({time.perf_counter() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
-            if finished:
-                break
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     if log:
         print(file=sys.stderr)
     if not finished:
