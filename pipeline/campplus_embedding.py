@@ -143,18 +143,86 @@ class CampplusEmbedding(Model):
         # pyannote sends each chunk once per local speaker, in consecutive rows that differ
         # only by their weights: run the network once per distinct waveform.
         keep, inverse = _consecutive_duplicates(waveforms)
-        fbank = self.compute_fbank(waveforms[keep])
-        # fbank: (num_distinct, fbank_frames, 80); the head wants (num_distinct, 80, fbank_frames)
-        frames = self.network.head(fbank.permute(0, 2, 1))
-        for name, layer in self.network.xvector.named_children():
-            if name in ("stats", "dense"):
-                continue
-            frames = layer(frames)
+        frames = self.frame_features(self.compute_fbank(waveforms[keep]))
         # frames: (num_distinct, 512, num_pool_frames) -> (batch, 512, num_pool_frames)
         frames = frames[inverse]
         pooled = self.pooling(frames, weights=weights)
         # pooled: (batch, 1024) or (batch, num_speakers, 1024)
         return self._dense(pooled)
+
+    def frame_features(self, fbank: torch.Tensor) -> torch.Tensor:
+        """Network features before pooling: (batch, frames, 80) -> (batch, 512, ceil(frames / 2))."""
+        frames = self.network.head(fbank.permute(0, 2, 1))
+        for name, layer in self.network.xvector.named_children():
+            if name in ("stats", "dense"):
+                continue
+            frames = layer(frames)
+        return frames
+
+    def file_features(self, waveform: torch.Tensor, *, block_s: float = 60.0, context_s: float = 3.0) -> torch.Tensor:
+        """Frame features of a whole recording, computed once, block by block (bounded memory).
+
+        Each block of ``block_s`` seconds is computed with ``context_s`` seconds of audio on either side
+        (so frames near a block edge see the same context as elsewhere), its filterbanks mean-normalised
+        over the block with its context, and only its own frames kept.
+
+        Parameters
+        ----------
+        waveform : torch.Tensor, shape (1, num_samples)
+            The recording at ``sample_rate``.
+        block_s, context_s : float
+            Block length and context on each side, in seconds.
+
+        Returns
+        -------
+        torch.Tensor, shape (512, ceil(num_fbank_frames / 2))
+            Pooling frame ``j`` starts at sample ``320 * j`` (20 ms frames), as in a chunk's own features.
+        """
+        if waveform.dim() != 2 or waveform.shape[0] != 1:
+            raise ValueError(f"waveform must be (1, num_samples); got {tuple(waveform.shape)}")
+        hop = 2 * int(self.hparams.sample_rate * _FRAME_SHIFT_MS / 1000)  # samples per pooling frame (320)
+        n = waveform.shape[1]
+        block = max(1, int(block_s * self.hparams.sample_rate) // hop) * hop
+        context = int(context_s * self.hparams.sample_rate) // hop * hop
+        total = -(-(1 + max(n - MIN_NUM_SAMPLES, 0) // (hop // 2)) // 2)
+        out = []
+        for start in range(0, n, block):
+            lo, hi = max(0, start - context), min(n, start + block + context)
+            if hi - lo < MIN_NUM_SAMPLES:
+                break
+            feats = self.frame_features(self.compute_fbank(waveform[None, :, lo:hi]))[0]
+            first = (start - lo) // hop
+            out.append(feats[:, first:first + block // hop])
+        features = torch.cat(out, dim=1)[:, :total]
+        if features.shape[1] < total:
+            features = torch.nn.functional.pad(features, (0, total - features.shape[1]))
+        return features
+
+    def chunk_embeddings(self, features: torch.Tensor, *, start_frames: list[int], num_frames: int,
+                         masks: torch.Tensor) -> torch.Tensor:
+        """Embeddings of chunks cut from :meth:`file_features`, pooled with each speaker's mask.
+
+        Parameters
+        ----------
+        features : torch.Tensor, shape (512, total_frames)
+        start_frames : list of int
+            First pooling frame of each chunk (chunk start in samples / 320).
+        num_frames : int
+            Pooling frames per chunk (499 for 10 s); frames past the end of the file are zeros.
+        masks : torch.Tensor, shape (num_chunks, num_speakers, num_mask_frames)
+
+        Returns
+        -------
+        torch.Tensor, shape (num_chunks, num_speakers, 192)
+        """
+        total = features.shape[1]
+        cut = []
+        for j in start_frames:
+            piece = features[:, j:min(j + num_frames, total)]
+            if piece.shape[1] < num_frames:
+                piece = torch.nn.functional.pad(piece, (0, num_frames - piece.shape[1]))
+            cut.append(piece)
+        return self._dense(self.pooling(torch.stack(cut), weights=masks))
 
     def _dense(self, pooled: torch.Tensor) -> torch.Tensor:
         dense = self.network.xvector.dense

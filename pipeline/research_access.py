@@ -96,8 +96,10 @@ def pseudonymise(frame: pd.DataFrame, *, key: bytes) -> pd.DataFrame:
     out = frame.drop(columns=[c for c in frame.columns if c in TEXT_COLUMNS])
     for column in out.columns:
         if column in ID_COLUMNS:
-            out[column] = [None if v is None or (isinstance(v, float) and pd.isna(v))
-                           else pseudonym(str(v), kind=column, key=key) for v in out[column]]
+            # one HMAC per distinct id, not per row (100k sessions: 8.6M indicator rows, ~100k ids)
+            values = out[column]
+            mapping = {v: pseudonym(str(v), kind=column, key=key) for v in values.dropna().unique()}
+            out[column] = values.map(mapping).astype(object).where(values.notna(), None)
     return out
 
 

@@ -138,11 +138,11 @@ def correlate_within(x: Sequence[float], y: Sequence[float], groups: Sequence[ob
 
 
 def _centre(v: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    out = v.copy()
-    for label in np.unique(groups):
-        m = groups == label
-        out[m] = v[m] - v[m].mean()
-    return out
+    """``v`` minus its group's mean, shape (n,); one pass (bincount), not one mask per group."""
+    _, inverse = np.unique(groups, return_inverse=True)
+    v = np.asarray(v, dtype=float)
+    means = np.bincount(inverse, weights=v) / np.bincount(inverse)
+    return v - means[inverse]
 
 
 def benjamini_hochberg(p: Sequence[float | None]) -> list[float | None]:

