@@ -137,8 +137,12 @@ def frame_rms_dbfs(samples: np.ndarray, *, sample_rate_hz: int, frame_ms: float 
     n = len(samples) // frame
     if n == 0:
         return np.full(1, 20 * np.log10(np.sqrt(np.mean(samples**2)) + 1e-12)) if len(samples) else np.zeros(0)
-    frames = samples[: n * frame].reshape(n, frame).astype(np.float64)
-    return 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-12)
+    out = np.empty(n)
+    block = 4096  # frames per block: bounded memory on long recordings (a float64 copy of 90 min is 690 MB)
+    for first in range(0, n, block):
+        frames = samples[first * frame: min(n, first + block) * frame].reshape(-1, frame).astype(np.float64)
+        out[first: first + len(frames)] = np.mean(frames**2, axis=1)
+    return 20 * np.log10(np.sqrt(out) + 1e-12)
 
 
 def load_audio(path: Path, *, options: AudioOptions = AudioOptions()) -> Audio:
@@ -174,10 +178,12 @@ def load_audio(path: Path, *, options: AudioOptions = AudioOptions()) -> Audio:
     if data.shape[0] == 0:
         raise AudioEmptyError(f"{path.name}: the file holds no audio samples")
     channels = data.shape[1]
-    mono = data.mean(axis=1) if channels > 1 else data[:, 0]
+    mono = data.mean(axis=1, dtype=np.float32) if channels > 1 else data[:, 0]
+    del data
     if rate != SAMPLE_RATE_HZ:
         mono = soxr.resample(mono, rate, SAMPLE_RATE_HZ, quality="HQ")
-    mono = np.ascontiguousarray(np.clip(mono, -1.0, 1.0), dtype=np.float32)
+    mono = np.ascontiguousarray(mono, dtype=np.float32)  # a copy only where needed: no whole-file temporaries
+    np.clip(mono, -1.0, 1.0, out=mono)
     duration_s = len(mono) / SAMPLE_RATE_HZ
     if duration_s < options.min_duration_s:
         raise AudioTooShortError(

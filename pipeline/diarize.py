@@ -171,7 +171,7 @@ def _file_level_pipeline_class() -> type:
     pyannote embeds every 10 s chunk separately: at a segmentation step of 0.25 each second of audio goes
     through the embedding network four times (82 % of diarization time on a 10-minute session). Here the
     network's frame features (everything before its statistics pooling) are computed once for the whole
-    recording, in 60 s blocks with 3 s of context, and each (chunk, speaker) embedding pools the chunk's
+    recording, in 30 s blocks with 3 s of context (kept in half precision), and each (chunk, speaker) embedding pools the chunk's
     frames with that speaker's segmentation mask, exactly as the per-chunk path pools its own frames. The
     difference: filterbanks are mean-normalised per block instead of per chunk, and a chunk's edge frames
     see the audio beyond the chunk. Other embedding models, or ``exclude_overlap``, use pyannote's path.
@@ -195,7 +195,7 @@ def _file_level_pipeline_class() -> type:
             num_frames = -(-(1 + (chunk_samples - 400) // (hop // 2)) // 2)
             starts = [int(round(window[c].start * rate)) // hop for c in range(num_chunks)]
             device = self._embedding.device
-            batch = 64
+            batch = 16  # chunks per pooling batch: weighted pooling holds (batch, speakers, 512, frames)
             out = np.empty((num_chunks, data.shape[2], model.dimension), dtype=np.float32)
             if hook is not None:
                 hook("embeddings", None, total=-(-num_chunks // batch), completed=0)
