@@ -121,18 +121,31 @@ def test_demo_summary_written(demo_run):
     assert "process signals for reflection" in text and "| Talk-time share |" in text
 
 
-_CONNECT = re.compile(r"connect\((\d+), \{sa_family=(AF_INET6?|AF_UNIX)(.*?)\}")
+_CONNECT = re.compile(r"connect\((\d+), \{sa_family=(AF_INET6?|AF_UNIX)(.*?)\}.*= (-?\d+)")
+_OPEN = re.compile(r'open(?:at)?\(.*?"(/etc/(?:resolv\.conf|hosts|gai\.conf))"')
 
 
 def _remote_connects(strace_log: str) -> list[str]:
+    """Lines of an ``strace -e trace=connect,openat`` log that show a network call or a host-name lookup.
+
+    Flagged: a connect to anything but loopback, any connect to port 53 (DNS), reading the resolver's files
+    (``/etc/resolv.conf``, ``/etc/hosts``, ``/etc/gai.conf``: a host-name lookup without nscd), and a
+    *successful* connect to the name-service cache daemon (nscd), whose request could be a host lookup.
+    Not flagged: a failed nscd connect (nothing was sent; glibc then falls back to files such as
+    ``/etc/passwd`` for the user name the audit log records, and a host lookup would show up as a resolver
+    file read or a port-53 connect).
+    """
     bad = []
     for line in strace_log.splitlines():
+        if _OPEN.search(line) and "ENOENT" not in line:
+            bad.append(line)
+            continue
         m = _CONNECT.search(line)
         if not m:
             continue
-        family, rest = m.group(2), m.group(3)
+        family, rest, result = m.group(2), m.group(3), int(m.group(4))
         if family == "AF_UNIX":
-            if "nscd" in rest:  # a name lookup through the name-service cache
+            if "nscd" in rest and result == 0:
                 bad.append(line)
             continue
         port = re.search(r"sin6?_port=htons\((\d+)\)", rest)
@@ -154,7 +167,7 @@ def test_cli_on_unseen_recording_makes_no_network_call(tmp_path):
     db_path = tmp_path / "x.duckdb"
     alliance = Path(sys.executable).with_name("alliance")
     log = tmp_path / "strace.log"
-    cmd = [strace, "-f", "-qq", "-e", "trace=connect", "-o", str(log), str(alliance), "process", str(audio),
+    cmd = [strace, "-f", "-qq", "-e", "trace=connect,open,openat", "-o", str(log), str(alliance), "process", str(audio),
            "--session-id", "pa-1", "--client-id", "c-pa", "--therapist-id", "t-pa", "--db", str(db_path),
            "--reports-dir", str(tmp_path / "r")]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
@@ -172,10 +185,16 @@ def test_cli_on_unseen_recording_makes_no_network_call(tmp_path):
 def test_strace_parser_flags_remote_and_dns():
     log = "\n".join([
         '12 connect(5, {sa_family=AF_INET, sin_port=htons(8740), sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
-        '12 connect(6, {sa_family=AF_INET, sin_port=htons(443), sin_addr=inet_addr("20.42.65.92")}, 16) = -1',
+        '12 connect(6, {sa_family=AF_INET, sin_port=htons(443), sin_addr=inet_addr("20.42.65.92")}, 16) = -1 '
+        'ECONNREFUSED (Connection refused)',
         '12 connect(7, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16) = 0',
-        '12 connect(8, {sa_family=AF_UNIX, sun_path="/var/run/nscd/socket"}, 110) = -1',
+        '12 connect(8, {sa_family=AF_UNIX, sun_path="/var/run/nscd/socket"}, 110) = -1 ENOENT (No such file)',
         '12 connect(9, {sa_family=AF_UNIX, sun_path="/tmp/x"}, 110) = 0',
+        '12 openat(AT_FDCWD, "/etc/passwd", O_RDONLY|O_CLOEXEC) = 3',
+        '12 connect(10, {sa_family=AF_UNIX, sun_path="/var/run/nscd/socket"}, 110) = 0',
+        '12 openat(AT_FDCWD, "/etc/resolv.conf", O_RDONLY|O_CLOEXEC) = 4',
+        '12 openat(AT_FDCWD, "/etc/gai.conf", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)',
     ])
     bad = _remote_connects(log)
-    assert len(bad) == 3 and "20.42.65.92" in bad[0]
+    assert len(bad) == 4, bad
+    assert "20.42.65.92" in bad[0] and "htons(53)" in bad[1] and "nscd" in bad[2] and "resolv.conf" in bad[3]
