@@ -14,7 +14,8 @@ to stderr (or ``--markdown FILE``). Configurations:
 ours                the defaults (PipelineOptions()): faster-whisper int8, segmentation step
                     0.25, ASR and diarization overlapped
 ours-sequential     the same, ASR then diarization
-naive               openai-whisper (float32) + pyannote's default segmentation step 0.1, sequential
+naive               openai-whisper (float32) on the whole file at once + pyannote's defaults
+                    (segmentation step 0.1, one embedding per chunk and speaker), sequential
 ours-seg0.1         ours with segmentation step 0.1 (pyannote's default)
 ours-seg0.5         ours with segmentation step 0.5
 ==================  ==========================================================================
@@ -54,11 +55,13 @@ for p in (ROOT, BENCH):
 
 from render_long import RENDERS_DIR, LongSpec, render_long  # noqa: E402
 
-#: name -> (ASR backend, overlap ASR and diarization, diarization segmentation step; None = default)
+#: name -> ASR backend, overlap ASR and diarization, diarization segmentation step (None = ours),
+#: embedding scope (None = ours, "file"), whole_file_asr (no pieces; openai-whisper's own behaviour)
 CONFIGS: dict[str, dict[str, Any]] = {
     "ours": {"backend": "faster-whisper", "overlap": True, "segmentation_step": None},
     "ours-sequential": {"backend": "faster-whisper", "overlap": False, "segmentation_step": None},
-    "naive": {"backend": "openai-whisper", "overlap": False, "segmentation_step": 0.1},
+    "naive": {"backend": "openai-whisper", "overlap": False, "segmentation_step": 0.1,
+              "embedding_scope": "chunk", "whole_file_asr": True},
     "ours-seg0.1": {"backend": "faster-whisper", "overlap": True, "segmentation_step": 0.1},
     "ours-seg0.5": {"backend": "faster-whisper", "overlap": True, "segmentation_step": 0.5},
 }
@@ -81,6 +84,11 @@ def pipeline_options(config: dict[str, Any]):  # -> PipelineOptions (imported la
     if config.get("segmentation_step") is not None:
         opts = dataclasses.replace(opts, diarize=dataclasses.replace(
             opts.diarize, segmentation_step=config["segmentation_step"]))
+    if config.get("embedding_scope") is not None:
+        opts = dataclasses.replace(opts, diarize=dataclasses.replace(
+            opts.diarize, embedding_scope=config["embedding_scope"]))
+    if config.get("whole_file_asr"):
+        opts = dataclasses.replace(opts, transcribe=dataclasses.replace(opts.transcribe, piece_s=1e9))
     return opts
 
 

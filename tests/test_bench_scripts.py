@@ -68,3 +68,13 @@ def test_render_long_short_session_truth_matches_audio(tmp_path: Path) -> None:
     assert r.rttm.read_text().count("SPEAKER") >= 2
     again = render_long.render_long(spec, out_dir=tmp_path, log=False)
     assert again.cached and again.audio == r.audio
+
+
+def test_bench_long_naive_is_pyannote_and_whisper_defaults() -> None:
+    ours = bench_long.pipeline_options(bench_long.CONFIGS["ours"])
+    naive = bench_long.pipeline_options(bench_long.CONFIGS["naive"])
+    assert (naive.transcribe.backend, naive.overlap_stages) == ("openai-whisper", False)
+    assert (naive.diarize.segmentation_step, naive.diarize.embedding_scope) == (0.1, "chunk")
+    assert naive.transcribe.piece_s > 24 * 3600  # the whole file in one call, as openai-whisper does
+    assert (ours.transcribe.backend, ours.overlap_stages, ours.diarize.embedding_scope) == ("faster-whisper", True,
+                                                                                           "file")

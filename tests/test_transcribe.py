@@ -33,6 +33,7 @@ from pipeline.transcribe import (
     OpenAIWhisperTranscriber,
     TranscribeOptions,
     load_transcriber,
+    piece_bounds,
     tidy_words,
 )
 from pipeline.types import SAMPLE_RATE_HZ, Word
@@ -522,3 +523,61 @@ def test_silence_gives_no_words(backend: str, ct2_dir: Path, request: pytest.Fix
     silence = np.zeros(3 * SAMPLE_RATE_HZ, np.float32)
     transcript = _transcribe(ct2_dir, checkpoint, TranscribeOptions(backend=backend), silence)
     assert transcript.words == ()
+
+
+# --------------------------------------------------------------------------- long recordings in pieces
+
+
+def test_piece_bounds_cover_the_audio_and_cut_in_the_quietest_place() -> None:
+    rng = np.random.default_rng(0)
+    samples = (rng.standard_normal(100 * SAMPLE_RATE_HZ) * 0.1).astype(np.float32)
+    quiet = [(37.0, 37.4), (71.2, 71.6)]  # one pause before each nominal cut (40 s, then 40 s after the first)
+    for a, b in quiet:
+        samples[int(a * SAMPLE_RATE_HZ) : int(b * SAMPLE_RATE_HZ)] = 0.0
+    bounds = piece_bounds(samples, piece_s=40.0, search_s=10.0)
+    assert bounds[0][0] == 0 and bounds[-1][1] == samples.size
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    assert all(0 < end - start <= 40 * SAMPLE_RATE_HZ for start, end in bounds)
+    cuts_s = [end / SAMPLE_RATE_HZ for _, end in bounds[:-1]]
+    assert len(cuts_s) == 2
+    for cut, (a, b) in zip(cuts_s, quiet, strict=True):
+        assert a <= cut <= b, (cut, a, b)
+
+
+def test_piece_bounds_keep_short_audio_whole() -> None:
+    samples = np.zeros(5 * SAMPLE_RATE_HZ, np.float32)
+    assert piece_bounds(samples, piece_s=600.0) == ((0, samples.size),)
+    assert piece_bounds(np.zeros(0, np.float32), piece_s=600.0) == ()
+
+
+def test_piece_s_is_validated() -> None:
+    with pytest.raises(ConfigError, match="piece_s"):
+        TranscribeOptions(piece_s=10.0)
+    with pytest.raises(ConfigError, match="piece_s"):
+        TranscribeOptions(piece_s=float("inf"))
+
+
+class _PieceRecordingModel:
+    """faster-whisper stand-in: one word at 1.0-1.5 s of every piece it is given; records the calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str | None]] = []
+
+    def transcribe(self, samples: np.ndarray, **kwargs):
+        self.calls.append((samples.size, kwargs["language"]))
+        word = SimpleNamespace(start=1.0, end=1.5, word=" word", probability=0.9)
+        segments = [SimpleNamespace(end=1.5, words=[word])]
+        return iter(segments), SimpleNamespace(language="de", language_probability=0.8)
+
+
+def test_long_audio_is_transcribed_in_pieces_with_times_offset_and_one_language() -> None:
+    model = _PieceRecordingModel()
+    options = TranscribeOptions(piece_s=40.0)
+    transcriber = FasterWhisperTranscriber(model, model_name="fake", options=options)
+    samples = np.zeros(100 * SAMPLE_RATE_HZ, np.float32)
+    transcript = transcriber.transcribe(samples)
+    bounds = piece_bounds(samples, piece_s=40.0)
+    assert [size for size, _ in model.calls] == [end - start for start, end in bounds]
+    assert [language for _, language in model.calls] == [None] + ["de"] * (len(bounds) - 1)
+    assert [w.start_s for w in transcript.words] == [round(start / SAMPLE_RATE_HZ + 1.0, 3) for start, _ in bounds]
+    assert (transcript.language, transcript.language_probability) == ("de", 0.8)
