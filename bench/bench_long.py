@@ -56,12 +56,12 @@ for p in (ROOT, BENCH):
 from render_long import RENDERS_DIR, LongSpec, render_long  # noqa: E402
 
 #: name -> ASR backend, overlap ASR and diarization, diarization segmentation step (None = ours),
-#: embedding scope (None = ours, "file"), whole_file_asr (no pieces; openai-whisper's own behaviour)
+#: embedding scope (None = ours, "file")
 CONFIGS: dict[str, dict[str, Any]] = {
     "ours": {"backend": "faster-whisper", "overlap": True, "segmentation_step": None},
     "ours-sequential": {"backend": "faster-whisper", "overlap": False, "segmentation_step": None},
     "naive": {"backend": "openai-whisper", "overlap": False, "segmentation_step": 0.1,
-              "embedding_scope": "chunk", "whole_file_asr": True},
+              "embedding_scope": "chunk"},
     "ours-seg0.1": {"backend": "faster-whisper", "overlap": True, "segmentation_step": 0.1},
     "ours-seg0.5": {"backend": "faster-whisper", "overlap": True, "segmentation_step": 0.5},
 }
@@ -87,8 +87,6 @@ def pipeline_options(config: dict[str, Any]):  # -> PipelineOptions (imported la
     if config.get("embedding_scope") is not None:
         opts = dataclasses.replace(opts, diarize=dataclasses.replace(
             opts.diarize, embedding_scope=config["embedding_scope"]))
-    if config.get("whole_file_asr"):
-        opts = dataclasses.replace(opts, transcribe=dataclasses.replace(opts.transcribe, piece_s=1e9))
     return opts
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from models.ct2_whisper import alignment_heads_dump, alignment_heads_for, model_name_for
+from pipeline.asr_features import install_blockwise_features
 from pipeline.errors import ConfigError, ModelError, ModelMissingError, StageError
 from pipeline.types import SAMPLE_RATE_HZ, Transcript, Word
 
@@ -80,13 +81,15 @@ class TranscribeOptions:
     condition_on_previous_text : bool
         Feed the previous window's text as a prompt. Off by default: on the same clip it made faster-whisper
         repeat a sentence at the end (WER 0.185 -> 0.247) and no transcript got better.
-    piece_s : float
-        Longest stretch of audio, in seconds, handed to the backend at once (see :func:`piece_bounds`).
-        Both backends compute the log-mel features of their whole input first; faster-whisper's
-        extractor peaked at 4.9 GB on 90 minutes in one piece (about 55 MB per audio minute), so long
-        recordings are cut, at the quietest 0.1 s within the last ``PIECE_SEARCH_S`` seconds before each
-        cut, into pieces of at most this length. Whisper decodes in 30 s windows anyway, so a cut in a
-        pause changes little.
+    piece_s : float or None
+        None (the default) hands the whole recording to the backend in one call. A number cuts longer
+        recordings into pieces of at most that many seconds, each cut at the quietest 0.1 s within the last
+        ``PIECE_SEARCH_S`` seconds before it (see :func:`piece_bounds`), and transcribes them one by one.
+        faster-whisper does not need it: its log-mel features are computed here in blocks
+        (:mod:`pipeline.asr_features`; one-shot, they peaked at 4.9 GB on 90 minutes). openai-whisper
+        computes its features of the whole input at once on torch (roughly 20 MB per audio minute at
+        peak): set ``piece_s`` (e.g. 600) to bound that on long recordings. Cutting costs a little: on a
+        60-minute render, 600 s pieces took 7 % longer and raised WER from 0.089 to 0.095 (faster-whisper).
     """
 
     backend: Backend = "faster-whisper"
@@ -97,7 +100,7 @@ class TranscribeOptions:
     device: str = "cpu"
     vad_filter: bool = False
     condition_on_previous_text: bool = False
-    piece_s: float = 600.0
+    piece_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -113,9 +116,8 @@ class TranscribeOptions:
         for name in ("vad_filter", "condition_on_previous_text"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not a bool")
-        if isinstance(self.piece_s, bool) or not isinstance(self.piece_s, int | float) or not (
-            PIECE_SEARCH_S * 2 <= self.piece_s < float("inf")
-        ):
+        if self.piece_s is not None and (isinstance(self.piece_s, bool) or not isinstance(self.piece_s, int | float)
+                                         or not PIECE_SEARCH_S * 2 <= self.piece_s < float("inf")):
             raise ConfigError(f"piece_s={self.piece_s!r} must be a number of seconds >= {PIECE_SEARCH_S * 2:g}")
         if self.vad_filter and self.backend != "faster-whisper":
             raise ConfigError(f"vad_filter=True needs backend='faster-whisper', not {self.backend!r}")
@@ -237,6 +239,10 @@ def piece_bounds(samples: np.ndarray, *, piece_s: float, sample_rate_hz: int = S
     return tuple(bounds)
 
 
+def _pieces(samples: np.ndarray, piece_s: float | None) -> tuple[tuple[int, int], ...]:
+    return ((0, samples.shape[0]),) if piece_s is None else piece_bounds(samples, piece_s=piece_s)
+
+
 def _checked_samples(samples: np.ndarray) -> np.ndarray:
     """Validate samples; return them as a contiguous float32 1-D array (a copy only when needed)."""
     if not isinstance(samples, np.ndarray) or samples.ndim != 1:
@@ -312,6 +318,7 @@ class FasterWhisperTranscriber:
             )
         except (RuntimeError, ValueError, OSError) as e:
             raise ModelError(f"faster-whisper could not load {ct2_dir}: {e}") from e
+        install_blockwise_features(model)  # the same features, in bounded memory on long recordings
         if options.language is not None and options.language not in model.supported_languages:
             raise ModelError(f"language={options.language!r} is not supported by {model_name} at {ct2_dir}")
         return cls(model, model_name=model_name, options=options)
@@ -332,7 +339,7 @@ class FasterWhisperTranscriber:
         language, probability = opts.language, 1.0
         raw: list[Word] = []
         try:
-            for start, end in piece_bounds(samples, piece_s=opts.piece_s):
+            for start, end in _pieces(samples, opts.piece_s):
                 offset_s = start / SAMPLE_RATE_HZ
                 segments, info = self._model.transcribe(
                     samples[start:end],
@@ -438,7 +445,7 @@ class OpenAIWhisperTranscriber:
         raw: list[Word] = []
         try:
             language, probability = self._language(samples)
-            for start, end in piece_bounds(samples, piece_s=opts.piece_s):
+            for start, end in _pieces(samples, opts.piece_s):
                 offset_s = start / SAMPLE_RATE_HZ
                 result = self._model.transcribe(
                     samples[start:end],

@@ -551,6 +551,7 @@ def test_piece_bounds_keep_short_audio_whole() -> None:
 
 
 def test_piece_s_is_validated() -> None:
+    assert TranscribeOptions().piece_s is None
     with pytest.raises(ConfigError, match="piece_s"):
         TranscribeOptions(piece_s=10.0)
     with pytest.raises(ConfigError, match="piece_s"):
@@ -573,6 +574,8 @@ class _PieceRecordingModel:
 def test_long_audio_is_transcribed_in_pieces_with_times_offset_and_one_language() -> None:
     model = _PieceRecordingModel()
     options = TranscribeOptions(piece_s=40.0)
+    whole = FasterWhisperTranscriber(_PieceRecordingModel(), model_name="fake", options=TranscribeOptions())
+    assert len(whole.transcribe(np.zeros(100 * SAMPLE_RATE_HZ, np.float32)).words) == 1
     transcriber = FasterWhisperTranscriber(model, model_name="fake", options=options)
     samples = np.zeros(100 * SAMPLE_RATE_HZ, np.float32)
     transcript = transcriber.transcribe(samples)
@@ -581,3 +584,33 @@ def test_long_audio_is_transcribed_in_pieces_with_times_offset_and_one_language(
     assert [language for _, language in model.calls] == [None] + ["de"] * (len(bounds) - 1)
     assert [w.start_s for w in transcript.words] == [round(start / SAMPLE_RATE_HZ + 1.0, 3) for start, _ in bounds]
     assert (transcript.language, transcript.language_probability) == ("de", 0.8)
+
+
+# --------------------------------------------------------------------------- blockwise log-mel features
+
+
+@pytest.mark.parametrize("n_samples", [100, 401, 3 * SAMPLE_RATE_HZ + 37, 130 * SAMPLE_RATE_HZ])
+def test_blockwise_features_equal_faster_whispers_own(n_samples: int) -> None:
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from pipeline.asr_features import _blockwise_class
+
+    rng = np.random.default_rng(n_samples)
+    samples = (rng.standard_normal(n_samples) * 0.1).astype(np.float32)
+    samples[: n_samples // 3] *= 0.001  # a quiet stretch, so the global floor (max - 8) matters
+    expected = FeatureExtractor(feature_size=80)(samples, chunk_length=30)
+    blockwise = _blockwise_class()(feature_size=80)
+    blockwise.block_frames = 997  # blocks that do not line up with anything
+    got = blockwise(samples, chunk_length=30)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    assert blockwise.nb_max_frames == 3000
+
+
+@pytest.mark.integration
+def test_loaded_faster_whisper_uses_blockwise_features(ct2_dir: Path) -> None:
+    from pipeline.asr_features import _blockwise_class
+
+    transcriber = load_transcriber(ct2_dir=ct2_dir, openai_checkpoint=None, options=TranscribeOptions())
+    extractor = transcriber._model.feature_extractor
+    assert type(extractor).__name__ == _blockwise_class().__name__ and extractor.mel_filters.shape[0] == 80
