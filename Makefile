@@ -14,7 +14,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
 DEMO_AUDIO := sample_audio/demo_session.flac
 
-.PHONY: setup models demo test test-fast bench clean-demo
+.PHONY: setup models demo test test-fast bench bench-long bench-duckdb clean-demo
 
 setup: $(STAMP) models
 
@@ -46,6 +46,20 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/bench_session.py
+
+# docs/benchmarks.md: long renders (needs ../shared/data/annomi and flite; about 45 min on 2 cores)
+bench-long: setup
+	mkdir -p bench/results
+	$(BIN)/python bench/bench_long.py --minutes 60 90 --configs ours \
+		--markdown bench/results/long60_90.md > bench/results/long60_90.json
+	$(BIN)/python bench/bench_long.py --minutes 1 10 --configs ours naive ours-sequential ours-seg0.5 ours-seg0.1 \
+		--markdown bench/results/long10.md > bench/results/long10.json
+
+# docs/benchmarks.md: research queries on a synthetic database of 100,000 sessions (about 14 GB of memory)
+bench-duckdb: setup
+	mkdir -p bench/results
+	$(BIN)/python bench/bench_duckdb_scale.py --sessions 100000 \
+		--markdown bench/results/duckdb_100k.md > bench/results/duckdb_100k.json
 
 clean-demo:
 	rm -f alliance.duckdb alliance.duckdb.wal

@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline.audio import AudioOptions
 from pipeline.diarize import DiarizeOptions, Diarizer, load_diarizer
+from pipeline.errors import ConfigError
 from pipeline.indicators import MARKERS_VERSION, IndicatorOptions
 from pipeline.transcribe import TranscribeOptions, Transcriber, load_transcriber
 from pipeline.types import Diarization, Transcript
@@ -47,8 +48,10 @@ def options_for_device(device: str, base: PipelineOptions | None = None) -> Pipe
     from dataclasses import replace
 
     base = base or PipelineOptions()
-    kind = device.split(":", 1)[0]
-    return replace(base, transcribe=replace(base.transcribe, device=kind),
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise ConfigError(f"device={device!r} is not 'cpu', 'cuda' or 'cuda:N'")
+    return replace(base, transcribe=replace(base.transcribe, device=kind, device_index=int(index or 0)),
                    diarize=replace(base.diarize, device=device))
 
 

@@ -72,6 +72,8 @@ class TranscribeOptions:
     cpu_threads : int
         Threads used on CPU. For openai-whisper this sets torch's process-wide thread count.
     device : {"cpu", "cuda"}
+    device_index : int
+        Which CUDA device (``cuda:N``); ignored on CPU.
     vad_filter : bool
         faster-whisper only: skip non-speech found by its bundled Silero VAD before decoding.
         Off by default. Measured (base, int8): on a 30 s two-speaker clip with 6 s of leading silence it
@@ -98,6 +100,7 @@ class TranscribeOptions:
     compute_type: str = "int8"
     cpu_threads: int = 2
     device: str = "cpu"
+    device_index: int = 0
     vad_filter: bool = False
     condition_on_previous_text: bool = False
     piece_s: float | None = None
@@ -113,6 +116,8 @@ class TranscribeOptions:
             raise ConfigError(f"compute_type={self.compute_type!r} is not one of {CT2_COMPUTE_TYPES}")
         if self.device not in DEVICES:
             raise ConfigError(f"device={self.device!r} is not one of {DEVICES}")
+        if isinstance(self.device_index, bool) or not isinstance(self.device_index, int) or self.device_index < 0:
+            raise ConfigError(f"device_index={self.device_index!r} must be an integer >= 0")
         for name in ("vad_filter", "condition_on_previous_text"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not a bool")
@@ -306,12 +311,14 @@ class FasterWhisperTranscriber:
         for required in ("tokenizer.json", "config.json"):  # without tokenizer.json it would try a hub
             if not (Path(ct2_dir) / required).is_file():
                 raise ModelMissingError(f"{Path(ct2_dir) / required} is missing from the CTranslate2 Whisper folder")
-        if options.device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
-            raise ConfigError("device='cuda' but CTranslate2 sees no CUDA device")
+        if options.device == "cuda" and ctranslate2.get_cuda_device_count() <= options.device_index:
+            raise ConfigError(f"device='cuda:{options.device_index}' but CTranslate2 sees "
+                              f"{ctranslate2.get_cuda_device_count()} CUDA device(s)")
         try:
             model = WhisperModel(
                 str(ct2_dir),
                 device=options.device,
+                device_index=options.device_index,
                 compute_type=options.resolved_compute_type,
                 cpu_threads=options.cpu_threads,
                 local_files_only=True,
@@ -413,13 +420,15 @@ class OpenAIWhisperTranscriber:
                 f"openai-whisper checkpoint not found: {checkpoint} "
                 "(create it with models.ct2_whisper.convert_ct2_to_openai)"
             )
-        if options.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device='cuda' but torch sees no CUDA device")
+        if options.device == "cuda" and torch.cuda.device_count() <= options.device_index:
+            raise ConfigError(f"device='cuda:{options.device_index}' but torch sees "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
         model_name = model_name_for(ct2_dir)
         heads = alignment_heads_for(ct2_dir)
         torch.set_num_threads(options.cpu_threads)
         try:
-            model = whisper.load_model(str(checkpoint), device=options.device)
+            torch_device = f"cuda:{options.device_index}" if options.device == "cuda" else "cpu"
+            model = whisper.load_model(str(checkpoint), device=torch_device)
             model.set_alignment_heads(alignment_heads_dump(heads))
         except (RuntimeError, ValueError, KeyError, OSError) as e:
             raise ModelError(f"openai-whisper could not load {checkpoint} with heads from {ct2_dir}: {e}") from e

@@ -47,6 +47,8 @@ def test_device_option_reaches_both_models():
 
     o = options_for_device("cuda:1")
     assert o.transcribe.device == "cuda" and o.transcribe.resolved_compute_type == "float16"
+    assert o.transcribe.device_index == 1 and options_for_device("cuda").transcribe.device_index == 0
     assert o.diarize.device == "cuda:1" and options_for_device("cpu").transcribe.resolved_compute_type == "int8"
-    with pytest.raises(ConfigError):
-        options_for_device("tpu")
+    for bad in ("tpu", "cuda:x", "cpu:1", "cuda:-1"):
+        with pytest.raises(ConfigError, match="device"):
+            options_for_device(bad)
