@@ -171,12 +171,7 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
         print(f"{path} is already encrypted.")
         return 0
     with exclusive_run(path):
-        tmp = path.with_name(path.name + ".encrypting")
-        for p in (tmp, Path(str(tmp) + ".wal")):
-            p.unlink(missing_ok=True)
-        encryption.rewrite(path, tmp, source_key=None, target_key=key)
-        tmp.replace(path)
-        Path(str(path) + ".wal").unlink(missing_ok=True)
+        db.rewrite_in_place(path, source_key=None, target_key=key)
         con = db.connect(path, key=key)
         try:
             audit.record(con, action="encrypt", actor=audit.current_actor(), role="admin", detail=str(path))

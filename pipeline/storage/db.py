@@ -325,12 +325,18 @@ def compact(path: Path | str, *, key: str | None = None) -> None:
     StorageError
         The copy failed (the original file is left as it was).
     """
-    path = Path(path)
     if key is None:
         key = encryption.load_key()
-    tmp = path.with_name(path.name + ".compact")
+    rewrite_in_place(path, source_key=key, target_key=key)
+
+
+def rewrite_in_place(path: Path | str, *, source_key: str | None, target_key: str | None) -> None:
+    """Copy the database to a sibling file (opened with ``source_key``, written with ``target_key``) and
+    replace the original with it; the original is left as it was if the copy fails."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".rewriting")
     for p in (tmp, Path(str(tmp) + ".wal")):
         p.unlink(missing_ok=True)
-    encryption.rewrite(path, tmp, source_key=key, target_key=key)
+    encryption.rewrite(path, tmp, source_key=source_key, target_key=target_key)
     tmp.replace(path)
     Path(str(path) + ".wal").unlink(missing_ok=True)
