@@ -1,6 +1,6 @@
 """Accuracy of the markers on rendered sessions with exact truth (real AnnoMI dialogue, flite voices).
 
-K sessions (default 4) are rendered with :mod:`pipeline.synthetic` from different AnnoMI transcripts (high- and
+K sessions (default 6) are rendered with :mod:`pipeline.synthetic` from different AnnoMI transcripts (high- and
 low-quality MI), each with its own pair of flite voices built from real speakers, jittered gaps around
 ``gap_s``, a few medium gaps just under the 2 s threshold (distractors) and several inserted long silences
 (2.25 to 6 s, about half of them right after a therapist's question). Renders are cached under
@@ -594,8 +594,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sessions", type=int, default=4, help=f"sessions to render and analyse (1 to "
-                    f"{len(DEFAULT_SPECS)}; default 4)")
+    ap.add_argument("--sessions", type=int, default=6, help=f"sessions to render and analyse (1 to "
+                    f"{len(DEFAULT_SPECS)}; default 6)")
     ap.add_argument("--max-utterances", type=int, default=RenderSpec.max_utterances,
                     help=f"spoken lines kept per transcript (default {RenderSpec.max_utterances})")
     ap.add_argument("--markdown", type=Path, help="also write the Markdown tables to this file")
