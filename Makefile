@@ -47,7 +47,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/bench_session.py
 
-# docs/benchmarks.md: long renders (needs ../shared/data/annomi and flite; about 45 min on 2 cores)
+# docs/benchmarks.md: long renders (needs ../shared/data/annomi and flite; about 30 min on 2 cores)
 bench-long: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/bench_long.py --minutes 60 90 --configs ours \
