@@ -45,6 +45,7 @@ for _p in (ROOT, BENCH):
         sys.path.insert(0, str(_p))
 
 from bench_long import machine_info  # noqa: E402
+
 from pipeline.storage import db, encryption  # noqa: E402
 
 RUN_ID = "run-bench-scale"
@@ -55,8 +56,11 @@ STUDY_KEY = b"bench-study-key-0123456789abcdef"
 
 @dataclass(frozen=True)
 class Query:
-    """One timed item: SQL (``kind`` "ctas": materialised in DuckDB; "df": fetched as a DataFrame) or a
-    Python callable taking the connection (``kind`` "call")."""
+    """One timed item: SQL or a Python callable.
+
+    ``kind`` "ctas": SQL materialised in DuckDB; "df": SQL fetched as a DataFrame; "call": a Python callable
+    taking the connection.
+    """
 
     name: str
     what: str
@@ -273,8 +277,10 @@ def queries(con: duckdb.DuckDBPyConnection, *, out_dir: Path) -> list[Query]:
 
 
 def compare_queries(client: str) -> list[Query]:
-    """The steps of :func:`pipeline.compare.run_comparison` one by one, the whole run, and the README and
-    per-client queries of the tables it writes."""
+    """The steps of :func:`pipeline.compare.run_comparison`, the whole run, and queries of its tables.
+
+    The steps one by one, then the whole run, then the README and per-client queries of the tables it writes.
+    """
     from pipeline import compare
 
     state: dict[str, pd.DataFrame] = {}
@@ -314,8 +320,10 @@ def compare_queries(client: str) -> list[Query]:
 
 
 def fill_trajectories_sql(con: duckdb.DuckDBPyConnection) -> int:
-    """Stand in for a comparison run that was skipped: fill ``client_trajectories`` (and a
-    ``comparison_runs`` row) from :func:`trajectory_sql`, so the queries of that table have its size.
+    """Stand in for a comparison run that was skipped.
+
+    Fills ``client_trajectories`` (and a ``comparison_runs`` row) from :func:`trajectory_sql`, so the
+    queries of that table have its size.
 
     Returns
     -------
@@ -402,8 +410,11 @@ NEEDS = {"compare:paired": ("compare:load",), "compare:correlation_table": ("com
 
 
 def select(items: Sequence[Query], *, only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Query]:
-    """The items named by ``only`` (substrings; all when empty) less those named by ``skip``, with the
-    steps they need (:data:`NEEDS`), in their original order."""
+    """The items named by ``only`` less those named by ``skip``, with the steps they need.
+
+    ``only`` and ``skip`` are substrings (``only`` empty: all); the steps come from :data:`NEEDS`; the
+    original order is kept.
+    """
     chosen = {q.name for q in items if (not only or any(o in q.name for o in only))
               and not any(x in q.name for x in skip)}
     chosen |= {dep for name in chosen for dep in NEEDS.get(name, ())}

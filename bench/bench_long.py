@@ -1,4 +1,4 @@
-"""Speed, memory and accuracy of the session pipeline on long rendered sessions (1 to 90 minutes).
+r"""Speed, memory and accuracy of the session pipeline on long rendered sessions (1 to 90 minutes).
 
 For each length, a two-speaker session of real AnnoMI dialogue is rendered with exact truth
 (:mod:`bench.render_long`, cached under ``bench/.renders/``). Each (length, configuration) then runs the
@@ -25,7 +25,7 @@ Only Whisper base is in ``models/manifest.toml``, so no model-size variants are 
 Examples::
 
     .venv/bin/python bench/bench_long.py --minutes 1 --configs ours            # smoke test, ~1 min
-    .venv/bin/python bench/bench_long.py --minutes 10 60 90 --configs ours ours-sequential \\
+    .venv/bin/python bench/bench_long.py --minutes 10 60 90 --configs ours ours-sequential \
         --markdown bench/results/long.md > bench/results/long.json
     .venv/bin/python bench/bench_long.py --minutes 10 --configs naive ours-seg0.1 ours-seg0.5
 """
@@ -121,15 +121,14 @@ def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, wo
 
     t = time.perf_counter()
     import torch
+    from bench_session import score_against_truth
 
     import pipeline  # noqa: F401
-    from bench_session import score_against_truth
     from pipeline import PIPELINE_VERSION
     from pipeline.audio import load_audio
     from pipeline.consent import parse_consent
     from pipeline.report import write_html_report
-    from pipeline.runtime import (DIARIZATION_MODEL_NAME, get_diarizer, get_nlp, get_transcriber,
-                                  models_description)
+    from pipeline.runtime import DIARIZATION_MODEL_NAME, get_diarizer, get_nlp, get_transcriber, models_description
     from pipeline.session import SessionMeta, analyse
     from pipeline.storage import db
     from pipeline.summary import load_summary, render_markdown
@@ -289,7 +288,7 @@ def whisper_models() -> list[str]:
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """naive / ours for every length where both ran without error."""
+    """Naive / ours for every length where both ran without error."""
     out = []
     by = {(r["minutes"], r["config"]): r for r in rows if "error" not in r}
     for (minutes, name), naive in sorted(by.items()):

@@ -1,4 +1,4 @@
-"""Precision and recall of :mod:`pipeline.deid` on the hand-labelled AnnoMI utterances.
+r"""Precision and recall of :mod:`pipeline.deid` on the hand-labelled AnnoMI utterances.
 
 Usage: ``.venv/bin/python bench/deid_precision_recall.py [--errors]``. Reads
 ``tests/data/deid_labelled.jsonl`` (see ``deid_labelled.README.md`` beside it) and runs
@@ -11,7 +11,7 @@ while iterating; ``all``):
 - **span level, any overlap**: recall = gold spans touched by a predicted span; precision = predicted
   spans touching a gold span. Recall per *gold* label, precision per *predicted* label; ``typed_recall``
   counts a gold span only when a touching predicted span has the same label.
-- **token level**: tokens are ``\\w+`` runs; a token is gold (predicted) when it overlaps a gold
+- **token level**: tokens are ``\w+`` runs; a token is gold (predicted) when it overlaps a gold
   (predicted) span. Recall per gold label, precision per predicted label.
 
 ``--errors`` adds the missed gold spans and the unmatched predicted spans to the JSON.
@@ -46,7 +46,7 @@ def score(rows: list[dict], preds: list[list[tuple[int, int, str]]]) -> dict:
     span_pred = defaultdict(lambda: [0, 0])  # label -> [predicted, touching gold]
     tok_gold = defaultdict(lambda: [0, 0])  # label -> [gold tokens, predicted among them]
     tok_pred = defaultdict(lambda: [0, 0])  # label -> [predicted tokens, gold among them]
-    for row, pred in zip(rows, preds):
+    for row, pred in zip(rows, preds, strict=True):
         gold = [(s["start"], s["end"], s["label"]) for s in row["spans"]]
         for gs, ge, gl in gold:
             touching = [p for p in pred if p[0] < ge and gs < p[1]]
@@ -85,7 +85,7 @@ def score(rows: list[dict], preds: list[list[tuple[int, int, str]]]) -> dict:
 
 def errors(rows: list[dict], preds: list[list[tuple[int, int, str]]]) -> dict:
     missed, spurious = [], []
-    for row, pred in zip(rows, preds):
+    for row, pred in zip(rows, preds, strict=True):
         key = f'{row["transcript_id"]}/{row["utterance_index"]}'
         for s in row["spans"]:
             if not any(p[0] < s["end"] and s["start"] < p[1] for p in pred):

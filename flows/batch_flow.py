@@ -42,10 +42,10 @@ from flows.session_flow import (
     summary_task,
     write_task,
 )
-from pipeline.deid import get_ner_nlp
 from pipeline import PIPELINE_VERSION
 from pipeline.audio import load_audio, sha256_of
 from pipeline.consent import Consent
+from pipeline.deid import get_ner_nlp
 from pipeline.errors import AllianceError, ConfigError
 from pipeline.manifest import BatchItem, load_batch
 from pipeline.outcome import SessionOutcome, outcome_for_error

@@ -92,8 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser("query", help="researchers: SQL over the pseudonymised research relations",
                        description="Run one SQL query as a researcher. The query runs in a separate in-memory "
                        "database holding only research-scope sessions, with pseudonyms instead of ids and no "
-                       "text but de-identified turns; it cannot read files or the network. Relations: sessions, indicators, "
-                       "markers, turns, self_report_scores, comparison_results, discrepancy_flags, client_trajectories.")
+                       "text but de-identified turns; it cannot read files or the network. Relations: "
+                       "sessions, indicators, markers, turns, self_report_scores, comparison_results, "
+                       "discrepancy_flags, client_trajectories.")
     q.add_argument("sql", metavar="SQL")
     q.add_argument("--study-key-file", type=Path, metavar="KEYFILE",
                    help="the study's pseudonym key (default: $ALLIANCE_STUDY_KEY_FILE)")

@@ -211,7 +211,7 @@ def deidentify_many(texts: Iterable[str], *, nlp: Any = None, known_names: Seque
         disable = [p for p in nlp.pipe_names if p != "ner" and not _feeds_ner(nlp, p)]
         ents = [[(e.start_char, e.end_char, e.label_) for e in doc.ents]
                 for doc in nlp.pipe(texts, batch_size=batch_size, disable=disable)]
-    return [_redact(t, e, names, options) for t, e in zip(texts, ents)]
+    return [_redact(t, e, names, options) for t, e in zip(texts, ents, strict=True)]
 
 
 # ---------------------------------------------------------------- internals

@@ -171,10 +171,11 @@ def _file_level_pipeline_class() -> type:
     pyannote embeds every 10 s chunk separately: at a segmentation step of 0.25 each second of audio goes
     through the embedding network four times (82 % of diarization time on a 10-minute session). Here the
     network's frame features (everything before its statistics pooling) are computed once for the whole
-    recording, in 30 s blocks with 3 s of context (kept in half precision), and each (chunk, speaker) embedding pools the chunk's
-    frames with that speaker's segmentation mask, exactly as the per-chunk path pools its own frames. The
-    difference: filterbanks are mean-normalised per block instead of per chunk, and a chunk's edge frames
-    see the audio beyond the chunk. Other embedding models, or ``exclude_overlap``, use pyannote's path.
+    recording, in 30 s blocks with 3 s of context (kept in half precision), and each (chunk, speaker)
+    embedding pools the chunk's frames with that speaker's segmentation mask, exactly as the per-chunk path
+    pools its own frames. The difference: filterbanks are mean-normalised per block instead of per chunk,
+    and a chunk's edge frames see the audio beyond the chunk. Other embedding models, or
+    ``exclude_overlap``, use pyannote's path.
     """
     from pyannote.audio.pipelines import SpeakerDiarization
 

@@ -115,7 +115,9 @@ class ExportError(AllianceError):
 
 
 class AccessDeniedError(AllianceError):
-    """The acting role may not see this (a clinician asking for another therapist's session, a researcher
-    asking for a raw table)."""
+    """The acting role may not see this.
+
+    E.g. a clinician asking for another therapist's session, a researcher asking for a raw table.
+    """
 
     code = "access_denied"

@@ -37,8 +37,10 @@ class PipelineOptions:
 
 
 def options_for_device(device: str, base: PipelineOptions | None = None) -> PipelineOptions:
-    """``base`` (default options) with transcription and diarization on ``device`` (``cpu``, ``cuda``,
-    ``cuda:N``). On CUDA the faster-whisper backend computes in float16 and openai-whisper uses fp16.
+    """``base`` (default options) with transcription and diarization on ``device``.
+
+    ``device`` is ``cpu``, ``cuda`` or ``cuda:N``. On CUDA the faster-whisper backend computes in float16
+    and openai-whisper uses fp16.
 
     Raises
     ------

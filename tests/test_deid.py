@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.deid import LABELS, DeidOptions, Redaction, RedactedSpan, deidentify, deidentify_many
+from pipeline.deid import LABELS, DeidOptions, RedactedSpan, Redaction, deidentify, deidentify_many
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -360,8 +360,10 @@ def test_hook_exceptions_propagate(diarizer, sample) -> None:
 
 @pytest.mark.integration
 def test_file_level_embeddings_match_pyannotes_per_chunk_path(sample) -> None:
-    """Frame features once per file (default) vs every chunk embedded on its own: same DER on real speech,
-    and the embeddings themselves nearly parallel."""
+    """Frame features once per file (default) vs every chunk embedded on its own.
+
+    Same DER on real speech, and the embeddings themselves nearly parallel.
+    """
     import torch
 
     from pipeline.campplus_embedding import load_campplus_embedding

@@ -1,5 +1,8 @@
-"""Hostile input: wrong encodings, huge files and fields, SQL-ish values and path tricks are refused or
-stored as plain data (manifest path traversal and huge manifest fields: tests/test_batch.py)."""
+"""Hostile input: refused, or stored as plain data.
+
+Wrong encodings, huge files and fields, SQL-ish values and path tricks (manifest path traversal and huge
+manifest fields: tests/test_batch.py).
+"""
 
 from __future__ import annotations
 
@@ -50,7 +53,8 @@ def test_sql_ish_ids_are_stored_as_data(prefect_harness, fakes, recording, tmp_p
                           reports_dir=str(tmp_path / "reports"))
     assert out.state == "processed", out.message
     con = db.connect(dbp, read_only=True)
-    assert con.execute("SELECT session_id, client_id, therapist_id FROM sessions").fetchall() == [(SQLISH, "c'1", 't"1')]
+    rows = con.execute("SELECT session_id, client_id, therapist_id FROM sessions").fetchall()
+    assert rows == [(SQLISH, "c'1", 't"1')]
     con.close()
     # the report file name is sanitised: no quote, no slash, no leading dot
     names = sorted(p.name for p in (tmp_path / "reports").iterdir())

@@ -31,8 +31,11 @@ def _diar(*turns: SpeakerTurn) -> Diarization:
 
 
 def _session(seed: int = 0) -> tuple[np.ndarray, Diarization]:
-    """T (220 Hz, -20 dBFS) then C (150 Hz, -26 dBFS), each with a silent stretch inside the turn, then an
-    overlap where both talk loudly at other pitches; noise floor -70 dBFS."""
+    """T (220 Hz, -20 dBFS) then C (150 Hz, -26 dBFS), then an overlap.
+
+    Each turn has a silent stretch inside it; in the overlap both talk loudly at other pitches; noise floor
+    -70 dBFS.
+    """
     rng = np.random.default_rng(seed)
     x = (10 ** (-70 / 20) * rng.standard_normal(14 * SR)).astype(np.float32)
 

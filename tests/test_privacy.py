@@ -1,5 +1,8 @@
-"""Privacy promises, each with a test that fails if the promise breaks: encryption at rest, consent
-withdrawal and erasure (database, files, Prefect), audit log, roles, audio retention."""
+"""Privacy promises, each with a test that fails if the promise breaks.
+
+Encryption at rest, consent withdrawal and erasure (database, files, Prefect), audit log, roles, audio
+retention.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ from conftest import write_consent
 
 from flows.session_flow import process_session
 from pipeline.cli import main
-from pipeline.errors import AccessDeniedError, ConfigError, SessionNotFoundError, StorageError
 from pipeline.erasure import withdraw
+from pipeline.errors import AccessDeniedError, ConfigError, SessionNotFoundError, StorageError
 from pipeline.research_access import pseudonym, research_sandbox
 from pipeline.runtime import PipelineOptions
 from pipeline.session import SessionMeta

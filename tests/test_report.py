@@ -304,7 +304,8 @@ def test_cli_report_html_and_md(con, tmp_path, capsys):
     con.close()
     assert main(["report", "s1", "--db", str(path), "--therapist", "t1", "--out", str(tmp_path / "a.html")]) == 0
     assert (tmp_path / "a.html").read_text().startswith("<!DOCTYPE html>")
-    assert main(["report", "s1", "--db", str(path), "--therapist", "t1", "--format", "md", "--out", str(tmp_path / "a.md")]) == 0
+    assert main(["report", "s1", "--db", str(path), "--therapist", "t1", "--format", "md",
+                 "--out", str(tmp_path / "a.md")]) == 0
     assert (tmp_path / "a.md").read_text().startswith("# Session process summary: s1")
     assert main(["report", "nope", "--db", str(path), "--therapist", "t1", "--out", str(tmp_path / "b.html")]) == 2
     assert "no session 'nope'" in capsys.readouterr().err

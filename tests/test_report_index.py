@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 from pipeline.report.index import write_therapist_indexes
 from pipeline.storage import db
 

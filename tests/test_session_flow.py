@@ -11,7 +11,6 @@ from flows.session_flow import process_session
 from pipeline.errors import AudioSilentError, ConsentError, StageError
 from pipeline.session import SessionMeta
 
-
 META = SessionMeta("s1", "c1", "t1")
 
 

@@ -108,7 +108,6 @@ def test_locked_database_is_a_storage_error(tmp_path):
 
 def test_client_history_indicators_follow_the_clients_sessions(tmp_path, dialogue):
     """new_material_share needs earlier sessions; erasing one recomputes the others."""
-    import datetime as dt
     from dataclasses import replace
 
     import numpy as np

@@ -331,8 +331,11 @@ def compact(path: Path | str, *, key: str | None = None) -> None:
 
 
 def rewrite_in_place(path: Path | str, *, source_key: str | None, target_key: str | None) -> None:
-    """Copy the database to a sibling file (opened with ``source_key``, written with ``target_key``) and
-    replace the original with it; the original is left as it was if the copy fails."""
+    """Copy the database to a sibling file and replace the original with it.
+
+    The copy is read with ``source_key`` and written with ``target_key``; the original is left as it was if
+    the copy fails.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".rewriting")
     for p in (tmp, Path(str(tmp) + ".wal")):

@@ -30,8 +30,9 @@ def client_series(con: duckdb.DuckDBPyConnection, client_id: str) -> list[Sessio
 
 
 def refresh_client_history(con: duckdb.DuckDBPyConnection, client_id: str, *, run_id: str,
-                           options: DroppedTopicOptions = DroppedTopicOptions()) -> int:
+                           options: DroppedTopicOptions | None = None) -> int:
     """Rewrite the history indicators of every session of ``client_id``; returns the sessions updated."""
+    options = options if options is not None else DroppedTopicOptions()
     series = client_series(con, client_id)
     ids = [s.session_id for s in series]
     con.execute(
