@@ -74,11 +74,11 @@ def _rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def pipeline_options(config: dict[str, Any]):  # -> PipelineOptions (imported lazily: torch)
-    """The :class:`~pipeline.runtime.PipelineOptions` of one configuration of :data:`CONFIGS`."""
-    from pipeline.runtime import PipelineOptions
+def pipeline_options(config: dict[str, Any], *, device: str = "cpu"):  # -> PipelineOptions (lazy: torch)
+    """The :class:`~pipeline.runtime.PipelineOptions` of one configuration of :data:`CONFIGS` on ``device``."""
+    from pipeline.runtime import PipelineOptions, options_for_device
 
-    opts = PipelineOptions()
+    opts = options_for_device(device, PipelineOptions())
     opts = dataclasses.replace(opts, overlap_stages=config["overlap"],
                                transcribe=dataclasses.replace(opts.transcribe, backend=config["backend"]))
     if config.get("segmentation_step") is not None:
@@ -90,7 +90,8 @@ def pipeline_options(config: dict[str, Any]):  # -> PipelineOptions (imported la
     return opts
 
 
-def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, work_dir: Path) -> dict[str, Any]:
+def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, work_dir: Path,
+               device: str = "cpu") -> dict[str, Any]:
     """Run every stage of one session once, in this process, and score it against the truth.
 
     Parameters
@@ -101,6 +102,8 @@ def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, wo
         One value of :data:`CONFIGS`.
     work_dir : Path
         Where the DuckDB file and the reports go.
+    device : str
+        ``cpu``, ``cuda`` or ``cuda:N`` (:func:`pipeline.runtime.options_for_device`).
 
     Returns
     -------
@@ -135,7 +138,7 @@ def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, wo
     from pipeline.synthetic import read_truth
     t = mark("import_s", t)
 
-    opts = pipeline_options(config)
+    opts = pipeline_options(config, device=device)
     t0 = t
     transcriber, diarizer, nlp = get_transcriber(opts.transcribe), get_diarizer(opts.diarize), get_nlp()
     t = mark("load_models_s", t)
@@ -217,13 +220,14 @@ def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, wo
     }
 
 
-def run_in_subprocess(audio: Path, truth: Path, config_name: str, *, timeout_s: float | None) -> dict[str, Any]:
+def run_in_subprocess(audio: Path, truth: Path, config_name: str, *, timeout_s: float | None,
+                      device: str = "cpu") -> dict[str, Any]:
     """Run :func:`run_stages` in a fresh interpreter; add its wall time and peak RSS as the OS saw them.
 
     A failure or timeout gives a row with ``error`` instead of the measurements.
     """
     cmd = [sys.executable, __file__, "--one", json.dumps({"audio": str(audio), "truth": str(truth),
-                                                           "config": config_name})]
+                                                           "config": config_name, "device": device})]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         load = os.getloadavg()[0]
@@ -348,13 +352,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="kill a run after this many minutes (the row gets an error)")
     ap.add_argument("--renders-dir", type=Path, default=RENDERS_DIR, help="render cache (default bench/.renders)")
     ap.add_argument("--render-only", action="store_true", help="only render (or find) the sessions")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu (default), cuda or cuda:N: the whole pipeline on that device (float16 on CUDA)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.one:  # the worker: one (length, config) in this fresh process
         job = json.loads(args.one)
         with tempfile.TemporaryDirectory(prefix="bench-long-") as tmp:
-            row = run_stages(Path(job["audio"]), Path(job["truth"]), CONFIGS[job["config"]], work_dir=Path(tmp))
+            row = run_stages(Path(job["audio"]), Path(job["truth"]), CONFIGS[job["config"]], work_dir=Path(tmp),
+                             device=job.get("device", "cpu"))
         print(json.dumps(row))
         return 0
 
@@ -372,13 +379,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.configs:
             print(f"run {minutes:g} min, {name} ...", file=sys.stderr, flush=True)
             row = {"minutes": minutes, **run_in_subprocess(
-                r.audio, r.truth, name, timeout_s=args.timeout_min * 60 if args.timeout_min else None),
+                r.audio, r.truth, name, timeout_s=args.timeout_min * 60 if args.timeout_min else None,
+                device=args.device),
                 "render_s": round(r.render_s, 1)}
             rows.append(row)
             done = row.get("error") or f"total {row['total_s']} s, peak {row['peak_rss_mb']} MB"
             print(f"  -> {done}", file=sys.stderr, flush=True)
-    doc = {"machine": machine_info(), "configs": {n: CONFIGS[n] for n in args.configs}, "runs": rows,
-           "ratios": ratios(rows)}
+    doc = {"machine": machine_info(), "device": args.device, "configs": {n: CONFIGS[n] for n in args.configs},
+           "runs": rows, "ratios": ratios(rows)}
     print(json.dumps(doc, indent=1))
     table = markdown(doc)
     if args.markdown:

@@ -78,3 +78,6 @@ def test_bench_long_naive_is_pyannote_and_whisper_defaults() -> None:
     assert naive.transcribe.piece_s is None  # the whole file in one call, as openai-whisper does
     assert (ours.transcribe.backend, ours.overlap_stages, ours.diarize.embedding_scope) == ("faster-whisper", True,
                                                                                            "file")
+    on_gpu = bench_long.pipeline_options(bench_long.CONFIGS["ours"], device="cuda:1")
+    assert (on_gpu.transcribe.device, on_gpu.transcribe.device_index, on_gpu.diarize.device) == ("cuda", 1, "cuda:1")
+    assert on_gpu.overlap_stages and ours.transcribe.device == "cpu"
