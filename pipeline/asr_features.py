@@ -11,6 +11,7 @@ of the mel matrix product (checked in the tests), and the transcript does not ch
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ __all__ = ["install_blockwise_features", "log_mel_blockwise"]
 BLOCK_FRAMES = 6_000  # 60 s of 10 ms frames per block
 
 
+@cache  # one class per process (it is built lazily: faster_whisper is imported only when needed)
 def _blockwise_class() -> type:
     from faster_whisper.feature_extractor import FeatureExtractor
 

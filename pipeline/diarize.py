@@ -37,7 +37,7 @@ with warnings.catch_warnings():
     from pyannote.audio.pipelines import SpeakerDiarization
     from pyannote.audio.telemetry import metrics as _telemetry
 
-__all__ = ["DiarizeOptions", "Diarizer", "load_diarizer", "diarization_error_rate", "Hook"]
+__all__ = ["DiarizeOptions", "Diarizer", "check_device", "load_diarizer", "diarization_error_rate", "Hook"]
 
 #: pyannote's progress callback: ``hook(step_name, artefact, *, file, total=None, completed=None)``.
 Hook = Callable[..., Any]
@@ -56,7 +56,8 @@ def _check_count(name: str, value: object, *, optional: bool) -> None:
         raise ConfigError(f"{name} must be an integer >= 1{' or None' if optional else ''}; got {value!r}")
 
 
-def _check_device(device: object) -> torch.device:
+def check_device(device: object) -> torch.device:
+    """``device`` parsed as a torch device of type ``cpu`` or ``cuda``; anything else is a ConfigError."""
     if not isinstance(device, str):
         raise ConfigError(f"device must be a string such as 'cpu' or 'cuda:0'; got {device!r}")
     try:
@@ -147,7 +148,7 @@ class DiarizeOptions:
             raise ConfigError(f"min_cluster_size must be <= 20 (pyannote's range); got {self.min_cluster_size!r}")
         _check_count("embedding_batch_size", self.embedding_batch_size, optional=False)
         _check_count("segmentation_batch_size", self.segmentation_batch_size, optional=False)
-        _check_device(self.device)
+        check_device(self.device)
 
 
 class _UnusedPLDA(PLDA):
@@ -362,7 +363,7 @@ def load_diarizer(
     """
     if not isinstance(options, DiarizeOptions):
         raise ConfigError(f"options must be DiarizeOptions; got {type(options).__name__}")
-    device = _check_device(options.device)
+    device = check_device(options.device)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"device={options.device!r} but CUDA is not available")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.audio import AudioOptions
-from pipeline.diarize import DiarizeOptions, Diarizer, load_diarizer
+from pipeline.diarize import DiarizeOptions, Diarizer, check_device, load_diarizer
 from pipeline.errors import ConfigError
 from pipeline.indicators import MARKERS_VERSION, IndicatorOptions
 from pipeline.transcribe import TranscribeOptions, Transcriber, load_transcriber
@@ -50,10 +50,10 @@ def options_for_device(device: str, base: PipelineOptions | None = None) -> Pipe
     from dataclasses import replace
 
     base = base or PipelineOptions()
-    kind, _, index = device.partition(":")
-    if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
+    parsed = check_device(device)
+    if parsed.type == "cpu" and parsed.index is not None:
         raise ConfigError(f"device={device!r} is not 'cpu', 'cuda' or 'cuda:N'")
-    return replace(base, transcribe=replace(base.transcribe, device=kind, device_index=int(index or 0)),
+    return replace(base, transcribe=replace(base.transcribe, device=parsed.type, device_index=parsed.index or 0),
                    diarize=replace(base.diarize, device=device))
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from models.ct2_whisper import alignment_heads_dump, alignment_heads_for, model_name_for
 from pipeline.asr_features import install_blockwise_features
+from pipeline.audio import frame_rms_dbfs
 from pipeline.errors import ConfigError, ModelError, ModelMissingError, StageError
 from pipeline.types import SAMPLE_RATE_HZ, Transcript, Word
 
@@ -226,17 +227,16 @@ def piece_bounds(samples: np.ndarray, *, piece_s: float, sample_rate_hz: int = S
     """
     n = int(samples.shape[0])
     piece, search = int(piece_s * sample_rate_hz), int(search_s * sample_rate_hz)
-    frame = max(1, int(frame_s * sample_rate_hz))
+    frame_ms = frame_s * 1000
+    frame = max(1, int(sample_rate_hz * frame_ms / 1000))  # as frame_rms_dbfs frames it
     if not search < piece:
         raise ConfigError(f"piece_s={piece_s!r} must be longer than search_s={search_s!r}")
     bounds: list[tuple[int, int]] = []
     start = 0
     while n - start > piece:
         lo = start + piece - search
-        window = samples[lo : start + piece]
-        frames = window[: (window.shape[0] // frame) * frame].reshape(-1, frame)
-        energy = np.einsum("ij,ij->i", frames, frames, dtype=np.float64)
-        cut = lo + int(np.argmin(energy)) * frame + frame // 2
+        level_dbfs = frame_rms_dbfs(samples[lo : start + piece], sample_rate_hz=sample_rate_hz, frame_ms=frame_ms)
+        cut = lo + int(np.argmin(level_dbfs)) * frame + frame // 2
         bounds.append((start, cut))
         start = cut
     if n > start:
