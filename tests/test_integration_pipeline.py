@@ -126,7 +126,7 @@ _OPEN = re.compile(r'open(?:at)?\(.*?"(/etc/(?:resolv\.conf|hosts|gai\.conf))"')
 
 
 def _remote_connects(strace_log: str) -> list[str]:
-    """Lines of an ``strace -e trace=connect,openat`` log that show a network call or a host-name lookup.
+    """Lines of an ``strace -e trace=connect,open,openat`` log that show a network call or a host-name lookup.
 
     Flagged: a connect to anything but loopback, any connect to port 53 (DNS), reading the resolver's files
     (``/etc/resolv.conf``, ``/etc/hosts``, ``/etc/gai.conf``: a host-name lookup without nscd), and a
