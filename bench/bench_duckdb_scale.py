@@ -2,7 +2,7 @@
 
 A temporary database gets the project's schema (:func:`pipeline.storage.db.connect` migrates it) and is
 filled in SQL with synthetic rows: clients with 5 to 30 weekly sessions each, the 80 indicators the
-pipeline writes per session (names, roles and units taken from :func:`pipeline.indicators.measure_session`
+pipeline writes per session (names, roles and units taken from :func:`pipeline.analysis.indicators.measure_session`
 on a tiny dialogue), ``--markers-per-session`` marker events, consent (90 % research scope) and, for a
 share of sessions, SRS and ORS totals (plus one client-level ORS "pre" per client). ``words`` and ``turns``
 stay empty: no view reads them. Values are random; the row counts are exact.
@@ -10,14 +10,14 @@ stay empty: no view reads them. Values are random; the row counts are exact.
 Then each query is timed (median of ``--repeats`` after one warm-up): the views of
 ``pipeline/storage/migrations/*.sql`` materialised whole (``CREATE TEMP TABLE AS``, so no transfer to
 Python is counted), the README's example queries, per-session and per-client look-ups, a per-client
-trajectory in SQL, the comparison (:func:`pipeline.compare.run_comparison`, and its loading steps), the
-researcher sandbox (:func:`pipeline.research_access.research_database`, behind ``alliance query`` and
+trajectory in SQL, the comparison (:func:`pipeline.research.compare.run_comparison`, and its loading steps), the
+researcher sandbox (:func:`pipeline.research.access.research_database`, behind ``alliance query`` and
 researcher exports) and ``alliance export``'s default views as Parquet. Queries over ``--target-s``
 (default 1 s) are flagged.
 
 Prints JSON to stdout and a Markdown table to stderr (or ``--markdown FILE``)::
 
-    .venv/bin/python bench/bench_duckdb_scale.py --sessions 100000 --markdown bench/results/duckdb_100k.md
+    .venv/bin/python -m bench.bench_duckdb_scale --sessions 100000 --markdown bench/results/duckdb_100k.md
 """
 
 from __future__ import annotations
@@ -38,15 +38,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from bench.bench_long import machine_info
+from pipeline.storage import db, encryption
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
-for _p in (ROOT, BENCH):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-from bench_long import machine_info  # noqa: E402
-
-from pipeline.storage import db, encryption  # noqa: E402
 
 RUN_ID = "run-bench-scale"
 IMPORT_ID = "import-bench-scale"
@@ -79,12 +75,12 @@ class Query:
 def indicator_catalogue() -> pd.DataFrame:
     """Every indicator the pipeline writes for one session: columns ``name``, ``speaker_role``, ``unit``.
 
-    Computed by :func:`pipeline.indicators.measure_session` on a four-turn dialogue (no models needed), so
+    Computed by :func:`pipeline.analysis.indicators.measure_session` on a four-turn dialogue (no models needed), so
     it follows the markers version in use. Also returns the marker kinds seen, in ``attrs["marker_kinds"]``.
     """
-    from pipeline.attribute import assign_words, build_turns
-    from pipeline.indicators import measure_session
-    from pipeline.roles import assign_roles
+    from pipeline.analysis.attribute import assign_words, build_turns
+    from pipeline.analysis.indicators import measure_session
+    from pipeline.analysis.roles import assign_roles
     from pipeline.types import Diarization, SpeakerTurn, Word
 
     lines = [("SPEAKER_01", "How have you been since we last met? What would you like to focus on today?", 0.5, 5.0),
@@ -140,8 +136,8 @@ def fill_database(con: duckdb.DuckDBPyConnection, n_sessions: int, *, seed: int 
         Row count of every table filled.
     """
     from pipeline import PIPELINE_VERSION
-    from pipeline.indicators import MARKERS_VERSION
-    from pipeline.self_report.instruments import BUILTIN
+    from pipeline.analysis.indicators import MARKERS_VERSION
+    from pipeline.research.self_report.instruments import BUILTIN
 
     plan = client_plan(n_sessions, seed=seed)
     cat = indicator_catalogue()
@@ -235,8 +231,8 @@ def _middle_client(con: duckdb.DuckDBPyConnection) -> str:
 
 def queries(con: duckdb.DuckDBPyConnection, *, out_dir: Path) -> list[Query]:
     """The timed items, in order (the comparison runs before the queries that read its tables)."""
-    from pipeline.cli_research import DEFAULT_EXPORTS
-    from pipeline.export import export
+    from pipeline.cli.research import DEFAULT_EXPORTS
+    from pipeline.research.export import export
 
     client = _middle_client(con)
     session = con.execute("SELECT min(session_id) FROM research_sessions WHERE client_id = ?", [client]).fetchone()[0]
@@ -277,11 +273,11 @@ def queries(con: duckdb.DuckDBPyConnection, *, out_dir: Path) -> list[Query]:
 
 
 def compare_queries(client: str) -> list[Query]:
-    """The steps of :func:`pipeline.compare.run_comparison`, the whole run, and queries of its tables.
+    """The steps of :func:`pipeline.research.compare.run_comparison`, the whole run, and queries of its tables.
 
     The steps one by one, then the whole run, then the README and per-client queries of the tables it writes.
     """
-    from pipeline import compare
+    from pipeline.research import compare
 
     state: dict[str, pd.DataFrame] = {}
 
@@ -343,7 +339,7 @@ def fill_trajectories_sql(con: duckdb.DuckDBPyConnection) -> int:
 
 def _research_rows(con: duckdb.DuckDBPyConnection) -> int:
     """Build the researcher's pseudonymised in-memory copy; return its total row count."""
-    from pipeline.research_access import RELATIONS, research_database
+    from pipeline.research.access import RELATIONS, research_database
 
     box = research_database(con, key=STUDY_KEY)
     try:
@@ -379,9 +375,9 @@ def run_query(con: duckdb.DuckDBPyConnection, q: Query) -> int | None:
         return len(out)
     if isinstance(out, int):
         return out
-    if hasattr(out, "rows"):  # pipeline.export.ExportedFile
+    if hasattr(out, "rows"):  # pipeline.research.export.ExportedFile
         return int(out.rows)
-    if hasattr(out, "results"):  # pipeline.compare.Comparison: rows of the correlation table
+    if hasattr(out, "results"):  # pipeline.research.compare.Comparison: rows of the correlation table
         return len(out.results)
     return None
 

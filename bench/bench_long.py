@@ -24,10 +24,10 @@ Only Whisper base is in ``models/manifest.toml``, so no model-size variants are 
 
 Examples::
 
-    .venv/bin/python bench/bench_long.py --minutes 1 --configs ours            # smoke test, ~1 min
-    .venv/bin/python bench/bench_long.py --minutes 10 60 90 --configs ours ours-sequential \
+    .venv/bin/python -m bench.bench_long --minutes 1 --configs ours            # smoke test, ~1 min
+    .venv/bin/python -m bench.bench_long --minutes 10 60 90 --configs ours ours-sequential \
         --markdown bench/results/long.md > bench/results/long.json
-    .venv/bin/python bench/bench_long.py --minutes 10 --configs naive ours-seg0.1 ours-seg0.5
+    .venv/bin/python -m bench.bench_long --minutes 10 --configs naive ours-seg0.1 ours-seg0.5
 """
 
 from __future__ import annotations
@@ -47,13 +47,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.render_long import RENDERS_DIR, LongSpec, render_long
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
-for p in (ROOT, BENCH):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from render_long import RENDERS_DIR, LongSpec, render_long  # noqa: E402
 
 #: name -> ASR backend, overlap ASR and diarization, diarization segmentation step (None = ours),
 #: embedding scope (None = ours, "file")
@@ -75,8 +72,8 @@ def _rss_mb() -> int:
 
 
 def pipeline_options(config: dict[str, Any], *, device: str = "cpu"):  # -> PipelineOptions (lazy: torch)
-    """The :class:`~pipeline.runtime.PipelineOptions` of one configuration of :data:`CONFIGS` on ``device``."""
-    from pipeline.runtime import PipelineOptions, options_for_device
+    """The :class:`~pipeline.engine.runtime.PipelineOptions` of one configuration of :data:`CONFIGS` on ``device``."""
+    from pipeline.engine.runtime import PipelineOptions, options_for_device
 
     opts = options_for_device(device, PipelineOptions())
     opts = dataclasses.replace(opts, overlap_stages=config["overlap"],
@@ -103,7 +100,7 @@ def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, wo
     work_dir : Path
         Where the DuckDB file and the reports go.
     device : str
-        ``cpu``, ``cuda`` or ``cuda:N`` (:func:`pipeline.runtime.options_for_device`).
+        ``cpu``, ``cuda`` or ``cuda:N`` (:func:`pipeline.engine.runtime.options_for_device`).
 
     Returns
     -------
@@ -127,15 +124,21 @@ def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, wo
     from bench_session import score_against_truth
 
     import pipeline  # noqa: F401
+    from evaluation.synthetic import read_truth
     from pipeline import PIPELINE_VERSION
-    from pipeline.audio import load_audio
-    from pipeline.consent import parse_consent
+    from pipeline.analysis.session import SessionMeta, analyse
+    from pipeline.audio.decode import load_audio
+    from pipeline.engine.runtime import (
+        DIARIZATION_MODEL_NAME,
+        get_diarizer,
+        get_nlp,
+        get_transcriber,
+        models_description,
+    )
+    from pipeline.privacy.consent import parse_consent
     from pipeline.report import write_html_report
-    from pipeline.runtime import DIARIZATION_MODEL_NAME, get_diarizer, get_nlp, get_transcriber, models_description
-    from pipeline.session import SessionMeta, analyse
+    from pipeline.report.summary import load_summary, render_markdown
     from pipeline.storage import db
-    from pipeline.summary import load_summary, render_markdown
-    from pipeline.synthetic import read_truth
     t = mark("import_s", t)
 
     opts = pipeline_options(config, device=device)
@@ -226,12 +229,12 @@ def run_in_subprocess(audio: Path, truth: Path, config_name: str, *, timeout_s: 
 
     A failure or timeout gives a row with ``error`` instead of the measurements.
     """
-    cmd = [sys.executable, __file__, "--one", json.dumps({"audio": str(audio), "truth": str(truth),
+    cmd = [sys.executable, "-m", "bench.bench_long", "--one", json.dumps({"audio": str(audio), "truth": str(truth),
                                                            "config": config_name, "device": device})]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         load = os.getloadavg()[0]
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT)
         timer = threading.Timer(timeout_s, proc.kill) if timeout_s else None
         if timer:
             timer.start()

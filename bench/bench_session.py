@@ -4,7 +4,7 @@ Prints JSON (one object per configuration) and a Markdown table. Each configurat
 process so that peak memory is its own. Defaults: the demo session, both ASR backends, with the
 diarization default, stages overlapped and sequential.
 
-    .venv/bin/python bench/bench_session.py [--audio sample_audio/demo_session.flac] [--quick]
+    .venv/bin/python -m bench.bench_session [--audio sample_audio/demo_session.flac] [--quick]
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 if TYPE_CHECKING:
-    from pipeline.session import SessionAnalysis
-    from pipeline.synthetic import SessionTruth
+    from evaluation.synthetic import SessionTruth
+    from pipeline.analysis.session import SessionAnalysis
     from pipeline.types import Diarization
 
 CONFIGS = [
@@ -70,8 +69,7 @@ def score_against_truth(truth: SessionTruth, result: SessionAnalysis, diarizatio
         ``long_silence_recall`` (truth silences of 2 s or more with a ``long_silence`` marker starting
         within 0.25 s), ``long_silences_found``, ``long_silences_true``.
     """
-    from pipeline.metrics import word_error_rate
-    from pipeline.rttm import diarization_error_rate
+    from evaluation.metrics import diarization_error_rate, word_error_rate
 
     ref = " ".join(u.text for u in truth.utterances)
     hyp = " ".join(w.text for w in result.words)
@@ -107,13 +105,13 @@ def run_one(audio: Path, truth_path: Path, backend: str, overlap: bool) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     import pipeline  # noqa: F401
-    from pipeline.audio import load_audio
-    from pipeline.consent import parse_consent
-    from pipeline.diarize import DiarizeOptions
-    from pipeline.runtime import get_diarizer, get_transcriber
-    from pipeline.session import SessionMeta, analyse
-    from pipeline.synthetic import read_truth
-    from pipeline.transcribe import TranscribeOptions
+    from evaluation.synthetic import read_truth
+    from pipeline.analysis.session import SessionMeta, analyse
+    from pipeline.asr.transcribe import TranscribeOptions
+    from pipeline.audio.decode import load_audio
+    from pipeline.diarization.diarize import DiarizeOptions
+    from pipeline.engine.runtime import get_diarizer, get_transcriber
+    from pipeline.privacy.consent import parse_consent
 
     truth = read_truth(truth_path)
     times: dict[str, float] = {}
@@ -175,8 +173,9 @@ def main() -> int:
         return 0
     rows = []
     for cfg in CONFIGS[:1] if args.quick else CONFIGS:
-        out = subprocess.run([sys.executable, __file__, "--audio", str(args.audio), "--truth", str(truth),
-                              "--one", json.dumps(cfg)], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-m", "bench.bench_session", "--audio", str(args.audio),
+                              "--truth", str(truth),
+                              "--one", json.dumps(cfg)], capture_output=True, text=True, check=True, cwd=ROOT)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -1,8 +1,8 @@
-r"""Precision and recall of :mod:`pipeline.deid` on the hand-labelled AnnoMI utterances.
+r"""Precision and recall of :mod:`pipeline.privacy.deid` on the hand-labelled AnnoMI utterances.
 
-Usage: ``.venv/bin/python bench/deid_precision_recall.py [--errors]``. Reads
+Usage: ``.venv/bin/python -m bench.deid_precision_recall [--errors]``. Reads
 ``tests/data/deid_labelled.jsonl`` (see ``deid_labelled.README.md`` beside it) and runs
-:func:`pipeline.deid.deidentify_many` with the spaCy NER pipeline and without it (patterns and name
+:func:`pipeline.privacy.deid.deidentify_many` with the spaCy NER pipeline and without it (patterns and name
 cues only; no known names: the set has no per-client name lists). Prints JSON, then a Markdown table.
 
 Measures, per split (``dev``: the transcripts the rules were iterated on; ``heldout``: never looked at
@@ -27,7 +27,6 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 DATA = ROOT / "tests" / "data" / "deid_labelled.jsonl"
 SPLITS = ("dev", "heldout", "all")
 
@@ -98,7 +97,7 @@ def errors(rows: list[dict], preds: list[list[tuple[int, int, str]]]) -> dict:
 
 
 def evaluate(rows: list[dict], nlp, *, with_errors: bool = False) -> dict:  # noqa: ANN001
-    from pipeline.deid import deidentify_many
+    from pipeline.privacy.deid import deidentify_many
 
     reds = deidentify_many([r["text"] for r in rows], nlp=nlp)
     preds = [[(s.start, s.end, s.label) for s in red.spans] for red in reds]
@@ -134,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = load_rows()
     results: dict = {}
     try:
-        from pipeline.deid import get_ner_nlp
+        from pipeline.privacy.deid import get_ner_nlp
 
         nlp = get_ner_nlp()
     except Exception as e:  # noqa: BLE001 - report and measure the pattern-only mode

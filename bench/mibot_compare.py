@@ -3,8 +3,9 @@
 MIBot (../shared/data/mibot, CC BY-SA 4.0): 106 typed conversations between smokers and a GPT-4o
 motivational-interviewing chatbot, with per-participant readiness rulers (before, after, a week later)
 and the 10-item CARE empathy scale. Each conversation goes through the product's text-only path
-(:func:`pipeline.text_only.measure_transcript` with the spaCy model of :func:`pipeline.runtime.get_nlp`; one
-client per participant, the bot is the "therapist", each run of messages by one speaker is one utterance,
+(:func:`pipeline.analysis.text_only.measure_transcript` with the spaCy model of
+:func:`pipeline.engine.runtime.get_nlp`; one client per participant, the bot is the "therapist", each run
+of messages by one speaker is one utterance,
 times are synthetic so the time-based indicators are left out); its words, turns, speaker turns, markers and
 indicators are stored with the columns ``alliance process`` writes. The self-report goes to a long CSV, and
 then the *product's* commands run on it:
@@ -12,7 +13,7 @@ then the *product's* commands run on it:
     alliance import-self-report SELF_REPORT.csv --instrument-config bench/mibot_instruments.toml --db DB
     alliance compare --level between --indicator ... --db DB
 
-    .venv/bin/python bench/mibot_compare.py [--db /tmp/mibot.duckdb] [--work-dir /tmp/mibot]
+    .venv/bin/python -m bench.mibot_compare [--db /tmp/mibot.duckdb] [--work-dir /tmp/mibot]
 
 Exits 0 with a message when ../shared is absent.
 """
@@ -29,7 +30,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 MIBOT = ROOT.parent / "shared" / "data" / "mibot"
 INSTRUMENTS = ROOT / "bench" / "mibot_instruments.toml"
 ROLE = {"counsellor": "therapist", "client": "client"}
@@ -51,7 +51,7 @@ def session_id(participant: str) -> str:
 
 def read_mibot(doc: dict) -> tuple:
     """A MIBot transcript as text-only utterances: one per run of messages by the same speaker (a volley)."""
-    from pipeline.text_only import utterances_from_rows
+    from pipeline.analysis.text_only import utterances_from_rows
 
     rows: list[dict[str, str]] = []
     for u in doc["utterances"]:
@@ -100,7 +100,7 @@ def session_frames(ts, run_id: str) -> dict:
 def load_transcripts(con, folder: Path, *, run_id: str, nlp=None) -> int:
     """Measure every transcript with the text-only path and store it; return the number of sessions.
 
-    Each conversation goes through :func:`pipeline.text_only.measure_transcript` (synthetic times, so the
+    Each conversation goes through :func:`pipeline.analysis.text_only.measure_transcript` (synthetic times, so the
     time-based indicators are left out). A session needs a :class:`SessionAnalysis` for
     ``db.write_session`` (audio hash, ASR transcript, consent record), which a typed chat does not have,
     so the rows are written here with the same columns, one transaction for the whole dataset.
@@ -108,9 +108,9 @@ def load_transcripts(con, folder: Path, *, run_id: str, nlp=None) -> int:
     import pandas as pd
 
     from pipeline import PIPELINE_VERSION
-    from pipeline.indicators import MARKERS_VERSION
+    from pipeline.analysis.indicators import MARKERS_VERSION
+    from pipeline.analysis.text_only import measure_transcript
     from pipeline.storage.db import SESSION_TABLES, insert_frame, transaction
-    from pipeline.text_only import measure_transcript
 
     sessions: list[dict] = []
     frames: dict[str, list] = {}
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (MIBOT / "data.csv").is_file():
         print(f"{MIBOT} not available (../shared is for development only): nothing to do")
         return 0
-    from pipeline import cli
+    from pipeline.cli import main as cli
     from pipeline.storage import db
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="mibot-"))
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     con = db.connect(db_path)
     run_id = db.new_run_id()
     db.start_run(con, run_id=run_id, pipeline_version="bench", models={}, command="bench/mibot_compare.py")
-    from pipeline.runtime import get_nlp
+    from pipeline.engine.runtime import get_nlp
 
     n = load_transcripts(con, MIBOT / "transcripts", run_id=run_id, nlp=get_nlp())
     db.finish_run(con, run_id=run_id, status="finished")

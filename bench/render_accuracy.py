@@ -1,12 +1,12 @@
 """Accuracy of the markers on rendered sessions with exact truth (real AnnoMI dialogue, flite voices).
 
-K sessions (default 6) are rendered with :mod:`pipeline.synthetic` from different AnnoMI transcripts (high- and
+K sessions (default 6) are rendered with :mod:`evaluation.synthetic` from different AnnoMI transcripts (high- and
 low-quality MI), each with its own pair of flite voices built from real speakers, jittered gaps around
 ``gap_s``, a few medium gaps just under the 2 s threshold (distractors) and several inserted long silences
 (2.25 to 6 s, about half of them right after a therapist's question). Renders are cached under
 ``bench/.renders/accuracy-*`` (keyed by every render parameter, the CSV and the flite version).
 
-The real pipeline then runs on each (default :class:`pipeline.runtime.PipelineOptions`, models loaded once) and
+The real pipeline then runs on each (default :class:`pipeline.engine.runtime.PipelineOptions`, models loaded once) and
 the markers are scored against the truth, per session and pooled:
 
 - long silences (>= ``min_silence_s``, 2 s): precision, recall and F1, where a detected silence matches a true
@@ -22,7 +22,7 @@ the markers are scored against the truth, per session and pooled:
 
 Targets are printed with pass/fail; nothing here is tuned to meet them. Prints JSON, then a Markdown table::
 
-    .venv/bin/python bench/render_accuracy.py [--sessions 4] [--max-utterances 36] [--markdown FILE]
+    .venv/bin/python -m bench.render_accuracy [--sessions 4] [--max-utterances 36] [--markdown FILE]
 
 Exits 0 with a message when ``../shared`` (the AnnoMI CSV) or the ``flite`` binary is absent.
 """
@@ -48,22 +48,13 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = Path(__file__).resolve().parent
-for _p in (ROOT, BENCH):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-from bench_session import score_against_truth, truth_role_lookup  # noqa: E402
-from render_long import RENDERS_DIR, _dedupe, _flite_version  # noqa: E402
-
-from pipeline.lexicons import normalise_token  # noqa: E402
-from pipeline.markers.silences import floor_transfers, speaking_time_s  # noqa: E402
-from pipeline.markers.we_language import find_we_tokens  # noqa: E402
-from pipeline.metrics import normalise_text  # noqa: E402
-from pipeline.synthetic import (  # noqa: E402
+from bench.bench_session import score_against_truth, truth_role_lookup
+from bench.render_long import RENDERS_DIR, _dedupe
+from evaluation.metrics import normalise_text
+from evaluation.synthetic import (
     Script,
     SessionTruth,
+    flite_version,
     read_annomi_rows,
     read_truth,
     render_session,
@@ -72,7 +63,13 @@ from pipeline.synthetic import (  # noqa: E402
     write_rttm,
     write_truth,
 )
-from pipeline.types import ROLES, AttributedWord  # noqa: E402
+from pipeline.lexicons import normalise_token
+from pipeline.markers.silences import floor_transfers, speaking_time_s
+from pipeline.markers.we_language import find_we_tokens
+from pipeline.types import ROLES, AttributedWord
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
 
 SHARED = ROOT.parent / "shared"
 ANNOMI_CSV = SHARED / "data" / "annomi" / "AnnoMI-full.csv"
@@ -212,7 +209,7 @@ class Rendered:
 def render(spec: RenderSpec, *, csv_path: Path = ANNOMI_CSV, out_dir: Path = RENDERS_DIR,
            force: bool = False) -> Rendered:
     """Render (or reuse) one session: ``accuracy-<tid>-<key>.{flac,truth.json,rttm,render.json}``."""
-    flite = _flite_version()
+    flite = flite_version()
     key = spec.key(csv_path, flite)
     out_dir.mkdir(parents=True, exist_ok=True)
     audio = out_dir / f"accuracy-{spec.transcript_id}-{key}.flac"
@@ -374,10 +371,10 @@ def run_pipeline(rendered: Sequence[Rendered], options: Any = None, *, log: bool
     """Analyse each rendered session with the real models (loaded once); returns the analyses and timings."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pipeline.audio import load_audio
-    from pipeline.consent import parse_consent
-    from pipeline.runtime import DIARIZATION_MODEL_NAME, PipelineOptions, get_diarizer, get_nlp, get_transcriber
-    from pipeline.session import SessionMeta, analyse
+    from pipeline.analysis.session import SessionMeta, analyse
+    from pipeline.audio.decode import load_audio
+    from pipeline.engine.runtime import DIARIZATION_MODEL_NAME, PipelineOptions, get_diarizer, get_nlp, get_transcriber
+    from pipeline.privacy.consent import parse_consent
 
     options = options or PipelineOptions()
     t0 = time.perf_counter()
@@ -620,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "long_silences": sum(s.duration_s >= 2 for s in t.silences)}))
         return 0
 
-    from pipeline.runtime import PipelineOptions
+    from pipeline.engine.runtime import PipelineOptions
 
     options = PipelineOptions()
     min_sil = options.indicators.silences.min_silence_s

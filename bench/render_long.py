@@ -2,10 +2,10 @@
 
 Whole AnnoMI counselling transcripts are spoken one after another (therapist and client voices kept
 throughout) until the target length is reached: audio (FLAC, 16 kHz, 16-bit), truth JSON and RTTM, as
-:mod:`pipeline.synthetic` writes them. Gaps between lines are drawn around ``gap_s``; every
+:mod:`evaluation.synthetic` writes them. Gaps between lines are drawn around ``gap_s``; every
 ``long_silence_every``-th line of a transcript is preceded by ``long_silence_s`` of silence.
 
-Rendering is done in pieces of a few dozen lines (:func:`pipeline.synthetic.render_session` holds a whole
+Rendering is done in pieces of a few dozen lines (:func:`evaluation.synthetic.render_session` holds a whole
 script in memory as float64, about 2 GB for 90 minutes) and streamed into one file; the utterances of
 each piece are shifted by the piece's sample offset, so the truth stays exact to the sample. The last
 piece is cut after the last utterance that ends (plus a 0.5 s tail) within the target length.
@@ -13,7 +13,7 @@ piece is cut after the last utterance that ends (plus a 0.5 s tail) within the t
 Renders are cached under ``bench/.renders/`` keyed by every parameter (and the flite version), so a
 re-run reuses them::
 
-    .venv/bin/python bench/render_long.py --minutes 1 10 60 90
+    .venv/bin/python -m bench.render_long --minutes 1 10 60 90
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,14 +32,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from pipeline.synthetic import (  # noqa: E402
+from evaluation.synthetic import (
     Script,
     SessionTruth,
     TruthUtterance,
+    flite_version,
     read_annomi_rows,
     read_truth,
     render_session,
@@ -51,12 +46,14 @@ from pipeline.synthetic import (  # noqa: E402
     write_rttm,
     write_truth,
 )
-from pipeline.types import SAMPLE_RATE_HZ  # noqa: E402
+from pipeline.types import SAMPLE_RATE_HZ
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: Bump when the rendering recipe changes, so cached renders are not reused.
 RENDER_VERSION = 1
 RENDERS_DIR = ROOT / "bench" / ".renders"
-ANNOMI_CSV = Path("/work/shared/data/annomi/AnnoMI-simple.csv")
+ANNOMI_CSV = ROOT.parent / "shared" / "data" / "annomi" / "AnnoMI-simple.csv"
 TAIL_S = 0.5
 
 
@@ -121,14 +118,6 @@ def transcript_ids(csv_path: Path, quality: str = "high") -> list[str]:
     return sorted(ids, key=int)
 
 
-def _flite_version() -> str:
-    binary = shutil.which("flite")
-    if binary is None:
-        return "none"
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout
-    return out.strip().splitlines()[-1].strip() if out.strip() else "flite"
-
-
 def _dedupe(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     """One row per utterance (``AnnoMI-full.csv`` repeats utterances once per annotator)."""
     seen: set[str] = set()
@@ -171,12 +160,12 @@ def render_long(spec: LongSpec, *, csv_path: Path = ANNOMI_CSV, out_dir: Path = 
 
     Raises
     ------
-    pipeline.synthetic.SynthesizerError
+    evaluation.synthetic.SynthesizerError
         flite is missing or fails.
     ValueError
         The AnnoMI transcripts of this quality are too short for the target length.
     """
-    flite = _flite_version()
+    flite = flite_version()
     key = spec.key(csv_path, flite)
     out_dir.mkdir(parents=True, exist_ok=True)
     audio = out_dir / f"long-{spec.minutes:g}min-{key}.flac"

@@ -1,6 +1,6 @@
 """Precision and recall of the collaborative-"we" rule on the hand-labelled AnnoMI utterances.
 
-Usage: ``.venv/bin/python bench/we_precision_recall.py``. Reads ``tests/data/collaborative_we.jsonl``
+Usage: ``.venv/bin/python -m bench.we_precision_recall``. Reads ``tests/data/collaborative_we.jsonl``
 (see the README beside it); an utterance is predicted collaborative when the rule marks any of its
 first-person-plural tokens collaborative. Prints JSON per split (``dev``: the 100 utterances the rule
 was written against; ``heldout``: 40 labelled after it was frozen) and for all, plus the misses.
@@ -9,11 +9,9 @@ was written against; ``heldout``: 40 labelled after it was frozen) and for all, 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 DATA = ROOT / "tests" / "data" / "collaborative_we.jsonl"
 
 

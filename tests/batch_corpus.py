@@ -29,7 +29,7 @@ class Expected:
 
 
 def _demo() -> tuple[np.ndarray, list[tuple[float, float, str]]]:
-    from pipeline.synthetic import read_truth
+    from evaluation.synthetic import read_truth
 
     samples, rate = sf.read(SAMPLE_AUDIO / "demo_session.flac", dtype="float32")
     assert rate == RATE

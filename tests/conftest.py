@@ -152,7 +152,7 @@ def prefect_server(tmp_path: Path):
 @pytest.fixture
 def fakes(monkeypatch, dialogue):
     """The session flow's model loaders replaced by fakes returning the ``dialogue`` fixture."""
-    import flows.session_flow as sf_mod
+    import pipeline.engine.sequence as sf_mod
 
     words, turns = dialogue
     t, d = FakeTranscriber(words), FakeDiarizer(turns)
@@ -176,8 +176,8 @@ def analysis(dialogue):
     """A SessionAnalysis of the ``dialogue`` fixture (session s1, client c1, therapist t1, research scope)."""
     import datetime as dt
 
-    from pipeline.consent import parse_consent
-    from pipeline.session import SessionMeta, analyse
+    from pipeline.analysis.session import SessionMeta, analyse
+    from pipeline.privacy.consent import parse_consent
     from pipeline.types import Audio, Diarization, Transcript
 
     words, turns = dialogue

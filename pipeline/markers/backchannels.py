@@ -61,7 +61,7 @@ class ConversationalTurn:
         return " ".join(u.text for u in self.utterances)
 
     @property
-    def role(self):  # noqa: ANN201 - Role | None
+    def role(self):  # Role | None
         return self.utterances[0].role
 
 

@@ -1,7 +1,7 @@
 """Utterances, sentences and questions: the text units the text-level markers work on.
 
 An *utterance* is a maximal run of consecutive words by one speaker (the same unit as
-:func:`pipeline.attribute.build_turns`, but keeping the words and the role). A *conversational turn*
+:func:`pipeline.analysis.attribute.build_turns`, but keeping the words and the role). A *conversational turn*
 is what is left after backchannels are removed and neighbouring utterances of the same speaker are
 merged (see :mod:`pipeline.markers.backchannels`).
 

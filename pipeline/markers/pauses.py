@@ -30,7 +30,7 @@ are approximate; Bain et al. (2023, WhisperX) describe Whisper's timestamp inacc
 forced alignment, which this pipeline does not do. A word can be stretched over neighbouring silence,
 which shortens the gap, so counts near 0.25 s are conservative. Whisper also often leaves out fillers
 ("um", "uh"): a filled pause then shows as a gap and is counted as a pause. The times arrive tidied
-(:func:`pipeline.transcribe.tidy_words`: monotonic, millisecond precision).
+(:func:`pipeline.asr.transcribe.tidy_words`: monotonic, millisecond precision).
 Treat the figures as approximate and compare them within one pipeline version, not across ASR backends.
 
 Indicators per role

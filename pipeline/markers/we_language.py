@@ -21,10 +21,3 @@ def find_we_tokens(words: Sequence[AttributedWord]) -> tuple[AttributedWord, ...
     """The words that are first-person-plural tokens, in order."""
     lex = we_lexicon()
     return tuple(w for w in words if normalise_token(w.text) in lex)
-
-
-def we_rate_per_100_words(words: Sequence[AttributedWord]) -> float | None:
-    """"We" tokens per 100 words (None for no words)."""
-    if not words:
-        return None
-    return 100.0 * len(find_we_tokens(words)) / len(words)

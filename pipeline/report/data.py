@@ -14,9 +14,6 @@ import duckdb
 
 from pipeline.storage.db import require_session
 
-#: Table another part of the pipeline may add; the report uses it only when it exists.
-SELF_REPORT_TABLE = "self_report_scores"
-
 
 @dataclass(frozen=True, order=True)
 class TurnRow:
@@ -86,12 +83,13 @@ class SelfReportScore:
 
 @dataclass(frozen=True)
 class SelfReport:
-    """Self-report scores of the client: ``available`` is False when the database has no such table.
+    """Self-report scores of the client's sessions up to this one.
 
-    ``note`` explains a table that exists but cannot be read (an unexpected layout).
+    ``available`` and ``note`` are what the renderer reads: the migrations always create the self-report
+    tables, so ``available`` is True and ``note`` None.
     """
 
-    available: bool
+    available: bool = True
     scores: tuple[SelfReportScore, ...] = ()
     note: str | None = None
 
@@ -185,86 +183,21 @@ def load_history(con: duckdb.DuckDBPyConnection, session_id: str) -> tuple[Histo
     return tuple(HistoryPoint(sid, rec, proc, sid == session_id, values[sid]) for sid, rec, proc in rows)
 
 
-def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, ...]:
-    """Column names of a table or view in the current schema (empty when it does not exist)."""
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema()"
-        " AND table_catalog = current_database() ORDER BY ordinal_position",
-        [table],
-    ).fetchall()
-    return tuple(r[0] for r in rows)
-
-
-def _pick(columns: tuple[str, ...], *candidates: str) -> str | None:
-    lower = {c.lower(): c for c in columns}
-    return next((lower[c] for c in candidates if c in lower), None)
-
-
-def _self_report_source(con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, str | None]] | str:
-    """A FROM clause and column names that give session_id, instrument, scale, score and timepoint.
-
-    Returns a message (str) when the tables exist in a layout this module cannot read.
-    """
-    scores = table_columns(con, SELF_REPORT_TABLE)
-    long_view = table_columns(con, "self_report_scores_long")
-    admin = table_columns(con, "self_report_administrations")
-    if all(c in long_view for c in ("session_id", "instrument", "scale", "value")):
-        # the self-report import's view: scores joined to administrations (session, date, timepoint)
-        return "self_report_scores_long t", {"session_id": "session_id", "instrument": "instrument",
-                                             "scale": "scale", "score": "value",
-                                             "timepoint": "timepoint" if "timepoint" in long_view else None}
-    cols = {
-        "session_id": _pick(scores, "session_id"),
-        "instrument": _pick(scores, "instrument", "measure", "instrument_id"),
-        "score": _pick(scores, "total", "score", "value", "total_score"),
-        "scale": _pick(scores, "scale", "subscale", "level", "score_type"),
-        "timepoint": _pick(scores, "timepoint"),
-    }
-    if cols["instrument"] and cols["score"] and cols["session_id"]:
-        return f"{SELF_REPORT_TABLE} t", cols
-    if cols["instrument"] and cols["score"] and "administration_id" in scores and "session_id" in admin:
-        timepoint = ", a.timepoint AS timepoint_" if "timepoint" in admin else ""
-        from_sql = (f"(SELECT s.*, a.session_id AS session_id_{timepoint} FROM {SELF_REPORT_TABLE} s "
-                    "JOIN self_report_administrations a USING (administration_id)) t")
-        return from_sql, {**cols, "session_id": "session_id_", "timepoint": "timepoint_" if timepoint else None}
-    return f"the table {SELF_REPORT_TABLE} has columns {', '.join(scores)}, which this report cannot read"
-
-
 def load_self_report(con: duckdb.DuckDBPyConnection, session_id: str) -> SelfReport:
-    """The client's self-report scores up to this session, when a ``self_report_scores`` table exists.
+    """The client's self-report scores up to this session (``self_report_scores_long``, from the migrations).
 
-    Self-report tables are optional (added by the self-report import) and found through
-    ``information_schema``: the ``self_report_scores_long`` view when present, else ``self_report_scores``
-    itself (with a ``session_id``, or joined to ``self_report_administrations``). Scores not linked to a
-    session and item-level rows are left out. A layout the report cannot read gives a :class:`SelfReport`
-    with a ``note`` instead of an error, so a report is always written.
+    Scores not linked to one of these sessions are left out.
     """
-    if not table_columns(con, SELF_REPORT_TABLE):
-        return SelfReport(available=False)
-    source = _self_report_source(con)
-    if isinstance(source, str):
-        return SelfReport(available=True, note=source)
-    from_sql, c = source
     sessions = sorted(h.session_id for h in load_history(con, session_id))
-
-    def col(key: str) -> str:
-        return f'CAST(t."{c[key]}" AS VARCHAR)' if c.get(key) else "NULL"
-
-    # identifiers come from information_schema (quoted); values are parameters
-    sql = (f'SELECT {col("session_id")}, {col("instrument")}, {col("scale")}, {col("timepoint")}, '
-           f'CAST(t."{c["score"]}" AS DOUBLE) FROM {from_sql} '
-           f'WHERE t."{c["session_id"]}" IN (SELECT unnest(?)) AND t."{c["score"]}" IS NOT NULL')
-    try:
-        rows = con.execute(sql, [sessions]).fetchall()
-    except duckdb.Error as e:
-        return SelfReport(available=True, note=f"the self-report tables could not be read: {e}")
-    scores = tuple(
-        SelfReportScore(sid, inst, scale, float(score), timepoint)
-        for sid, inst, scale, timepoint, score in rows
-        if not (scale or "").lower().startswith("item")
-    )
-    return SelfReport(available=True, scores=tuple(sorted(scores, key=lambda x: (x.instrument, x.scale or "",
-                                                                                 x.timepoint or "", x.session_id))))
+    rows = con.execute(
+        "SELECT session_id, instrument, scale, timepoint, value FROM self_report_scores_long "
+        "WHERE session_id IN (SELECT unnest(?)) AND value IS NOT NULL",
+        [sessions],
+    ).fetchall()
+    scores = tuple(SelfReportScore(sid, inst, scale, float(value), timepoint)
+                   for sid, inst, scale, timepoint, value in rows)
+    return SelfReport(scores=tuple(sorted(scores, key=lambda x: (x.instrument, x.scale or "", x.timepoint or "",
+                                                                 x.session_id))))
 
 
 def load_report_data(con: duckdb.DuckDBPyConnection, session_id: str) -> ReportData:

@@ -31,7 +31,7 @@ from pipeline.report.derive import (
     silences,
     timeline_bin_s,
 )
-from pipeline.summary import clock
+from pipeline.report.summary import clock
 
 #: Okabe-Ito colours.
 THERAPIST = "#0072B2"  # blue

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.report.render import _environment
-from pipeline.summary import DISCLAIMER, report_stem
+from pipeline.report.summary import DISCLAIMER, report_stem
 
 _QUERY = """
 SELECT s.session_id, s.client_id, s.recorded_on, s.duration_s, s.role_confidence, s.processed_at,
@@ -47,7 +47,7 @@ def write_therapist_indexes(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                 "low_confidence": conf is None or conf < 0.5,
                 "report": report if (reports_dir / report).is_file() else None,
             })
-        path = reports_dir / f"index-{report_stem(therapist)}.html"
+        path = reports_dir / f"{report_stem(therapist, kind='index')}.html"
         html = template.render(therapist_id=therapist, sessions=rows, disclaimer=DISCLAIMER,
                                written_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
         tmp = path.with_suffix(".html.partial")

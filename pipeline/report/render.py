@@ -20,7 +20,7 @@ from pipeline import PIPELINE_VERSION
 from pipeline.errors import AllianceError
 from pipeline.report import derive, figures
 from pipeline.report.data import ReportData, load_report_data
-from pipeline.summary import DISCLAIMER, INDICATOR_ROWS, clock, format_value
+from pipeline.report.summary import DISCLAIMER, INDICATOR_ROWS, clock, format_value
 
 #: Below this role confidence the report warns prominently (as the Markdown summary does).
 LOW_ROLE_CONFIDENCE = 0.5
@@ -297,7 +297,7 @@ def write_report(con: duckdb.DuckDBPyConnection, session_id: str, out_path: Path
     if fmt_name == "html":
         return write_html_report(con, session_id, out)
     if fmt_name == "md":
-        from pipeline.summary import load_summary, render_markdown
+        from pipeline.report.summary import load_summary, render_markdown
 
         text = render_markdown(load_summary(con, session_id))
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,15 +16,20 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from pipeline.analysis.session import SessionAnalysis
 from pipeline.errors import SessionNotFoundError, StorageError
-from pipeline.session import SessionAnalysis
 from pipeline.storage import audit, encryption
-from pipeline.storage.history import refresh_client_history
+from pipeline.storage.client_history import refresh_client_history
 from pipeline.storage.migrate import migrate
 
 #: Tables holding rows derived from a session (deleted and rewritten together).
 SESSION_TABLES = ("words", "turns", "turns_deidentified", "speaker_turns", "markers", "indicators", "session_lemmas",
                   "consents", "sessions")
+
+
+#: Every connection: no extension is ever installed or loaded behind the caller's back (a foreign file
+#: would otherwise make DuckDB fetch one over the network).
+SAFE_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 def new_run_id() -> str:
@@ -64,7 +69,7 @@ def connect(path: Path | str, *, read_only: bool = False, create: bool = True,
         if key is not None:
             con = encryption.open_encrypted(path, key=key, read_only=read_only)
         else:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config=SAFE_CONFIG)
     except (duckdb.Error, OSError) as e:
         if "encrypted" in str(e).lower():
             raise StorageError(
@@ -74,6 +79,20 @@ def connect(path: Path | str, *, read_only: bool = False, create: bool = True,
     if not read_only:
         migrate(con)
     return con
+
+
+@contextmanager
+def open(path: Path | str, *, read_only: bool = False, create: bool = True,  # noqa: A001 - db.open reads well
+         key: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The one way to open the database: ``with db.open(path) as con:`` (closed on leaving the block).
+
+    Arguments as :func:`connect` (read-only opens, creation, encryption key); writers are migrated.
+    """
+    con = connect(path, read_only=read_only, create=create, key=key)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 @contextmanager
@@ -278,7 +297,7 @@ def write_session(con: duckdb.DuckDBPyConnection, analysis: SessionAnalysis, *, 
 
 
 def _markers_version() -> str:
-    from pipeline.indicators import MARKERS_VERSION
+    from pipeline.analysis.indicators import MARKERS_VERSION
 
     return MARKERS_VERSION
 

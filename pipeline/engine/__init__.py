@@ -1,0 +1,1 @@
+"""Running sessions: model loading, the one stage sequence, end states and batch inputs."""

@@ -1,0 +1,217 @@
+"""Batch inputs: a manifest (CSV or YAML) or a folder of recordings with consent sidecars.
+
+Manifest columns (CSV header or YAML list of mappings):
+
+=================  ========  ==========================================================================
+column             required  meaning
+=================  ========  ==========================================================================
+``audio``          yes       path of the recording, relative to the manifest's folder
+``session_id``     yes       the session's identifier
+``client_id``      yes       pseudonymous client id
+``therapist_id``   yes       pseudonymous therapist id
+``recorded_on``    no        ISO date of the session
+``consent_scope``  no        ``clinical`` or ``research``; with ``consented_on``, the manifest row *is*
+                             the consent record. Without them, the recording's sidecar is read.
+``consented_on``   no        ISO date consent was given
+``consented_by``   no        who consented, separated by ``;``
+``therapist_speaker`` no     role override: ``first``, ``second`` or a diarization label
+``num_speakers``   no        speakers for diarization (default 2)
+``known_names``    no        names to redact from de-identified text, separated by ``;`` (never stored)
+=================  ========  ==========================================================================
+
+Every path must resolve inside the allowed folder (the manifest's folder unless given): a manifest cannot
+make the pipeline read files elsewhere. Rows with problems become *failed* items with the reason; the
+rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.analysis.session import SessionMeta
+from pipeline.errors import AllianceError
+
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aac", ".mp4"})
+_MAX_MANIFEST_BYTES = 10 * 1024 * 1024
+_MAX_FIELD_CHARS = 1_000
+_REQUIRED = ("audio", "session_id", "client_id", "therapist_id")
+
+
+class ManifestError(AllianceError):
+    """The manifest (or one of its rows) is invalid; the message names the row and the value."""
+
+    code = "manifest"
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One recording to process, or the reason it cannot be (``problem``)."""
+
+    source: str
+    audio_path: Path | None
+    meta: SessionMeta | None
+    consent: dict[str, Any] | None
+    problem: str | None = None
+
+    @property
+    def handle(self) -> str:
+        """An opaque name for this recording in Prefect's records (no id, name or path enters them)."""
+        return hashlib.sha256(f"{self.source}\x00{self.meta.session_id if self.meta else ''}".encode()).hexdigest()[:12]
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _clean(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _item_from_row(index: int, row: dict[str, Any], *, base: Path, allowed_root: Path) -> BatchItem:
+    label = f"row {index}"
+    try:
+        fields = {str(k).strip(): _clean(v) for k, v in row.items() if k is not None}
+        too_long = [k for k, v in fields.items() if v is not None and len(v) > _MAX_FIELD_CHARS]
+        if too_long:
+            raise ManifestError(f"{label}: field {too_long[0]!r} is longer than {_MAX_FIELD_CHARS} characters")
+        missing = [k for k in _REQUIRED if not fields.get(k)]
+        if missing:
+            raise ManifestError(f"{label}: missing {', '.join(missing)}")
+        label = f"row {index} ({fields['audio']})"
+        audio = (base / fields["audio"]).resolve() if not Path(fields["audio"]).is_absolute() \
+            else Path(fields["audio"]).resolve()
+        if not _inside(audio, allowed_root):
+            raise ManifestError(f"{label}: path {fields['audio']!r} is outside the allowed folder {allowed_root}")
+        recorded_on = None
+        if fields.get("recorded_on"):
+            try:
+                recorded_on = dt.date.fromisoformat(fields["recorded_on"])
+            except ValueError as e:
+                raise ManifestError(f"{label}: recorded_on {fields['recorded_on']!r} is not an ISO date") from e
+        num_speakers = 2
+        if fields.get("num_speakers"):
+            if not fields["num_speakers"].isdigit() or not 1 <= int(fields["num_speakers"]) <= 10:
+                raise ManifestError(f"{label}: num_speakers {fields['num_speakers']!r} is not a number from 1 to 10")
+            num_speakers = int(fields["num_speakers"])
+        consent = None
+        if fields.get("consent_scope") or fields.get("consented_on"):
+            consent = {
+                "session_id": fields["session_id"],
+                "client_id": fields["client_id"],
+                "scope": fields.get("consent_scope"),
+                "consented_on": fields.get("consented_on"),
+                "consented_by": [p.strip() for p in (fields.get("consented_by") or "").split(";") if p.strip()],
+                "withdrawn_on": fields.get("withdrawn_on"),
+            }
+        known = tuple(n.strip() for n in (fields.get("known_names") or "").split(";") if n.strip())
+        meta = SessionMeta(fields["session_id"], fields["client_id"], fields["therapist_id"], recorded_on,
+                           role_override=fields.get("therapist_speaker"), num_speakers=num_speakers,
+                           known_names=known)
+        return BatchItem(label, audio, meta, consent)
+    except ManifestError as e:
+        return BatchItem(label, None, None, None, problem=str(e))
+
+
+def read_manifest(path: Path, *, allowed_root: Path | None = None) -> list[BatchItem]:
+    """Parse a CSV or YAML manifest into batch items (invalid rows become items with a ``problem``).
+
+    Raises
+    ------
+    ManifestError
+        The file itself cannot be read (too large, wrong encoding, not a table).
+    """
+    path = Path(path)
+    root = Path(allowed_root) if allowed_root else path.parent
+    if path.stat().st_size > _MAX_MANIFEST_BYTES:
+        raise ManifestError(f"manifest {path.name} is larger than {_MAX_MANIFEST_BYTES} bytes")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"manifest {path.name} is not UTF-8 text ({e})") from e
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            rows = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ManifestError(f"manifest {path.name} is not valid YAML ({e})") from e
+        if isinstance(rows, dict) and "recordings" in rows:
+            rows = rows["recordings"]
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ManifestError(f"manifest {path.name}: expected a list of mappings (or `recordings:` list)")
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or "audio" not in [f.strip() for f in reader.fieldnames]:
+            raise ManifestError(f"manifest {path.name}: the CSV header must include {', '.join(_REQUIRED)}")
+        rows = list(reader)
+    items = [_item_from_row(i + 1, row, base=path.parent, allowed_root=root) for i, row in enumerate(rows)]
+    return mark_duplicates(items)
+
+
+def scan_folder(folder: Path) -> list[BatchItem]:
+    """Every audio file in ``folder`` (recursively, sorted); metadata comes from its consent sidecar.
+
+    A recording without a readable sidecar still becomes an item (it will be *refused* for consent);
+    the sidecar must also give ``therapist_id`` for folder mode.
+    """
+    folder = Path(folder)
+    items: list[BatchItem] = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES):
+        label = str(path.relative_to(folder))
+        sidecar = path.with_name(path.name + ".consent.json")
+        raw: dict[str, Any] = {}
+        if sidecar.is_file():
+            try:
+                loaded = json.loads(sidecar.read_text(encoding="utf-8"))
+                raw = loaded if isinstance(loaded, dict) else {}
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raw = {}
+        row = {"audio": label, "session_id": raw.get("session_id") or path.stem,
+               "client_id": raw.get("client_id") or "unknown", "therapist_id": raw.get("therapist_id") or "unknown",
+               "recorded_on": raw.get("recorded_on"), "therapist_speaker": raw.get("therapist_speaker"),
+               "num_speakers": raw.get("num_speakers"),
+               "known_names": ";".join(map(str, raw["known_names"])) if isinstance(raw.get("known_names"), list)
+               else raw.get("known_names")}
+        item = _item_from_row(len(items) + 1, row, base=folder, allowed_root=folder)
+        items.append(BatchItem(label, item.audio_path, item.meta, None, item.problem))
+    return mark_duplicates(items)
+
+
+def mark_duplicates(items: list[BatchItem]) -> list[BatchItem]:
+    """Give every repeat of a session id after the first a ``problem``."""
+    seen: dict[str, str] = {}
+    out = []
+    for item in items:
+        if item.meta is not None and item.problem is None:
+            sid = item.meta.session_id
+            if sid in seen:
+                item = BatchItem(item.source, item.audio_path, item.meta, item.consent,
+                                 problem=f"duplicate session id {sid!r} (also {seen[sid]})")
+            else:
+                seen[sid] = item.source
+        out.append(item)
+    return out
+
+
+def load_batch(source: Path, *, allowed_root: Path | None = None) -> list[BatchItem]:
+    """Items from a folder (scanned) or a manifest file (CSV/YAML)."""
+    source = Path(source)
+    if source.is_dir():
+        return scan_folder(source)
+    if not source.is_file():
+        raise ManifestError(f"{source}: no such folder or manifest")
+    return read_manifest(source, allowed_root=allowed_root)

@@ -1,0 +1,176 @@
+"""The clinician's per-session process summary, rendered from the database as Markdown."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import duckdb
+
+from pipeline.storage.db import require_session
+
+DISCLAIMER = (
+    "These indicators are process signals for reflection and supervision. They are not diagnoses, "
+    "not clinical judgements and not a measure of the quality of the therapy; automatic transcription "
+    "and speaker separation make errors. Read them alongside the recording and the client's own view."
+)
+
+#: (indicator name, label, how to format the value): the indicator table of every summary and report.
+INDICATOR_ROWS = (
+    ("talk_time_share", "Talk-time share", "pct"),
+    ("speaking_time", "Speaking time", "mmss"),
+    ("word_count", "Words", "int"),
+    ("speech_rate", "Speech rate (words per minute of own speaking time)", "f1"),
+    ("we_count", '"We"-language tokens', "int"),
+    ("we_rate", '"We"-language per 100 words', "f2"),
+    ("long_silence_count", "Silences of 2 s or more (count)", "int"),
+    ("long_silence_total", "Silences of 2 s or more (total)", "s1"),
+    ("mean_switching_gap", "Mean switching gap (response latency)", "s2"),
+    ("pause_rate", "In-turn pauses of 0.25-2 s (per minute of own speech)", "f1"),
+    ("pitch_median", "Median pitch (Hz)", "f0"),
+    ("energy_median", "Median loudness (dBFS)", "f1"),
+    ("new_material_share", "Client content words new to this client's sessions", "pct"),
+)
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    session: dict
+    indicators: dict[tuple[str, str | None], float | None]
+    silences: tuple[tuple[float, float, str | None, dict], ...]
+
+
+def report_stem(session_id: str, *, kind: str = "session") -> str:
+    """The file-name stem of a session's summary and report (or, ``kind="index"``, a therapist's index page).
+
+    Opaque and unique per exact id: ``session-`` and the first 16 hex digits of the id's SHA-256. No id
+    enters a file name (ids may be names), two ids never share a file (``X 1`` and ``X/1`` differ), and the
+    paths written are recorded in ``report_files``, so erasure deletes exactly a session's own files.
+    """
+    return f"{kind}-{hashlib.sha256(session_id.encode('utf-8')).hexdigest()[:16]}"
+
+
+def clock(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss`` from an hour) for a time in seconds."""
+    hours, rest = divmod(int(round(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_value(value: float | None, how: str) -> str:
+    """Format an indicator value for people (``n/a`` when missing).
+
+    ``how`` is a format code of :data:`INDICATOR_ROWS`: pct, mmss, int, f0, f1, f2, s1 or s2.
+    """
+    if value is None:
+        return "n/a"
+    if how == "pct":
+        return f"{100 * value:.0f} %"
+    if how == "mmss":
+        return clock(value)
+    if how in ("int", "f0"):
+        return f"{value:.0f}"
+    if how == "f1":
+        return f"{value:.1f}"
+    if how == "f2":
+        return f"{value:.2f}"
+    if how == "s1":
+        return f"{value:.1f} s"
+    return f"{value:.2f} s"
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+def load_summary(con: duckdb.DuckDBPyConnection, session_id: str) -> SessionSummary:
+    """Read what the summary shows (raises SessionNotFoundError for an unknown id)."""
+    session = require_session(con, session_id)
+    ind = {
+        (name, role): value
+        for name, role, value in con.execute(
+            "SELECT name, speaker_role, value FROM indicators WHERE session_id = ?", [session_id]
+        ).fetchall()
+    }
+    silences = tuple(
+        (s, e, role, json.loads(detail or "{}"))
+        for s, e, role, detail in con.execute(
+            "SELECT start_s, end_s, speaker_role, detail FROM markers WHERE session_id = ? AND kind = 'long_silence' "
+            "ORDER BY start_s",
+            [session_id],
+        ).fetchall()
+    )
+    return SessionSummary(session, ind, silences)
+
+
+def headline(summary: SessionSummary) -> list[str]:
+    """A few lines for the terminal."""
+    i = summary.indicators
+    return [
+        f"talk-time share: therapist {format_value(i.get(('talk_time_share', 'therapist')), 'pct')}, "
+        f"client {format_value(i.get(('talk_time_share', 'client')), 'pct')}",
+        f'"we" per 100 words: therapist {format_value(i.get(("we_rate", "therapist")), "f2")}, '
+        f'client {format_value(i.get(("we_rate", "client")), "f2")}',
+        f"silences >= 2 s: {format_value(i.get(('long_silence_count', None)), 'int')} "
+        f"({format_value(i.get(('long_silence_total', None)), 's1')} in all); "
+        f"mean switching gap {format_value(i.get(('mean_switching_gap', None)), 's2')}",
+    ]
+
+
+def render_markdown(summary: SessionSummary) -> str:
+    """The per-session summary as Markdown."""
+    s = summary.session
+    i = summary.indicators
+    lines = [
+        f"# Session process summary: {s['session_id']}",
+        "",
+        f"> {DISCLAIMER}",
+        "",
+        f"- Client: `{s['client_id']}`; therapist: `{s['therapist_id']}`; "
+        f"recorded on: {s['recorded_on'] or 'not given'}",
+        f"- Duration: {format_value(s['duration_s'], 'mmss')} "
+        f"(speech {format_value(i.get(('speech_time', None)), 'mmss')}); "
+        f"language: {s['language']}",
+        f"- Speech recognition: {s['asr_backend']} ({s['asr_model']}); pipeline {s['pipeline_version']}, "
+        f"run `{s['run_id']}`",
+        f"- Roles: {s['role_method']} (confidence {s['role_confidence']:.2f}); therapist = {s['therapist_label']}, "
+        f"client = {s['client_label']}",
+        "",
+    ]
+    if s["role_method"] == "rule" and (s["role_confidence"] or 0) < 0.5:
+        lines += [
+            "**Caution: the therapist/client assignment is uncertain for this session.** Check it against the "
+            "recording; a supervisor can re-run with an explicit role override.",
+            "",
+        ]
+    lines += ["## Indicators", "", "| Indicator | Therapist | Client |", "|---|---:|---:|"]
+    for name, label, how in INDICATOR_ROWS:
+        therapist, client = (format_value(i.get((name, role)), how) for role in ("therapist", "client"))
+        lines.append(f"| {label} | {therapist} | {client} |")
+    lines += ["", "## Silences of 2 s or more", ""]
+    if not summary.silences:
+        lines.append("None in this session.")
+    else:
+        lines += ["| At | Length | Kind | Before | After |", "|---|---:|---|---|---|"]
+        for start, end, _role, detail in summary.silences:
+            kind = "switching gap" if detail.get("type") == "switch" else "pause"
+            lines.append(
+                f"| {_clock(start)} | {end - start:.1f} s | {kind} | {detail.get('before') or '?'} | "
+                f"{detail.get('after') or '?'} |"
+            )
+    lines += [
+        "",
+        "## What these mean",
+        "",
+        "- **Talk-time share**: each person's share of the time anyone is speaking.",
+        "- **Speech rate**: words per minute of the person's own speaking time.",
+        '- **"We"-language**: first-person-plural words (we, us, our, let\'s, ...) per 100 of the person\'s '
+        "words; it includes \"we\" about other people (e.g. a family), not only the two of you.",
+        "- **Silences of 2 s or more**: gaps when nobody speaks; a *switching gap* is followed by the other "
+        "person, a *pause* by the same person. Silences can be reflective as well as awkward.",
+        "- **Switching gap**: time from the end of one person's turn to the start of the other's (negative "
+        "values are overlaps).",
+        "",
+    ]
+    return "\n".join(lines)

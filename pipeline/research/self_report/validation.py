@@ -1,0 +1,418 @@
+"""Validate a self-report CSV row by row and score it: the import report (pure, nothing is stored).
+
+Two CSV layouts
+---------------
+*wide* (one line per administration; needs ``instrument=``): identity columns plus one column per item
+key of the instrument. *long* (one line per item value; recognised by ``item`` and ``value`` columns):
+identity columns plus ``instrument``, ``item``, ``value``.
+
+Identity columns: ``session_id`` and/or ``client_id``; ``date`` (or ``administered_on``, ISO
+``YYYY-MM-DD``), required when only ``client_id`` is given; optional ``timepoint`` (a free label such as
+``pre``/``post``). A client-and-date line is linked to that client's session recorded on that date,
+if there is one.
+
+Nothing is coerced: every rejected value or line is an :class:`ImportIssue` with its line number, field,
+value and a code. Valid values are kept even when others on the same administration are rejected; such an
+administration keeps its raw items but gets no score (status ``not_scored``), because a rejected value
+is not a missing one. Blank values and declared missing codes are missing and handled by the
+instrument's prorating rule (see :mod:`pipeline.research.self_report.instruments`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import SelfReportImportError
+from pipeline.research.self_report.instruments import Instrument, ScaleScore, item_score, score
+
+ID_COLUMNS = ("session_id", "client_id", "date", "administered_on", "timepoint")
+LONG_COLUMNS = ("instrument", "item", "value")
+
+
+@dataclass(frozen=True)
+class ImportIssue:
+    """One row-level problem. ``line`` counts the header as line 1."""
+
+    line: int
+    field: str
+    value: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class KnownSessions:
+    """What the database already holds that an import is checked against.
+
+    Attributes
+    ----------
+    sessions : mapping session_id -> (client_id, recorded_on or None)
+    existing : frozenset of administration keys already imported
+        ``(instrument, client_id, session_id, administered_on, timepoint)``.
+    existing_import : mapping key -> import_id that stored it
+    today : date
+        Dates after this are rejected.
+    """
+
+    sessions: Mapping[str, tuple[str, dt.date | None]]
+    existing: Mapping[tuple, str] = field(default_factory=dict)
+    today: dt.date = field(default_factory=dt.date.today)
+
+    @property
+    def clients(self) -> frozenset[str]:
+        return frozenset(c for c, _ in self.sessions.values())
+
+    def session_on(self, client_id: str, day: dt.date) -> str | None:
+        hits = sorted(s for s, (c, d) in self.sessions.items() if c == client_id and d == day)
+        return hits[0] if len(hits) == 1 else None
+
+
+@dataclass(frozen=True)
+class ItemValue:
+    line: int
+    instrument: str
+    item: str
+    raw: float | None          # None = blank
+    missing_code: bool
+
+
+@dataclass(frozen=True)
+class Administration:
+    """A validated administration: its identity, accepted item values and scores."""
+
+    key: tuple                  # (instrument, client_id, session_id, administered_on, timepoint)
+    instrument: str
+    client_id: str
+    session_id: str | None
+    administered_on: dt.date | None
+    timepoint: str | None
+    values: tuple[ItemValue, ...]
+    scores: tuple[ScaleScore, ...]
+    status: str                 # scored | partly_scored | not_scored
+    note: str
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import found and (unless a dry run) stored."""
+
+    source: str
+    file_format: str
+    instruments: tuple[str, ...]
+    lines_read: int
+    values_read: int
+    administrations: tuple[Administration, ...]
+    issues: tuple[ImportIssue, ...]
+    import_id: str | None = None
+
+    @property
+    def values_accepted(self) -> int:
+        return sum(len(a.values) for a in self.administrations)
+
+    @property
+    def values_rejected(self) -> int:
+        return self.values_read - self.values_accepted
+
+    def summary_lines(self, *, max_issues: int = 40) -> list[str]:
+        """Human-readable report: counts, then each issue (the first ``max_issues``)."""
+        adm = self.administrations
+        status = defaultdict(int)
+        for a in adm:
+            status[a.status] += 1
+        prorated = sum(1 for a in adm for s in a.scores if s.prorated)
+        coded = sum(1 for a in adm for v in a.values if v.missing_code)
+        blank = sum(1 for a in adm for v in a.values if v.raw is None)
+        unlinked = sum(1 for a in adm if a.session_id is None)
+        out = [
+            f"{self.source}: {self.file_format} format, instrument(s) {', '.join(self.instruments)}",
+            f"  lines read: {self.lines_read}; item values read: {self.values_read}, accepted: "
+            f"{self.values_accepted}, rejected: {self.values_rejected}",
+            f"  administrations: {len(adm)} (scored {status['scored']}, partly scored {status['partly_scored']}, "
+            f"not scored {status['not_scored']}); prorated scale scores: {prorated}; blank values: {blank}; "
+            f"values equal to a declared missing code: {coded}; not linked to a session: {unlinked}",
+        ]
+        by_code = defaultdict(int)
+        for i in self.issues:
+            by_code[i.code] += 1
+        if self.issues:
+            out.append("  problems: " + ", ".join(f"{k} {v}" for k, v in sorted(by_code.items())))
+            for i in self.issues[:max_issues]:
+                out.append(f"  line {i.line}: {i.field}={i.value!r}: {i.code}: {i.message}")
+            if len(self.issues) > max_issues:
+                out.append(f"  ... and {len(self.issues) - max_issues} more (all are in self_report_import_errors "
+                           "or the --report file)")
+        else:
+            out.append("  no problems found")
+        for a in adm:
+            if a.status != "scored":
+                out.append(f"  {a.instrument} client {a.client_id} session {a.session_id or '-'} "
+                           f"{a.timepoint or ''}: {a.status}: {a.note}")
+        return out
+
+
+def read_csv_text(text: str, *, source: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header and ``(line number, row)`` pairs, every cell a stripped string.
+
+    Raises
+    ------
+    SelfReportImportError
+        No header, repeated column names, or a line with more cells than the header.
+    """
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise SelfReportImportError(f"{source} is empty: expected a CSV header line") from None
+    if len(set(header)) != len(header) or "" in header:
+        raise SelfReportImportError(f"{source}: the header {header} has blank or repeated column names")
+    rows = []
+    for cells in reader:
+        line = reader.line_num
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) > len(header):
+            raise SelfReportImportError(f"{source} line {line}: {len(cells)} cells but the header has "
+                                        f"{len(header)} columns")
+        cells = cells + [""] * (len(header) - len(cells))
+        rows.append((line, {h: c.strip() for h, c in zip(header, cells, strict=True)}))
+    return header, rows
+
+
+def _parse_value(text: str) -> float | None:
+    """Float of a cell, None for blank; raises ValueError for anything else (nan, inf, words)."""
+    if text == "":
+        return None
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _identity(line: int, row: Mapping[str, str], known: KnownSessions,
+              issues: list[ImportIssue]) -> tuple[str, str | None, dt.date | None, str | None] | None:
+    """``(client_id, session_id, date, timepoint)`` of a line, or None (and issues) when unusable."""
+    sid = row.get("session_id", "") or None
+    cid = row.get("client_id", "") or None
+    date_text = row.get("date", "") or row.get("administered_on", "")
+    tp = row.get("timepoint", "") or None
+    day = None
+    bad = len(issues)
+    if date_text:
+        try:
+            day = dt.date.fromisoformat(date_text)
+            if len(date_text) != 10:
+                raise ValueError(date_text)
+        except ValueError:
+            issues.append(ImportIssue(line, "date", date_text, "bad_date", "not an ISO date (YYYY-MM-DD)"))
+        else:
+            if day > known.today:
+                issues.append(ImportIssue(line, "date", date_text, "bad_date", f"in the future (today is "
+                                          f"{known.today.isoformat()})"))
+                day = None
+    if sid is None and cid is None:
+        issues.append(ImportIssue(line, "session_id", "", "missing_id", "neither session_id nor client_id given"))
+    elif sid is not None:
+        if sid not in known.sessions:
+            issues.append(ImportIssue(line, "session_id", sid, "unknown_session", "no such session in the database"))
+        else:
+            owner, _ = known.sessions[sid]
+            if cid is not None and cid != owner:
+                issues.append(ImportIssue(line, "client_id", cid, "client_mismatch",
+                                          f"session {sid!r} belongs to client {owner!r}"))
+            cid = owner
+    else:
+        if cid not in known.clients:
+            issues.append(ImportIssue(line, "client_id", cid, "unknown_client", "no session of this client in the "
+                                      "database"))
+        if not date_text:
+            issues.append(ImportIssue(line, "date", "", "missing_date", "a client_id line needs a date (or give "
+                                      "session_id)"))
+        elif day is not None:
+            sid = known.session_on(cid, day)
+    if len(issues) > bad:
+        return None
+    return cid, sid, day, tp
+
+
+def validate_rows(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, str]]], *,
+                  instruments: Mapping[str, Instrument], instrument: str | None, known: KnownSessions,
+                  ignore_columns: Sequence[str] = (), source: str = "file") -> ImportReport:
+    """Check every line and value, group accepted values into administrations, and score them.
+
+    Parameters
+    ----------
+    header, rows
+        From :func:`read_csv_text`.
+    instruments : mapping key -> Instrument
+        The instruments lines may name (built-in plus custom).
+    instrument : str or None
+        The wide format's instrument (required for it); in the long format, if given, lines naming
+        another instrument are rejected.
+    known : KnownSessions
+    ignore_columns : sequence of str
+        Extra wide-format columns to skip (anything else unknown is a file-level error).
+
+    Returns
+    -------
+    ImportReport
+        ``import_id`` None (nothing stored yet).
+
+    Raises
+    ------
+    SelfReportImportError
+        File-level problems: the layout cannot be recognised, columns are missing or unknown.
+    """
+    cols = set(header)
+    is_long = {"item", "value"} <= cols
+    if not cols & {"session_id", "client_id"}:
+        raise SelfReportImportError(f"{source}: needs a session_id or client_id column; header is {list(header)}")
+    issues: list[ImportIssue] = []
+    values: list[tuple[tuple, ItemValue]] = []
+    rejected: dict[tuple, set[str]] = defaultdict(set)  # administration key -> items with a rejected value
+    n_values = 0
+    if is_long:
+        if "instrument" not in cols and instrument is None:
+            raise SelfReportImportError(f"{source}: long format needs an instrument column or --instrument")
+        extra = sorted(cols - set(ID_COLUMNS) - set(LONG_COLUMNS) - set(ignore_columns))
+        if extra:
+            raise SelfReportImportError(f"{source}: unknown columns {extra} (long format: {list(ID_COLUMNS)} + "
+                                        f"{list(LONG_COLUMNS)}); skip them with --ignore-column")
+        for line, row in rows:
+            n_values += 1
+            ident = _identity(line, row, known, issues)
+            inst_key = row.get("instrument", "") or instrument or ""
+            if instrument is not None and inst_key != instrument:
+                issues.append(ImportIssue(line, "instrument", inst_key, "unknown_instrument",
+                                          f"this import is for {instrument!r}"))
+                continue
+            inst = instruments.get(inst_key)
+            if inst is None:
+                issues.append(ImportIssue(line, "instrument", inst_key, "unknown_instrument",
+                                          f"known: {sorted(instruments)}"))
+                continue
+            item = row["item"]
+            if item not in inst.items:
+                issues.append(ImportIssue(line, "item", item, "unknown_item",
+                                          f"{inst.key} items are {list(inst.items)}"))
+                continue
+            iv = _check_value(line, inst, item, row["value"], issues)
+            if ident is not None:
+                key = (inst.key, *ident)
+                if iv is None:
+                    rejected[key].add(item)
+                else:
+                    values.append((key, iv))
+        used = tuple(sorted({k[0] for k, _ in values} | ({instrument} if instrument else set())))
+    else:
+        if instrument is None or instrument not in instruments:
+            raise SelfReportImportError(f"{source}: wide format (one column per item) needs --instrument; "
+                                        f"known: {sorted(instruments)}")
+        inst = instruments[instrument]
+        missing = [i for i in inst.items if i not in cols]
+        extra = sorted(cols - set(ID_COLUMNS) - set(inst.items) - set(ignore_columns))
+        if missing or extra:
+            raise SelfReportImportError(
+                f"{source}: wide format for {inst.key!r} needs one column per item {list(inst.items)}; "
+                f"missing {missing}, unknown {extra} (skip extra columns with --ignore-column)")
+        for line, row in rows:
+            n_values += len(inst.items)
+            ident = _identity(line, row, known, issues)
+            checked = [(item, _check_value(line, inst, item, row[item], issues)) for item in inst.items]
+            if ident is None:
+                continue
+            key = (inst.key, *ident)
+            values += [(key, iv) for _, iv in checked if iv is not None]
+            rejected[key] |= {item for item, iv in checked if iv is None}
+        used = (inst.key,)
+    administrations = _group(values, instruments, known, issues, rejected=rejected)
+    return ImportReport(source=source, file_format="long" if is_long else "wide", instruments=used,
+                        lines_read=len(rows), values_read=n_values, administrations=administrations,
+                        issues=tuple(sorted(issues, key=lambda i: (i.line, i.field))))
+
+
+def _check_value(line: int, inst: Instrument, item: str, text: str, issues: list[ImportIssue]) -> ItemValue | None:
+    try:
+        value = _parse_value(text)
+    except ValueError:
+        issues.append(ImportIssue(line, item, text, "not_a_number", f"{inst.key} item {item!r} needs a number "
+                                  f"from {inst.min_value:g} to {inst.max_value:g} (or blank)"))
+        return None
+    coded = value is not None and value in inst.missing_codes
+    if value is not None and not coded and not inst.min_value <= value <= inst.max_value:
+        codes = f" or a missing code {list(inst.missing_codes)}" if inst.missing_codes else ""
+        issues.append(ImportIssue(line, item, text, "out_of_range", f"{inst.key} items range from "
+                                  f"{inst.min_value:g} to {inst.max_value:g}{codes}"))
+        return None
+    return ItemValue(line, inst.key, item, value, coded)
+
+
+def _group(values: Sequence[tuple[tuple, ItemValue]], instruments: Mapping[str, Instrument], known: KnownSessions,
+           issues: list[ImportIssue], *, rejected: Mapping[tuple, set[str]]) -> tuple[Administration, ...]:
+    by_key: dict[tuple, list[ItemValue]] = defaultdict(list)
+    for key, iv in values:
+        by_key[key].append(iv)
+    out = []
+    for key, ivs in by_key.items():
+        inst_key, cid, sid, day, tp = key
+        where = f"{inst_key} client {cid!r} session {sid!r} date {day} timepoint {tp!r}"
+        if key in known.existing:
+            for iv in ivs:
+                issues.append(ImportIssue(iv.line, iv.item, _fmt(iv.raw), "already_imported",
+                                          f"{where} was stored by import {known.existing[key]}"))
+            continue
+        lines_by_item: dict[str, list[ItemValue]] = defaultdict(list)
+        for iv in ivs:
+            lines_by_item[iv.item].append(iv)
+        kept = []
+        bad = set(rejected.get(key, set()))
+        for item, group in lines_by_item.items():
+            if len(group) > 1:
+                lines = ", ".join(str(g.line) for g in group)
+                for g in group:
+                    issues.append(ImportIssue(g.line, item, _fmt(g.raw), "duplicate",
+                                              f"{where} item {item!r} is given on lines {lines}: none is used"))
+                bad.add(item)
+            else:
+                kept.append(group[0])
+        inst = instruments[inst_key]
+        if not kept:
+            continue
+        kept.sort(key=lambda v: inst.items.index(v.item))
+        answered = {v.item: v.raw for v in kept}
+        if bad:
+            status = "not_scored"
+            note = f"items {sorted(bad)} had rejected values (see the report): not scored"
+            scores: tuple[ScaleScore, ...] = tuple(
+                ScaleScore(sc.name, None, len(sc.items), _n_answered(inst, sc.items, answered), False, note)
+                for sc in inst.scales)
+        else:
+            scores = score(inst, answered)
+            n_ok = sum(1 for s in scores if s.value is not None)
+            status = "scored" if n_ok == len(scores) else "partly_scored" if n_ok else "not_scored"
+            note = "; ".join(f"{s.scale}: {s.note}" for s in scores if s.note)
+        out.append(Administration(key, inst_key, cid, sid, day, tp, tuple(kept), scores, status, note))
+    return tuple(out)
+
+
+def _n_answered(inst: Instrument, items: Sequence[str], answered: Mapping[str, float | None]) -> int:
+    return sum(1 for i in items if item_score(inst, i, answered.get(i)) is not None)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def write_report_csv(report: ImportReport, path: Path | str) -> None:
+    """Write the row-level problems to CSV (line, field, value, code, message)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["line", "field", "value", "code", "message"])
+        for i in report.issues:
+            w.writerow([i.line, i.field, i.value, i.code, i.message])

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from pipeline.errors import SessionNotFoundError, StorageError
+from pipeline.report.summary import DISCLAIMER, load_summary, render_markdown
+from pipeline.storage import db
+from pipeline.storage.migrate import available_migrations, migrate
+
+TABLES = ("sessions", "turns", "words", "markers", "indicators", "speaker_turns", "consents")
+
+
+def _counts(con) -> dict[str, int]:
+    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+def test_migrations_numbered_and_idempotent(tmp_path):
+    assert [v for v, _, _ in available_migrations()][0] == 1
+    con = db.connect(tmp_path / "a.duckdb")
+    assert migrate(con) == []  # already applied by connect
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert set(TABLES) | {"pipeline_runs", "run_items", "schema_migrations", "indicators_wide"} <= tables
+
+
+def test_newer_database_is_refused(tmp_path):
+    con = db.connect(tmp_path / "a.duckdb")
+    con.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from_the_future')")
+    with pytest.raises(StorageError, match="999"):
+        migrate(con)
+
+
+def test_write_twice_leaves_the_same_rows(tmp_path, analysis):
+    con = db.connect(tmp_path / "a.duckdb")
+    db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
+    first = _counts(con)
+    rows1 = con.execute("SELECT * EXCLUDE (run_id) FROM words ORDER BY word_index").fetchall()
+    db.write_session(con, analysis, run_id="r2", pipeline_version="0.1.0")
+    assert _counts(con) == first
+    assert con.execute("SELECT * EXCLUDE (run_id) FROM words ORDER BY word_index").fetchall() == rows1
+    assert first["sessions"] == 1 and first["words"] == len(analysis.words) and first["turns"] == 4
+    assert con.execute("SELECT DISTINCT run_id FROM indicators").fetchall() == [("r2",)]
+
+
+def test_failure_mid_session_writes_nothing(tmp_path, analysis, monkeypatch):
+    con = db.connect(tmp_path / "a.duckdb")
+    real = db.insert_frame
+
+    def failing(con_, table, frame):
+        if table == "markers":
+            raise duckdb.IOException("disk went away while writing markers")
+        real(con_, table, frame)
+
+    monkeypatch.setattr(db, "insert_frame", failing)
+    with pytest.raises(StorageError, match="rolled back"):
+        db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
+    assert set(_counts(con).values()) == {0}
+
+
+def test_failure_on_rewrite_keeps_the_old_rows(tmp_path, analysis, monkeypatch):
+    con = db.connect(tmp_path / "a.duckdb")
+    db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
+    before = _counts(con)
+    monkeypatch.setattr(db, "insert_frame", lambda *a: (_ for _ in ()).throw(duckdb.IOException("boom")))
+    with pytest.raises(StorageError):
+        db.write_session(con, analysis, run_id="r2", pipeline_version="0.1.0")
+    assert _counts(con) == before
+    assert con.execute("SELECT run_id FROM sessions").fetchone()[0] == "r1"
+
+
+def test_rows_queryable_with_plain_sql(tmp_path, analysis):
+    con = db.connect(tmp_path / "a.duckdb")
+    db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
+    share = con.execute("SELECT talk_time_share FROM indicators_wide WHERE speaker_role = 'therapist'").fetchone()[0]
+    assert 0 < share < 1
+    roles = con.execute("SELECT DISTINCT speaker_role FROM turns ORDER BY 1").fetchall()
+    assert roles == [("client",), ("therapist",)]
+
+
+def test_summary_renders_with_disclaimer(tmp_path, analysis):
+    con = db.connect(tmp_path / "a.duckdb")
+    db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
+    md = render_markdown(load_summary(con, "s1"))
+    assert DISCLAIMER in md and "| Talk-time share |" in md and "switching gap" in md
+    with pytest.raises(SessionNotFoundError, match="nope"):
+        load_summary(con, "nope")
+
+
+def test_read_only_missing_database_is_clear(tmp_path):
+    with pytest.raises(StorageError, match="does not exist"):
+        db.connect(tmp_path / "none.duckdb", read_only=True)
+
+
+def test_locked_database_is_a_storage_error(tmp_path):
+    path = tmp_path / "a.duckdb"
+    writer = db.connect(path)  # keep this writer open
+    import subprocess
+    import sys
+
+    code = ("import sys; from pipeline.storage import db\n"
+            "try:\n    db.connect(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert "StorageError" in out.stdout and "lock" in out.stdout.lower()
+    writer.close()
+
+
+def test_client_history_indicators_follow_the_clients_sessions(tmp_path, dialogue):
+    """new_material_share needs earlier sessions; erasing one recomputes the others."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from pipeline.analysis.session import SessionMeta, analyse
+    from pipeline.engine.runtime import get_nlp
+    from pipeline.privacy.consent import parse_consent
+    from pipeline.storage.erasure import withdraw
+    from pipeline.types import Audio, Diarization, Transcript
+
+    words, turns = dialogue
+    audio = Audio(np.zeros(16_000 * 22, dtype=np.float32), 16_000, "ab" * 32, "x.wav", "WAV", 16_000, 1)
+    consent = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research",
+                             "consented_on": "2026-01-01"}, source="test")
+    first = analyse(audio, Transcript(words, "en", 0.99, "fake", "fake-asr"),
+                    Diarization(turns, ("SPEAKER_00", "SPEAKER_01")), meta=SessionMeta("s1", "c1", "t1",
+                    dt.date(2026, 1, 2)), consent=consent, diarization_model="fake", nlp=get_nlp())
+    assert dict(first.measures.client_lemmas).get("fight|NOUN") == 1
+    second = replace(first, meta=replace(first.meta, session_id="s2", recorded_on=dt.date(2026, 1, 9)),
+                     audio_sha256="cd" * 32)
+    con = db.connect(tmp_path / "a.duckdb")
+
+    def share(sid):
+        return con.execute("SELECT value FROM indicators WHERE session_id = ? AND name = 'new_material_share'",
+                           [sid]).fetchone()[0]
+
+    db.write_session(con, second, run_id="r1", pipeline_version="0.1.0")  # written first, dated later
+    assert share("s2") is None  # no earlier session yet
+    db.write_session(con, first, run_id="r2", pipeline_version="0.1.0")
+    assert share("s1") is None and share("s2") == 0.0  # the same words again: nothing new
+    withdraw(con, session_id="s1", actor="t", run_id="r3", keep_audio=True)
+    assert share("s2") is None
+    con.close()
