@@ -19,6 +19,18 @@ class ConfigError(AllianceError):
     code = "config"
 
 
+class InvalidIdError(ConfigError):
+    """An identifier (session, client, therapist, ...) breaks the id rules of :mod:`pipeline.ids`."""
+
+    code = "invalid_id"
+
+
+class RunInterruptedError(AllianceError):
+    """The run was interrupted (SIGINT/SIGTERM) while this recording was being computed."""
+
+    code = "interrupted"
+
+
 class AudioError(AllianceError):
     """A recording cannot be used."""
 
@@ -47,10 +59,52 @@ class AudioSilentError(AudioError):
     code = "audio_silent"
 
 
+class AudioNotAFileError(AudioError):
+    """The path exists but is not a regular file (a directory, a FIFO, a device): never opened for reading."""
+
+    code = "audio_not_a_file"
+
+
+class AudioTruncatedError(AudioUnreadableError):
+    """The header declares more audio data than the file holds (cut short, or a header that lies)."""
+
+    code = "audio_truncated"
+
+
+class AudioSampleRateError(AudioUnreadableError):
+    """The declared sample rate is outside the plausible range (``pipeline.audio.decode`` bounds)."""
+
+    code = "audio_sample_rate"
+
+
+class AudioChannelsError(AudioUnreadableError):
+    """The declared channel count is outside the plausible range."""
+
+    code = "audio_channels"
+
+
+class AudioTooLongError(AudioError):
+    """The declared (or decoded) duration is longer than the maximum a session may have."""
+
+    code = "audio_too_long"
+
+
 class ConsentError(AllianceError):
     """No valid consent is recorded for a recording."""
 
     code = "no_consent"
+
+
+class ConsentInvalidError(ConsentError):
+    """A consent record exists but is invalid (a field is missing, malformed or implausible)."""
+
+    code = "consent_invalid"
+
+
+class ConsentWithdrawnError(ConsentError):
+    """The consent record says consent was withdrawn, or a withdrawal is registered for the recording."""
+
+    code = "consent_withdrawn"
 
 
 class ModelError(AllianceError):
@@ -77,6 +131,24 @@ class StageError(AllianceError):
         self.stage = stage
 
 
+class NoSpeechError(AllianceError):
+    """No speech was detected, or no recognised word lies in detected speech (plausibility gate)."""
+
+    code = "no_speech"
+
+    def __init__(self, message: str, *, code: str = "no_speech") -> None:
+        super().__init__(message)
+        self.code = code
+        self.stage = "analysis"
+
+
+class ImplausibleValueError(AllianceError):
+    """A computed value is impossible (e.g. a speech rate no human reaches): the session is not stored."""
+
+    code = "implausible_value"
+    stage = "analysis"
+
+
 class StorageError(AllianceError):
     """The database could not be opened, migrated or written."""
 
@@ -85,6 +157,12 @@ class StorageError(AllianceError):
 
 class SessionNotFoundError(StorageError):
     code = "session_not_found"
+
+
+class DatabaseLockedError(StorageError):
+    """Another process (a second run, a ``duckdb`` shell, a notebook) holds the database file's lock."""
+
+    code = "database_locked"
 
 
 class InstrumentConfigError(ConfigError):

@@ -83,6 +83,9 @@ class Transcript:
     language_probability: float
     backend: str
     model_name: str
+    #: Decoded segments, and how many were dropped as hallucinations (repetitive text; see pipeline.asr).
+    segments: int = 0
+    segments_dropped: int = 0
 
 
 @dataclass(frozen=True, order=True)

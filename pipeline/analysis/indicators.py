@@ -12,17 +12,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.markers.backchannels import conversational_turns, find_backchannels
 from pipeline.markers.client_history import DroppedTopicOptions, content_lemmas
 from pipeline.markers.dialogue import Language, build_utterances
 from pipeline.markers.pauses import PauseOptions, measure_pauses
 from pipeline.markers.prosody import ProsodyOptions, measure_prosody
 from pipeline.markers.silences import SilenceOptions, find_silences, floor_transfers, speaking_time_s
+from pipeline.markers.synchrony import SynchronyOptions
 from pipeline.markers.text_markers import TextMarkerOptions, measure_text_markers
 from pipeline.markers.we_language import find_we_tokens
 from pipeline.types import ROLES, AttributedWord, Diarization, Indicator, Marker, RoleAssignment
 
 #: Bump when a definition below changes: stored with every run so results stay comparable.
-MARKERS_VERSION = "1.2.0"
+MARKERS_VERSION = "1.3.0"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class IndicatorOptions:
     pauses: PauseOptions = PauseOptions()
     prosody: ProsodyOptions = ProsodyOptions()
     history: DroppedTopicOptions = DroppedTopicOptions()
+    synchrony: SynchronyOptions = SynchronyOptions()
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,9 @@ def measure_session(
         the caller. Without it the markers that need a parse (collaborative "we", topic shift) give None
         and no content lemmas are collected.
     samples : np.ndarray, optional
-        The recording, mono float32 at 16 kHz, shape (n,). With it per-speaker pitch and energy are
-        measured (:mod:`pipeline.markers.prosody`); without it (text-only) they are left out.
+        The recording, mono float32 at 16 kHz, shape (n,). With it per-speaker pitch and energy and the
+        turn-pair synchrony of pitch, energy and speech rate are measured (:mod:`pipeline.markers.prosody`,
+        :mod:`pipeline.markers.synchrony`); without it (text-only) they are left out.
 
     Returns
     -------
@@ -129,7 +133,11 @@ def measure_session(
     pause_markers, pause_ind = measure_pauses(words, diarization, roles, options=options.pauses)
     ind += pause_ind
     if samples is not None:
-        ind += measure_prosody(samples, diarization, roles, options=options.prosody)
+        utts = build_utterances(words, roles)
+        turns = conversational_turns(utts, find_backchannels(utts, diarization=diarization,
+                                                             options=options.text.backchannels))
+        ind += measure_prosody(samples, diarization, roles, options=options.prosody, turns=turns,
+                               synchrony=options.synchrony)
     lemmas: tuple[tuple[str, int], ...] = ()
     if nlp is not None:
         client_texts = [u.text for u in build_utterances(words, roles) if u.role == "client"]

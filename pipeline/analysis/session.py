@@ -10,6 +10,14 @@ from dataclasses import dataclass
 
 from pipeline.analysis.attribute import assign_words, build_turns
 from pipeline.analysis.indicators import IndicatorOptions, SessionMeasures, measure_session
+from pipeline.analysis.quality import (
+    QualityOptions,
+    SessionQuality,
+    check_plausible,
+    measure_quality,
+    require_speech,
+    words_in_speech,
+)
 from pipeline.analysis.roles import assign_roles
 from pipeline.markers.dialogue import Language
 from pipeline.privacy.consent import Consent
@@ -51,6 +59,8 @@ class SessionAnalysis:
     measures: SessionMeasures
     #: Each turn's text with direct identifiers replaced by typed placeholders (:mod:`pipeline.privacy.deid`).
     deidentified_turns: tuple[str, ...] = ()
+    #: Quality measures and flags (:mod:`pipeline.analysis.quality`); None only for hand-built analyses.
+    quality: SessionQuality | None = None
 
 
 def analyse(
@@ -64,17 +74,31 @@ def analyse(
     options: IndicatorOptions = IndicatorOptions(),
     nlp: Language | None = None,
     ner_nlp: Language | None = None,
+    quality: QualityOptions = QualityOptions(),  # noqa: B008 - frozen options
 ) -> SessionAnalysis:
-    """Attribute words, rebuild turns, decide roles, measure the session and de-identify its turns.
+    """Gate, attribute words, rebuild turns, decide roles, measure the session and de-identify its turns.
 
     ``nlp`` is an optional loaded spaCy pipeline for the markers that need a parse; ``ner_nlp`` one with
     NER for de-identification (without it only patterns, name cues and ``meta.known_names`` apply).
+
+    Raises
+    ------
+    NoSpeechError
+        No speech detected, or no recognised word inside detected speech (nothing may be stored).
+    ImplausibleValueError
+        An impossible value (a speaker with words but no speaking time, an impossible speech rate).
     """
-    words = assign_words(transcript.words, diarization)
+    require_speech(diarization, options=quality)
+    kept, dropped = words_in_speech(transcript.words, diarization=diarization, options=quality)
+    words = assign_words(kept, diarization)
     turns = build_turns(words)
     roles = assign_roles(turns, override=meta.role_override)
     measures = measure_session(words, diarization, roles, duration_s=audio.duration_s, options=options,
                                nlp=nlp, samples=audio.samples)
+    check_plausible(measures.indicators, options=quality)
+    session_quality = measure_quality(audio.samples, duration_s=audio.duration_s, transcript=transcript,
+                                      diarization=diarization, words=words, roles=roles, words_dropped=dropped,
+                                      options=quality)
     redactions = deidentify_many([t.text for t in turns], nlp=ner_nlp, known_names=meta.known_names)
     return SessionAnalysis(
         meta=meta,
@@ -92,4 +116,5 @@ def analyse(
         roles=roles,
         measures=measures,
         deidentified_turns=tuple(r.text for r in redactions),
+        quality=session_quality,
     )

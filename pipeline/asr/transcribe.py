@@ -63,7 +63,9 @@ class TranscribeOptions:
     ----------
     backend : {"faster-whisper", "openai-whisper"}
     language : str or None
-        Language code (``"en"``); None detects it from the first 30 s.
+        Language code. Default ``"en"``, the language the marker lexicons support, so a noisy first
+        minute cannot switch them off. None detects it: faster-whisper over up to four 30 s windows of
+        detected speech (its Silero VAD), openai-whisper from the first 30 s.
     beam_size : int
         1 is greedy decoding; larger values run a (still deterministic) beam search.
     compute_type : str
@@ -84,6 +86,11 @@ class TranscribeOptions:
     condition_on_previous_text : bool
         Feed the previous window's text as a prompt. Off by default: on the same clip it made faster-whisper
         repeat a sentence at the end (WER 0.185 -> 0.247) and no transcript got better.
+    max_compression_ratio : float
+        The hallucination guard: a decoded segment whose text compresses better than this (gzip ratio;
+        Whisper's own threshold, 2.4) is a repetition loop and is dropped and counted
+        (``Transcript.segments_dropped``). Segments with a high no-speech probability and a low average
+        log-probability are already skipped by both backends.
     piece_s : float or None
         None (the default) hands the whole recording to the backend in one call. A number cuts longer
         recordings into pieces of at most that many seconds, each cut at the quietest 0.1 s within the last
@@ -96,7 +103,7 @@ class TranscribeOptions:
     """
 
     backend: Backend = "faster-whisper"
-    language: str | None = None
+    language: str | None = "en"
     beam_size: int = 1
     compute_type: str = "int8"
     cpu_threads: int = 2
@@ -104,6 +111,7 @@ class TranscribeOptions:
     device_index: int = 0
     vad_filter: bool = False
     condition_on_previous_text: bool = False
+    max_compression_ratio: float = 2.4
     piece_s: float | None = None
 
     def __post_init__(self) -> None:
@@ -119,6 +127,8 @@ class TranscribeOptions:
             raise ConfigError(f"device={self.device!r} is not one of {DEVICES}")
         if isinstance(self.device_index, bool) or not isinstance(self.device_index, int) or self.device_index < 0:
             raise ConfigError(f"device_index={self.device_index!r} must be an integer >= 0")
+        if not (isinstance(self.max_compression_ratio, int | float) and self.max_compression_ratio > 0):
+            raise ConfigError(f"max_compression_ratio={self.max_compression_ratio!r} must be a number > 0")
         for name in ("vad_filter", "condition_on_previous_text"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not a bool")
@@ -345,7 +355,12 @@ class FasterWhisperTranscriber:
         opts = self.options
         language, probability = opts.language, 1.0
         raw: list[Word] = []
+        n_segments = n_dropped = 0
         try:
+            if language is None:  # detected over speech (Silero VAD regions), then held for the whole session
+                language, probability, _ = self._model.detect_language(
+                    audio=samples, vad_filter=True, language_detection_segments=4)
+                probability = float(probability)
             for start, end in _pieces(samples, opts.piece_s):
                 offset_s = start / SAMPLE_RATE_HZ
                 segments, info = self._model.transcribe(
@@ -357,9 +372,11 @@ class FasterWhisperTranscriber:
                     vad_filter=opts.vad_filter,
                     condition_on_previous_text=opts.condition_on_previous_text,
                 )
-                if language is None:  # detected in the first piece, then held for the whole session
-                    language, probability = info.language, float(info.language_probability)
                 for segment in segments:  # a generator: decoding happens while iterating
+                    n_segments += 1
+                    if segment.compression_ratio > opts.max_compression_ratio:
+                        n_dropped += 1
+                        continue
                     raw.extend(Word(w.start + offset_s, w.end + offset_s, w.word, w.probability)
                                for w in segment.words or ())
                     if progress is not None:
@@ -374,6 +391,8 @@ class FasterWhisperTranscriber:
             language_probability=probability,
             backend=self.name,
             model_name=self.model_name,
+            segments=n_segments,
+            segments_dropped=n_dropped,
         )
 
 
@@ -452,6 +471,7 @@ class OpenAIWhisperTranscriber:
         duration_s = samples.size / SAMPLE_RATE_HZ
         opts = self.options
         raw: list[Word] = []
+        n_segments = n_dropped = 0
         try:
             language, probability = self._language(samples)
             for start, end in _pieces(samples, opts.piece_s):
@@ -467,11 +487,13 @@ class OpenAIWhisperTranscriber:
                     fp16=opts.device == "cuda",
                     verbose=None,
                 )
-                raw.extend(
-                    Word(w["start"] + offset_s, w["end"] + offset_s, w["word"], w["probability"])
-                    for segment in result["segments"]
-                    for w in segment.get("words", ())
-                )
+                for segment in result["segments"]:
+                    n_segments += 1
+                    if segment.get("compression_ratio", 0.0) > opts.max_compression_ratio:
+                        n_dropped += 1
+                        continue
+                    raw.extend(Word(w["start"] + offset_s, w["end"] + offset_s, w["word"], w["probability"])
+                               for w in segment.get("words", ()))
         except (RuntimeError, ValueError) as e:
             raise StageError(STAGE, f"openai-whisper failed on {duration_s:.1f} s of audio: {e}") from e
         if progress is not None:
@@ -482,6 +504,8 @@ class OpenAIWhisperTranscriber:
             language_probability=probability,
             backend=self.name,
             model_name=self.model_name,
+            segments=n_segments,
+            segments_dropped=n_dropped,
         )
 
     def _language(self, samples: np.ndarray) -> tuple[str, float]:

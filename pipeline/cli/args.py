@@ -15,6 +15,17 @@ DEFAULT_DB = "alliance.duckdb"
 VIEWER_ROLES = ("clinician", "supervisor", "admin")
 
 
+def positive_int(text: str) -> int:
+    """An integer >= 1 for argparse (``--limit``, counts)."""
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from e
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def iso_date(text: str) -> dt.date:
     """An ISO date (YYYY-MM-DD) for argparse."""
     try:
@@ -41,14 +52,49 @@ def add_viewer_arguments(p: argparse.ArgumentParser) -> None:
     add_actor_argument(p)
 
 
+def denied(con, session_ids: list[str], args: argparse.Namespace, reason: str) -> AccessDeniedError:  # noqa: ANN001
+    """Record a refused access in the audit log (action ``denied``) and return the error to raise.
+
+    The audit row holds who asked (``--actor``), the role claimed, the session ids and the reason. A
+    connection that cannot write (read-only) still refuses; the refusal is then not logged.
+    """
+    import duckdb
+
+    from pipeline.storage import audit
+
+    try:
+        audit.record(con, action="denied", actor=audit.current_actor(getattr(args, "actor", None)),
+                     role=getattr(args, "role", None), session_ids=session_ids, detail=reason)
+    except duckdb.Error:
+        pass
+    return AccessDeniedError(reason)
+
+
 def check_viewer(con, session_id: str, args: argparse.Namespace) -> None:  # noqa: ANN001
-    """Refuse a clinician who is not the session's therapist (the message does not reveal whose it is)."""
+    """Refuse a clinician who is not the session's therapist (the message does not reveal whose it is).
+
+    Every refusal is written to the audit log (action ``denied``).
+    """
     from pipeline.storage.db import require_session
 
     session = require_session(con, session_id)
     if args.role == "clinician":
         if not args.therapist:
-            raise AccessDeniedError("a clinician must name themselves with --therapist ID "
-                                    "(or use --role supervisor)")
+            raise denied(con, [session_id], args, "a clinician must name themselves with --therapist ID "
+                                                  "(or use --role supervisor)")
         if session["therapist_id"] != args.therapist:
-            raise AccessDeniedError(f"session {session_id!r} is not a session of therapist {args.therapist!r}")
+            raise denied(con, [session_id], args,
+                         f"session {session_id!r} is not a session of therapist {args.therapist!r}")
+
+
+def add_language_argument(p: argparse.ArgumentParser) -> None:
+    """``--language``: the recordings' language (default en, the lexicons' language), or ``auto`` to detect it."""
+    p.add_argument("--language", default="en", metavar="CODE",
+                   help="language of the recordings (default: en, the language the marker word lists support; "
+                   "'auto' detects it over detected speech, but text markers only have English word lists)")
+
+
+def language_option(value: str) -> str | None:
+    """The ``TranscribeOptions.language`` for a ``--language`` value (``auto`` -> None: detect)."""
+    return None if value.strip().lower() == "auto" else value.strip().lower()
+

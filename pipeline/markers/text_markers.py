@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pipeline.lexicons import load_lexicon, normalise_token
 from pipeline.markers.alliance_work import (
@@ -24,6 +24,7 @@ from pipeline.markers.backchannels import BackchannelOptions, conversational_tur
 from pipeline.markers.dialogue import Language, Utterance, build_utterances, question_sentences, quote
 from pipeline.markers.pacing import OverlapOptions, count_syllables, find_overlaps
 from pipeline.markers.silences import SilenceOptions, find_silences, speaking_time_s
+from pipeline.markers.style_matching import StyleMatchingOptions, measure_style_matching
 from pipeline.markers.topic import TopicOptions, analyse_probes
 from pipeline.markers.we_collab import find_collaborative_we
 from pipeline.types import ROLES, AttributedWord, Diarization, Indicator, Marker, RoleAssignment
@@ -37,6 +38,7 @@ class TextMarkerOptions:
     overlaps: OverlapOptions = field(default_factory=OverlapOptions)
     topic: TopicOptions = field(default_factory=TopicOptions)
     alliance: AllianceOptions = field(default_factory=AllianceOptions)
+    style: StyleMatchingOptions = field(default_factory=StyleMatchingOptions)
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -45,6 +47,10 @@ def _ratio(a: float, b: float) -> float | None:
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+#: Strain cues that already have a marker kind of their own (see :mod:`pipeline.markers.topic`).
+DUPLICATE_CUE_KINDS = frozenset({"minimal_response", "deflection", "topic_shift"})
 
 
 def _event_marker(e: TextEvent, extra: dict[str, object] | None = None) -> Marker:
@@ -128,7 +134,15 @@ def measure_text_markers(
         if p.topic_shift:
             markers.append(Marker("topic_shift", "client", p.reply.start_s, p.reply.end_s,
                                   float(p.similarity or 0.0), json.dumps(base)))
-    markers += [_event_marker(e) for e in (*work, *cquestions, *ruptures)]
+    markers += [_event_marker(e) for e in (*work, *cquestions)]
+    # Strain cues are stored under what they detect (a silence after a question, deference, a complaint, a
+    # rejected suggestion), with what they may indicate (withdrawal or confrontation) in the detail; cues with
+    # their own marker kind (minimal response, deflection, topic shift) are not stored twice.
+    for e in ruptures:
+        detects = str(dict(e.extra).get("marker", "strain_cue"))
+        if detects in DUPLICATE_CUE_KINDS:
+            continue
+        markers.append(_event_marker(replace(e, kind=detects, subtype=None), {"may_indicate": e.subtype}))
 
     ind: list[Indicator] = [
         Indicator("turns_per_minute", None, _ratio(60.0 * len(turns), duration_s), "turns/min"),
@@ -180,6 +194,7 @@ def measure_text_markers(
         ]
     ind += _therapist_indicators(probes, work, turns)
     ind += _client_indicators(evaluated, open_probes, shift_probes, ruptures, turns, nlp is not None)
+    ind += measure_style_matching(words, turns, roles, options=options.style)
     return tuple(sorted(markers, key=lambda m: (m.start_s, m.kind))), tuple(ind)
 
 

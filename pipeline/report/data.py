@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 
+from pipeline.report.summary import load_grades, load_quality
 from pipeline.storage.db import require_session
 
 
@@ -105,6 +106,10 @@ class ReportData:
     indicators: Indicators
     history: tuple[HistoryPoint, ...]
     self_report: SelfReport
+    #: The session's quality row (flags decoded), None before markers 1.3.0.
+    quality: dict | None = None
+    #: Evidence grade per indicator name for the session's markers version.
+    grades: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -210,4 +215,6 @@ def load_report_data(con: duckdb.DuckDBPyConnection, session_id: str) -> ReportD
         indicators=load_indicators(con, session_id),
         history=load_history(con, session_id),
         self_report=load_self_report(con, session_id),
+        quality=load_quality(con, session_id),
+        grades=load_grades(con, load_session(con, session_id).get("markers_version")),
     )

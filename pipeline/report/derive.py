@@ -10,6 +10,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline.analysis.definitions import listed_moment_kinds, moment_detectors
 from pipeline.report.data import HistoryPoint, MarkerRow, ReportData, SpeechSpan, TurnRow
 
 #: Marker kinds: (label, glyph (a matplotlib marker, so kinds differ in shape, not colour alone), timeline row).
@@ -18,19 +19,28 @@ KIND_STYLE: dict[str, tuple[str, str, str]] = {
     "long_silence": ("Silence of 2 s or more", "s", "Silences"),
     "we_language": ('"We"-language', "^", '"We"-language'),
     "collaborative_we": ('Collaborative "we"', "v", '"We"-language'),
-    "rupture_candidate": ("Rupture candidate", "X", "To review"),
+    "rupture_candidate": ("Strain cue (markers before 1.3.0)", "X", "To review"),
     "topic_avoidance": ("Topic avoidance", "D", "To review"),
     "topic_shift": ("Topic shift after a question", "D", "To review"),
     "deflection": ("Deflection", "P", "To review"),
     "minimal_response": ("Minimal response", "d", "To review"),
+    "silence_after_probe": ("Long silence before answering a question", "X", "To review"),
+    "deference": ("Deferential phrase", "X", "To review"),
+    "complaint": ("Complaint about the therapy", "X", "To review"),
+    "rejecting_intervention": ("Suggestion turned down", "X", "To review"),
     "process_talk": ("Talk about the therapy itself", "h", "Other markers"),
     "client_question": ("Client question", "p", "Other markers"),
     "session_summary": ("Therapist summary", "*", "Other markers"),
 }
-#: Kinds a supervisor reviews with quotes (shown in their own section when present).
-REVIEW_KINDS = ("rupture_candidate", "topic_avoidance", "topic_shift", "deflection", "minimal_response")
-#: Kinds not listed as events: overlaps have their own timeline row; backchannels ("mm-hm") are too many.
-UNLISTED_KINDS = frozenset({"overlap", "backchannel"})
+#: Moment detectors whose measured precision reached the bar (docs/validation.md section 6) and that point
+#: at possible strain: only these are listed under "Moments to review".
+REVIEW_KINDS = tuple(k for k in listed_moment_kinds() if moment_detectors()[k].may_indicate.startswith(
+    ("withdrawal", "confrontation")))
+#: Moment detectors that did not reach the bar: stored for research, never shown to clinicians as events.
+EXPLORATORY_DETECTORS = frozenset(k for k, d in moment_detectors().items() if not d.listed) | {"rupture_candidate"}
+#: Kinds not listed as events: overlaps have their own timeline row; backchannels ("mm-hm") are too many;
+#: unvalidated moment detectors are not shown to clinicians.
+UNLISTED_KINDS = frozenset({"overlap", "backchannel"}) | EXPLORATORY_DETECTORS
 #: Timeline rows of events, top to bottom after the speech rows.
 EVENT_ROWS = ("Silences", '"We"-language', "To review", "Other markers")
 

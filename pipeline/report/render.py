@@ -17,10 +17,11 @@ import duckdb
 import jinja2
 
 from pipeline import PIPELINE_VERSION
+from pipeline.analysis.definitions import moment_detectors
 from pipeline.errors import AllianceError
 from pipeline.report import derive, figures
 from pipeline.report.data import ReportData, load_report_data
-from pipeline.report.summary import DISCLAIMER, INDICATOR_ROWS, clock, format_value
+from pipeline.report.summary import DISCLAIMER, GRADE_NOTES, INDICATOR_ROWS, clock, format_value, quality_lines
 
 #: Below this role confidence the report warns prominently (as the Markdown summary does).
 LOW_ROLE_CONFIDENCE = 0.5
@@ -154,7 +155,13 @@ def build_context(data: ReportData) -> dict:
     conf = s.get("role_confidence")
     review = [e for e in evs if e.kind in derive.REVIEW_KINDS]
     table = [{"label": label, "therapist": fmt(data.indicators.get((n, "therapist")), how),
-              "client": fmt(data.indicators.get((n, "client")), how)} for n, label, how in TABLE]
+              "client": fmt(data.indicators.get((n, "client")), how), "grade": data.grades.get(n, "not graded")}
+             for n, label, how in TABLE]
+    stored_cues = sum(1 for m in data.markers if m.kind in derive.EXPLORATORY_DETECTORS)
+    detectors = moment_detectors()
+    unlisted = [{"label": derive.kind_label(k), "detects": d.detects, "may_indicate": d.may_indicate,
+                 "evidence": d.evidence} for k, d in detectors.items()
+                if not d.listed and d.may_indicate.startswith(("withdrawal", "confrontation"))]
     return {
         "s": s,
         "title": f"Session process summary: {s['session_id']}",
@@ -181,8 +188,13 @@ def build_context(data: ReportData) -> dict:
         "gaps_svg": figures.question_gaps(gaps, data.duration_s) if gaps else None,
         "n_long_gaps": sum(g.gap_s >= 2.0 for g in gaps),
         "review": [{**e.__dict__, "at": clock(e.start_s)} for e in review],
-        "review_kinds": [derive.kind_label(k) for k in ("rupture_candidate", "topic_avoidance")],
+        "review_kinds": [derive.kind_label(k) for k in derive.REVIEW_KINDS],
         "review_detected": (s.get("markers_version") or "1.0.0") != "1.0.0",
+        "unlisted_detectors": unlisted,
+        "stored_cues": stored_cues,
+        "quality": data.quality,
+        "quality_lines": quality_lines(data.quality),
+        "grade_notes": GRADE_NOTES,
         "self_report": _self_report_context(data),
         "table": table,
         "pipeline_version": PIPELINE_VERSION,

@@ -39,6 +39,34 @@ class SessionSummary:
     session: dict
     indicators: dict[tuple[str, str | None], float | None]
     silences: tuple[tuple[float, float, str | None, dict], ...]
+    #: The session's ``session_quality`` row (None for sessions stored before markers 1.3.0).
+    quality: dict | None = None
+    #: Evidence grade per indicator name, as stored for the session's markers version.
+    grades: dict[str, str] | None = None
+
+
+GRADE_NOTES = {
+    "validated": "validated: measured against ground truth or an external criterion",
+    "exploratory": "exploratory: defined, not yet validated; read as a prompt for reflection only",
+    "contradicted": "contradicted: evidence against what its name suggests; not a warning sign",
+}
+
+
+def load_quality(con: duckdb.DuckDBPyConnection, session_id: str) -> dict | None:
+    """The session's quality row with ``flags`` decoded, or None when none is stored."""
+    cur = con.execute("SELECT * FROM session_quality WHERE session_id = ?", [session_id])
+    row = cur.fetchone()
+    if row is None:
+        return None
+    out = dict(zip([d[0] for d in cur.description], row, strict=True))
+    out["flags"] = json.loads(out.get("flags") or "[]")
+    return out
+
+
+def load_grades(con: duckdb.DuckDBPyConnection, markers_version: str | None) -> dict[str, str]:
+    """Evidence grade per indicator name for a markers version (empty for versions without definitions)."""
+    return dict(con.execute("SELECT name, grade FROM indicator_definitions WHERE markers_version = ?",
+                            [markers_version]).fetchall())
 
 
 def report_stem(session_id: str, *, kind: str = "session") -> str:
@@ -101,7 +129,27 @@ def load_summary(con: duckdb.DuckDBPyConnection, session_id: str) -> SessionSumm
             [session_id],
         ).fetchall()
     )
-    return SessionSummary(session, ind, silences)
+    return SessionSummary(session, ind, silences, load_quality(con, session_id),
+                          load_grades(con, session.get("markers_version")))
+
+
+def quality_lines(quality: dict | None) -> list[str]:
+    """The summary's quality section (Markdown lines): the measures and every flag with what not to trust."""
+    if quality is None:
+        return ["Quality measures are not stored for this session (processed before markers 1.3.0).", ""]
+    q = quality
+    snr = "n/a" if q["snr_db"] is None else f"{q['snr_db']:.0f} dB"
+    prob = "n/a" if q["mean_word_probability"] is None else f"{q['mean_word_probability']:.2f}"
+    lines = [f"Speech {q['speech_s']:.0f} s ({100 * q['speech_share']:.0f} % of the recording); estimated SNR {snr}; "
+             f"overlapped speech {100 * q['overlap_share']:.0f} %; mean word probability {prob}; "
+             f"dropped as hallucinations: {q['asr_segments_dropped']} segment(s), "
+             f"{q['words_dropped_outside_speech']} word(s) outside speech; role confidence "
+             f"{q['role_confidence']:.2f}.", ""]
+    if not q["flags"]:
+        return lines + ["No quality flag raised.", ""]
+    for f in q["flags"]:
+        lines.append(f"- **⚠ {f['code'].replace('_', ' ')}**: {f['message']}. Do not rely on: {f['distrust']}.")
+    return lines + [""]
 
 
 def headline(summary: SessionSummary) -> list[str]:
@@ -144,10 +192,13 @@ def render_markdown(summary: SessionSummary) -> str:
             "recording; a supervisor can re-run with an explicit role override.",
             "",
         ]
-    lines += ["## Indicators", "", "| Indicator | Therapist | Client |", "|---|---:|---:|"]
+    lines += ["## Recording quality", ""] + quality_lines(summary.quality)
+    grades = summary.grades or {}
+    lines += ["## Indicators", "", "| Indicator | Therapist | Client | Evidence |", "|---|---:|---:|---|"]
     for name, label, how in INDICATOR_ROWS:
         therapist, client = (format_value(i.get((name, role)), how) for role in ("therapist", "client"))
-        lines.append(f"| {label} | {therapist} | {client} |")
+        lines.append(f"| {label} | {therapist} | {client} | {grades.get(name, 'not graded')} |")
+    lines += ["", "Evidence grades: " + "; ".join(GRADE_NOTES.values()) + " (docs/data_dictionary.md)."]
     lines += ["", "## Silences of 2 s or more", ""]
     if not summary.silences:
         lines.append("None in this session.")

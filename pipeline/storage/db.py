@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,19 +20,80 @@ import duckdb
 import pandas as pd
 
 from pipeline.analysis.session import SessionAnalysis
-from pipeline.errors import SessionNotFoundError, StorageError
+from pipeline.errors import DatabaseLockedError, SessionNotFoundError, StorageError
 from pipeline.storage import audit, encryption
 from pipeline.storage.client_history import refresh_client_history
 from pipeline.storage.migrate import migrate
+from pipeline.storage.wide import sync_indicators_wide
 
 #: Tables holding rows derived from a session (deleted and rewritten together).
 SESSION_TABLES = ("words", "turns", "turns_deidentified", "speaker_turns", "markers", "indicators", "session_lemmas",
-                  "consents", "sessions")
+                  "session_quality", "indicators_wide", "consents", "sessions")
 
 
 #: Every connection: no extension is ever installed or loaded behind the caller's back (a foreign file
 #: would otherwise make DuckDB fetch one over the network).
 SAFE_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+#: How long an open waits for another process (a second run, a ``duckdb`` shell or notebook reading the
+#: file) to release the database file's lock, in seconds; ``ALLIANCE_DB_LOCK_WAIT_S`` overrides it.
+LOCK_WAIT_ENV = "ALLIANCE_DB_LOCK_WAIT_S"
+DEFAULT_LOCK_WAIT_S = 60.0
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB file, encrypted or not
+
+
+def lock_wait_s() -> float:
+    """Seconds to wait for the database file's lock (``ALLIANCE_DB_LOCK_WAIT_S``, default 60)."""
+    raw = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LOCK_WAIT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86_400:
+        raise StorageError(f"{LOCK_WAIT_ENV}={raw!r} is not a number of seconds between 0 and 86400")
+    return value
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def check_file(path: Path) -> None:
+    """Refuse what is not a DuckDB database before DuckDB looks at it.
+
+    A SQLite file would make DuckDB reach for its sqlite extension; a folder, an unreadable file or a
+    foreign format gets one clear line.
+
+    Raises
+    ------
+    StorageError
+        ``path`` is a folder, unreadable, a SQLite database or not a DuckDB file.
+    """
+    if path.exists() and not path.is_file():
+        raise StorageError(f"database {path} is not a file: pass a DuckDB file path with --db")
+    if not path.is_file():
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise StorageError(f"cannot read database {path}: {e.strerror or e}") from e
+    if head.startswith(_SQLITE_MAGIC):
+        raise StorageError(f"{path} is a SQLite database, not an alliance DuckDB database: pass the DuckDB "
+                           "file (or a new path to create one) with --db")
+    if head[8:12] != _DUCKDB_MAGIC:
+        raise StorageError(f"{path} is not a DuckDB database file (empty, foreign or damaged): restore it from "
+                           "a backup or pass another --db")
+
+
+def _is_lock_conflict(error: BaseException) -> bool:
+    text = str(error)
+    return "Could not set lock on file" in text or "Conflicting lock is held" in text
 
 
 def new_run_id() -> str:
@@ -37,8 +101,8 @@ def new_run_id() -> str:
 
 
 def connect(path: Path | str, *, read_only: bool = False, create: bool = True,
-            key: str | None = None) -> duckdb.DuckDBPyConnection:
-    """Open (and for writers, migrate) the database.
+            key: str | None = None, lock_wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (and for writers, migrate) the database; a new file is created owner-only (0600).
 
     Parameters
     ----------
@@ -51,46 +115,81 @@ def connect(path: Path | str, *, read_only: bool = False, create: bool = True,
     key : str, optional
         Encryption key; None reads it from ``--db-key-file``/``ALLIANCE_DB_KEY_FILE``/``ALLIANCE_DB_KEY``
         (see :mod:`pipeline.storage.encryption`). With a key the file is opened encrypted.
+    lock_wait : float, optional
+        Seconds to wait while another process holds the file's lock (a second run, a ``duckdb`` shell
+        or a notebook reading it); None: :func:`lock_wait_s` (60 s unless ``ALLIANCE_DB_LOCK_WAIT_S``).
 
     Raises
     ------
+    DatabaseLockedError
+        Another process still held the file's lock after ``lock_wait`` seconds.
     StorageError
-        The file cannot be opened (locked by another writer, unreadable, not a DuckDB file, encrypted
-        and no key or the wrong key, plain while a key is set).
+        The file cannot be opened (unreadable, in a folder that cannot be written, not a DuckDB file,
+        damaged, encrypted and no key or the wrong key, plain while a key is set). The message is one line.
     """
     path = Path(path)
     if (read_only or not create) and not path.is_file():
         raise StorageError(f"database {path} does not exist: process a recording first")
+    check_file(path)
     if key is None:
         key = encryption.load_key()
-    try:
-        if not read_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        if key is not None:
-            con = encryption.open_encrypted(path, key=key, read_only=read_only)
-        else:
-            con = duckdb.connect(str(path), read_only=read_only, config=SAFE_CONFIG)
-    except (duckdb.Error, OSError) as e:
-        if "encrypted" in str(e).lower():
-            raise StorageError(
-                f"database {path} is encrypted: set {encryption.KEY_FILE_ENV} to its key file "
-                f"(or {encryption.KEY_ENV} to the key)") from e
-        raise StorageError(f"cannot open database {path}: {e}") from e
+    wait = lock_wait_s() if lock_wait is None else lock_wait
+    deadline = time.monotonic() + wait
+    created = not path.exists()
+    while True:
+        try:
+            if not read_only:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            if key is not None:
+                con = encryption.open_encrypted(path, key=key, read_only=read_only)
+            else:
+                con = duckdb.connect(str(path), read_only=read_only, config=SAFE_CONFIG)
+            break
+        except (duckdb.Error, OSError, StorageError) as e:
+            if _is_lock_conflict(e):
+                if time.monotonic() < deadline:
+                    time.sleep(0.25)
+                    continue
+                holder = str(e).split("Conflicting lock is held in", 1)[-1].split(".", 1)[0].strip()
+                raise DatabaseLockedError(
+                    f"database {path} is locked by another process ({holder or 'unknown'}) and stayed locked "
+                    f"for {wait:.0f} s: close it (a duckdb shell or notebook on the file, another run) or set "
+                    f"{LOCK_WAIT_ENV} to wait longer") from None
+            if isinstance(e, StorageError):
+                raise
+            if "encrypted" in str(e).lower():
+                raise StorageError(
+                    f"database {path} is encrypted: set {encryption.KEY_FILE_ENV} to its key file "
+                    f"(or {encryption.KEY_ENV} to the key)") from e
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else _one_line(e)
+            raise StorageError(f"cannot open database {path}: {reason}") from e
+    if created and path.is_file():
+        os.chmod(path, 0o600)
     if not read_only:
-        migrate(con)
+        try:
+            migrate(con)
+        except (duckdb.Error, StorageError) as e:
+            con.close()
+            if isinstance(e, StorageError):
+                raise
+            raise StorageError(f"database {path} is damaged or unreadable: {_one_line(e)}") from e
     return con
 
 
 @contextmanager
 def open(path: Path | str, *, read_only: bool = False, create: bool = True,  # noqa: A001 - db.open reads well
-         key: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+         key: str | None = None, lock_wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """The one way to open the database: ``with db.open(path) as con:`` (closed on leaving the block).
 
-    Arguments as :func:`connect` (read-only opens, creation, encryption key); writers are migrated.
+    Arguments as :func:`connect` (read-only opens, creation, encryption key, lock wait); writers are
+    migrated. A DuckDB error escaping the block (a damaged block read, a failed statement) becomes a
+    one-line :class:`~pipeline.errors.StorageError`.
     """
-    con = connect(path, read_only=read_only, create=create, key=key)
+    con = connect(path, read_only=read_only, create=create, key=key, lock_wait=lock_wait)
     try:
         yield con
+    except duckdb.Error as e:
+        raise StorageError(f"database {path}: {_one_line(e)}") from e
     finally:
         con.close()
 
@@ -109,11 +208,40 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def start_run(con: duckdb.DuckDBPyConnection, *, run_id: str, pipeline_version: str, models: dict,
               command: str) -> None:
+    """Record a run as ``running``, with this process's id and host (see :func:`close_stale_runs`)."""
     con.execute(
-        "INSERT INTO pipeline_runs (run_id, pipeline_version, models, started_at, status, command) "
-        "VALUES (?, ?, ?, now(), 'running', ?)",
-        [run_id, pipeline_version, json.dumps(models), command],
+        "INSERT INTO pipeline_runs (run_id, pipeline_version, models, started_at, status, command, pid, host) "
+        "VALUES (?, ?, ?, now(), 'running', ?, ?, ?)",
+        [run_id, pipeline_version, json.dumps(models), command, os.getpid(), socket.gethostname()],
     )
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def close_stale_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Close as ``interrupted`` every ``running`` run of this host whose process is gone; return their ids.
+
+    A run killed (SIGKILL, power loss, out of memory) never reaches its end; the next run closes it.
+    Callers hold the database's run lock, so no live run of this host can be mistaken for a stale one;
+    runs recorded before process ids were kept (no pid) count as stale too. Runs of other hosts (a
+    database on a shared folder) are left alone: their processes cannot be checked from here.
+    """
+    host = socket.gethostname()
+    stale = [run_id for run_id, pid, run_host in con.execute(
+        "SELECT run_id, pid, host FROM pipeline_runs WHERE status = 'running'").fetchall()
+        if (run_host is None or run_host == host) and (pid is None or pid == os.getpid() or not _process_alive(pid))]
+    if stale:
+        con.execute("UPDATE pipeline_runs SET status = 'interrupted', finished_at = now() "
+                    "WHERE list_contains(?, run_id) AND status = 'running'", [stale])
+    return stale
 
 
 def finish_run(con: duckdb.DuckDBPyConnection, *, run_id: str, status: str) -> None:
@@ -122,13 +250,31 @@ def finish_run(con: duckdb.DuckDBPyConnection, *, run_id: str, status: str) -> N
 
 def record_item(con: duckdb.DuckDBPyConnection, *, run_id: str, source_path: str, state: str,
                 session_id: str | None = None, audio_sha256: str | None = None, stage: str | None = None,
-                error_code: str | None = None, message: str | None = None) -> None:
-    """Record one recording's end state in ``run_items``."""
+                error_code: str | None = None, message: str | None = None, flow_handle: str | None = None) -> None:
+    """Record one recording's end state in ``run_items`` (with the session flow's handle, when a flow ran)."""
     con.execute(
         "INSERT INTO run_items (run_id, source_path, session_id, audio_sha256, state, stage, error_code, message,"
-        " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
-        [run_id, source_path, session_id, audio_sha256, state, stage, error_code, message],
+        " finished_at, flow_handle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
+        [run_id, source_path, session_id, audio_sha256, state, stage, error_code, message, flow_handle],
     )
+
+
+def flow_handles(con: duckdb.DuckDBPyConnection, session_ids: list[str]) -> list[str]:
+    """The session-flow handles recorded for these sessions (their Prefect flow runs' only parameter)."""
+    return [h for (h,) in con.execute(
+        "SELECT DISTINCT flow_handle FROM run_items WHERE list_contains(?, session_id) AND flow_handle IS NOT NULL"
+        " ORDER BY 1", [list(session_ids)]).fetchall()]
+
+
+def missing_outputs(con: duckdb.DuckDBPyConnection, session_id: str) -> list[str]:
+    """Which of the session's summary (``summary_md``) and report (``report_html``) files are not on disk.
+
+    A kind never recorded counts as missing (the run that stored the session died before writing it).
+    """
+    rows = con.execute("SELECT kind, path FROM report_files WHERE session_id = ? AND list_contains(?, kind)",
+                       [session_id, ["summary_md", "report_html"]]).fetchall()
+    present = {kind for kind, path in rows if Path(path).is_file()}
+    return [k for k in ("summary_md", "report_html") if k not in present]
 
 
 @dataclass(frozen=True)
@@ -227,8 +373,33 @@ def _frames(a: SessionAnalysis, run_id: str) -> dict[str, pd.DataFrame]:
             "run_id": run_id,
         }
     )
-    return {"words": words, "turns": turns, "turns_deidentified": deid, "speaker_turns": speaker_turns,
-            "markers": markers, "indicators": indicators, "session_lemmas": lemmas}
+    frames = {"words": words, "turns": turns, "turns_deidentified": deid, "speaker_turns": speaker_turns,
+              "markers": markers, "indicators": indicators, "session_lemmas": lemmas}
+    if a.quality is not None:
+        q = a.quality
+        frames["session_quality"] = pd.DataFrame([{
+            "session_id": sid, "speech_s": q.speech_s, "speech_share": q.speech_share, "snr_db": q.snr_db,
+            "overlap_share": q.overlap_share, "mean_word_probability": q.mean_word_probability,
+            "asr_segments": q.asr_segments, "asr_segments_dropped": q.asr_segments_dropped,
+            "words_dropped_outside_speech": q.words_dropped_outside_speech,
+            "word_attribution_overlap": q.word_attribution_overlap, "role_confidence": q.role_confidence,
+            "language": q.language, "language_probability": q.language_probability,
+            "flags": json.dumps([{"code": f.code, "message": f.message, "distrust": f.distrust} for f in q.flags]),
+            "run_id": run_id}])
+    return frames
+
+
+def sync_definitions(con: duckdb.DuckDBPyConnection, *, run_id: str) -> None:
+    """Store the indicator definitions of the current markers version (once per version)."""
+    from pipeline.analysis.definitions import definitions
+
+    version = _markers_version()
+    if con.execute("SELECT count(*) FROM indicator_definitions WHERE markers_version = ?", [version]).fetchone()[0]:
+        return
+    rows = [{"name": d.name, "speaker_roles": d.roles, "unit": d.unit, "definition": d.definition,
+             "markers_version": version, "grade": d.grade, "evidence": d.evidence, "source": d.source,
+             "run_id": run_id} for d in definitions().values()]
+    insert_frame(con, "indicator_definitions", pd.DataFrame(rows))
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
@@ -290,6 +461,8 @@ def write_session(con: duckdb.DuckDBPyConnection, analysis: SessionAnalysis, *, 
             for table, frame in _frames(a, run_id).items():
                 insert_frame(con, table, frame)
             refresh_client_history(con, m.client_id, run_id=run_id)
+            sync_definitions(con, run_id=run_id)
+            sync_indicators_wide(con)
             audit.record(con, action="process", actor=audit.current_actor(actor), session_ids=[m.session_id],
                          run_id=run_id, detail=f"audio sha256 {a.audio_sha256}")
     except duckdb.Error as e:

@@ -170,8 +170,13 @@ def test_deflection_and_minimal_response_after_open_question_make_rupture_candid
     assert ind[("agenda_setting_count", "therapist")] == 1
     assert ind[("rupture_withdrawal_count", "client")] == 3
     assert ind[("rupture_confrontation_count", "client")] == 2  # the rejection and the complaint
-    kinds = {json.loads(m.detail).get("marker") for m in s.measures.markers if m.kind == "rupture_candidate"}
-    assert kinds == {"deflection", "minimal_response", "topic_shift", "rejecting_intervention", "complaint"}
+    # stored under what they detect; what they may indicate is in the detail; none is called a "rupture"
+    kinds = {m.kind for m in s.measures.markers}
+    assert {"deflection", "minimal_response", "topic_shift", "rejecting_intervention", "complaint"} <= kinds
+    assert "rupture_candidate" not in kinds
+    may = {m.kind: json.loads(m.detail).get("may_indicate") for m in s.measures.markers
+           if m.kind in ("complaint", "rejecting_intervention")}
+    assert may["complaint"] == may["rejecting_intervention"] == "confrontation"
     assert all("quote" in json.loads(m.detail) for m in s.measures.markers if m.kind != "we_language")
     assert s.timing == "synthetic" and not TIME_BASED_INDICATORS & {i.name for i in s.measures.indicators}
 
@@ -210,7 +215,7 @@ def test_measure_session_with_nlp_keeps_foundation_and_adds_text_markers(dialogu
     assert f[("collaborative_we_count", "therapist")] == 2 and f[("collaborative_we_count", "client")] == 0
     assert f[("we_i_ratio", "client")] == pytest.approx(2 / 7)
     assert f[("deflection_count", "client")] == 0  # "I don't know. I guess..." follows a closed question
-    assert MARKERS_VERSION == "1.2.0"
+    assert MARKERS_VERSION == "1.3.0"
 
 
 def test_text_only_given_times_and_file_formats(tmp_path):

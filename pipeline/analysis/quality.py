@@ -1,0 +1,272 @@
+"""Plausibility gates and per-session quality flags: what may be stored, and how far to trust it.
+
+Gates (raise, so nothing is stored):
+
+- **no speech**: the diarization's speech (pyannote segmentation over the whole recording) totals less than
+  ``min_speech_s`` -> :class:`~pipeline.errors.NoSpeechError` (``no_speech``);
+- **words outside speech** (the hallucination guard): a run of recognised words none of which, widened by
+  ``word_margin_s`` on each side, touches detected speech is dropped and counted; when no word is left,
+  :class:`~pipeline.errors.NoSpeechError` (``no_recognised_speech``);
+- **impossible values**: a speaker with words but no speaking time, or a speech rate beyond
+  ``max_speech_rate_wpm`` -> :class:`~pipeline.errors.ImplausibleValueError`.
+
+Flags (stored in ``session_quality`` and shown at the top of the summary and report): low speech, low
+estimated SNR, heavy overlap, low ASR confidence, dropped hallucinations, uncertain roles. Each flag says
+which indicators not to trust.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.errors import ConfigError, ImplausibleValueError, NoSpeechError
+from pipeline.types import SAMPLE_RATE_HZ, AttributedWord, Diarization, Indicator, RoleAssignment, Transcript, Word
+
+
+@dataclass(frozen=True)
+class QualityOptions:
+    """Thresholds of the gates and flags (README, "Quality flags").
+
+    Attributes
+    ----------
+    min_speech_s : float
+        Below this much detected speech the session fails with ``no_speech``.
+    low_speech_s, low_speech_share : float
+        Under either (seconds of speech, share of the recording) the session is stored with ``low_speech``.
+    word_margin_s : float
+        A run of words is kept when one of its words, widened by this much on each side, touches detected speech.
+    run_gap_s : float
+        Words closer than this belong to one run (judged together).
+    max_speech_rate_wpm : float
+        A speaker's words per minute of their own speaking time above this is impossible (fast speech is
+        about 200-300; the guard is generous so it never fires on real speech).
+    min_snr_db, max_overlap_share, min_word_probability, min_role_confidence : float
+        Flag thresholds (see :func:`quality_flags`).
+    """
+
+    min_speech_s: float = 1.0
+    low_speech_s: float = 30.0
+    low_speech_share: float = 0.05
+    word_margin_s: float = 1.0
+    run_gap_s: float = 1.0
+    max_speech_rate_wpm: float = 450.0
+    min_snr_db: float = 10.0
+    max_overlap_share: float = 0.15
+    min_word_probability: float = 0.6
+    min_role_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("min_speech_s", "low_speech_s", "low_speech_share", "word_margin_s", "run_gap_s",
+                     "max_speech_rate_wpm",
+                     "max_overlap_share", "min_word_probability", "min_role_confidence"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class QualityFlag:
+    """One reason to read a session's indicators with care: ``code``, what it means and what not to trust."""
+
+    code: str
+    message: str
+    distrust: str
+
+
+@dataclass(frozen=True)
+class SessionQuality:
+    """Per-session quality measures (one ``session_quality`` row) and the flags they raise."""
+
+    speech_s: float
+    speech_share: float
+    snr_db: float | None
+    overlap_share: float
+    mean_word_probability: float | None
+    asr_segments: int
+    asr_segments_dropped: int
+    words_dropped_outside_speech: int
+    word_attribution_overlap: float | None
+    role_confidence: float
+    language: str
+    language_probability: float
+    flags: tuple[QualityFlag, ...] = ()
+
+
+def speech_union(diarization: Diarization) -> tuple[tuple[float, float], ...]:
+    """The union of every speaker's turns: sorted, non-overlapping ``(start_s, end_s)`` spans."""
+    out: list[list[float]] = []
+    for turn in sorted(diarization.turns):
+        if out and turn.start_s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], turn.end_s)
+        else:
+            out.append([turn.start_s, turn.end_s])
+    return tuple((s, e) for s, e in out)
+
+
+def overlap_seconds(diarization: Diarization) -> float:
+    """Seconds during which two or more speakers' turns overlap."""
+    events = sorted([(t.start_s, 1) for t in diarization.turns] + [(t.end_s, -1) for t in diarization.turns])
+    total, active, last = 0.0, 0, None
+    for time_s, step in events:
+        if active >= 2 and last is not None:
+            total += time_s - last
+        active += step
+        last = time_s
+    return total
+
+
+def require_speech(diarization: Diarization, *, options: QualityOptions = QualityOptions()) -> float:
+    """Seconds of detected speech; :class:`NoSpeechError` when below ``options.min_speech_s``."""
+    speech_s = sum(e - s for s, e in speech_union(diarization))
+    if speech_s < options.min_speech_s:
+        raise NoSpeechError(
+            f"no speech found: the speech detector (pyannote segmentation over the whole recording) found "
+            f"{speech_s:.1f} s of speech (at least {options.min_speech_s:g} s needed); nothing is stored",
+            code="no_speech")
+    return speech_s
+
+
+def word_runs(words: Sequence[Word], *, max_gap_s: float) -> tuple[tuple[Word, ...], ...]:
+    """Consecutive words split wherever one ends ``max_gap_s`` or more before the next starts."""
+    runs: list[list[Word]] = []
+    for w in words:
+        if runs and w.start_s - runs[-1][-1].end_s < max_gap_s:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    return tuple(tuple(r) for r in runs)
+
+
+def words_in_speech(words: Sequence[Word], *, diarization: Diarization,
+                    options: QualityOptions = QualityOptions()) -> tuple[tuple[Word, ...], int]:
+    """Keep the runs of words that touch detected speech; drop (and count) runs that lie wholly outside it.
+
+    Words are grouped into runs split at gaps of ``options.run_gap_s`` or more (Whisper stretches the
+    last words of a segment over the silence after it, so single words are judged with their run). A run
+    is kept when any of its words, widened by ``options.word_margin_s`` on each side, touches speech.
+
+    Returns the kept words (order kept) and how many were dropped. :class:`NoSpeechError`
+    (``no_recognised_speech``) when no word is left.
+    """
+    spans = speech_union(diarization)
+    starts = np.array([s for s, _ in spans])  # shape: (n_spans,)
+    ends = np.array([e for _, e in spans])
+
+    def touches(w: Word) -> bool:
+        lo, hi = w.start_s - options.word_margin_s, w.end_s + options.word_margin_s
+        return bool(spans) and bool(np.any((starts < hi) & (ends > lo)))
+
+    kept = [w for run in word_runs(words, max_gap_s=options.run_gap_s) if any(touches(w) for w in run) for w in run]
+    if not kept:
+        raise NoSpeechError(
+            f"no recognised speech: {len(words)} word(s) recognised, none inside detected speech; nothing is stored",
+            code="no_recognised_speech")
+    return tuple(kept), len(words) - len(kept)
+
+
+def check_plausible(indicators: Sequence[Indicator], *, options: QualityOptions = QualityOptions()) -> None:
+    """:class:`ImplausibleValueError` for a speaker with words but no speaking time, or an impossible rate."""
+    values = {(i.name, i.speaker_role): i.value for i in indicators}
+    for role in ("therapist", "client"):
+        words = values.get(("word_count", role)) or 0.0
+        speaking = values.get(("speaking_time", role)) or 0.0
+        if words > 0 and speaking <= 0:
+            raise ImplausibleValueError(f"the {role} has {words:.0f} word(s) but no speaking time: the "
+                                        "transcript and the diarization disagree; nothing is stored")
+        rate = values.get(("speech_rate", role))
+        if rate is not None and rate > options.max_speech_rate_wpm:
+            raise ImplausibleValueError(
+                f"the {role}'s speech rate would be {rate:.0f} words/min (more than {options.max_speech_rate_wpm:g} "
+                "is not human speech): the transcript is not trustworthy; nothing is stored")
+
+
+def estimate_snr_db(samples: np.ndarray, diarization: Diarization, *,
+                    sample_rate_hz: int = SAMPLE_RATE_HZ) -> float | None:
+    """Speech-to-non-speech power ratio in dB (mean power inside detected speech over mean power outside).
+
+    None when either part is shorter than 1 s (nothing to compare). A rough estimate: speech power
+    includes the noise under it, so high-noise recordings read a little better than they are.
+    """
+    if samples.size == 0:
+        return None
+    mask = np.zeros(samples.size, dtype=bool)
+    for s, e in speech_union(diarization):
+        mask[int(s * sample_rate_hz):int(e * sample_rate_hz)] = True
+    n_speech, n_rest = int(mask.sum()), int((~mask).sum())
+    if n_speech < sample_rate_hz or n_rest < sample_rate_hz:
+        return None
+    x = samples.astype(np.float64)
+    speech_power = float(np.mean(x[mask] ** 2))
+    rest_power = float(np.mean(x[~mask] ** 2))
+    if speech_power <= 0:
+        return None
+    return round(10.0 * math.log10(speech_power / max(rest_power, 1e-12)), 1)
+
+
+def attribution_overlap(words: Sequence[AttributedWord], diarization: Diarization) -> float | None:
+    """Mean share of each word's duration inside a turn of the speaker it was given (1.0 = unambiguous)."""
+    if not words:
+        return None
+    shares = []
+    for w in words:
+        inside = sum(max(0.0, min(t.end_s, w.end_s) - max(t.start_s, w.start_s))
+                     for t in diarization.turns if t.speaker == w.speaker)
+        shares.append(min(1.0, inside / max(w.end_s - w.start_s, 1e-9)))
+    return round(float(np.mean(shares)), 3)
+
+
+def quality_flags(q: SessionQuality, *, duration_s: float,
+                  options: QualityOptions = QualityOptions()) -> tuple[QualityFlag, ...]:
+    """The flags a session's quality measures raise (thresholds in :class:`QualityOptions`)."""
+    flags = []
+    if q.speech_s < options.low_speech_s or q.speech_share < options.low_speech_share:
+        flags.append(QualityFlag(
+            "low_speech", f"only {q.speech_s:.0f} s of speech ({100 * q.speech_share:.0f} % of {duration_s:.0f} s)",
+            "every indicator: too little speech for stable rates and shares"))
+    if q.snr_db is not None and q.snr_db < options.min_snr_db:
+        flags.append(QualityFlag("noisy", f"estimated SNR {q.snr_db:.0f} dB (below {options.min_snr_db:g} dB)",
+                                 "text markers (more recognition errors) and pitch/energy measures"))
+    if q.overlap_share > options.max_overlap_share:
+        flags.append(QualityFlag(
+            "heavy_overlap", f"{100 * q.overlap_share:.0f} % of speech is overlapped",
+            "timing markers (silences, switching gaps, interruptions) and talk-time shares"))
+    if q.mean_word_probability is not None and q.mean_word_probability < options.min_word_probability:
+        flags.append(QualityFlag(
+            "low_asr_confidence", f"mean word probability {q.mean_word_probability:.2f}",
+            "text markers (we-language, questions, topics, quotes)"))
+    if q.asr_segments_dropped or q.words_dropped_outside_speech:
+        flags.append(QualityFlag(
+            "hallucinations_dropped",
+            f"{q.asr_segments_dropped} repetitive ASR segment(s) and {q.words_dropped_outside_speech} word(s) "
+            "outside detected speech were dropped", "text markers near the dropped stretches"))
+    if q.role_confidence < options.min_role_confidence:
+        flags.append(QualityFlag("uncertain_roles", f"role confidence {q.role_confidence:.2f}",
+                                 "every per-role indicator (therapist and client may be swapped)"))
+    return tuple(flags)
+
+
+def measure_quality(samples: np.ndarray, *, duration_s: float, transcript: Transcript, diarization: Diarization,
+                    words: Sequence[AttributedWord], roles: RoleAssignment, words_dropped: int,
+                    options: QualityOptions = QualityOptions()) -> SessionQuality:
+    """Every quality measure of a session and the flags they raise."""
+    speech_s = sum(e - s for s, e in speech_union(diarization))
+    probabilities = [w.probability for w in words]
+    q = SessionQuality(
+        speech_s=round(speech_s, 3),
+        speech_share=round(speech_s / duration_s, 4) if duration_s > 0 else 0.0,
+        snr_db=estimate_snr_db(samples, diarization),
+        overlap_share=round(overlap_seconds(diarization) / speech_s, 4) if speech_s > 0 else 0.0,
+        mean_word_probability=round(float(np.mean(probabilities)), 3) if probabilities else None,
+        asr_segments=transcript.segments,
+        asr_segments_dropped=transcript.segments_dropped,
+        words_dropped_outside_speech=words_dropped,
+        word_attribution_overlap=attribution_overlap(words, diarization),
+        role_confidence=roles.confidence,
+        language=transcript.language,
+        language_probability=transcript.language_probability,
+    )
+    return SessionQuality(**{**q.__dict__, "flags": quality_flags(q, duration_s=duration_s, options=options)})

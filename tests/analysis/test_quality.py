@@ -1,0 +1,118 @@
+"""Plausibility gates and quality flags (pipeline.analysis.quality): nothing invented is stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+from conftest import THERAPIST_1, words_from
+
+from pipeline.analysis.quality import (
+    QualityOptions,
+    check_plausible,
+    estimate_snr_db,
+    overlap_seconds,
+    speech_union,
+    words_in_speech,
+)
+from pipeline.analysis.session import SessionMeta, analyse
+from pipeline.errors import ImplausibleValueError, NoSpeechError
+from pipeline.privacy.consent import parse_consent
+from pipeline.types import Audio, Diarization, Indicator, SpeakerTurn, Transcript, Word
+
+RATE = 16_000
+META = SessionMeta("s1", "c1", "t1", dt.date(2026, 1, 2))
+CONSENT = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research", "consented_on": "2026-01-01"},
+                        source="test")
+
+
+def _audio(seconds: float, samples: np.ndarray | None = None) -> Audio:
+    x = samples if samples is not None else np.zeros(int(RATE * seconds), dtype=np.float32)
+    return Audio(x, RATE, "ab" * 32, "x.wav", "WAV", RATE, 1)
+
+
+def _diar(*turns: tuple[float, float, str]) -> Diarization:
+    ts = tuple(sorted(SpeakerTurn(s, e, k) for s, e, k in turns))
+    return Diarization(ts, tuple(sorted({t.speaker for t in ts})))
+
+
+def _analyse(words, diarization, seconds=60.0, samples=None):
+    return analyse(_audio(seconds, samples), Transcript(tuple(words), "en", 1.0, "fake", "fake", 3, 1), diarization,
+                   meta=META, consent=CONSENT, diarization_model="fake")
+
+
+def test_speech_union_and_overlap():
+    d = _diar((0, 2, "A"), (1, 3, "B"), (5, 6, "A"))
+    assert speech_union(d) == ((0, 3), (5, 6))
+    assert overlap_seconds(d) == pytest.approx(1.0)
+
+
+def test_no_detected_speech_fails_with_no_speech_and_nothing_is_analysed():
+    # Whisper "heard" words in a file where the speech detector found none: nothing may be stored
+    with pytest.raises(NoSpeechError) as e:
+        _analyse(words_from("thank you for watching", 10, 12), _diar())
+    assert e.value.code == "no_speech" and e.value.stage == "analysis"
+
+
+def test_words_outside_detected_speech_are_dropped_and_counted():
+    inside = words_from(THERAPIST_1, 0.5, 5.0)
+    invented = words_from("subtitles by the amara org community", 40.0, 44.0)
+    kept, dropped = words_in_speech(inside + invented, diarization=_diar((0.5, 5.0, "A")))
+    assert kept == inside and dropped == len(invented)
+    # Whisper stretches a segment's last words over the silence after it: they go with their run
+    stretched = inside + (Word(5.0, 9.0, "country.", 0.8),)
+    assert words_in_speech(stretched, diarization=_diar((0.5, 5.0, "A")))[1] == 0
+    # a word just outside a turn (timestamps drift) is kept within the margin
+    near = (Word(5.6, 5.9, "okay", 0.9),)
+    assert words_in_speech(near, diarization=_diar((0.5, 5.0, "A")))[1] == 0
+    with pytest.raises(NoSpeechError):  # with a tight margin it is outside, and it was the only word
+        words_in_speech(near, diarization=_diar((0.5, 5.0, "A")), options=QualityOptions(word_margin_s=0.1))
+
+
+def test_only_invented_words_fail_with_no_recognised_speech():
+    with pytest.raises(NoSpeechError) as e:
+        _analyse(words_from("you you you you", 50, 52), _diar((1, 8, "A"), (9, 15, "B")))
+    assert e.value.code == "no_recognised_speech"
+
+
+def test_impossible_values_fail_the_session():
+    with pytest.raises(ImplausibleValueError, match="words/min"):
+        check_plausible([Indicator("speech_rate", "therapist", 330_582.0, "words/min")])
+    with pytest.raises(ImplausibleValueError, match="no speaking time"):
+        check_plausible([Indicator("word_count", "client", 12.0, "words"),
+                         Indicator("speaking_time", "client", 0.0, "s")])
+    check_plausible([Indicator("speech_rate", "therapist", 180.0, "words/min")])  # ordinary speech passes
+
+
+def test_a_few_seconds_of_speech_is_stored_with_a_low_speech_flag():
+    words = words_from(THERAPIST_1, 0.5, 5.0) + words_from("I have been okay I think", 5.6, 8.0)
+    a = _analyse(words, _diar((0.5, 5.0, "SPEAKER_01"), (5.6, 8.0, "SPEAKER_00")), seconds=120.0)
+    codes = {f.code for f in a.quality.flags}
+    assert "low_speech" in codes and "hallucinations_dropped" in codes  # the fake transcript dropped 1 segment
+    assert a.quality.speech_s == pytest.approx(6.9) and a.quality.speech_share == pytest.approx(6.9 / 120, abs=1e-3)
+
+
+def test_snr_estimate_separates_clean_from_noisy():
+    rng = np.random.default_rng(0)
+    t = np.arange(RATE * 20) / RATE
+    speech = np.zeros_like(t)
+    speech[RATE * 2:RATE * 12] = 0.3 * np.sin(2 * np.pi * 220 * t[RATE * 2:RATE * 12])
+    d = _diar((2, 12, "A"))
+    clean = estimate_snr_db(speech + 0.001 * rng.standard_normal(t.size), d)
+    noisy = estimate_snr_db(speech + 0.1 * rng.standard_normal(t.size), d)
+    assert clean > 30 and noisy < 10
+    assert estimate_snr_db(np.zeros(RATE * 20), _diar((0, 20, "A"))) is None  # no non-speech to compare
+
+
+def test_dialogue_session_has_quality_and_no_flags_beyond_expected(dialogue):
+    words, turns = dialogue
+    rng = np.random.default_rng(1)
+    x = (0.001 * rng.standard_normal(RATE * 22)).astype(np.float32)
+    for t in turns:
+        x[int(t.start_s * RATE):int(t.end_s * RATE)] += 0.2
+    a = _analyse(words, Diarization(turns, ("SPEAKER_00", "SPEAKER_01")), seconds=22.0, samples=x)
+    q = a.quality
+    assert q.words_dropped_outside_speech == 0 and q.overlap_share == 0.0 and q.snr_db > 30
+    assert json.dumps([f.code for f in q.flags]) == '["low_speech", "hallucinations_dropped"]'
