@@ -41,6 +41,7 @@ TIME_BASED_INDICATORS = frozenset({
     "duration", "speech_time", "speaking_time", "talk_time_share", "speech_rate", "long_silence_count",
     "long_silence_total", "mean_switching_gap", "turns_per_minute", "mean_turn_duration", "articulation_rate",
     "overlap_count", "interruption_count", "silence_after_probe_count", "pause_count", "pause_rate", "mean_pause",
+    "pitch_synchrony", "energy_synchrony", "rate_synchrony", "rate_convergence",
 })
 _TIME_BASED_MARKERS = frozenset({"long_silence", "overlap", "pause"})
 

@@ -35,20 +35,29 @@ numba-compiled helpers (about 2 s with ``NUMBA_CACHE_DIR`` warm, 20 s cold). pYI
 minute of speech (some 25 times slower) and agreed with this voicing rule on 94-96 % of the demo's
 frames, with medians within 1 Hz, so it is not used. Audio is analysed span by span in blocks of at
 most ``max_block_s`` seconds (about 16 MB of transient arrays at the default 10 s, 5 MB at 2.5 s); what
-is kept for the whole session is three float32 numbers per frame (about 4.3 MB per hour of speech).
+is kept for the whole session is three float32 numbers, a float64 start time and two flags per frame
+(about 8 MB per hour of speech).
+
+Turn-pair synchrony
+-------------------
+Given the session's conversational turns, :func:`measure_prosody` also reports the synchrony of pitch,
+energy and speech rate between adjacent turns and the convergence of speech rate, from the same frames
+(:func:`turn_prosody`; definitions in :mod:`pipeline.markers.synchrony`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import librosa
 import numpy as np
 
 from pipeline.errors import ConfigError
-from pipeline.types import ROLES, SAMPLE_RATE_HZ, Diarization, Indicator, RoleAssignment, Span
+from pipeline.markers.synchrony import SynchronyOptions, TurnValues, synchrony_indicators, turn_rate
+from pipeline.types import ROLES, SAMPLE_RATE_HZ, Diarization, Indicator, Role, RoleAssignment, Span
 
 _LOUD_PERCENTILE = 95.0
 _TINY = 1e-12
@@ -210,6 +219,92 @@ def _frame_features(y: np.ndarray, *, sr: int, frame: int, hop: int, options: Pr
     return level.astype(np.float32), f0.astype(np.float32), periodicity.astype(np.float32)
 
 
+@dataclass(frozen=True, eq=False)
+class SpeakerFrames:
+    """Every analysed frame of one speaker's own speech, in time order (module docstring).
+
+    Attributes
+    ----------
+    start_s : np.ndarray, shape (n_frames,), float64
+        Frame start times in seconds; each frame lasts ``frame_s``.
+    frame_s, hop_s : float
+        Frame length and step as used (whole samples).
+    level_dbfs, f0_hz : np.ndarray, shape (n_frames,), float32
+    active, voiced : np.ndarray, shape (n_frames,), bool
+    analysed_s : float
+        Seconds of own speech analysed.
+    """
+
+    start_s: np.ndarray
+    frame_s: float
+    hop_s: float
+    level_dbfs: np.ndarray
+    f0_hz: np.ndarray
+    active: np.ndarray
+    voiced: np.ndarray
+    analysed_s: float
+
+
+def speaker_frames(
+    samples: np.ndarray,
+    spans: Sequence[Span],
+    *,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
+    options: ProsodyOptions = ProsodyOptions(),
+) -> SpeakerFrames:
+    """Frame level, f0 and the active / voiced gates of one speaker over the given spans.
+
+    Parameters
+    ----------
+    samples : np.ndarray, shape (n_samples,), float in [-1, 1]
+        The whole recording, mono. Not modified.
+    spans : sequence of Span
+        The speaker's own speech (:func:`own_speech_spans`), seconds; clipped to the recording.
+    sample_rate_hz : int
+    options : ProsodyOptions
+
+    Returns
+    -------
+    SpeakerFrames
+
+    Raises
+    ------
+    ValueError
+        ``samples`` is not one-dimensional or ``sample_rate_hz`` is not positive.
+    """
+    _check_samples(samples, sample_rate_hz)
+    sr = sample_rate_hz
+    frame = int(round(options.frame_length_s * sr))
+    hop = max(1, int(round(options.hop_s * sr)))
+    max_frames = max(1, int((options.max_block_s * sr - frame) // hop) + 1)
+    starts, levels, f0s, pers = [], [], [], []
+    analysed_s = 0.0
+    for span in spans:
+        a = max(0, int(round(span.start_s * sr)))
+        b = min(len(samples), int(round(span.end_s * sr)))
+        if b - a < frame:
+            continue
+        analysed_s += (b - a) / sr
+        for off, n_frames in _blocks(b - a, frame=frame, hop=hop, max_frames=max_frames):
+            y = np.asarray(samples[a + off: a + off + (n_frames - 1) * hop + frame], dtype=np.float32)
+            level, f0, per = _frame_features(y, sr=sr, frame=frame, hop=hop, options=options)
+            starts.append((a + off + hop * np.arange(len(level), dtype=np.float64)) / sr)
+            levels.append(level)
+            f0s.append(f0)
+            pers.append(per)
+    if not levels:
+        empty = np.zeros(0, dtype=np.float32)
+        none = np.zeros(0, dtype=bool)
+        return SpeakerFrames(np.zeros(0), frame / sr, hop / sr, empty, empty, none, none, analysed_s)
+    level = np.concatenate(levels)
+    per = np.concatenate(pers)
+    active = (level >= np.percentile(level, _LOUD_PERCENTILE) - options.active_range_db) & (
+        level >= options.min_active_dbfs)
+    voiced = active & (per >= options.min_periodicity)
+    return SpeakerFrames(np.concatenate(starts), frame / sr, hop / sr, level, np.concatenate(f0s), active, voiced,
+                         analysed_s)
+
+
 def speaker_prosody(
     samples: np.ndarray,
     spans: Sequence[Span],
@@ -240,34 +335,16 @@ def speaker_prosody(
     ValueError
         ``samples`` is not one-dimensional or ``sample_rate_hz`` is not positive.
     """
-    _check_samples(samples, sample_rate_hz)
-    sr = sample_rate_hz
-    frame = int(round(options.frame_length_s * sr))
-    hop = max(1, int(round(options.hop_s * sr)))
-    max_frames = max(1, int((options.max_block_s * sr - frame) // hop) + 1)
-    levels, f0s, pers = [], [], []
-    analysed_s = 0.0
-    for span in spans:
-        a = max(0, int(round(span.start_s * sr)))
-        b = min(len(samples), int(round(span.end_s * sr)))
-        if b - a < frame:
-            continue
-        analysed_s += (b - a) / sr
-        for off, n_frames in _blocks(b - a, frame=frame, hop=hop, max_frames=max_frames):
-            y = np.asarray(samples[a + off: a + off + (n_frames - 1) * hop + frame], dtype=np.float32)
-            level, f0, per = _frame_features(y, sr=sr, frame=frame, hop=hop, options=options)
-            levels.append(level)
-            f0s.append(f0)
-            pers.append(per)
-    if not levels:
+    frames = speaker_frames(samples, spans, sample_rate_hz=sample_rate_hz, options=options)
+    return _summarise(frames, speaker=speaker, options=options)
+
+
+def _summarise(frames: SpeakerFrames, *, speaker: str, options: ProsodyOptions) -> ProsodySummary:
+    analysed_s = frames.analysed_s
+    if len(frames.level_dbfs) == 0:
         return ProsodySummary(speaker, analysed_s, 0.0, 0.0, None, None, None, None, None)
-    level = np.concatenate(levels)
-    f0 = np.concatenate(f0s)
-    per = np.concatenate(pers)
-    active = (level >= np.percentile(level, _LOUD_PERCENTILE) - options.active_range_db) & (
-        level >= options.min_active_dbfs)
-    voiced = active & (per >= options.min_periodicity)
-    hop_s = hop / sr
+    level, f0, active, voiced = frames.level_dbfs, frames.f0_hz, frames.active, frames.voiced
+    hop_s = frames.hop_s
     n_active, n_voiced = int(active.sum()), int(voiced.sum())
     pitch_median = pitch_iqr = energy_median = energy_iqr = None
     if n_voiced > 0 and n_voiced * hop_s >= options.min_voiced_s:
@@ -303,8 +380,10 @@ def measure_prosody(
     *,
     sample_rate_hz: int = SAMPLE_RATE_HZ,
     options: ProsodyOptions = ProsodyOptions(),
+    turns: Sequence[ProsodyTurn] | None = None,
+    synchrony: SynchronyOptions = SynchronyOptions(),
 ) -> tuple[Indicator, ...]:
-    """Per-role prosody indicators of one session.
+    """Per-role prosody indicators of one session, and turn-pair synchrony when turns are given.
 
     Parameters
     ----------
@@ -315,12 +394,17 @@ def measure_prosody(
         A role without a speaker label gets None values (``prosody_time`` 0).
     sample_rate_hz : int
     options : ProsodyOptions
+    turns : sequence of ProsodyTurn, optional
+        The session's conversational turns in order (:func:`pipeline.markers.backchannels.conversational_turns`).
+    synchrony : SynchronyOptions
 
     Returns
     -------
     tuple of Indicator
         For each role in (therapist, client): ``prosody_time`` (s), ``pitch_median`` (Hz),
-        ``pitch_iqr`` (semitones), ``energy_median`` (dBFS), ``energy_iqr`` (dB), ``voiced_share`` (ratio).
+        ``pitch_iqr`` (semitones), ``energy_median`` (dBFS), ``energy_iqr`` (dB), ``voiced_share`` (ratio);
+        then, with ``turns``, the session-level ``pitch_synchrony``, ``energy_synchrony``, ``rate_synchrony``
+        (r) and ``rate_convergence`` (words/min per min) of :mod:`pipeline.markers.synchrony`.
 
     Raises
     ------
@@ -329,13 +413,15 @@ def measure_prosody(
     """
     _check_samples(samples, sample_rate_hz)
     out: list[Indicator] = []
+    frames: dict[str, SpeakerFrames] = {}
     for role in ROLES:
         label = roles.therapist if role == "therapist" else roles.client
         if label is None:
             s = ProsodySummary("", 0.0, 0.0, 0.0, None, None, None, None, None)
         else:
-            s = speaker_prosody(samples, own_speech_spans(diarization, label), speaker=label,
-                                sample_rate_hz=sample_rate_hz, options=options)
+            frames[label] = speaker_frames(samples, own_speech_spans(diarization, label),
+                                           sample_rate_hz=sample_rate_hz, options=options)
+            s = _summarise(frames[label], speaker=label, options=options)
         out += [
             Indicator("prosody_time", role, s.analysed_s, "s"),
             Indicator("pitch_median", role, s.pitch_median_hz, "Hz"),
@@ -344,4 +430,73 @@ def measure_prosody(
             Indicator("energy_iqr", role, s.energy_iqr_db, "dB"),
             Indicator("voiced_share", role, s.voiced_share, "ratio"),
         ]
+    if turns is not None:
+        out += synchrony_indicators(turn_prosody(frames, turns, options=synchrony), options=synchrony)
+    return tuple(out)
+
+
+class ProsodyTurn(Protocol):
+    """What the turn-pair measures need from a turn (:class:`pipeline.markers.backchannels.ConversationalTurn`)."""
+
+    @property
+    def speaker(self) -> str: ...
+
+    @property
+    def role(self) -> Role | None: ...
+
+    @property
+    def start_s(self) -> float: ...
+
+    @property
+    def end_s(self) -> float: ...
+
+    @property
+    def word_count(self) -> int: ...
+
+
+def turn_prosody(
+    frames: Mapping[str, SpeakerFrames],
+    turns: Sequence[ProsodyTurn],
+    *,
+    options: SynchronyOptions = SynchronyOptions(),
+) -> tuple[TurnValues, ...]:
+    """Each turn's relative pitch and energy and its speech rate (:mod:`pipeline.markers.synchrony`).
+
+    Parameters
+    ----------
+    frames : mapping of str to SpeakerFrames
+        Per diarization label (:func:`speaker_frames` over :func:`own_speech_spans`); a turn of a speaker
+        not in it has no pitch or energy.
+    turns : sequence of ProsodyTurn
+        Conversational turns in order; a turn of no role is kept (it breaks adjacency) but makes no pair.
+    options : SynchronyOptions
+
+    Returns
+    -------
+    tuple of TurnValues
+        One per turn, in order.
+    """
+    refs: dict[str, tuple[float | None, float | None]] = {}
+    for label, fr in frames.items():
+        f0_ref = float(np.median(fr.f0_hz[fr.voiced])) if fr.voiced.any() else None
+        level_ref = float(np.median(fr.level_dbfs[fr.active])) if fr.active.any() else None
+        refs[label] = (f0_ref, level_ref)
+    out = []
+    for t in turns:
+        pitch = energy = None
+        fr = frames.get(t.speaker)
+        if fr is not None:
+            f0_ref, level_ref = refs[t.speaker]
+            # frames wholly inside the turn's span (1 us tolerance for rounding)
+            i0 = int(np.searchsorted(fr.start_s, t.start_s - 1e-6, side="left"))
+            i1 = int(np.searchsorted(fr.start_s, t.end_s - fr.frame_s + 1e-6, side="right"))
+            voiced, active = fr.voiced[i0:i1], fr.active[i0:i1]
+            n_voiced, n_active = int(voiced.sum()), int(active.sum())
+            if f0_ref is not None and n_voiced > 0 and n_voiced * fr.hop_s >= options.min_turn_voiced_s:
+                f0 = fr.f0_hz[i0:i1][voiced].astype(np.float64)
+                pitch = float(np.mean(12.0 * np.log2(f0 / f0_ref)))
+            if level_ref is not None and n_active > 0 and n_active * fr.hop_s >= options.min_turn_active_s:
+                energy = float(np.mean(fr.level_dbfs[i0:i1][active].astype(np.float64)) - level_ref)
+        out.append(TurnValues(t.role, t.start_s, t.end_s, pitch, energy,
+                              turn_rate(t.word_count, t.start_s, t.end_s, options=options)))
     return tuple(out)
