@@ -14,7 +14,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
 DEMO_AUDIO := sample_audio/demo_session.flac
 
-.PHONY: setup models demo test test-fast bench bench-long bench-duckdb clean-demo
+.PHONY: setup models demo test test-fast bench bench-long bench-duckdb bench-realistic clean-demo
 
 setup: $(STAMP) models
 
@@ -54,6 +54,11 @@ bench-long: setup
 		--markdown bench/results/long60_90.md > bench/results/long60_90.json
 	$(BIN)/python -m bench.bench_long --minutes 1 10 --configs ours naive ours-sequential ours-seg0.5 ours-seg0.1 \
 		--markdown bench/results/long10.md > bench/results/long10.json
+
+# docs/realistic_bench.md: rooms, noise, overlaps and codecs on AnnoMI renders + pyannote's real sample
+# (needs ../shared/data/annomi and flite; about 20 min on 2 cores). Writes bench/results/realistic.{json,md}.
+bench-realistic: setup
+	$(BIN)/python -m bench.bench_realistic
 
 # docs/benchmarks.md: research queries on a synthetic database of 100,000 sessions (about 14 GB of memory)
 bench-duckdb: setup

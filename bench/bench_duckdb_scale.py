@@ -179,7 +179,9 @@ def fill_database(con: duckdb.DuckDBPyConnection, n_sessions: int, *, seed: int 
             [RUN_ID, markers_per_session])
         # self-report: one import, SRS and ORS as built in, SRS + ORS at a share of sessions, ORS "pre" per client
         con.execute(
-            "INSERT INTO self_report_imports VALUES (?, 'bench.csv', 'x', 'wide', 'srs,ors', 0, 0, 0, 0, 0, ?, now(),"
+            "INSERT INTO self_report_imports (import_id, source_path, source_sha256, file_format, instruments,"
+            " lines_read, values_read, values_accepted, values_rejected, administrations, pipeline_version,"
+            " imported_at, command) VALUES (?, 'bench.csv', 'x', 'wide', 'srs,ors', 0, 0, 0, 0, 0, ?, now(),"
             " 'bench')", [IMPORT_ID, PIPELINE_VERSION])
         for key in ("srs", "ors"):
             inst = BUILTIN[key]
@@ -242,9 +244,13 @@ def queries(con: duckdb.DuckDBPyConnection, *, out_dir: Path) -> list[Query]:
         q.append(Query(f"view:{view}", f"the whole view {view}, materialised", "ctas", f"SELECT * FROM {view}"))
     q += [
         Query("readme:sessions_x_indicators_wide", "README Schema example (sessions JOIN indicators_wide, ordered)",
-              "df", "SELECT s.session_id, w.speaker_role, w.talk_time_share, w.we_rate_per_100_words,"
-                    " w.long_silence_count FROM sessions s JOIN indicators_wide w USING (session_id)"
+              "df", "SELECT s.session_id, s.recorded_on, w.talk_time_share_client, w.talk_time_share_therapist,"
+                    " w.we_rate_client, w.long_silence_count FROM sessions s JOIN indicators_wide w USING (session_id)"
                     " ORDER BY s.recorded_on"),
+        Query("wide:sync_noop", "sync_indicators_wide when nothing changed (paid by every write and research read)",
+              "call", call=_sync_wide),
+        Query("research:session_wide", "session_wide (every indicator + linked self-report, one row per session), "
+              "materialised", "call", call=_session_wide),
         Query("session:indicators_wide", "indicators_wide of one session", "df",
               "SELECT * FROM indicators_wide WHERE session_id = ?", (session,)),
         Query("client:session_indicators_self_report", "session_indicators_self_report of one client", "df",
@@ -265,6 +271,10 @@ def queries(con: duckdb.DuckDBPyConnection, *, out_dir: Path) -> list[Query]:
     q += compare_queries(client)
     q.append(Query("research:research_database", "pseudonymised in-memory research copy (alliance query, "
                    "researcher export)", "call", call=_research_rows, repeats=1))
+    q.append(Query("research:query_session_wide", "alliance query on session_wide only (the sandbox loads only the "
+                   "relations a query names)", "call", call=_research_session_wide, repeats=1))
+    q.append(Query("export:dataset", "alliance export --dataset (Parquet + codebook, pseudonymised)", "call",
+                   call=lambda c: _dataset(c, out_dir / "dataset"), repeats=1))
     for view in DEFAULT_EXPORTS:
         q.append(Query(f"export:{view}", f"alliance export {view} (Parquet, by client_id where present)", "call",
                        call=lambda c, v=view: export(c, v, out_dir=out_dir, fmt="parquet", overwrite=True),
@@ -273,46 +283,78 @@ def queries(con: duckdb.DuckDBPyConnection, *, out_dir: Path) -> list[Query]:
 
 
 def compare_queries(client: str) -> list[Query]:
-    """The steps of :func:`pipeline.research.compare.run_comparison`, the whole run, and queries of its tables.
+    """The steps of :func:`pipeline.research.compare.run_comparison`, whole runs, and queries of its tables.
 
-    The steps one by one, then the whole run, then the README and per-client queries of the tables it writes.
+    The steps one by one (staging in DuckDB, the estimate table from per-client sums, flags, trajectories in
+    SQL), then the whole run for all instruments and for each instrument, then the README and per-client
+    queries of the tables it writes.
     """
     from pipeline.research import compare
 
-    state: dict[str, pd.DataFrame] = {}
+    opts = compare.CompareOptions(allow_mixed_versions=True)
 
-    def load(con: duckdb.DuckDBPyConnection) -> int:
-        state["scores"] = compare.load_scores(con)
-        ind = compare.select_indicators(compare.load_indicators(con), ())
-        state["ind"] = ind[ind["session_id"].isin(set(state["scores"]["session_id"]))]
-        return len(state["ind"])
+    def srs(c: duckdb.DuckDBPyConnection):
+        return compare.run_comparison(c, options=compare.CompareOptions(instruments=("srs",)), command="bench")
 
-    def pairs(_: duckdb.DuckDBPyConnection) -> int:
-        state["pairs"] = compare.paired(state["ind"], state["scores"])
-        return len(state["pairs"])
+    def ors(c: duckdb.DuckDBPyConnection):
+        return compare.run_comparison(c, options=compare.CompareOptions(instruments=("ors",)), command="bench")
 
     return [
-        Query("compare:load", "compare.load_indicators + load_scores + select_indicators (-> pandas)", "call",
-              call=load),
-        Query("compare:paired", "compare.paired (session x indicator x measure)", "call", call=pairs),
-        Query("compare:correlation_table", "compare.correlation_table (between and within clients)", "call",
-              call=lambda _: compare.correlation_table(state["pairs"]), repeats=1),
-        Query("compare:discrepancy_flags", "compare.discrepancy_flags", "call",
-              call=lambda _: compare.discrepancy_flags(state["ind"], state["scores"]), repeats=1),
-        Query("compare:trajectories", "compare.trajectories", "call", repeats=1,
-              call=lambda _: compare.trajectories(state["ind"].drop(columns="role_label"), state["scores"]),
-              after=state.clear),
+        Query("compare:stage", "compare.stage: research sessions, linked scores, selected indicators (DuckDB temp "
+              "tables), duplicate and version checks", "call", call=lambda c: compare.stage(c, opts)["n_sessions"]),
+        Query("compare:estimates", "compare.estimates: per-client sums in one DuckDB aggregate, then the mixed "
+              "model (cluster-robust), rmcorr and client-mean correlations", "call",
+              call=lambda c: compare.estimates(c, opts)),
+        Query("compare:discrepancy_flags", "compare.flags_for", "call", call=lambda c: compare.flags_for(c, opts)),
+        Query("compare:trajectories", "self-report trajectories in SQL (materialised)", "ctas",
+              compare.trajectories_sql("self_report")),
+        Query("compare:trajectories_all", "self-report and indicator trajectories in SQL (--trajectories all)",
+              "ctas", compare.trajectories_sql("all"), repeats=1),
         Query("compare:run_comparison", "compare.run_comparison, all defaults (alliance compare), stored", "call",
               call=lambda c: compare.run_comparison(c, command="bench"), repeats=1),
+        Query("compare:run_comparison_srs", "alliance compare --instrument srs (stored)", "call", call=srs),
+        Query("compare:run_comparison_ors", "alliance compare --instrument ors (stored)", "call", call=ors),
         Query("readme:comparison_results", "README comparison_results example", "df",
-              "SELECT indicator, speaker_role, instrument, scale, level, n, spearman_rho, spearman_ci_low,"
-              " spearman_ci_high, spearman_q FROM comparison_results"
+              "SELECT indicator, speaker_role, instrument, scale, level, n_sessions, n_clients, estimate,"
+              " estimate_ci_low, estimate_ci_high, estimate_q FROM comparison_results"
               " WHERE comparison_id = (SELECT max(comparison_id) FROM comparison_runs)"
-              " ORDER BY abs(spearman_rho) DESC NULLS LAST"),
+              " ORDER BY abs(estimate) DESC NULLS LAST"),
         Query("client:client_trajectories", "client_trajectories (table) of one client, latest comparison", "df",
               "SELECT * FROM client_trajectories WHERE client_id = ? AND comparison_id ="
               " (SELECT max(comparison_id) FROM comparison_runs) ORDER BY series, name, occasion", (client,)),
     ]
+
+
+def _sync_wide(con: duckdb.DuckDBPyConnection) -> int:
+    from pipeline.storage.wide import sync_indicators_wide
+
+    return sync_indicators_wide(con)
+
+
+def _session_wide(con: duckdb.DuckDBPyConnection) -> int:
+    from pipeline.research.dataset import session_wide_sql
+
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _bench_wide AS {session_wide_sql(con)}")
+    n = int(con.execute("SELECT count(*) FROM _bench_wide").fetchone()[0])
+    con.execute("DROP TABLE _bench_wide")
+    return n
+
+
+def _research_session_wide(con: duckdb.DuckDBPyConnection) -> int:
+    from pipeline.research.access import relations_in, research_sandbox
+
+    sql = "SELECT count(*) FROM session_wide"
+    box = research_sandbox(con, key=STUDY_KEY, names=relations_in(sql))
+    try:
+        return int(box.execute(sql).fetchone()[0])
+    finally:
+        box.close()
+
+
+def _dataset(con: duckdb.DuckDBPyConnection, out: Path) -> int:
+    from pipeline.research.dataset import write_dataset
+
+    return write_dataset(con, out, key=STUDY_KEY, overwrite=True).rows
 
 
 def fill_trajectories_sql(con: duckdb.DuckDBPyConnection) -> int:
@@ -402,7 +444,8 @@ def time_query(con: duckdb.DuckDBPyConnection, q: Query, *, repeats: int, target
 
 #: compare steps and the steps whose results they use
 NEEDS = {"compare:paired": ("compare:load",), "compare:correlation_table": ("compare:load", "compare:paired"),
-         "compare:discrepancy_flags": ("compare:load",), "compare:trajectories": ("compare:load",)}
+         "compare:estimates": ("compare:stage",), "compare:discrepancy_flags": ("compare:stage",),
+         "compare:trajectories": ("compare:stage",), "compare:trajectories_all": ("compare:stage",)}
 
 
 def select(items: Sequence[Query], *, only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Query]:
@@ -431,8 +474,9 @@ def bench(n_sessions: int, *, repeats: int = 3, target_s: float = 1.0, seed: int
         Queries with a median above this are flagged ``over_target``.
     only, skip : sequence of str
         Time only the items whose name contains one of ``only`` (all when empty), and none whose name
-        contains one of ``skip``. The comparison steps' inputs (``compare:load``, ``compare:paired``) are
-        timed whenever a later step is. When ``compare:run_comparison`` is not run, ``client_trajectories``
+        contains one of ``skip``. The comparison steps' input (``compare:stage``; ``compare:load`` and
+        ``compare:paired`` in older item lists) is timed whenever a later step is. When
+        ``compare:run_comparison`` is not run, ``client_trajectories``
         is filled by :func:`fill_trajectories_sql` instead, so the queries of that table still see its size.
     work_dir : Path, optional
         Where the database and exports go (default: a temporary folder, removed afterwards).
@@ -454,6 +498,9 @@ def bench(n_sessions: int, *, repeats: int = 3, target_s: float = 1.0, seed: int
             fill_s = time.perf_counter() - t
             if log:
                 print(f"filled {n_sessions} sessions in {fill_s:.1f} s: {counts}", file=sys.stderr, flush=True)
+            t = time.perf_counter()
+            counts["indicators_wide"] = _sync_wide(con)  # the first build of the wide table (every session new)
+            wide_build_s = time.perf_counter() - t
             results = []
             items = select(queries(con, out_dir=Path(tmp) / "export"), only=only, skip=skip)
             if "compare:run_comparison" not in {q.name for q in items}:
@@ -479,6 +526,7 @@ def bench(n_sessions: int, *, repeats: int = 3, target_s: float = 1.0, seed: int
             con.close()
         db_mb = path.stat().st_size / 2**20
     return {"n_sessions": n_sessions, "rows": counts, "fill_s": round(fill_s, 2), "db_mb": round(db_mb, 1),
+            "wide_build_s": round(wide_build_s, 2),
             "duckdb": {"version": info[0], "threads": info[1], "memory_limit": info[2]},
             "repeats": repeats, "target_s": target_s, "queries": results,
             "over_target": [r["name"] for r in results if r["over_target"]],
@@ -492,7 +540,9 @@ def markdown(doc: dict[str, Any]) -> str:
     rows = doc["rows"]
     lines = [f"{doc['n_sessions']} sessions, {rows['clients']} clients, {rows['indicators']} indicator rows, "
              f"{rows['markers']} markers, {rows['self_report_scores']} self-report scores; database "
-             f"{doc['db_mb']} MB, filled in {doc['fill_s']} s; DuckDB {doc['duckdb']['version']}, "
+             f"{doc['db_mb']} MB, filled in {doc['fill_s']} s (indicators_wide built in "
+             f"{doc.get('wide_build_s', '-')} s);"
+             f" DuckDB {doc['duckdb']['version']}, "
              f"{doc['duckdb']['threads']} threads; peak RSS {doc['peak_rss_mb']} MB. Median of {doc['repeats']} "
              f"after a warm-up (items marked 1x: one run).", "",
              "| query | what | rows | median s | peak MB so far | |", "|---|---|---:|---:|---:|---|"]

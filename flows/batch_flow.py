@@ -18,7 +18,8 @@ stored (same audio SHA-256 and pipeline version) and redoes the rest.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -53,14 +54,16 @@ class BatchReport:
 def recording_task(item: BatchItem, db_path: str, reports_dir: str, options: PipelineOptions, force: bool,
                    run_id: str) -> SessionOutcome:
     assert item.audio_path is not None and item.meta is not None
-    return process_session.with_options(name=f"session-{item.handle}")(
-        str(item.audio_path), item.meta, db_path=db_path, reports_dir=reports_dir, options=options,
-        consent=item.consent, force=force, run_id=run_id)
+    # the session flow's only Prefect parameter is a fresh random handle (recorded in run_items)
+    return process_session(str(item.audio_path), item.meta, db_path=db_path, reports_dir=reports_dir,
+                           options=options, consent=item.consent, force=force, run_id=run_id,
+                           flow_run_name=f"session-{item.handle}")
 
 
 def _manifest_failure(item: BatchItem, dbp: Path, run_id: str) -> SessionOutcome:
+    stage = "audio" if item.problem_code.startswith("audio_") else "manifest"  # e.g. a FIFO named x.wav
     outcome = SessionOutcome("failed", item.source, item.meta.session_id if item.meta else None,
-                             stage="manifest", error_code="manifest", message=item.problem or "")
+                             stage=stage, error_code=item.problem_code, message=item.problem or "")
     return sequence.record_outcome(dbp, run_id, outcome, source_path=item.source, session_id=outcome.session_id)
 
 
@@ -102,6 +105,47 @@ def _finish_run(dbp: Path, run_id: str, reports: Path, therapists: list[str]) ->
     return indexes
 
 
+ARTIFACT_KEY = "batch-outcome"
+
+
+def _outcome_artifact(items: list[BatchItem], outcomes: list[SessionOutcome]) -> None:
+    """The batch's end states as a Prefect table artifact (key ``batch-outcome``) for the Prefect UI.
+
+    One row per recording (its opaque ``BatchItem.handle``, the name of its session subflow; state, stage,
+    error code) and a counts row: no name, id, path or text enters Prefect's database. Never fails the batch.
+    """
+    from prefect.artifacts import create_table_artifact
+
+    handles: dict[tuple[str, str | None], str] = {}
+    for item in items:
+        sid = item.meta.session_id if item.meta else None
+        handles[(item.source, sid)] = item.handle
+        if item.audio_path is not None:
+            handles[(str(item.audio_path), sid)] = item.handle
+    order = {"failed": 0, "refused": 1, "skipped": 2, "processed": 3}
+    rows = sorted(({"handle": handles.get((o.source_path, o.session_id), "unknown"), "state": o.state,
+                    "stage": o.stage or "", "error_code": o.error_code or ""} for o in outcomes),
+                  key=lambda r: (order.get(r["state"], 4), r["handle"]))
+    counts = {state: sum(1 for o in outcomes if o.state == state) for state in order}
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items())
+    rows.append({"handle": "counts", "state": summary, "stage": "", "error_code": f"{len(outcomes)} recordings"})
+    try:
+        create_table_artifact(rows, key=ARTIFACT_KEY, description=f"Batch outcome: {len(outcomes)} recording(s): "
+                              f"{summary}. Handles are opaque (the session subflows' names).")
+    except Exception as e:  # noqa: BLE001 - the UI summary is optional; the database holds the outcome
+        get_run_logger().warning("batch outcome artifact not written (%s)", type(e).__name__)
+
+
+@contextmanager
+def _closed_on_interrupt(dbp: Path, run_id: str) -> Iterator[None]:
+    """Close the run as ``interrupted`` when the batch is left by an exception (Ctrl-C, a crash)."""
+    try:
+        yield
+    except BaseException:
+        sequence.finish_run(dbp, run_id, status="interrupted")
+        raise
+
+
 # The flow's function must not refer to DB_LOCK (or any lock) itself: the Dask task runner pickles the flow
 # (by value: its module attribute is the Flow, not the function) with every task it submits.
 @flow(name="process-batch", persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=1))
@@ -131,10 +175,11 @@ def process_batch(
     items = load_batch(Path(source), allowed_root=Path(allowed_root) if allowed_root else None)
     run_id = db.new_run_id()
     outcomes: list[SessionOutcome] = []
-    with exclusive_run(dbp, wait_s=lock_wait_s):
+    with exclusive_run(dbp, wait_s=lock_wait_s), _closed_on_interrupt(dbp, run_id):
         sequence.start_run(dbp, run_id, models=models_description(options),
-                           command=f"batch {source} (workers={workers}, engine={engine})")
-        log.info("batch %s: %d recording(s), %d worker(s), engine %s", run_id, len(items), workers, engine)
+                           command=f"batch {source} (workers={workers}, engine={engine})", log=log)
+        sequence.flush_pending(dbp, run_id, log=log)
+        log.info("batch: %d recording(s), %d worker(s), engine %s", len(items), workers, engine)
 
         def done(outcome: SessionOutcome) -> None:
             outcomes.append(outcome)
@@ -151,7 +196,8 @@ def process_batch(
         for item in runnable:
             if engine == "dask":
                 assert item.audio_path is not None and item.meta is not None
-                pre = sequence.precheck(item.audio_path, item.meta, item.consent, db_path=dbp, force=force)
+                pre = sequence.precheck(item.audio_path, item.meta, item.consent, db_path=dbp, force=force,
+                                        reports_dir=Path(reports_dir), run_id=run_id)
                 if pre.outcome is not None:
                     done(_record_outcome(item, pre.outcome, dbp, run_id))
                     continue
@@ -170,7 +216,8 @@ def process_batch(
                 done(_record_outcome(item, crash, dbp, run_id) if engine == "dask" else crash)
         therapists = sorted({o.meta.therapist_id for o in runnable if o.meta is not None})
         indexes = _finish_run(dbp, run_id, Path(reports_dir), therapists)
-        log.info("index pages: %s", ", ".join(str(p) for p in indexes) or "none")
+        _outcome_artifact(items, outcomes)
+        log.info("%d therapist index page(s) written", len(indexes))
     return BatchReport(run_id, tuple(outcomes), round(time.perf_counter() - started, 2))
 
 

@@ -3,7 +3,8 @@
 A thin Prefect wrapper over the one stage sequence of :mod:`pipeline.engine.sequence` (also used by both
 batch engines): precheck (consent, skip) -> compute (audio, transcription || diarization, analysis) -> store
 (one transaction, summary, report, retention) -> end state. Tasks neither cache nor persist results: they
-hold clinical text, which must not land in Prefect's result storage.
+hold clinical text, which must not land in Prefect's result storage. The flow's only parameter is an opaque
+handle (:mod:`pipeline.engine.handles`); log lines carry counts and stage names, no path, id or name.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipeline.analysis.session import SessionMeta
-from pipeline.engine import sequence
+from pipeline.engine import handles, sequence
 from pipeline.engine.outcome import SessionOutcome
 from pipeline.engine.runtime import PipelineOptions, models_description
 from pipeline.storage import db
@@ -28,8 +29,9 @@ _TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 @task(name="precheck", **_TASK)
 def precheck_task(audio_path: Path, meta: SessionMeta, consent: dict | None, db_path: Path,
-                  force: bool) -> sequence.Prechecked:
-    return sequence.precheck(audio_path, meta, consent, db_path=db_path, force=force, log=get_run_logger())
+                  force: bool, reports_dir: Path, run_id: str) -> sequence.Prechecked:
+    return sequence.precheck(audio_path, meta, consent, db_path=db_path, force=force, log=get_run_logger(),
+                             reports_dir=reports_dir, run_id=run_id)
 
 
 @task(name="compute-session", **_TASK)
@@ -46,40 +48,86 @@ def store_task(computed: sequence.Computed, audio_path: Path, meta: SessionMeta,
 
 
 @flow(name="process-session", persist_result=False)
+def process_session_flow(handle: str) -> SessionOutcome:
+    """Process the recording registered under ``handle``; never raises for a bad recording.
+
+    The flow's only parameter is an opaque handle (:mod:`pipeline.engine.handles`): Prefect's database
+    keeps flow-run parameters, and a session's path, ids, known names and consent must not land there.
+    Call :func:`process_session`, which registers the inputs, owns the run (lock, ``pipeline_runs``) and
+    calls this flow in the same process.
+    """
+    request = handles.lookup(handle)
+    log = get_run_logger()
+    started = time.perf_counter()
+    path, dbp, reports, meta = request.audio_path, request.db_path, request.reports_dir, request.meta
+    options: PipelineOptions = request.options
+    run_id = request.run_id
+    assert run_id is not None, "process_session registers every request with its run id"
+    pre = precheck_task(path, meta, request.consent, dbp, request.force, reports, run_id)
+    if pre.outcome is not None:
+        outcome = pre.outcome
+    else:
+        computed = compute_task(path, meta, pre.consent, options)
+        outcome = store_task(computed, path, meta, dbp, reports, run_id, request.force, options.keep_audio)
+    outcome = replace(outcome, wall_s=round(time.perf_counter() - started, 2))
+    if outcome.state in ("refused", "failed"):
+        log.warning("recording %s at stage %s (%s)", outcome.state, outcome.stage, outcome.error_code)
+    return sequence.record_outcome(dbp, run_id, outcome, source_path=str(path), session_id=meta.session_id,
+                                   flow_handle=handle)
+
+
 def process_session(
-    audio_path: str,
+    audio_path: str | Path,
     meta: SessionMeta,
     *,
-    db_path: str = "alliance.duckdb",
-    reports_dir: str = "reports",
-    options: PipelineOptions = PipelineOptions(),
+    db_path: str | Path = "alliance.duckdb",
+    reports_dir: str | Path = "reports",
+    options: PipelineOptions | None = None,
     consent: dict | None = None,
     force: bool = False,
     run_id: str | None = None,
     lock_wait_s: float = 0.0,
+    flow_run_name: str | None = None,
 ) -> SessionOutcome:
-    """Process one consented recording; never raises for a bad recording (the outcome says why).
+    """Process one consented recording with the Prefect session flow; never raises for a bad recording.
 
     ``consent`` is a manifest row's consent fields; without it the sidecar ``AUDIO.consent.json`` is read.
-    The run is recorded in ``pipeline_runs`` and the recording's end state in ``run_items``.
+    Without ``run_id`` this call owns a run: it holds the database's run lock (waiting up to
+    ``lock_wait_s``), records the run in ``pipeline_runs`` (closing runs a killed process left running),
+    stores results kept while the database was locked, and closes the run (``interrupted`` when left by
+    an exception). With ``run_id`` the caller (a batch) owns all that. The recording's end state goes to
+    ``run_items`` with the flow's handle. The inputs are registered in this process under a random handle,
+    the flow's only parameter (nothing else of the session reaches Prefect's database), and forgotten
+    when the flow returns. Run set-up happens outside the flow, so an error there (a locked database)
+    is raised here and never stored by Prefect.
+
+    Raises
+    ------
+    StorageError
+        The run could not start: another run holds the database, or it cannot be opened.
     """
-    log = get_run_logger()
-    started = time.perf_counter()
-    path, dbp, reports = Path(audio_path), Path(db_path), Path(reports_dir)
+    options = options or PipelineOptions()
+    dbp = Path(db_path)
     own_run = run_id is None
-    run_id = run_id or db.new_run_id()
     with ExitStack() as stack:
-        if own_run:  # a batch holds the run lock itself
+        if run_id is None:
             stack.enter_context(exclusive_run(dbp, wait_s=lock_wait_s))
-            sequence.start_run(dbp, run_id, models=models_description(options), command=f"process {path.name}")
-        pre = precheck_task(path, meta, consent, dbp, force)
-        if pre.outcome is not None:
-            outcome = pre.outcome
-        else:
-            computed = compute_task(path, meta, pre.consent, options)
-            outcome = store_task(computed, path, meta, dbp, reports, run_id, force, options.keep_audio)
-        outcome = replace(outcome, wall_s=round(time.perf_counter() - started, 2))
-        if outcome.state in ("refused", "failed"):
-            log.warning("recording %s at stage %s (%s)", outcome.state, outcome.stage, outcome.error_code)
-        return sequence.record_outcome(dbp, run_id, outcome, source_path=str(path), session_id=meta.session_id,
-                                       finish_run=own_run)
+            run_id = db.new_run_id()
+            sequence.start_run(dbp, run_id, models=models_description(options),
+                               command=f"process {Path(audio_path).name}")
+            sequence.flush_pending(dbp, run_id)
+        handle = handles.register(handles.SessionRequest(
+            Path(audio_path), meta, dbp, Path(reports_dir), options, consent, force, run_id, lock_wait_s))
+        try:
+            flow_ = process_session_flow if flow_run_name is None else process_session_flow.with_options(
+                flow_run_name=flow_run_name)
+            outcome = flow_(handle)
+        except BaseException:  # Ctrl-C, a crash: the run ends interrupted, not 'running' forever
+            if own_run:
+                sequence.finish_run(dbp, run_id, status="interrupted")
+            raise
+        finally:
+            handles.release(handle)
+        if own_run:
+            sequence.finish_run(dbp, run_id)
+        return outcome

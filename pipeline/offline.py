@@ -30,6 +30,38 @@ DEFAULT_ENV = {
 }
 
 
+#: Prefect's home (its SQLite database of flow runs and logs, settings, the temporary server's files) sits
+#: in the data folder, next to the database, owner-only: not in the user's ~/.prefect, shared by every
+#: project and kept after a withdrawal.
+PREFECT_HOME_NAME = ".alliance-prefect"
+
+
+def prefect_home_for(db_path: str | os.PathLike[str]) -> str:
+    """The Prefect home of a database: ``<database's folder>/.alliance-prefect``."""
+    return os.path.join(os.path.dirname(os.path.abspath(db_path)), PREFECT_HOME_NAME)
+
+
+def use_prefect_home(db_path: str | os.PathLike[str]) -> str | None:
+    """Point Prefect at the database's folder (``PREFECT_HOME``, mode 0700), before Prefect is imported.
+
+    Left alone when the user set ``PREFECT_HOME`` or ``PREFECT_API_URL`` (a long-lived server has its own
+    home) or when Prefect is already imported (its settings are read then: a test harness, a notebook).
+    Returns the home used, or None when left alone.
+    """
+    import sys
+
+    if os.environ.get("PREFECT_HOME") or os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules:
+        return None
+    home = prefect_home_for(db_path)
+    try:
+        os.makedirs(home, mode=0o700, exist_ok=True)
+        os.chmod(home, 0o700)
+    except OSError:
+        return None  # a folder that cannot be written: the database check reports it in one line
+    os.environ["PREFECT_HOME"] = home
+    return home
+
+
 def apply_offline_environment() -> None:
     """Set the telemetry-off and offline variables in this process (inherited by children)."""
     for key, value in FORCED_ENV.items():

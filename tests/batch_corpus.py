@@ -104,7 +104,7 @@ def build_batch(folder: Path, *, outside: Path, n_extra_good: int = 4, excerpt_s
     sf.write(folder / "full.wav", _excerpt(samples, 3.0, 10.0), RATE)
     (folder / "truncated.wav").write_bytes((folder / "full.wav").read_bytes()[: 100_000])
     (folder / "full.wav").unlink()
-    add("truncated.wav", "truncated", "failed", "audio_unreadable")
+    add("truncated.wav", "truncated", "failed", "audio_truncated")
     (folder / "notes.mp3").write_text("meeting notes, not audio\n" * 50)
     add("notes.mp3", "not-audio", "failed", "audio_unreadable")
     sf.write(folder / "silence.wav", np.zeros(RATE * 10, dtype=np.float32), RATE)

@@ -36,12 +36,12 @@ __all__ = [
     "tidy_words",
 ]
 
-Backend = Literal["faster-whisper", "openai-whisper"]
+Backend = Literal["faster-whisper", "openai-whisper", "moonshine"]
 ProgressHook = Callable[[float], None]
 """Called with the fraction (0 to 1) of the audio transcribed so far."""
 
 STAGE = "transcribe"
-BACKENDS: tuple[Backend, ...] = ("faster-whisper", "openai-whisper")
+BACKENDS: tuple[Backend, ...] = ("faster-whisper", "openai-whisper", "moonshine")
 DEVICES = ("cpu", "cuda")
 CT2_COMPUTE_TYPES = (
     "default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
@@ -61,7 +61,10 @@ class TranscribeOptions:
 
     Attributes
     ----------
-    backend : {"faster-whisper", "openai-whisper"}
+    backend : {"faster-whisper", "openai-whisper", "moonshine"}
+        ``moonshine``: Moonshine base text per Silero-VAD region, word times by forced alignment with the
+        Whisper model (:mod:`pipeline.asr.moonshine`; English only, CPU only; ``beam_size`` and
+        ``condition_on_previous_text`` do not apply).
     language : str or None
         Language code. Default ``"en"``, the language the marker lexicons support, so a noisy first
         minute cannot switch them off. None detects it: faster-whisper over up to four 30 s windows of
@@ -534,7 +537,8 @@ def _supports(model: Any, language: str) -> bool:
 # --------------------------------------------------------------------------- loading
 
 
-def load_transcriber(*, ct2_dir: Path, openai_checkpoint: Path | None, options: TranscribeOptions) -> Transcriber:
+def load_transcriber(*, ct2_dir: Path, openai_checkpoint: Path | None, options: TranscribeOptions,
+                     moonshine_dir: Path | None = None) -> Transcriber:
     """Load the backend that ``options.backend`` names.
 
     Parameters
@@ -545,6 +549,9 @@ def load_transcriber(*, ct2_dir: Path, openai_checkpoint: Path | None, options: 
     openai_checkpoint : Path or None
         Checkpoint made by :func:`models.ct2_whisper.convert_ct2_to_openai`; needed for openai-whisper.
     options : TranscribeOptions
+    moonshine_dir : Path or None
+        Folder with Moonshine's ``encoder_model.ort``, ``decoder_model_merged.ort`` and ``tokenizer.json``;
+        needed for ``backend="moonshine"`` (which also aligns with the Whisper model in ``ct2_dir``).
 
     Returns
     -------
@@ -559,6 +566,13 @@ def load_transcriber(*, ct2_dir: Path, openai_checkpoint: Path | None, options: 
     """
     if options.backend == "faster-whisper":
         return FasterWhisperTranscriber.load(Path(ct2_dir), options=options)
+    if options.backend == "moonshine":
+        from pipeline.asr.moonshine import MoonshineTranscriber
+
+        if moonshine_dir is None:
+            raise ConfigError("backend='moonshine' needs moonshine_dir (model 'moonshine-base-ort')")
+        return MoonshineTranscriber.load(Path(moonshine_dir), ct2_dir=Path(ct2_dir), options=options,
+                                         check=_checked_samples, tidy=tidy_words)
     if openai_checkpoint is None:
         raise ConfigError("backend='openai-whisper' needs openai_checkpoint (see convert_ct2_to_openai)")
     return OpenAIWhisperTranscriber.load(Path(openai_checkpoint), ct2_dir=Path(ct2_dir), options=options)

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.cli.args import add_db_argument
+from pipeline.cli.args import add_db_argument, add_language_argument, language_option
 from pipeline.engine.outcome import SessionOutcome
 
 
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another run on the same database to finish (default: refuse at once)")
     p.add_argument("--force", action="store_true", help="re-process recordings already stored")
+    add_language_argument(p)
     p.add_argument("--device", default="cpu", metavar="DEVICE",
                    help="cpu (default), cuda or cuda:N: run Whisper (float16) and pyannote on a GPU")
     p.add_argument("--delete-audio", action="store_true",
@@ -53,8 +54,27 @@ def _progress(outcome: SessionOutcome, done: int, total: int, elapsed_s: float) 
           f"  (elapsed {elapsed_s:.0f} s, ETA {eta:.0f} s)", flush=True)
 
 
+def _checks_then_server(args: argparse.Namespace):  # noqa: ANN202 - flows.server.BackgroundServer | None
+    """Check the database and the folder or manifest, then start Prefect's local server in the background.
+
+    Before any Prefect server or model: a database that cannot be opened or a bad manifest is one clear
+    error line (exit 2). Not for Dask, which needs a long-lived server.
+    """
+    from flows.server import start_background_server
+    from pipeline.engine import sequence
+    from pipeline.engine.manifest import load_batch
+    from pipeline.offline import prefect_home_for
+
+    sequence.check_database(Path(args.db))
+    load_batch(args.source, allowed_root=args.allowed_root)
+    if args.engine == "dask":
+        return None
+    home = os.environ.get("PREFECT_HOME") or prefect_home_for(args.db)
+    return start_background_server(home if os.path.isdir(home) else None)
+
+
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from flows.batch_flow import run_batch
+    from pipeline.asr.transcribe import TranscribeOptions
     from pipeline.engine.runtime import PipelineOptions, options_for_device
 
     if args.workers < 1:
@@ -65,11 +85,18 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         return 2
     if args.engine == "dask":  # the scheduler's and nannies' start/stop chatter would drown the progress lines
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # read when dask is first imported
+    server = _checks_then_server(args)
+    from flows.batch_flow import run_batch  # Prefect and the models' libraries: ~8 s of imports
+
+    if server is not None:
+        server.wait_ready()
     report = run_batch(str(args.source), workers=args.workers, engine=args.engine, dask_address=args.dask_address,
                        db_path=args.db, reports_dir=str(args.reports_dir), force=args.force,
                        allowed_root=str(args.allowed_root) if args.allowed_root else None,
                        lock_wait_s=args.wait, on_progress=_progress,
-                       options=options_for_device(args.device, PipelineOptions(keep_audio=not args.delete_audio)))
+                       options=options_for_device(args.device, PipelineOptions(
+                           keep_audio=not args.delete_audio,
+                           transcribe=TranscribeOptions(language=language_option(args.language)))))
     print(f"\nBatch {report.run_id}: {len(report.outcomes)} recording(s) in {report.wall_s:.0f} s")
     for state in ("processed", "skipped", "refused", "failed"):
         print(f"  {state:<9} {report.count(state)}")

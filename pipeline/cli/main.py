@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
 import pipeline  # noqa: F401  (offline, telemetry-off environment first)
-from pipeline.cli import batch, privacy, report, research
-from pipeline.cli.args import add_db_argument, add_viewer_arguments, check_viewer, iso_date
-from pipeline.errors import AllianceError
+from pipeline.cli import batch, privacy, report, research, server, transcript
+from pipeline.cli.args import (
+    add_db_argument,
+    add_language_argument,
+    add_viewer_arguments,
+    check_viewer,
+    iso_date,
+    language_option,
+)
+from pipeline.errors import AllianceError, DatabaseLockedError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--asr-backend", choices=("faster-whisper", "openai-whisper"), default="faster-whisper",
                    help="speech recognition backend; both run the same Whisper base weights (default: faster-whisper, "
                    "about 3x faster on CPU at the same accuracy: see README)")
+    add_language_argument(p)
     p.add_argument("--num-speakers", type=int, default=2, help="number of speakers for diarization (default: 2)")
     p.add_argument("--therapist-speaker", metavar="WHO",
                    help="override the therapist/client rule: 'first' or 'second' speaker, or a diarization label "
@@ -74,34 +84,104 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_process)
     s.set_defaults(handler=_cmd_summary)
     m.set_defaults(handler=_cmd_models)
-    for module in (batch, report, research, privacy):
+    for module in (batch, report, research, privacy, transcript, server):
         module.register(sub)
     return parser
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
+    from pipeline.analysis.session import SessionMeta
+    from pipeline.engine import sequence
+    from pipeline.ids import validate_id
+    from pipeline.storage import db
+    from pipeline.storage.lock import exclusive_run
+
+    for name in ("session_id", "client_id", "therapist_id"):  # the one id check of every input (pipeline.ids)
+        setattr(args, name, validate_id(name.removesuffix("_id"), getattr(args, name)))
+    meta = SessionMeta(args.session_id, args.client_id, args.therapist_id, args.recorded_on,
+                       role_override=args.therapist_speaker, num_speakers=args.num_speakers,
+                       known_names=tuple(args.known_name))
+    dbp, audio = Path(args.db), Path(args.audio)
+    print(f"Processing {audio} as session {args.session_id} "
+          "(about a seventh of the audio's length on 2 CPU cores, plus start-up)...",
+          flush=True)
+    # Before any model or Prefect server starts (about a second): the database opens, then consent and the
+    # skip test. A refused, skipped or duplicate recording ends here, recorded in run_items.
+    sequence.check_database(dbp)
+    with exclusive_run(dbp):
+        pre = sequence.precheck(audio, meta, None, db_path=dbp, force=args.force)
+        if pre.outcome is not None:
+            run_id = db.new_run_id()
+            sequence.start_run(dbp, run_id, models={}, command=f"process {audio.name}")
+            sequence.flush_pending(dbp, run_id)
+            outcome = pre.outcome
+            try:
+                outcome = sequence.complete_outputs(outcome, db_path=dbp, reports_dir=args.reports_dir,
+                                                    run_id=run_id)
+            except Exception as e:  # noqa: BLE001 - the session is stored; its files could not be written
+                from pipeline.engine.outcome import outcome_for_error
+
+                outcome = outcome_for_error(e, source_path=str(audio), session_id=meta.session_id,
+                                            audio_sha256=outcome.audio_sha256, stage="summary")
+            outcome = sequence.record_outcome(dbp, run_id, outcome, source_path=str(audio),
+                                              session_id=meta.session_id, finish_run=True)
+            return _print_outcome(args, outcome)
+    return _process_with_flow(args, meta)
+
+
+def _process_with_flow(args: argparse.Namespace, meta) -> int:  # noqa: ANN001 - SessionMeta
+    """Run the session flow, with Prefect's server starting while the models are imported and loaded."""
+    import time
     from dataclasses import replace
 
-    from flows.session_flow import process_session
-    from pipeline.analysis.session import SessionMeta
+    from flows.server import start_background_server
+    from pipeline.offline import prefect_home_for
+
+    marks = {"checks": time.perf_counter()}
+    home = os.environ.get("PREFECT_HOME") or prefect_home_for(args.db)
+    server = start_background_server(home if os.path.isdir(home) else None)
+    from flows.session_flow import process_session  # Prefect and the models' libraries: ~8 s of imports
     from pipeline.asr.transcribe import TranscribeOptions
     from pipeline.diarization.diarize import DiarizeOptions
+    from pipeline.engine import sequence
     from pipeline.engine.runtime import PipelineOptions, options_for_device
+
+    marks["imports"] = time.perf_counter()
 
     diarize = DiarizeOptions(num_speakers=args.num_speakers)
     if args.segmentation_step is not None:
         diarize = replace(diarize, segmentation_step=args.segmentation_step)
     options = options_for_device(args.device, PipelineOptions(
-        transcribe=TranscribeOptions(backend=args.asr_backend), diarize=diarize, overlap_stages=not args.sequential,
+        transcribe=TranscribeOptions(backend=args.asr_backend, language=language_option(args.language)),
+        diarize=diarize, overlap_stages=not args.sequential,
         keep_audio=not args.delete_audio))
-    meta = SessionMeta(args.session_id, args.client_id, args.therapist_id, args.recorded_on,
-                       role_override=args.therapist_speaker, num_speakers=args.num_speakers,
-                       known_names=tuple(args.known_name))
-    print(f"Processing {args.audio} as session {args.session_id} "
-          "(about a seventh of the audio's length on 2 CPU cores, plus start-up)...",
-          flush=True)
+    try:  # load the models (while the server finishes starting); a failure is reported by the flow's stage
+        sequence.get_transcriber(options.transcribe)
+        sequence.get_diarizer(options.diarize)
+    except Exception:  # noqa: BLE001, S110
+        pass
+    marks["models"] = time.perf_counter()
+    if server is not None:
+        server.wait_ready()
+        marks["server"] = time.perf_counter()
     outcome = process_session(str(args.audio), meta, db_path=args.db, reports_dir=str(args.reports_dir),
                               options=options, force=args.force)
+    marks["flow"] = time.perf_counter()
+    if os.environ.get("ALLIANCE_STARTUP_TIMINGS"):  # for bench/bench_startup.py: seconds per phase, to stderr
+        import json
+
+        phases, last = {}, marks["checks"]
+        for name in ("imports", "models", "server", "flow"):
+            if name in marks:
+                phases[f"{name}_s"], last = round(marks[name] - last, 2), marks[name]
+        phases["in_flow_s"] = outcome.wall_s
+        phases["server_ready_after_s"] = server.ready_s if server is not None else None
+        print("startup-timings " + json.dumps(phases), file=sys.stderr)
+    return _print_outcome(args, outcome)
+
+
+def _print_outcome(args: argparse.Namespace, outcome) -> int:  # noqa: ANN001 - SessionOutcome
+    """Print a recording's end state; 0 processed or skipped, 3 refused or failed."""
     if outcome.state == "processed":
         print(f"\nProcessed {args.session_id} in {outcome.wall_s:.0f} s ({outcome.duration_s:.0f} s of audio).")
         print(f"  database: {Path(args.db).resolve()}")
@@ -159,14 +239,73 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Commands that run Prefect flows or read Prefect's records: their Prefect home is the database's folder.
+_PREFECT_COMMANDS = ("process", "batch", "consent")
+
+
+def _sigterm_as_interrupt() -> tuple[object, list[int]]:
+    """Make SIGTERM end the command as Ctrl-C does (``KeyboardInterrupt`` in the main thread).
+
+    Returns the previous handler (None where signals cannot be set: not the main thread) and a list that
+    receives the signal number. Prefect's own handler takes over while a flow runs and passes the signal on
+    to this one when the flow has been marked crashed.
+    """
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        return None, received
+    return (signal.SIG_DFL if previous is None else previous), received
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``alliance`` command; returns its exit code.
+
+    0 done (processed, skipped); 2 usage or setup (a bad argument, a database that cannot be opened,
+    missing models: one ``error:`` line, no traceback); 3 refused or failed (a recording without consent,
+    a failed stage, a database locked past the wait); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM):
+    one line, no traceback, the run recorded as interrupted.
+    """
+    previous_umask = os.umask(0o077)  # every file and folder this command creates is the user's own (0600/0700)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(previous_umask)  # in-process callers (tests, notebooks) get theirs back
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.getLogger("speechbrain").setLevel(logging.ERROR)
+    if args.command in _PREFECT_COMMANDS and getattr(args, "db", None):
+        from pipeline.offline import use_prefect_home
+
+        use_prefect_home(args.db)  # before Prefect is imported: it reads PREFECT_HOME once
+    previous, received = _sigterm_as_interrupt()
     try:
         return args.handler(args)
-    except AllianceError as e:
+    except DatabaseLockedError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 3
+    except AllianceError as e:
+        print(f"error: {e} [{e.code}]", file=sys.stderr)
         return 2
+    except OSError as e:  # a folder or file the command cannot use: one line, no traceback
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        how = "terminated (SIGTERM)" if received else "interrupted"
+        print(f"\n{how}: stopped; only whole sessions were stored and the run is recorded as interrupted "
+              "(run the command again to resume)", file=sys.stderr)
+        return 143 if received else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

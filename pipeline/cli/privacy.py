@@ -12,15 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.cli.args import add_actor_argument, add_db_argument
+from pipeline.cli.args import add_actor_argument, add_db_argument, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("consent", help="consent withdrawal: erase a session's or a client's data",
                        description="Consent management. `withdraw` erases everything derived from the session's "
                        "(or all of the client's) recordings: words, turns, markers, indicators, lemmas, self-report "
-                       "tied to them, run records, summaries and reports on disk, the Prefect flow runs that named "
-                       "them, and (unless --keep-audio) the source recording and its consent sidecar; the database "
+                       "tied to them, run records, summaries and reports on disk, results kept while the database was "
+                       "locked, this database's Prefect flow runs of them (found by handle), and (unless --keep-audio) the source recording and its consent sidecar; the database "
                        "file is then rewritten so no deleted row lingers in it. Kept: who withdrew, when, and "
                        "SHA-256 hashes (so the recording is refused if submitted again), never content.")
     csub = c.add_subparsers(dest="consent_command", required=True, metavar="ACTION")
@@ -32,7 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also remove SESSION.md/.html/.pdf here (repeatable; default: reports)")
     w.add_argument("--keep-audio", action="store_true", help="keep the source recording and its consent sidecar")
     w.add_argument("--no-prefect", action="store_true",
-                   help="do not delete the sessions' Prefect flow runs (they hold ids and paths, no content)")
+                   help="do not delete the sessions' Prefect flow runs (they hold an opaque handle and log lines "
+                   "with counts: no id, path or content)")
+    w.add_argument("--before-processing", action="store_true",
+                   help="with --session: the session is not processed yet; register the withdrawal so that its "
+                   "recording is refused when it arrives (nothing is erased; the database is created if missing)")
+    w.add_argument("--audio", type=Path, metavar="FILE",
+                   help="with --before-processing: the recording itself; its SHA-256 is kept so that it is "
+                   "refused under any session id")
     add_actor_argument(w)
     add_db_argument(w)
     w.set_defaults(handler=_cmd_withdraw)
@@ -52,11 +59,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = dsub.add_parser("compact", help="rewrite the database with live rows only")
     add_db_argument(m)
     m.set_defaults(handler=_cmd_compact)
+    fp = dsub.add_parser("flush-pending", help="store results kept while the database was locked",
+                         description="When the database stayed locked by another process (a duckdb shell, a "
+                         "notebook) past the wait, a computed session is kept in DB.pending/ (owner-only; "
+                         "encrypted with a database key) instead of being lost. Every run on the database "
+                         "stores such results first; this command stores them now (summary and report "
+                         "included) and records their end states in run_items.")
+    add_db_argument(fp)
+    fp.set_defaults(handler=_cmd_flush_pending)
 
     a = sub.add_parser("audit", help="show the audit log",
                        description="Print the append-only audit log (who ran what on which sessions, when).")
     a.add_argument("--session", metavar="SESSION_ID", help="only events naming this session")
-    a.add_argument("--limit", type=int, default=50)
+    a.add_argument("--limit", type=positive_int, default=50, help="most events shown, newest first (default 50)")
     add_db_argument(a)
     a.set_defaults(handler=_cmd_audit)
 
@@ -65,7 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "database holding only research-scope sessions, with pseudonyms instead of ids and no "
                        "text but de-identified turns; it cannot read files or the network. Relations: "
                        "sessions, indicators, markers, turns, self_report_scores, comparison_results, "
-                       "discrepancy_flags, client_trajectories.")
+                       "discrepancy_flags, client_trajectories, indicators_wide, session_wide (one row per session: "
+                       "every indicator and the linked self-report), self_report_items, self_report_instruments.")
     q.add_argument("sql", metavar="SQL")
     q.add_argument("--study-key-file", type=Path, metavar="KEYFILE",
                    help="the study's pseudonym key (default: $ALLIANCE_STUDY_KEY_FILE)")
@@ -75,14 +91,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(handler=_cmd_query)
 
 
+def _cmd_withdraw_before_processing(args: argparse.Namespace) -> int:
+    from pipeline.audio.decode import sha256_of
+    from pipeline.errors import ConfigError
+    from pipeline.ids import validate_id
+    from pipeline.storage import db
+    from pipeline.storage.audit import current_actor
+    from pipeline.storage.erasure import withdraw_before_processing
+    from pipeline.storage.lock import exclusive_run
+
+    if args.session is None:
+        raise ConfigError("--before-processing needs --session SESSION_ID")
+    session_id = validate_id("session", args.session)
+    sha = sha256_of(args.audio) if args.audio is not None else None
+    with exclusive_run(Path(args.db)), db.open(args.db) as con:  # created if missing: the withdrawal may come first
+        erasure_id, new = withdraw_before_processing(con, session_id=session_id, client_id=None, audio_sha256=sha,
+                                                     actor=current_actor(args.actor), run_id=db.new_run_id())
+    if not new:
+        print(f"A withdrawal of session {session_id} is already registered ({erasure_id}): nothing changed.")
+        return 0
+    print(f"Withdrawal of session {session_id} registered before processing ({erasure_id}): its recording "
+          + ("(this file, under any session id) " if sha else "")
+          + "will be refused when it arrives. Nothing was stored, so nothing was erased.")
+    return 0
+
+
 def _cmd_withdraw(args: argparse.Namespace) -> int:
     from flows.prefect_runs import delete_flow_runs
     from pipeline.report.index import write_therapist_indexes
-    from pipeline.storage import db
+    from pipeline.storage import db, pending
     from pipeline.storage.audit import current_actor
     from pipeline.storage.erasure import withdraw
     from pipeline.storage.lock import exclusive_run
 
+    if args.before_processing:
+        return _cmd_withdraw_before_processing(args)
+    if args.audio is not None:
+        from pipeline.errors import ConfigError
+
+        raise ConfigError("--audio goes with --before-processing (a stored session's recording is known by its hash)")
     reports_dirs = args.reports_dir or [Path("reports")]
     actor = current_actor(args.actor)
     run_id = db.new_run_id()
@@ -91,7 +138,12 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
             ids = [r[0] for r in con.execute(
                 "SELECT session_id FROM sessions WHERE session_id = ? OR client_id = ?",
                 [args.session, args.client]).fetchall()]
-        prefect_deleted = None if args.no_prefect or not ids else delete_flow_runs(ids)
+            flow_handles = db.flow_handles(con, ids)
+        # results computed while the database was locked and not stored yet are erased too
+        pending_removed = pending.discard_for(args.db, session_ids=[*ids, *([args.session] if args.session else [])],
+                                              client_id=args.client)
+        prefect_deleted = None if args.no_prefect or not ids else delete_flow_runs(
+            flow_handles, session_ids=ids, db_path=args.db)
         with db.open(args.db, create=False) as con:
             result = withdraw(con, session_id=args.session, client_id=args.client, actor=actor, run_id=run_id,
                               keep_audio=args.keep_audio,
@@ -107,6 +159,8 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
             print(f"  {table}: {n} rows")
     for f in result.files_removed:
         print(f"  removed {f}")
+    for f in pending_removed:
+        print(f"  removed pending result {f}")
     if prefect_deleted is not None:
         print(f"  Prefect flow runs deleted: {prefect_deleted}")
     print("  database rewritten without the deleted rows; the withdrawal is recorded (ids, hashes, no content)")
@@ -145,6 +199,30 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_flush_pending(args: argparse.Namespace) -> int:
+    from pipeline.engine import sequence
+    from pipeline.storage import db, pending
+    from pipeline.storage.lock import exclusive_run
+
+    dbp = Path(args.db)
+    waiting = pending.list_pending(dbp)
+    if not waiting:
+        print(f"No pending results for {dbp}.")
+        return 0
+    run_id = db.new_run_id()
+    with exclusive_run(dbp):
+        sequence.start_run(dbp, run_id, models={}, command="db flush-pending")
+        outcomes = sequence.flush_pending(dbp, run_id)
+        sequence.finish_run(dbp, run_id)
+    for o in outcomes:
+        print(f"  {o.state:<9} {o.session_id}: {o.message}")
+    left = pending.list_pending(dbp)
+    print(f"{len(outcomes)} pending result(s) handled; {len(left)} left"
+          + (f" in {pending.pending_dir(dbp)} (the database may still be locked, or a file unreadable)" if left
+             else "."))
+    return 0 if not left else 3
+
+
 def _cmd_compact(args: argparse.Namespace) -> int:
     from pipeline.storage import db
     from pipeline.storage.lock import exclusive_run
@@ -170,17 +248,22 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
+    import hashlib
+
     import duckdb
 
+    from pipeline.csv_safety import csv_safe_frame
     from pipeline.errors import ConfigError
-    from pipeline.research.access import load_study_key, research_sandbox
+    from pipeline.research.access import load_study_key, relations_in, research_sandbox
     from pipeline.storage import audit, db
 
     key = load_study_key(args.study_key_file)
     with db.open(args.db, create=False) as con:
-        box = research_sandbox(con, key=key)
+        box = research_sandbox(con, key=key, names=relations_in(args.sql))  # only the relations the query names
+        # the query's text may quote ids or free text: only its SHA-256 and length are kept
+        digest = hashlib.sha256(args.sql.encode("utf-8", "surrogatepass")).hexdigest()
         audit.record(con, action="query", actor=audit.current_actor(args.actor), role="researcher",
-                     detail=args.sql[:500])
+                     detail=f"sql sha256 {digest} ({len(args.sql)} chars)")
     try:
         frame = box.execute(args.sql).df()
     except duckdb.Error as e:
@@ -188,7 +271,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     finally:
         box.close()
     if args.csv:
-        frame.to_csv(sys.stdout, index=False)
+        csv_safe_frame(frame).to_csv(sys.stdout, index=False)  # formula-safe cells (pipeline.csv_safety)
     else:
         print(frame.to_string(index=False, max_rows=200))
     return 0

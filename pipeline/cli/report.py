@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli.args import add_db_argument, add_viewer_arguments, check_viewer
-from pipeline.report.summary import report_stem
 
 FORMATS = ("html", "pdf", "md")
 
@@ -30,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.report import write_report
+    from pipeline.report import write_report  # matplotlib: imported when a report is made, not per command
+    from pipeline.report.summary import report_stem
     from pipeline.storage import audit, db
 
     out = args.out or Path("reports") / f"{report_stem(args.session_id)}.{args.report_format}"

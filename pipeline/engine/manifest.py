@@ -21,7 +21,11 @@ column             required  meaning
 
 Every path must resolve inside the allowed folder (the manifest's folder unless given): a manifest cannot
 make the pipeline read files elsewhere. Rows with problems become *failed* items with the reason; the
-rest of the batch goes on.
+rest of the batch goes on. Ids (``session_id``, ``client_id``, ``therapist_id``, from a row or a folder
+sidecar) follow the rules of :mod:`pipeline.ids` (code ``invalid_id``); a manifest whose header repeats a
+column name (or a YAML mapping that repeats a key) is refused whole. In folder mode, anything named like
+a recording that is not a regular file (a directory, a FIFO, a device) becomes a failed item
+(``audio_not_a_file``), never opened and never silently skipped.
 """
 
 from __future__ import annotations
@@ -38,12 +42,17 @@ from typing import Any
 import yaml
 
 from pipeline.analysis.session import SessionMeta
-from pipeline.errors import AllianceError
+from pipeline.audio.decode import not_a_file_reason
+from pipeline.errors import AllianceError, InvalidIdError
+from pipeline.ids import validate_id
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aac", ".mp4"})
 _MAX_MANIFEST_BYTES = 10 * 1024 * 1024
 _MAX_FIELD_CHARS = 1_000
 _REQUIRED = ("audio", "session_id", "client_id", "therapist_id")
+_MAX_SIDECAR_BYTES = 64 * 1024
+#: Manifest fields that may be YAML lists (joined with ``;`` as in a CSV cell).
+_LIST_FIELDS = ("consented_by", "known_names")
 
 
 class ManifestError(AllianceError):
@@ -61,6 +70,8 @@ class BatchItem:
     meta: SessionMeta | None
     consent: dict[str, Any] | None
     problem: str | None = None
+    #: The failure code of ``problem`` (``manifest``, ``invalid_id``, ``audio_not_a_file``).
+    problem_code: str = "manifest"
 
     @property
     def handle(self) -> str:
@@ -79,6 +90,8 @@ def _inside(path: Path, root: Path) -> bool:
 def _clean(value: Any) -> str | None:
     if value is None:
         return None
+    if isinstance(value, list | tuple):
+        value = ";".join(str(v) for v in value)
     text = str(value).strip()
     return text or None
 
@@ -94,6 +107,12 @@ def _item_from_row(index: int, row: dict[str, Any], *, base: Path, allowed_root:
         if missing:
             raise ManifestError(f"{label}: missing {', '.join(missing)}")
         label = f"row {index} ({fields['audio']})"
+        try:
+            ids = {k: validate_id(k.removesuffix("_id"), fields[k]) for k in ("session_id", "client_id",
+                                                                             "therapist_id")}
+        except InvalidIdError as e:
+            return BatchItem(label, None, None, None, problem=f"{label}: {e}", problem_code=e.code)
+        fields.update(ids)
         audio = (base / fields["audio"]).resolve() if not Path(fields["audio"]).is_absolute() \
             else Path(fields["audio"]).resolve()
         if not _inside(audio, allowed_root):
@@ -116,9 +135,11 @@ def _item_from_row(index: int, row: dict[str, Any], *, base: Path, allowed_root:
                 "client_id": fields["client_id"],
                 "scope": fields.get("consent_scope"),
                 "consented_on": fields.get("consented_on"),
-                "consented_by": [p.strip() for p in (fields.get("consented_by") or "").split(";") if p.strip()],
                 "withdrawn_on": fields.get("withdrawn_on"),
             }
+            if "consented_by" in fields:  # the column is there: an empty cell is an empty list (refused)
+                consent["consented_by"] = [p.strip() for p in (fields["consented_by"] or "").split(";")
+                                           if p.strip()]
         known = tuple(n.strip() for n in (fields.get("known_names") or "").split(";") if n.strip())
         meta = SessionMeta(fields["session_id"], fields["client_id"], fields["therapist_id"], recorded_on,
                            role_override=fields.get("therapist_speaker"), num_speakers=num_speakers,
@@ -126,6 +147,20 @@ def _item_from_row(index: int, row: dict[str, Any], *, base: Path, allowed_root:
         return BatchItem(label, audio, meta, consent)
     except ManifestError as e:
         return BatchItem(label, None, None, None, problem=str(e))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key (safe_load keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is repeated",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_manifest(path: Path, *, allowed_root: Path | None = None) -> list[BatchItem]:
@@ -146,7 +181,7 @@ def read_manifest(path: Path, *, allowed_root: Path | None = None) -> list[Batch
         raise ManifestError(f"manifest {path.name} is not UTF-8 text ({e})") from e
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
-            rows = yaml.safe_load(text)
+            rows = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
         except yaml.YAMLError as e:
             raise ManifestError(f"manifest {path.name} is not valid YAML ({e})") from e
         if isinstance(rows, dict) and "recordings" in rows:
@@ -157,6 +192,11 @@ def read_manifest(path: Path, *, allowed_root: Path | None = None) -> list[Batch
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "audio" not in [f.strip() for f in reader.fieldnames]:
             raise ManifestError(f"manifest {path.name}: the CSV header must include {', '.join(_REQUIRED)}")
+        names = [f.strip() for f in reader.fieldnames]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:  # which of the two cells would count is anybody's guess: refuse, as the self-report import does
+            raise ManifestError(f"manifest {path.name}: the header repeats the column(s) {repeated}; each column "
+                                "may appear once")
         rows = list(reader)
     items = [_item_from_row(i + 1, row, base=path.parent, allowed_root=root) for i, row in enumerate(rows)]
     return mark_duplicates(items)
@@ -170,11 +210,19 @@ def scan_folder(folder: Path) -> list[BatchItem]:
     """
     folder = Path(folder)
     items: list[BatchItem] = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES):
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
         label = str(path.relative_to(folder))
+        try:
+            what, code = not_a_file_reason(path.stat().st_mode), "audio_not_a_file"
+        except OSError as e:  # a dangling link, a file gone since the listing
+            what, code = f"cannot be read ({e.strerror})", "audio_missing"
+        if what is not None:  # reported, never opened (a FIFO would block) and never skipped silently
+            items.append(BatchItem(label, path, None, None, problem=f"{label}: {what}, not a regular file",
+                                   problem_code=code))
+            continue
         sidecar = path.with_name(path.name + ".consent.json")
         raw: dict[str, Any] = {}
-        if sidecar.is_file():
+        if sidecar.is_file() and sidecar.stat().st_size <= _MAX_SIDECAR_BYTES:  # precheck refuses larger ones
             try:
                 loaded = json.loads(sidecar.read_text(encoding="utf-8"))
                 raw = loaded if isinstance(loaded, dict) else {}
@@ -187,7 +235,7 @@ def scan_folder(folder: Path) -> list[BatchItem]:
                "known_names": ";".join(map(str, raw["known_names"])) if isinstance(raw.get("known_names"), list)
                else raw.get("known_names")}
         item = _item_from_row(len(items) + 1, row, base=folder, allowed_root=folder)
-        items.append(BatchItem(label, item.audio_path, item.meta, None, item.problem))
+        items.append(BatchItem(label, item.audio_path, item.meta, None, item.problem, item.problem_code))
     return mark_duplicates(items)
 
 

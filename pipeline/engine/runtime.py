@@ -105,10 +105,13 @@ def _load_transcriber(options: TranscribeOptions) -> SerialTranscriber:
     from models.store import require
 
     ct2_dir = require("whisper-base-ct2")
-    checkpoint = None
+    checkpoint = moonshine_dir = None
     if options.backend == "openai-whisper":
         checkpoint = require("whisper-base-openai") / "whisper-base.pt"
-    return SerialTranscriber(load_transcriber(ct2_dir=ct2_dir, openai_checkpoint=checkpoint, options=options))
+    if options.backend == "moonshine":
+        moonshine_dir = require("moonshine-base-ort")
+    return SerialTranscriber(load_transcriber(ct2_dir=ct2_dir, openai_checkpoint=checkpoint, options=options,
+                                              moonshine_dir=moonshine_dir))
 
 
 @lru_cache(maxsize=2)

@@ -19,27 +19,52 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline import PIPELINE_VERSION
 from pipeline.analysis.indicators import MARKERS_VERSION
 from pipeline.analysis.session import SessionAnalysis, SessionMeta, analyse
-from pipeline.audio.decode import load_audio, sha256_of
+from pipeline.audio.decode import AudioOptions, load_audio, probe_audio, sha256_of
 from pipeline.engine.outcome import SessionOutcome, outcome_for_error
-from pipeline.engine.runtime import (
-    DIARIZATION_MODEL_NAME,
-    PipelineOptions,
-    get_diarizer,
-    get_nlp,
-    get_transcriber,
-)
-from pipeline.errors import AllianceError
+from pipeline.errors import AllianceError, DatabaseLockedError, RunInterruptedError
 from pipeline.privacy.consent import Consent, check_matches, parse_consent, read_sidecar
 from pipeline.privacy.deid import get_ner_nlp
-from pipeline.report import write_html_report
-from pipeline.report.summary import headline, load_summary, render_markdown, report_stem
-from pipeline.storage import audit, db
+from pipeline.storage import audit, db, pending
 from pipeline.storage.erasure import withdrawn
+
+if TYPE_CHECKING:
+    from pipeline.engine.runtime import PipelineOptions
+
+# The models (runtime: torch, pyannote, Whisper) and the report drawing (matplotlib) are imported when
+# first used, not with this module: consent, skip and database checks (``alliance process`` refusing a
+# recording) then answer in about a second instead of paying ~8 s of imports.
+
+
+def get_transcriber(options: Any) -> Any:
+    """:func:`pipeline.engine.runtime.get_transcriber` (imported on first use)."""
+    from pipeline.engine import runtime
+
+    return runtime.get_transcriber(options)
+
+
+def get_diarizer(options: Any) -> Any:
+    """:func:`pipeline.engine.runtime.get_diarizer` (imported on first use)."""
+    from pipeline.engine import runtime
+
+    return runtime.get_diarizer(options)
+
+
+def get_nlp() -> Any:
+    """:func:`pipeline.engine.runtime.get_nlp` (imported on first use)."""
+    from pipeline.engine import runtime
+
+    return runtime.get_nlp()
+
+
+def _diarization_model_name() -> str:
+    from pipeline.engine.runtime import DIARIZATION_MODEL_NAME
+
+    return DIARIZATION_MODEL_NAME
 
 #: Serialises this process's database access and report drawing (sessions of a batch finish in parallel
 #: threads; matplotlib's drawing state is process-wide).
@@ -70,7 +95,7 @@ class Prechecked:
 def check_consent(audio_path: Path, meta: SessionMeta, consent: dict | None) -> Consent:
     """The recording's consent (a manifest row's fields, else the sidecar), matched to the session and client."""
     c = parse_consent(consent, source="manifest") if consent is not None else read_sidecar(audio_path)
-    check_matches(c, session_id=meta.session_id, client_id=meta.client_id)
+    check_matches(c, session_id=meta.session_id, client_id=meta.client_id, recorded_on=meta.recorded_on)
     return c
 
 
@@ -108,31 +133,91 @@ def already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool,
     return None
 
 
+def check_database(db_path: Path) -> None:
+    """Open the database once (created and migrated if new) before anything is computed.
+
+    A folder that cannot be written, a damaged or foreign file (SQLite, anything not DuckDB), a missing
+    key or a lock held past the wait is then one clear error up front, not a failure after the
+    recording was transcribed.
+
+    Raises
+    ------
+    StorageError
+        The database cannot be opened or read (one line, naming the file and the reason).
+    """
+    with DB_LOCK, db.open(db_path) as con:
+        con.execute("SELECT count(*) FROM sessions").fetchone()
+
+
+def complete_outputs(outcome: SessionOutcome, *, db_path: Path, reports_dir: Path, run_id: str) -> SessionOutcome:
+    """A *skipped* session whose summary or report file is missing gets them written again.
+
+    A run killed after its write (the rows are whole) but before its report left the session stored
+    without files; a re-run skips the computation and writes what is missing. Returns ``outcome``
+    (with the new paths and a note) or, when nothing is missing, unchanged.
+    """
+    if outcome.state != "skipped" or outcome.session_id is None:
+        return outcome
+    with DB_LOCK, db.open(db_path) as con:
+        missing = db.missing_outputs(con, outcome.session_id)
+    if not missing:
+        return outcome
+    summary_path, html_path, lines = write_summary(outcome.session_id, db_path, reports_dir, run_id)
+    what = " and ".join({"summary_md": "summary", "report_html": "report"}[k] for k in missing)
+    return replace(outcome, summary_path=summary_path, report_path=html_path, headline=lines,
+                   message=f"{outcome.message}; its missing {what} written again (summary at {summary_path})")
+
+
 def precheck(audio_path: Path, meta: SessionMeta, consent: dict | None, *, db_path: Path,
-             force: bool, log: Any = None) -> Prechecked:
-    """Consent (else *refused*), then the skip test on the file's SHA-256, before any decoding."""
+             force: bool, log: Any = None, reports_dir: Path | None = None,
+             run_id: str | None = None, audio_options: AudioOptions | None = None) -> Prechecked:
+    """Consent (else *refused*), the audio boundary without decoding, then the skip test on the file's SHA-256.
+
+    The audio check (:func:`pipeline.audio.decode.probe_audio`: a regular non-empty file, a plausible header)
+    ends a hostile or broken recording as *failed* at ``audio`` before any model is loaded or anything is
+    decoded.
+
+    With ``reports_dir`` and ``run_id``, a skipped session whose summary or report is missing gets them
+    written again (:func:`complete_outputs`).
+    """
     try:
         c = check_consent(audio_path, meta, consent)
     except AllianceError as e:
         return Prechecked(None, outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
                                                   audio_sha256=None, stage="consent"))
-    try:
+    try:  # a regular, non-empty file with a plausible header (no decoding): a hostile file ends here
+        probe_audio(audio_path, options=audio_options or AudioOptions())
         sha = sha256_of(audio_path)
+    except AllianceError as e:
+        return Prechecked(None, outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
+                                                  audio_sha256=None, stage="audio"))
     except OSError:
-        return Prechecked(c, None)  # missing or unreadable: the audio stage says exactly why
+        return Prechecked(c, None)  # unreadable: the audio stage says exactly why
     try:
         done = already_done(db_path, meta, sha, force=force, log=log)
     except AllianceError as e:
         return Prechecked(None, outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
                                                   audio_sha256=sha, stage="storage"))
+    if done is not None and reports_dir is not None and run_id is not None:
+        try:
+            done = complete_outputs(done, db_path=db_path, reports_dir=reports_dir, run_id=run_id)
+        except Exception as e:  # the session is stored; its files could not be written
+            return Prechecked(None, outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
+                                                      audio_sha256=sha, stage="summary"))
     return Prechecked(c, None if done is None else replace(done, source_path=str(audio_path)))
 
 
-def asr_progress(log: Any) -> Callable[[float], None]:
-    """Log transcription progress at each quarter of the audio."""
+def _check_stop(stop: threading.Event | None, stage: str) -> None:
+    if stop is not None and stop.is_set():
+        raise RunInterruptedError(f"{stage} stopped: the run was interrupted")
+
+
+def asr_progress(log: Any, stop: threading.Event | None = None) -> Callable[[float], None]:
+    """Log transcription progress at each quarter of the audio; stop (raise) once ``stop`` is set."""
     done = [0]
 
     def hook(fraction: float) -> None:
+        _check_stop(stop, "transcription")
         quarter = int(fraction * 4)
         if quarter > done[0]:
             done[0] = quarter
@@ -141,12 +226,13 @@ def asr_progress(log: Any) -> Callable[[float], None]:
     return hook
 
 
-def diarization_progress(log: Any) -> Callable[..., None]:
-    """Log each diarization step as it completes."""
+def diarization_progress(log: Any, stop: threading.Event | None = None) -> Callable[..., None]:
+    """Log each diarization step as it completes; stop (raise) once ``stop`` is set."""
     seen: set[str] = set()
 
     def hook(step_name: str, artefact: Any, file: Any = None, total: int | None = None,
              completed: int | None = None) -> None:
+        _check_stop(stop, "diarization")
         finished = total is None or completed is None or completed >= total
         if finished and step_name not in seen:
             seen.add(step_name)
@@ -168,23 +254,32 @@ def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, op
     try:
         audio = load_audio(audio_path, options=options.audio)
         sha = audio.sha256
-        log.info("%.1f s of audio, SHA-256 %s", audio.duration_s, sha[:12])
+        log.info("%.1f s of audio decoded", audio.duration_s)
         stage = "transcription+diarization"
         transcriber, diarizer = get_transcriber(options.transcribe), get_diarizer(options.diarize)
 
+        # Set when this thread is interrupted (Ctrl-C, SIGTERM) or a stage fails: the other stage's thread
+        # then stops at its next progress hook instead of running to the end while the run waits for it.
+        stop = threading.Event()
+
         def transcribe() -> Any:
-            return transcriber.transcribe(audio.samples, progress=asr_progress(log))
+            return transcriber.transcribe(audio.samples, progress=asr_progress(log, stop))
 
         def diarize() -> Any:
-            return diarizer.diarize(audio.samples, num_speakers=meta.num_speakers, hook=diarization_progress(log))
+            return diarizer.diarize(audio.samples, num_speakers=meta.num_speakers,
+                                    hook=diarization_progress(log, stop))
 
         if options.overlap_stages:
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stage") as pool:
                 t_future, d_future = pool.submit(transcribe), pool.submit(diarize)
-                stage = "transcription"
-                transcript = t_future.result()
-                stage = "diarization"
-                diarization = d_future.result()
+                try:
+                    stage = "transcription"
+                    transcript = t_future.result()
+                    stage = "diarization"
+                    diarization = d_future.result()
+                except BaseException:
+                    stop.set()
+                    raise
         else:
             stage = "transcription"
             transcript = transcribe()
@@ -194,7 +289,7 @@ def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, op
                  len(diarization.turns))
         stage = "analysis"
         analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=get_nlp(),
-                           ner_nlp=get_ner_nlp(), diarization_model=DIARIZATION_MODEL_NAME,
+                           ner_nlp=get_ner_nlp(), diarization_model=_diarization_model_name(),
                            options=options.indicators)
         return Computed(analysis, None, os.getpid(), audio.duration_s, round(time.perf_counter() - started, 2))
     except Exception as e:  # a bad recording, a bug or a library failure: report it with its stage
@@ -205,15 +300,21 @@ def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, op
 
 def write_summary(session_id: str, db_path: Path, reports_dir: Path,
                   run_id: str = "summary") -> tuple[str, str, tuple[str, ...]]:
-    """Write the Markdown summary and the HTML report; return their paths and the headline lines."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
+    """Write the Markdown summary and the HTML report (owner-only files); return their paths and the headline."""
+    from pipeline.report import write_html_report
+    from pipeline.report.summary import headline, load_summary, render_markdown, report_stem
+
+    reports_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = reports_dir / f"{report_stem(session_id)}.md"
     html_path = reports_dir / f"{report_stem(session_id)}.html"
     with DB_LOCK, db.open(db_path) as con:
         summary = load_summary(con, session_id)
         write_html_report(con, session_id, html_path)
+        os.chmod(html_path, 0o600)
         tmp = path.with_suffix(".md.partial")
-        tmp.write_text(render_markdown(summary), encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(render_markdown(summary))
         tmp.replace(path)
         db.record_files(con, session_id=session_id, files=[(str(path), "summary_md"),
                                                            (str(html_path), "report_html")], run_id=run_id)
@@ -237,11 +338,16 @@ def apply_retention(audio_path: Path, sha256: str, session_id: str, db_path: Pat
 
 
 def store_session(computed: Computed, audio_path: Path, meta: SessionMeta, *, db_path: Path, reports_dir: Path,
-                  run_id: str, force: bool, keep_audio: bool = True, log: Any = None) -> SessionOutcome:
+                  run_id: str, force: bool, keep_audio: bool = True, log: Any = None,
+                  keep_pending: bool = True) -> SessionOutcome:
     """Write what :func:`compute_session` produced (one transaction), its summary and report, then retention.
 
     The skip test is repeated at write time: another recording of the same batch may have stored this audio
-    meanwhile. Never raises for a bad recording: the returned end state says why.
+    meanwhile (a skipped session's missing files are written again). When the database stays locked by
+    another process past the wait (``ALLIANCE_DB_LOCK_WAIT_S``, default 60 s), the computed result is kept
+    as a pending file (:mod:`pipeline.storage.pending`; not with ``keep_pending=False``) and the end state
+    is *failed* at ``storage`` with code ``database_locked`` and the file's path: the next run stores it.
+    Never raises for a bad recording: the returned end state says why.
     """
     analysis = computed.analysis
     if computed.outcome is not None or analysis is None:
@@ -250,11 +356,26 @@ def store_session(computed: Computed, audio_path: Path, meta: SessionMeta, *, db
         return replace(outcome, wall_s=computed.wall_s)
     stage, sha = "storage", analysis.audio_sha256
     try:
-        done = already_done(db_path, meta, sha, force=force, log=log)
-        if done is not None:
-            return replace(done, source_path=str(audio_path), duration_s=computed.duration_s, wall_s=computed.wall_s)
-        with DB_LOCK, db.open(db_path) as con:
-            db.write_session(con, analysis, run_id=run_id, pipeline_version=PIPELINE_VERSION)
+        try:
+            done = already_done(db_path, meta, sha, force=force, log=log)
+            if done is not None:
+                stage = "summary"
+                done = complete_outputs(done, db_path=db_path, reports_dir=reports_dir, run_id=run_id)
+                return replace(done, source_path=str(audio_path), duration_s=computed.duration_s,
+                               wall_s=computed.wall_s)
+            with DB_LOCK, db.open(db_path) as con:
+                db.write_session(con, analysis, run_id=run_id, pipeline_version=PIPELINE_VERSION)
+        except DatabaseLockedError as e:
+            if stage != "storage" or not keep_pending:
+                raise
+            kept = pending.save(db_path, pending.PendingSession(
+                analysis, str(audio_path), str(reports_dir), keep_audio, force, run_id, computed.duration_s,
+                pending.now_iso()))
+            return SessionOutcome(
+                "failed", str(audio_path), meta.session_id, sha, stage="storage", error_code=e.code,
+                message=f"{e}; the computed result is kept in {kept} and stored by the next run on this database "
+                        f"(or `alliance db flush-pending --db {db_path}`): nothing is computed again",
+                duration_s=computed.duration_s, wall_s=computed.wall_s)
         stage = "summary"
         summary_path, html_path, lines = write_summary(meta.session_id, db_path, reports_dir, run_id)
         retention = ""
@@ -270,20 +391,87 @@ def store_session(computed: Computed, audio_path: Path, meta: SessionMeta, *, db
     return replace(outcome, wall_s=computed.wall_s)
 
 
-def start_run(db_path: Path, run_id: str, *, models: dict, command: str) -> None:
-    """Record a run as started in ``pipeline_runs``."""
+def start_run(db_path: Path, run_id: str, *, models: dict, command: str, log: Any = None) -> list[str]:
+    """Record a run as started in ``pipeline_runs`` (with this process's id and host).
+
+    First, runs left ``running`` by a process that is gone (killed) are closed as ``interrupted``
+    (:func:`pipeline.storage.db.close_stale_runs`); their ids are returned. Call with the run lock held.
+    """
     with DB_LOCK, db.open(db_path) as con:
+        stale = db.close_stale_runs(con)
         db.start_run(con, run_id=run_id, pipeline_version=PIPELINE_VERSION, models=models, command=command)
+    if stale:
+        (log or _LOG).warning("%d earlier run(s) left running by a process that is gone: closed as interrupted",
+                              len(stale))
+    return stale
+
+
+def finish_run(db_path: Path, run_id: str, *, status: str = "finished") -> None:
+    """Close a run (``finished``, ``interrupted`` or ``failed``).
+
+    A database still locked leaves it open (the next run closes it as interrupted).
+    """
+    try:
+        with DB_LOCK, db.open(db_path) as con:
+            db.finish_run(con, run_id=run_id, status=status)
+    except DatabaseLockedError:
+        _LOG.warning("the run could not be closed: the database stayed locked")
 
 
 def record_outcome(db_path: Path, run_id: str, outcome: SessionOutcome, *, source_path: str,
-                   session_id: str | None, finish_run: bool = False) -> SessionOutcome:
-    """Record one recording's end state in ``run_items`` (and, for a single-recording run, finish the run)."""
-    with DB_LOCK, db.open(db_path) as con:
-        db.record_item(con, run_id=run_id, source_path=source_path, state=outcome.state, session_id=session_id,
-                       audio_sha256=outcome.audio_sha256,
-                       stage=outcome.stage if outcome.state in ("failed", "refused") else None,
-                       error_code=outcome.error_code, message=outcome.message)
-        if finish_run:
-            db.finish_run(con, run_id=run_id, status="finished")
+                   session_id: str | None, finish_run: bool = False, flow_handle: str | None = None) -> SessionOutcome:
+    """Record one recording's end state in ``run_items`` (and, for a single-recording run, finish the run).
+
+    ``flow_handle`` is the session flow's handle (its Prefect flow run's only parameter), kept so a
+    withdrawal deletes exactly those flow runs. A database still locked after the wait leaves the end
+    state unrecorded (the returned outcome says so; a pending result is recorded when it is stored).
+    """
+    try:
+        with DB_LOCK, db.open(db_path) as con:
+            db.record_item(con, run_id=run_id, source_path=source_path, state=outcome.state, session_id=session_id,
+                           audio_sha256=outcome.audio_sha256,
+                           stage=outcome.stage if outcome.state in ("failed", "refused") else None,
+                           error_code=outcome.error_code, message=outcome.message, flow_handle=flow_handle)
+            if finish_run:
+                db.finish_run(con, run_id=run_id, status="finished")
+    except DatabaseLockedError:
+        _LOG.warning("end state not recorded in run_items: the database stayed locked")
+        return replace(outcome, message=f"{outcome.message} (not recorded in run_items: the database stayed "
+                                        "locked; the run is closed as interrupted by the next run)")
     return outcome
+
+
+def flush_pending(db_path: Path, run_id: str, *, log: Any = None) -> list[SessionOutcome]:
+    """Store the results kept while the database was locked (:mod:`pipeline.storage.pending`), oldest first.
+
+    Each is stored as :func:`store_session` would have (skip test, one transaction, summary and report,
+    retention) under ``run_id``, and its end state recorded in ``run_items``. A result whose consent was
+    withdrawn meanwhile, or that another run stored meanwhile, is discarded, never stored; one that
+    still cannot be written (the database locked again) stays for the next run. Call with the run lock held.
+    """
+    log = log or _LOG
+    outcomes: list[SessionOutcome] = []
+    for path in pending.list_pending(db_path):
+        try:
+            item = pending.load(path)
+        except Exception as e:  # noqa: BLE001 - an unreadable file stays; the command reports it
+            log.warning("a pending result could not be read (%s); left in place", type(e).__name__)
+            continue
+        meta = item.analysis.meta
+        computed = Computed(item.analysis, None, os.getpid(), item.duration_s, 0.0)
+        outcome = store_session(computed, Path(item.audio_path), meta, db_path=db_path,
+                                reports_dir=Path(item.reports_dir), run_id=run_id, force=item.force,
+                                keep_audio=item.keep_audio, log=log, keep_pending=False)
+        if outcome.state == "failed" and outcome.stage == "storage" and outcome.error_code != "duplicate":
+            log.warning("a pending result could not be stored yet (%s); kept for the next run", outcome.error_code)
+            if outcome.error_code == "database_locked":
+                break
+            continue
+        pending.discard(path)
+        outcome = replace(outcome, message=f"{outcome.message} [from the result computed by run "
+                                           f"{item.computed_by_run} and kept while the database was locked]")
+        outcomes.append(record_outcome(db_path, run_id, outcome, source_path=item.audio_path,
+                                       session_id=meta.session_id))
+    if outcomes:
+        log.info("%d pending result(s) stored", len(outcomes))
+    return outcomes

@@ -39,7 +39,7 @@ from pipeline.diarization.rttm import write_rttm
 from pipeline.errors import AccessDeniedError, ConfigError
 from pipeline.report.data import MarkerRow, load_markers, load_session
 from pipeline.report.summary import report_stem
-from pipeline.research.access import pseudonym
+from pipeline.research.pseudonyms import pseudonym
 from pipeline.types import Diarization, SpeakerTurn
 
 #: Format name -> file extension.

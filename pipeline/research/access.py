@@ -12,37 +12,51 @@ studies with different keys, nor reversed without the key. :func:`research_sandb
 into a fresh in-memory DuckDB with external access switched off and the configuration locked: the SQL
 a researcher runs there cannot reach the database file, other files or the network.
 
-Dates (``recorded_on``) are kept: trajectories need them. They are quasi-identifiers; a study that
+Run ids are dropped and durations (``duration_s``) given in whole seconds, and comparison and import ids
+are pseudonymised too, so rows exported to two studies cannot be joined on them. Dates (``recorded_on``)
+are kept: trajectories need them. They are quasi-identifiers; a study that
 must hide them can drop the column in its export.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from pipeline.errors import ConfigError
-from pipeline.storage.encryption import read_key_file
-
-STUDY_KEY_FILE_ENV = "ALLIANCE_STUDY_KEY_FILE"
-
-#: Column -> pseudonym prefix.
-ID_COLUMNS = {"session_id": "S", "client_id": "C", "therapist_id": "T", "administration_id": "A"}
-#: Columns that may hold free text or quotes: never given to a researcher.
-TEXT_COLUMNS = frozenset({"text", "detail", "message", "quote", "note", "source_path", "command", "role_evidence"})
+from pipeline.research.pseudonyms import (  # noqa: F401  (load_study_key, pseudonym: re-exported for callers)
+    load_study_key,
+    pseudonym,
+    pseudonymise,
+)
 
 
 @dataclass(frozen=True)
 class ResearchRelation:
+    """A relation researchers may read: its SQL over the database.
+
+    A callable builds SQL whose columns follow the data (the wide tables).
+    """
+
     name: str
     description: str
-    sql: str
+    sql: str | Callable[[duckdb.DuckDBPyConnection], str]
+
+    def sql_for(self, con: duckdb.DuckDBPyConnection) -> str:
+        return self.sql(con) if callable(self.sql) else self.sql
+
+
+def _session_wide(con: duckdb.DuckDBPyConnection) -> str:
+    from pipeline.research.dataset import session_wide_sql
+
+    return session_wide_sql(con, duplicates="latest")
+
+
+def _indicators_wide(con: duckdb.DuckDBPyConnection) -> str:
+    return "SELECT w.* FROM indicators_wide w WHERE w.session_id IN (SELECT session_id FROM research_sessions)"
 
 
 _RESEARCH = "(SELECT session_id FROM research_sessions)"
@@ -65,64 +79,73 @@ RELATIONS: tuple[ResearchRelation, ...] = (
                      f"SELECT * FROM discrepancy_flags WHERE session_id IN {_RESEARCH}"),
     ResearchRelation("client_trajectories", "per-client series with baseline and reliable change",
                      f"SELECT * FROM client_trajectories WHERE client_id IN {_RESEARCH_CLIENTS}"),
+    ResearchRelation("indicators_wide", "one row per session, one column per indicator and role "
+                     "(talk_time_share_client; session-level: bare name)", _indicators_wide),
+    ResearchRelation("session_wide", "one row per session: keys, session_number, days_since_first, every indicator "
+                     "and the self-report scores linked within 3 days (sr_<instrument>_<scale>, sr_..._link_days); "
+                     "a session with two scores of a measure shows the latest import's", _session_wide),
+    ResearchRelation("self_report_items", "item values and item scores of research-scope administrations",
+                     "SELECT * FROM research_self_report_items"),
+    ResearchRelation("self_report_instruments", "the instrument definitions each import scored with",
+                     "SELECT * FROM research_self_report_instruments"),
 )
 
 
-def load_study_key(path: Path | str | None = None) -> bytes:
-    """The study key from ``path`` or ``ALLIANCE_STUDY_KEY_FILE`` (same format as a database key file).
+def research_relations(con: duckdb.DuckDBPyConnection, *, key: bytes,
+                       names: Sequence[str] | None = None) -> dict[str, tuple[pd.DataFrame, list[str]]]:
+    """Research relations (all, or ``names``) as pseudonymised frames with the names of their DATE columns.
 
-    Raises
-    ------
-    ConfigError
-        No key file is given or set.
+    ``indicators_wide`` is brought up to date first when the connection can write.
     """
-    path = path or os.environ.get(STUDY_KEY_FILE_ENV)
-    if not path:
-        raise ConfigError(
-            f"researcher access needs a study key: pass --study-key-file or set {STUDY_KEY_FILE_ENV} "
-            "(create one with `alliance db keygen STUDY.key`)"
-        )
-    return read_key_file(path).encode("ascii")
-
-
-def pseudonym(value: str, *, kind: str, key: bytes) -> str:
-    """Keyed pseudonym of an id (``kind`` is a column name of :data:`ID_COLUMNS`)."""
-    digest = hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-    return f"{ID_COLUMNS[kind]}-{digest[:16]}"
-
-
-def pseudonymise(frame: pd.DataFrame, *, key: bytes) -> pd.DataFrame:
-    """A copy of ``frame`` without text columns and with id columns replaced by pseudonyms."""
-    out = frame.drop(columns=[c for c in frame.columns if c in TEXT_COLUMNS])
-    for column in out.columns:
-        if column in ID_COLUMNS:
-            # one HMAC per distinct id, not per row (100k sessions: 8.6M indicator rows, ~100k ids)
-            values = out[column]
-            mapping = {v: pseudonym(str(v), kind=column, key=key) for v in values.dropna().unique()}
-            out[column] = values.map(mapping).astype(object).where(values.notna(), None)
+    chosen = [r for r in RELATIONS if names is None or r.name in names]
+    if any(not isinstance(r.sql, str) for r in chosen):
+        _sync_wide(con)
+    out = {}
+    for r in chosen:
+        rel = con.sql(r.sql_for(con))
+        dates = [c for c, t in zip(rel.columns, rel.types, strict=True) if str(t) == "DATE"]
+        out[r.name] = (pseudonymise(rel.df(), key=key), dates)
     return out
 
 
-def research_relations(con: duckdb.DuckDBPyConnection, *, key: bytes) -> dict[str, pd.DataFrame]:
-    """Every research relation as a pseudonymised frame."""
-    return {r.name: pseudonymise(con.execute(r.sql).df(), key=key) for r in RELATIONS}
+def _sync_wide(con: duckdb.DuckDBPyConnection) -> None:
+    from pipeline.storage.wide import sync_indicators_wide
+
+    try:
+        sync_indicators_wide(con)
+    except duckdb.Error:  # a read-only connection: the table is as the last writer left it
+        pass
 
 
-def research_sandbox(con: duckdb.DuckDBPyConnection, *, key: bytes) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB holding only the pseudonymised research relations, sealed off from files."""
-    box = research_database(con, key=key)
+def relations_in(sql: str) -> list[str]:
+    """The research relations a query names (as whole words); all of them when it names none."""
+    import re
+
+    named = [r.name for r in RELATIONS if re.search(rf"\b{re.escape(r.name)}\b", sql, flags=re.IGNORECASE)]
+    return named or [r.name for r in RELATIONS]
+
+
+def research_sandbox(con: duckdb.DuckDBPyConnection, *, key: bytes,
+                     names: Sequence[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB of the pseudonymised research relations (all, or ``names``), sealed off from files."""
+    box = research_database(con, key=key, names=names)
     box.execute("SET enable_external_access = false")
     box.execute("SET lock_configuration = true")
     return box
 
 
-def research_database(con: duckdb.DuckDBPyConnection, *, key: bytes) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB holding only the pseudonymised research relations (the export writes from it)."""
-    frames = research_relations(con, key=key)
+def research_database(con: duckdb.DuckDBPyConnection, *, key: bytes,
+                      names: Sequence[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB holding only the pseudonymised research relations (the export writes from it).
+
+    DATE columns (``recorded_on``, ``on_date``, ...) stay DATE (pandas would make them timestamps).
+    """
+    frames = research_relations(con, key=key, names=names)
     box = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    for name, frame in frames.items():
+    for name, (frame, dates) in frames.items():
         box.register(f"_frame_{name}", frame)
-        box.execute(f"CREATE TABLE {name} AS SELECT * FROM _frame_{name}")
+        cast = f" REPLACE ({', '.join(f'CAST({d} AS DATE) AS {d}' for d in dates)})" if dates else ""
+        box.execute(f"CREATE TABLE {name} AS SELECT *{cast} FROM _frame_{name}")
         box.unregister(f"_frame_{name}")
     return box
 

@@ -1,15 +1,27 @@
-"""Which process indicators track the client's own ratings? Correlations, discrepancies, trajectories.
+"""Which process indicators track the client's own ratings? Estimates, discrepancies, trajectories.
 
-The unit of analysis is a session with both an indicator value and a self-report score. For every
-indicator (name and role) x measure (instrument, scale, timepoint) and both levels:
+The unit of analysis is a session with both an indicator value and a self-report score linked to it. For
+every indicator (name and role) x measure (instrument, scale, timepoint) and level:
 
-* **between** clients: each client's mean indicator against their mean score (n = clients);
-* **within** clients: client-centred values over sessions (n = sessions of clients with two or more).
+* **within** clients (primary for repeated sessions): the mixed model of :mod:`pipeline.research.within`
+  (random client intercept, the indicator split into its within-client part and the client mean, trend
+  covariates session number and/or days since the first session). Its estimate is the standardised
+  within-client slope; its interval is cluster-robust by default (chosen by ``python -m bench.calibration``,
+  table in ``docs/research_calibration.md``), or a client bootstrap, or model-based. The repeated-measures
+  correlation (Spearman and Pearson, Bakdash & Marusich 2017) is kept beside it as a description.
+* **between** clients: Spearman (primary) and Pearson correlations of the client means (n = clients).
 
-Spearman and Pearson correlations come with 95 % CIs (Fisher z, see :mod:`pipeline.research.correlation`) and
-Benjamini-Hochberg q values over all tests of the run, per method. Effects here are small in the
-literature (text-based models predicted client-rated alliance at about rho = .15): read the intervals,
-not the point estimates, and treat every row as a question for supervision, not a finding.
+Every row says how many sessions and clients contribute, the method, interval method and covariates, and the
+markers and lexicons versions of the sessions used (sessions of different markers versions are refused unless
+``allow_mixed_versions``). q values: Benjamini-Hochberg over all tests of the run, per column.
+
+The heavy steps run in DuckDB: the join of indicators with linked scores and the per-client sums of cross
+products are one aggregate query; the estimates follow from those sums (:mod:`pipeline.research.within`), so
+the size of the database does not reach Python. Trajectories are written by SQL too.
+
+Effects here are small in the literature (text-based models predicted client-rated alliance at about
+rho = .15): read the intervals, not the point estimates, and treat every row as a question for
+supervision, not a finding.
 """
 
 from __future__ import annotations
@@ -24,12 +36,31 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from pipeline.analysis.definitions import grade_of
 from pipeline.errors import ComparisonError, StorageError
-from pipeline.research.correlation import Correlation, benjamini_hochberg, correlate, correlate_within
+from pipeline.research.correlation import Correlation, benjamini_hochberg, correlate, from_r
+from pipeline.research.within import (
+    CI_METHODS,
+    COVARIATES,
+    SQL_SUMS,
+    covariate_label,
+    mixedlm_within,
+    moments_from_sums,
+    within_estimate,
+)
 
 LEVELS = ("between", "within")
 #: Indicators that describe the recording or the role rule rather than the process.
 NOT_PROCESS = frozenset({"duration", "role_confidence"})
+#: Chosen by bench/calibration.py (docs/research_calibration.md): false-positive rate <= .07 in every scenario.
+DEFAULT_CI = "cluster"
+DEFAULT_COVARIATES: tuple[str, ...] = ("session_number",)
+#: Changes within this of the reliable-change criterion count as reaching it (scores are decimals).
+RC_TOLERANCE = 1e-9
+DUPLICATE_RULES = ("refuse", "latest")
+TRAJECTORY_SERIES = ("self_report", "all")
+#: Above this many session x indicator x measure pairs the within-client Spearman (ranks) is skipped unless asked.
+SPEARMAN_WITHIN_MAX_PAIRS = 250_000
 
 
 @dataclass(frozen=True)
@@ -42,15 +73,15 @@ class StrainSignal:
     meaning: str
 
 
-#: Process signals of strain (an indicator missing from the database is skipped).
-STRAIN_SIGNALS: tuple[StrainSignal, ...] = (
-    StrainSignal("rupture_candidate_rate", "client", "high", "rupture candidates (per 100 client turns)"),
+#: Process signals of strain (an indicator missing from the database is skipped). Only indicators whose
+#: measurement is validated qualify; what they may mean is still a question for the clinician, and no
+#: indicator graded ``contradicted`` (e.g. ``rupture_candidate_rate``) is ever read as strain.
+STRAIN_SIGNALS: tuple[StrainSignal, ...] = tuple(s for s in (
     StrainSignal("long_silence_count", None, "high", "many long silences"),
     StrainSignal("long_silence_total", None, "high", "much long silence"),
     StrainSignal("mean_switching_gap", "client", "high", "client slow to respond"),
-    StrainSignal("talk_time_share", "client", "low", "client withdrawn (little talk time)"),
-    StrainSignal("word_share", "client", "low", "client withdrawn (few of the words)"),
-)
+    StrainSignal("talk_time_share", "client", "low", "client little talk time"),
+) if grade_of(s.name) == "validated")
 
 
 @dataclass(frozen=True)
@@ -69,13 +100,33 @@ class CompareOptions:
     levels : tuple of str
         ``between`` and/or ``within``.
     min_n : int
-        Smallest (effective) n for which a correlation is estimated.
+        Smallest (effective) n for which a correlation is estimated; also the fewest clients for the
+        within-client model.
     strain_quantile : float
         A strain signal is an indicator at or beyond this quantile of all sessions in its strain
         direction, and beyond the median (so ties at zero never count).
     rating_quantile : float
         Without a published cutoff an alliance rating is *high* at or above this quantile of the
         sample and *low* at or below ``1 - rating_quantile``.
+    covariates : tuple of str
+        Trend covariates of the within-client model: ``session_number``, ``days_since_first`` and/or
+        ``client_trend`` (each client's own linear trend removed). Default: session number.
+    ci : {"cluster", "bootstrap", "model"}
+        Interval of the within-client estimate (default cluster-robust).
+    bootstrap : int
+        Client resamples for ``ci="bootstrap"``.
+    seed : int
+        Seed of the bootstrap.
+    allow_mixed_versions : bool
+        Compare sessions processed with different markers versions (refused by default).
+    duplicates : {"refuse", "latest"}
+        Several scores of one measure on one session: refuse (default) or keep the latest import's.
+    trajectories : {"self_report", "all"}
+        Series written to ``client_trajectories``: self-report only (default; indicator series are in the
+        ``client_series`` view) or indicators too (a batch step at scale).
+    spearman_within : bool or None
+        Also the rank version of the repeated-measures correlation (a window over every pair: the slowest
+        step at scale). None: only when there are at most :data:`SPEARMAN_WITHIN_MAX_PAIRS` pairs.
     """
 
     instruments: tuple[str, ...] = ()
@@ -85,6 +136,29 @@ class CompareOptions:
     min_n: int = 5
     strain_quantile: float = 0.8
     rating_quantile: float = 0.8
+    covariates: tuple[str, ...] = DEFAULT_COVARIATES
+    ci: str = DEFAULT_CI
+    bootstrap: int = 999
+    seed: int = 0
+    allow_mixed_versions: bool = False
+    duplicates: str = "refuse"
+    trajectories: str = "self_report"
+    spearman_within: bool | None = None
+
+    def check(self) -> None:
+        """Raise ComparisonError for an option value that is not allowed."""
+        bad = set(self.levels) - set(LEVELS)
+        if bad:
+            raise ComparisonError(f"levels {sorted(bad)} unknown; use {list(LEVELS)}")
+        bad = set(self.covariates) - set(COVARIATES) - {"client_trend"}
+        if bad:
+            raise ComparisonError(f"covariates {sorted(bad)} unknown; use {[*COVARIATES, 'client_trend']}")
+        if self.ci not in CI_METHODS:
+            raise ComparisonError(f"ci {self.ci!r} unknown; use one of {list(CI_METHODS)}")
+        if self.duplicates not in DUPLICATE_RULES:
+            raise ComparisonError(f"duplicates {self.duplicates!r} unknown; use one of {list(DUPLICATE_RULES)}")
+        if self.trajectories not in TRAJECTORY_SERIES:
+            raise ComparisonError(f"trajectories {self.trajectories!r} unknown; use {list(TRAJECTORY_SERIES)}")
 
 
 @dataclass(frozen=True)
@@ -97,136 +171,320 @@ class Comparison:
     trajectories: pd.DataFrame
     n_sessions: int
     n_clients: int
-
-
-# ----------------------------------------------------------------------------------------------------
-# loading
-
-
-def load_indicators(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Columns session_id, client_id, recorded_on, name, speaker_role, value (non-null values).
-
-    Research-scope sessions only (the ``research_indicators`` view): comparisons are research.
-    """
-    return con.execute(
-        "SELECT session_id, client_id, recorded_on, name, speaker_role, value "
-        "FROM research_indicators WHERE value IS NOT NULL AND isfinite(value)"
-    ).df()
-
-
-def load_scores(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Non-null scores of research-scope sessions and clients, with the instrument's kind and criteria."""
-    return con.execute(
-        "SELECT session_id, client_id, on_date, instrument, scale, timepoint, value, kind, concern_below,"
-        " reliable_change FROM research_self_report_scores WHERE value IS NOT NULL"
-    ).df()
-
-
-def _role_label(role: object) -> str:
-    return "session" if role is None or (isinstance(role, float) and np.isnan(role)) else str(role)
-
-
-def select_indicators(ind: pd.DataFrame, wanted: Sequence[str]) -> pd.DataFrame:
-    """Rows of the indicators matching ``name`` or ``name:role``.
-
-    Raises
-    ------
-    ComparisonError
-        A requested indicator is not stored.
-    """
-    ind = ind.assign(role_label=[_role_label(r) for r in ind["speaker_role"]])
-    if not wanted:
-        return ind[~ind["name"].isin(NOT_PROCESS)]
-    keep = pd.Series(False, index=ind.index)
-    for w in wanted:
-        name, _, role = w.partition(":")
-        m = (ind["name"] == name) & ((ind["role_label"] == role) if role else True)
-        if not m.any():
-            known = sorted({f"{n}:{r}" for n, r in zip(ind["name"], ind["role_label"], strict=True)})
-            raise ComparisonError(f"indicator {w!r} is not stored; stored: {known}")
-        keep |= m
-    return ind[keep]
-
-
-def select_scores(scores: pd.DataFrame, *, instruments: Sequence[str], scales: Sequence[str]) -> pd.DataFrame:
-    for inst in instruments:
-        if inst not in set(scores["instrument"]):
-            raise ComparisonError(f"no scores of instrument {inst!r} linked to sessions; imported: "
-                                  f"{sorted(set(scores['instrument']))}")
-    out = scores[scores["instrument"].isin(instruments)] if instruments else scores
-    if scales:
-        out = out[out["scale"].isin(scales)]
-        if out.empty:
-            raise ComparisonError(f"no scores on scales {list(scales)}")
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------
-# correlations (pure over frames)
-
-
-def paired(ind: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per session x indicator x measure with both values (x = indicator, y = score).
-
-    Several scores of one measure on one session (e.g. two imports) are averaged.
-    """
-    s = (scores.assign(timepoint=scores["timepoint"].fillna(""))
-         .groupby(["session_id", "client_id", "instrument", "scale", "timepoint"], as_index=False)["value"].mean()
-         .rename(columns={"value": "y"}))
-    i = ind[["session_id", "name", "role_label", "value"]].rename(columns={"value": "x"})
-    return i.merge(s, on="session_id")
-
-
-def correlation_table(pairs: pd.DataFrame, *, levels: Sequence[str] = LEVELS, min_n: int = 5) -> pd.DataFrame:
-    """Correlations for every indicator x measure x level, with BH q values per method.
-
-    Parameters
-    ----------
-    pairs : DataFrame
-        From :func:`paired` (columns name, role_label, instrument, scale, timepoint, client_id, x, y).
-    levels : sequence of {"between", "within"}
-    min_n : int
-
-    Returns
-    -------
-    DataFrame
-        Columns as table ``comparison_results`` (without comparison_id).
-    """
-    bad = set(levels) - set(LEVELS)
-    if bad:
-        raise ComparisonError(f"levels {sorted(bad)} unknown; use {list(LEVELS)}")
-    rows = []
-    keys = ["name", "role_label", "instrument", "scale", "timepoint"]
-    for (name, role, inst, scale, tp), g in pairs.groupby(keys, sort=True):
-        for level in levels:
-            if level == "between":
-                m = g.groupby("client_id")[["x", "y"]].mean()
-                sp = correlate(m["x"], m["y"], method="spearman", min_n=min_n)
-                pe = correlate(m["x"], m["y"], method="pearson", min_n=min_n)
-            else:
-                sp = correlate_within(g["x"], g["y"], g["client_id"], method="spearman", min_n=min_n)
-                pe = correlate_within(g["x"], g["y"], g["client_id"], method="pearson", min_n=min_n)
-            rows.append(_row(name, role, inst, scale, tp, level, g["client_id"].nunique(), sp, pe))
-    out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    if not out.empty:
-        out["spearman_q"] = benjamini_hochberg(list(out["spearman_p"].astype(object).where(out["spearman_p"].notna(),
-                                                                                           None)))
-        out["pearson_q"] = benjamini_hochberg(list(out["pearson_p"].astype(object).where(out["pearson_p"].notna(),
-                                                                                         None)))
-    return out
+    markers_version: str = ""
+    lexicons_version: str = ""
 
 
 RESULT_COLUMNS = ["indicator", "speaker_role", "instrument", "scale", "timepoint", "level", "n", "n_clients",
                   "spearman_rho", "spearman_ci_low", "spearman_ci_high", "spearman_p", "spearman_q",
-                  "pearson_r", "pearson_ci_low", "pearson_ci_high", "pearson_p", "pearson_q", "note"]
+                  "pearson_r", "pearson_ci_low", "pearson_ci_high", "pearson_p", "pearson_q", "note",
+                  "n_sessions", "method", "estimate", "estimate_ci_low", "estimate_ci_high", "estimate_p",
+                  "estimate_q", "ci_method", "covariates", "markers_version", "lexicons_version"]
+
+TRAJECTORY_COLUMNS = ["client_id", "series", "name", "speaker_role", "timepoint", "occasion", "session_id",
+                      "on_date", "value", "baseline", "change_from_baseline", "reliable_change"]
 
 
-def _row(name: str, role: str, inst: str, scale: str, tp: str, level: str, n_clients: int, sp: Correlation,
-         pe: Correlation) -> list:
-    note = sp.note or pe.note
-    return [name, None if role == "session" else role, inst, scale, tp or None, level, sp.n, n_clients,
+# ----------------------------------------------------------------------------------------------------
+# versions
+
+
+def lexicons_version() -> str:
+    """The shipped word lists and their versions, e.g. ``alliance_work 1.0.0, backchannels 1.0.0, ...``."""
+    from importlib.resources import files
+
+    out = []
+    for entry in sorted(files("pipeline.lexicons").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            version = json.loads(entry.read_text(encoding="utf-8")).get("version", "?")
+            out.append(f"{entry.name[:-5]} {version}")
+    return ", ".join(out)
+
+
+def _lexicons_for(markers_versions: Sequence[str]) -> str:
+    from pipeline.analysis.indicators import MARKERS_VERSION
+
+    if list(markers_versions) == [MARKERS_VERSION]:
+        return lexicons_version()
+    return "as shipped with markers " + " and ".join(markers_versions)
+
+
+# ----------------------------------------------------------------------------------------------------
+# staging in DuckDB
+
+
+def _sessions_sql() -> str:
+    """Research-scope sessions with session number and days since the client's first session."""
+    return ("SELECT session_id, client_id, therapist_id, recorded_on, coalesce(markers_version, 'unknown')"
+            " AS markers_version,"
+            " row_number() OVER (PARTITION BY client_id ORDER BY recorded_on NULLS LAST, session_id) AS session_number,"
+            " date_diff('day', min(recorded_on) OVER (PARTITION BY client_id), recorded_on) AS days_since_first"
+            " FROM research_sessions")
+
+
+def stage(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> dict:
+    """Create the run's temp tables ``_cmp_sessions``, ``_cmp_scores``, ``_cmp_ind``; check what must be checked.
+
+    Returns
+    -------
+    dict
+        ``markers_versions`` (list), ``n_sessions``, ``n_clients`` (sessions with indicators and linked scores).
+
+    Raises
+    ------
+    ComparisonError
+        No scores, an unknown instrument, scale or indicator, duplicated scores (``duplicates="refuse"``) or
+        sessions of several markers versions (unless allowed).
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _cmp_sessions AS {_sessions_sql()}")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _cmp_scores AS SELECT session_id, client_id, on_date, instrument, scale,"
+        " coalesce(timepoint, '') AS timepoint, value, kind, concern_below, reliable_change, import_id,"
+        " administration_id FROM research_self_report_scores WHERE value IS NOT NULL")
+    imported = [r[0] for r in con.execute("SELECT DISTINCT instrument FROM _cmp_scores ORDER BY 1").fetchall()]
+    if not imported:
+        raise ComparisonError("no self-report scores linked to sessions: run `alliance import-self-report` first")
+    for inst in options.instruments:
+        if inst not in imported:
+            raise ComparisonError(f"no scores of instrument {inst!r} linked to sessions; imported: {imported}")
+    if options.instruments:
+        con.execute("DELETE FROM _cmp_scores WHERE NOT list_contains(?, instrument)", [list(options.instruments)])
+    if options.scales:
+        con.execute("DELETE FROM _cmp_scores WHERE NOT list_contains(?, scale)", [list(options.scales)])
+        if not con.execute("SELECT count(*) FROM _cmp_scores").fetchone()[0]:
+            raise ComparisonError(f"no scores on scales {list(options.scales)}")
+    _resolve_duplicates(con, options.duplicates)
+    where, params = _indicator_filter(con, options.indicators)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _cmp_ind AS SELECT i.session_id, s.client_id, i.name, i.speaker_role,"
+        " coalesce(i.speaker_role, 'session') AS role_label, i.value AS x"
+        " FROM indicators i JOIN _cmp_sessions s USING (session_id)"
+        " WHERE i.value IS NOT NULL AND isfinite(i.value)"
+        " AND i.session_id IN (SELECT session_id FROM _cmp_scores WHERE session_id IS NOT NULL)"
+        f" AND {where}", params)
+    n_sessions, n_clients = con.execute("SELECT count(DISTINCT session_id), count(DISTINCT client_id) FROM _cmp_ind"
+                                        ).fetchone()
+    if not n_sessions:
+        raise ComparisonError("no indicators on the sessions that have self-report scores")
+    versions = con.execute(
+        "SELECT markers_version, count(*) FROM _cmp_sessions WHERE session_id IN (SELECT session_id FROM _cmp_ind)"
+        " GROUP BY 1 ORDER BY 1").fetchall()
+    if len(versions) > 1 and not options.allow_mixed_versions:
+        listed = ", ".join(f"{v} ({n} sessions)" for v, n in versions)
+        raise ComparisonError(
+            f"the sessions were processed with different markers versions: {listed}. Indicators of different "
+            "versions are not the same measurement: re-process the older sessions, restrict the comparison, or "
+            "pass --allow-mixed-versions to compare them anyway (every row then names all versions)")
+    return {"markers_versions": [v for v, _ in versions], "n_sessions": int(n_sessions),
+            "n_clients": int(n_clients)}
+
+
+def _resolve_duplicates(con: duckdb.DuckDBPyConnection, rule: str) -> None:
+    dups = con.execute(
+        "SELECT session_id, instrument, scale, timepoint, list(value ORDER BY import_id),"
+        " list(import_id ORDER BY import_id) FROM _cmp_scores WHERE session_id IS NOT NULL"
+        " GROUP BY ALL HAVING count(*) > 1 ORDER BY session_id, instrument, scale").fetchall()
+    if not dups:
+        return
+    if rule == "latest":
+        con.execute(
+            "DELETE FROM _cmp_scores WHERE session_id IS NOT NULL AND administration_id NOT IN ("
+            " SELECT arg_max(administration_id, import_id) FROM _cmp_scores WHERE session_id IS NOT NULL"
+            " GROUP BY session_id, instrument, scale, timepoint)")
+        return
+    sid, inst, scale, _, values, imports = dups[0]
+    shown = ", ".join(f"{v:g} (import {i})" for v, i in zip(values, imports, strict=True))
+    raise ComparisonError(
+        f"{len(dups)} session measure(s) have more than one score, e.g. session {sid!r} {inst}.{scale}: {shown}. "
+        "Averaging them would report a number no client gave. Remove the wrong import, or pass "
+        "--duplicates latest to use the latest import's score; all are listed in the view self_report_duplicates")
+
+
+def _indicator_filter(con: duckdb.DuckDBPyConnection, wanted: Sequence[str]) -> tuple[str, list]:
+    if not wanted:
+        return "NOT list_contains(?, i.name)", [sorted(NOT_PROCESS)]
+    stored = {(n, r or "session") for n, r in con.execute(
+        "SELECT DISTINCT name, speaker_role FROM indicators").fetchall()}
+    parts, params = [], []
+    for w in wanted:
+        name, _, role = w.partition(":")
+        if not any(n == name and (not role or r == role) for n, r in stored):
+            known = sorted(f"{n}:{r}" for n, r in stored)
+            raise ComparisonError(f"indicator {w!r} is not stored; stored: {known}")
+        if role:
+            parts.append("(i.name = ? AND coalesce(i.speaker_role, 'session') = ?)")
+            params += [name, role]
+        else:
+            parts.append("i.name = ?")
+            params.append(name)
+    return "(" + " OR ".join(parts) + ")", params
+
+
+# ----------------------------------------------------------------------------------------------------
+# estimates from per-client sums
+
+KEYS = ["name", "role_label", "instrument", "scale", "timepoint"]
+
+
+def aggregate_sql(source: str, *, need_days: bool = False, ranks: bool = True) -> str:
+    """Per (indicator, measure, client) sums of cross products of x, y, session number s and days d.
+
+    Also the sums of the average ranks of x and y over the indicator x measure (for the Spearman versions).
+
+    ``source`` is a relation with columns name, role_label, instrument, scale, timepoint, client_id, x, y, s, d
+    (a fixed name from this module, never user input).
+    """
+    part = "PARTITION BY name, role_label, instrument, scale, timepoint"
+    sums = ", ".join(f"{expr} AS {name}" for name, expr in SQL_SUMS.items())
+    if not ranks:
+        return (f"SELECT name, role_label, instrument, scale, timepoint, client_id, {sums}"
+                f" FROM {source}{' WHERE d IS NOT NULL' if need_days else ''}"
+                " GROUP BY ALL ORDER BY name, role_label, instrument, scale, timepoint, client_id")
+    return (
+        f"WITH r AS (SELECT *, rank() OVER ({part} ORDER BY x) + (count(*) OVER ({part}, x) - 1) / 2.0 AS rx,"
+        f" rank() OVER ({part} ORDER BY y) + (count(*) OVER ({part}, y) - 1) / 2.0 AS ry FROM {source}"
+        f"{' WHERE d IS NOT NULL' if need_days else ''})"
+        f" SELECT name, role_label, instrument, scale, timepoint, client_id, {sums},"
+        " sum(rx) AS srx, sum(ry) AS sry, sum(rx * rx) AS srxx, sum(ry * ry) AS sryy, sum(rx * ry) AS srxy"
+        " FROM r GROUP BY ALL ORDER BY name, role_label, instrument, scale, timepoint, client_id")
+
+
+def _pairs_sql() -> str:
+    return ("SELECT i.name, i.role_label, sc.instrument, sc.scale, sc.timepoint, i.client_id, ss.therapist_id,"
+            " i.x, sc.value AS y, ss.session_number::DOUBLE AS s, ss.days_since_first::DOUBLE AS d"
+            " FROM _cmp_ind i JOIN _cmp_scores sc USING (session_id) JOIN _cmp_sessions ss USING (session_id)")
+
+
+def estimate_table(agg: dict[str, np.ndarray], *, levels: Sequence[str] = LEVELS, min_n: int = 5,
+                   covariates: Sequence[str] = DEFAULT_COVARIATES, ci: str = DEFAULT_CI, bootstrap: int = 999,
+                   seed: int = 0, raw_rows=None) -> pd.DataFrame:
+    """Every indicator x measure x level from the per-client sums of :func:`aggregate_sql`.
+
+    ``raw_rows(key) -> DataFrame`` (x, y, client_id, therapist_id, s, d) is needed for ``ci="model"`` only
+    (the model is then fitted with ``statsmodels``).
+    """
+    rng = np.random.default_rng(seed)
+    n_rows = len(agg["n"])
+    rows = []
+    if n_rows:
+        keys = list(zip(*(agg[k] for k in KEYS), strict=True))
+        bounds = [0] + [i for i in range(1, n_rows) if keys[i] != keys[i - 1]] + [n_rows]
+    else:
+        bounds = [0]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        key = keys[a]
+        part = {k: np.asarray(v[a:b], dtype=float) for k, v in agg.items() if k not in KEYS and k != "client_id"}
+        n = part["n"]
+        for level in levels:
+            if level == "between":
+                mx, my = part["sx"] / n, part["sy"] / n
+                sp = correlate(mx, my, method="spearman", min_n=min_n)
+                pe = correlate(mx, my, method="pearson", min_n=min_n)
+                rows.append(_row(key, level, n=sp.n, n_clients=len(n), n_sessions=int(n.sum()), sp=sp, pe=pe,
+                                 method="client means: Spearman correlation", est=(sp.estimate, sp.ci_low,
+                                                                                   sp.ci_high, sp.p),
+                                 ci_method="Fisher z", covariates="none", note=sp.note or pe.note))
+                continue
+            two = n >= 2
+            mom = moments_from_sums(part)
+            pe = _rm(mom[two], "pearson", min_n)
+            if "srx" in part:
+                rank_mom = moments_from_sums({"n": n, "sx": part["srx"], "sy": part["sry"], "sxx": part["srxx"],
+                                              "syy": part["sryy"], "sxy": part["srxy"],
+                                              **{k: np.zeros(len(n)) for k in SQL_SUMS if k not in
+                                                 ("n", "sx", "sy", "sxx", "syy", "sxy")}})
+                sp = _rm(rank_mom[two], "spearman", min_n)
+            else:
+                sp = Correlation("spearman", None, None, None, None, pe.n, pe.df, "")  # not asked for
+            label = covariate_label(covariates)
+            if ci == "model":
+                est, note_m, n_s, n_c = _model_fit(raw_rows(key) if raw_rows else None, covariates, min_n)
+                ci_m = "model-based (statsmodels MixedLM, REML, Wald z)"
+            else:
+                w = within_estimate(mom, covariates=covariates, ci=ci, min_clients=min_n, bootstrap=bootstrap,
+                                    rng=rng)
+                est, note_m, n_s, n_c = (w.estimate, w.ci_low, w.ci_high, w.p), w.note, w.n_sessions, w.n_clients
+                ci_m = ("cluster-robust (CR1, clients), t with G - 1 df" if ci == "cluster"
+                        else f"client bootstrap ({bootstrap} resamples, percentile)")
+                if w.estimate is not None and n_c < 20:
+                    note_m = f"only {n_c} clients: cluster-level intervals are approximate"
+            rows.append(_row(key, level, n=pe.n, n_clients=n_c, n_sessions=n_s, sp=sp, pe=pe,
+                             method="mixed model: random client intercept, within/between split; standardised "
+                                    "within-client slope (rmcorr beside it)",
+                             est=est, ci_method=ci_m, covariates=label, note=note_m or sp.note or pe.note))
+    out = pd.DataFrame(rows, columns=[c for c in RESULT_COLUMNS if c not in ("markers_version", "lexicons_version")])
+    if not out.empty:
+        for col in ("spearman", "pearson", "estimate"):
+            p = out[f"{col}_p"].astype(object).where(out[f"{col}_p"].notna(), None)
+            out[f"{col}_q"] = benjamini_hochberg(list(p))
+    return out
+
+
+def _rm(mom: np.ndarray, method: str, min_n: int):
+    from pipeline.research.within import centred
+
+    k = len(mom)
+    n_obs = int(mom[:, 0, 0].sum()) if k else 0
+    if n_obs == 0:
+        return from_r(method, None, n=0, df=0, n_eff=0, min_n=min_n)
+    c = centred(mom).sum(axis=0)
+    r = None
+    if n_obs - k >= 2 and c[0, 0] > 0 and c[1, 1] > 0:
+        r = float(np.clip(c[0, 1] / np.sqrt(c[0, 0] * c[1, 1]), -1, 1))
+    return from_r(method, r, n=n_obs, df=n_obs - k - 1, n_eff=n_obs - k + 1, min_n=min_n)
+
+
+def _model_fit(frame: pd.DataFrame | None, covariates: Sequence[str], min_n: int):
+    if frame is None or frame.empty:
+        return (None, None, None, None), "no rows", 0, 0
+    counts = frame.groupby("client_id")["x"].transform("size")
+    used = frame[counts >= 2]
+    n_c = int(used["client_id"].nunique())
+    if n_c < max(min_n, 3):
+        return (None, None, None, None), f"too few clients with 2+ sessions ({n_c})", len(used), n_c
+    try:
+        fit = mixedlm_within(used["x"], used["y"], used["client_id"], therapists=used["therapist_id"].fillna(""),
+                             session_number=used["s"], days_since_first=used["d"].fillna(0),
+                             covariates=[c for c in covariates if c in COVARIATES])
+    except (np.linalg.LinAlgError, ValueError) as e:
+        return (None, None, None, None), f"mixed model failed: {e}", len(used), n_c
+    return (fit["estimate"], fit["ci_low"], fit["ci_high"], fit["p"]), fit["note"], len(used), n_c
+
+
+def _row(key: tuple, level: str, *, n: int, n_clients: int, n_sessions: int, sp, pe, method: str, est: tuple,
+         ci_method: str, covariates: str, note: str) -> list:
+    name, role, inst, scale, tp = key
+    return [name, None if role == "session" else role, inst, scale, tp or None, level, n, n_clients,
             sp.estimate, sp.ci_low, sp.ci_high, sp.p, None, pe.estimate, pe.ci_low, pe.ci_high, pe.p, None,
-            note or None]
+            note or None, n_sessions, method, *est, None, ci_method, covariates]
+
+
+def correlation_table(pairs: pd.DataFrame, *, levels: Sequence[str] = LEVELS, min_n: int = 5,
+                      covariates: Sequence[str] | None = None, ci: str = DEFAULT_CI, bootstrap: int = 999,
+                      seed: int = 0) -> pd.DataFrame:
+    """:func:`estimate_table` over a frame of pairs, through an in-memory DuckDB.
+
+    Columns: name, role_label, instrument, scale, timepoint, client_id, x, y and optionally session_number /
+    days_since_first.
+
+    ``covariates`` None: session number when the frame has it, else none.
+    """
+    bad = set(levels) - set(LEVELS)
+    if bad:
+        raise ComparisonError(f"levels {sorted(bad)} unknown; use {list(LEVELS)}")
+    frame = pairs.assign(timepoint=pairs["timepoint"].fillna(""),
+                         s=pairs["session_number"] if "session_number" in pairs else 0.0,
+                         d=pairs["days_since_first"] if "days_since_first" in pairs else 0.0)
+    if covariates is None:
+        covariates = ("session_number",) if "session_number" in pairs else ()
+    box = duckdb.connect()
+    try:
+        box.register("_pairs", frame[[*KEYS, "client_id", "x", "y", "s", "d"]])
+        agg = box.execute(aggregate_sql("_pairs")).fetchnumpy()
+    finally:
+        box.close()
+    return estimate_table(agg, levels=levels, min_n=min_n, covariates=covariates, ci=ci, bootstrap=bootstrap,
+                          seed=seed)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -246,6 +504,13 @@ def discrepancy_flags(ind: pd.DataFrame, scores: pd.DataFrame, *, strain_quantil
     Flags: ``strain_but_rated_high`` (a strain signal and a high rating), ``rated_low_without_strain``
     (a low rating and no strain signal). Needs at least ``min_sessions`` sessions per signal/measure.
 
+    Parameters
+    ----------
+    ind : DataFrame
+        session_id, name, role_label, value.
+    scores : DataFrame
+        session_id, client_id, instrument, scale, timepoint, value, kind, concern_below.
+
     Returns
     -------
     DataFrame
@@ -253,10 +518,10 @@ def discrepancy_flags(ind: pd.DataFrame, scores: pd.DataFrame, *, strain_quantil
     """
     cols = ["session_id", "client_id", "instrument", "scale", "timepoint", "score", "rating", "flag",
             "strain_signals", "detail"]
-    strained: dict[str, list[str]] = {}
+    hits = []
     checked_sessions: set[str] = set()
     for sig in STRAIN_SIGNALS:
-        role = _role_label(sig.speaker_role)
+        role = "session" if sig.speaker_role is None else sig.speaker_role
         v = ind[(ind["name"] == sig.name) & (ind["role_label"] == role)].groupby("session_id")["value"].mean()
         if len(v) < min_sessions:
             continue
@@ -266,10 +531,13 @@ def discrepancy_flags(ind: pd.DataFrame, scores: pd.DataFrame, *, strain_quantil
             hit = v[(v >= v.quantile(strain_quantile)) & (v > med)]
         else:
             hit = v[(v <= v.quantile(1 - strain_quantile)) & (v < med)]
-        for sid, val in hit.items():
-            strained.setdefault(sid, []).append(f"{sig.name}:{role}={val:.3g} ({sig.meaning})")
+        hits.append(pd.DataFrame({"session_id": hit.index, "text": [f"{sig.name}:{role}={val:.3g} ({sig.meaning})"
+                                                                    for val in hit.to_numpy()]}))
+    strained = (pd.concat(hits).groupby("session_id", sort=False)["text"].agg("; ".join) if hits
+                else pd.Series(dtype=object))
     out = []
-    alliance = scores[scores["kind"] == "alliance"]
+    alliance = scores[(scores["kind"] == "alliance") & scores["session_id"].notna()]
+    alliance = alliance.assign(timepoint=alliance["timepoint"].replace("", None))
     for (inst, scale, tp), g in alliance.groupby(["instrument", "scale", "timepoint"], dropna=False):
         g = g[g["session_id"].isin(checked_sessions)]
         if len(g) < min_sessions:
@@ -283,67 +551,59 @@ def discrepancy_flags(ind: pd.DataFrame, scores: pd.DataFrame, *, strain_quantil
             hi_q, lo_q = g["value"].quantile(rating_quantile), g["value"].quantile(1 - rating_quantile)
             high, low = g["value"] >= hi_q, g["value"] <= lo_q
             rule = f"sample quantiles {1 - rating_quantile:.2f}/{rating_quantile:.2f} ({lo_q:g}/{hi_q:g})"
-        for (_, r), h, lo in zip(g.iterrows(), high, low, strict=True):
-            sig = strained.get(r["session_id"], [])
-            tp_out = None if pd.isna(tp) else tp
-            if h and sig:
-                out.append([r["session_id"], r["client_id"], inst, scale, tp_out, float(r["value"]), "high",
-                            "strain_but_rated_high", "; ".join(sig), f"rated high by {rule}"])
-            elif lo and not sig:
-                out.append([r["session_id"], r["client_id"], inst, scale, tp_out, float(r["value"]), "low",
-                            "rated_low_without_strain", None, f"rated low by {rule}; no strain signal"])
-    return pd.DataFrame(out, columns=cols)
+        sig = g["session_id"].map(strained)
+        has = sig.notna()
+        tp_out = None if pd.isna(tp) else tp
+        a = g[high & has]
+        out.append(pd.DataFrame({"session_id": a["session_id"], "client_id": a["client_id"], "instrument": inst,
+                                 "scale": scale, "timepoint": tp_out, "score": a["value"].astype(float),
+                                 "rating": "high", "flag": "strain_but_rated_high", "strain_signals": sig[high & has],
+                                 "detail": f"rated high by {rule}"}))
+        b = g[low & ~has]
+        out.append(pd.DataFrame({"session_id": b["session_id"], "client_id": b["client_id"], "instrument": inst,
+                                 "scale": scale, "timepoint": tp_out, "score": b["value"].astype(float),
+                                 "rating": "low", "flag": "rated_low_without_strain", "strain_signals": None,
+                                 "detail": f"rated low by {rule}; no strain signal"}))
+    out = [f for f in out if not f.empty]
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
 
 
 # ----------------------------------------------------------------------------------------------------
-# trajectories
+# trajectories (SQL)
 
 
-def trajectories(ind: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """Per-client series with the client's own baseline and reliable-change markers.
+def trajectories_sql(series: str = "self_report") -> str:
+    """Per-client series with the client's own baseline and reliable-change markers, over the staged tables.
 
-    Occasions are the client's sessions in date order (then session id). The baseline is the client's
-    first value of the series; ``reliable_change`` compares the change from baseline with the
-    instrument's reliable-change criterion (ORS: 5 points; higher = better): ``improved``,
-    ``deteriorated`` or ``no_reliable_change``; None where no criterion exists (all indicators).
-
-    Returns
-    -------
-    DataFrame
-        Columns as table ``client_trajectories`` (without comparison_id).
+    Occasion: the client's session number (research-scope sessions in date order) for a session's value; for
+    a client-level score, the number of the client's sessions recorded on or before its date (0: before the
+    first). The baseline is the first value of the series (by occasion, then date); the change from it is
+    rounded to 9 decimals and compared with the instrument's reliable-change criterion (ORS: 5 points, higher =
+    better) with a tolerance of 1e-9: ``improved``, ``deteriorated``, ``no_reliable_change``; NULL where no
+    criterion exists (all indicators).
     """
-    sess = (pd.concat([ind[["session_id", "client_id", "recorded_on"]].rename(columns={"recorded_on": "on_date"}),
-                       scores[["session_id", "client_id", "on_date"]]])
-            .drop_duplicates("session_id").copy())
-    sess["_d"] = pd.to_datetime(sess["on_date"])
-    sess = sess.sort_values(["client_id", "_d", "session_id"], na_position="last")
-    sess["occasion"] = sess.groupby("client_id").cumcount() + 1
-    occ = sess.set_index("session_id")[["occasion", "on_date"]]
-    a = ind.assign(series="indicator", timepoint=None, reliable=np.nan)[
-        ["client_id", "session_id", "series", "name", "speaker_role", "timepoint", "value", "reliable"]]
-    b = scores.assign(series="self_report", name=scores["instrument"] + "." + scores["scale"], speaker_role=None,
-                      reliable=scores["reliable_change"])[
-        ["client_id", "session_id", "series", "name", "speaker_role", "timepoint", "value", "reliable"]]
-    frames = [f for f in (a, b) if not f.empty]
-    if not frames:
-        return pd.DataFrame(columns=TRAJECTORY_COLUMNS)
-    t = pd.concat(frames, ignore_index=True).join(occ, on="session_id")
-    t["_role"] = t["speaker_role"].fillna("")
-    t["_tp"] = t["timepoint"].fillna("")
-    t = t.sort_values(["client_id", "series", "name", "_role", "_tp", "occasion"])
-    first = t.groupby(["client_id", "series", "name", "_role", "_tp"])["value"].transform("first")
-    t["baseline"] = first
-    t["change_from_baseline"] = t["value"] - first
-    rc = t["reliable"]
-    t["reliable_change"] = np.where(rc.isna(), None, np.where(t["change_from_baseline"] >= rc, "improved",
-                                    np.where(t["change_from_baseline"] <= -rc, "deteriorated",
-                                             "no_reliable_change")))
-    t["occasion"] = t["occasion"].astype(int)
-    return t[TRAJECTORY_COLUMNS].reset_index(drop=True)
-
-
-TRAJECTORY_COLUMNS = ["client_id", "series", "name", "speaker_role", "timepoint", "occasion", "session_id",
-                      "on_date", "value", "baseline", "change_from_baseline", "reliable_change"]
+    indicator_part = (
+        " UNION ALL SELECT i.client_id, 'indicator', i.name, i.speaker_role, NULL, ss.session_number, i.session_id,"
+        " ss.recorded_on, i.x, NULL FROM _cmp_ind i JOIN _cmp_sessions ss USING (session_id)"
+        if series == "all" else "")
+    return (
+        "WITH v AS ("
+        " SELECT r.client_id, 'self_report' AS series, r.instrument || '.' || r.scale AS name,"
+        " NULL::VARCHAR AS speaker_role, nullif(r.timepoint, '') AS timepoint,"
+        " coalesce(ss.session_number, (SELECT count(*) FROM _cmp_sessions c WHERE c.client_id = r.client_id"
+        "  AND c.recorded_on <= r.on_date)) AS occasion, r.session_id, r.on_date, r.value,"
+        " r.reliable_change AS criterion"
+        " FROM _cmp_scores r LEFT JOIN _cmp_sessions ss USING (session_id)"
+        f"{indicator_part})"
+        " SELECT client_id, series, name, speaker_role, timepoint, occasion::INTEGER AS occasion, session_id,"
+        " on_date, value, first_value(value) OVER w AS baseline,"
+        " round(value - first_value(value) OVER w, 9) AS change_from_baseline,"
+        " CASE WHEN criterion IS NULL THEN NULL"
+        f" WHEN value - first_value(value) OVER w >= criterion - {RC_TOLERANCE} THEN 'improved'"
+        f" WHEN value - first_value(value) OVER w <= -criterion + {RC_TOLERANCE} THEN 'deteriorated'"
+        " ELSE 'no_reliable_change' END AS reliable_change"
+        " FROM v WINDOW w AS (PARTITION BY client_id, series, name, speaker_role, timepoint"
+        " ORDER BY occasion, on_date NULLS LAST, session_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -354,46 +614,80 @@ def new_comparison_id() -> str:
     return f"compare-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+def estimates(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> pd.DataFrame:
+    """The estimate table over the staged tables (:func:`stage` first)."""
+    need_days = "days_since_first" in options.covariates
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _cmp_pairs AS {_pairs_sql()}")
+    ranks = options.spearman_within
+    if ranks is None:
+        ranks = con.execute("SELECT count(*) FROM _cmp_pairs").fetchone()[0] <= SPEARMAN_WITHIN_MAX_PAIRS
+    agg = con.execute(aggregate_sql("_cmp_pairs", need_days=need_days, ranks=ranks)).fetchnumpy()
+    raw = None
+    if options.ci == "model" and "within" in options.levels:
+        def raw(key: tuple) -> pd.DataFrame:
+            return con.execute("SELECT x, y, client_id, therapist_id, s, d FROM _cmp_pairs WHERE name = ? AND"
+                               " role_label = ? AND instrument = ? AND scale = ? AND timepoint = ?",
+                               list(key)).df()
+    return estimate_table(agg, levels=options.levels, min_n=options.min_n, covariates=options.covariates,
+                          ci=options.ci, bootstrap=options.bootstrap, seed=options.seed, raw_rows=raw)
+
+
+def flags_for(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> pd.DataFrame:
+    """Discrepancy flags over the staged tables (only strain-signal indicators and alliance scores are read)."""
+    names = sorted({s.name for s in STRAIN_SIGNALS})
+    ind = con.execute("SELECT session_id, name, role_label, x AS value FROM _cmp_ind WHERE list_contains(?, name)",
+                      [names]).df()
+    scores = con.execute("SELECT session_id, client_id, instrument, scale, timepoint, value, kind, concern_below"
+                         " FROM _cmp_scores WHERE kind = 'alliance' AND session_id IS NOT NULL").df()
+    return discrepancy_flags(ind, scores, strain_quantile=options.strain_quantile,
+                             rating_quantile=options.rating_quantile)
+
+
 def run_comparison(con: duckdb.DuckDBPyConnection, *, options: CompareOptions = CompareOptions(),
                    command: str = "") -> Comparison:
-    """Compute correlations, discrepancy flags and trajectories and store them under a new comparison id.
+    """Compute estimates, discrepancy flags and trajectories and store them under a new comparison id.
 
     Raises
     ------
     ComparisonError
-        No self-report scores linked to sessions, or an unknown instrument, scale or indicator.
+        No self-report scores linked to sessions, an unknown instrument, scale or indicator, duplicated scores,
+        or mixed markers versions (see :func:`stage`).
     StorageError
         Writing failed (rolled back).
     """
     from pipeline import PIPELINE_VERSION
     from pipeline.storage.db import insert_frame, transaction
 
-    scores = load_scores(con)
-    if scores.empty:
-        raise ComparisonError("no self-report scores linked to sessions: run `alliance import-self-report` first")
-    scores = select_scores(scores, instruments=options.instruments, scales=options.scales)
-    ind = select_indicators(load_indicators(con), options.indicators)
-    ind = ind[ind["session_id"].isin(set(scores["session_id"]))]
-    if ind.empty:
-        raise ComparisonError("no indicators on the sessions that have self-report scores")
-    results = correlation_table(paired(ind, scores), levels=options.levels, min_n=options.min_n)
-    flags = discrepancy_flags(ind, scores, strain_quantile=options.strain_quantile,
-                              rating_quantile=options.rating_quantile)
-    traj = trajectories(ind.drop(columns="role_label"), scores)
+    options.check()
+    info = stage(con, options)
+    versions = info["markers_versions"]
+    markers = " + ".join(versions)
+    lexicons = _lexicons_for(versions)
+    results = estimates(con, options).assign(markers_version=markers, lexicons_version=lexicons)[RESULT_COLUMNS]
+    flags = flags_for(con, options)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _cmp_traj AS {trajectories_sql(options.trajectories)}")
     cid = new_comparison_id()
-    n_tests = int(results["spearman_p"].notna().sum())
+    n_tests = int(results["estimate_p"].notna().sum())
     try:
         with transaction(con):
             con.execute("INSERT INTO comparison_runs (comparison_id, created_at, options, n_tests, correction,"
                         " pipeline_version, command) VALUES (?, now(), ?, ?, ?, ?, ?)",
-                        [cid, json.dumps(asdict(options)), n_tests,
-                         "Benjamini-Hochberg over all tests of the run, per method", PIPELINE_VERSION, command])
+                        [cid, json.dumps({**asdict(options), "markers_version": markers,
+                                          "lexicons_version": lexicons}), n_tests,
+                         "Benjamini-Hochberg over all tests of the run, per column (estimate, spearman, pearson)",
+                         PIPELINE_VERSION, command])
             insert_frame(con, "comparison_results", results.assign(comparison_id=cid))
             insert_frame(con, "discrepancy_flags", flags.assign(comparison_id=cid))
-            insert_frame(con, "client_trajectories", traj.assign(comparison_id=cid))
+            con.execute(f"INSERT INTO client_trajectories (comparison_id, {', '.join(TRAJECTORY_COLUMNS)})"
+                        f" SELECT ?, {', '.join(TRAJECTORY_COLUMNS)} FROM _cmp_traj", [cid])
     except duckdb.Error as e:
         raise StorageError(f"storing comparison {cid} failed and was rolled back: {e}") from e
-    return Comparison(cid, results, flags, traj, int(ind["session_id"].nunique()), int(ind["client_id"].nunique()))
+    traj = con.execute(f"SELECT {', '.join(TRAJECTORY_COLUMNS)} FROM _cmp_traj ORDER BY client_id, series, name,"
+                       " speaker_role, timepoint, occasion").df()
+    for table in ("_cmp_traj", "_cmp_ind", "_cmp_scores", "_cmp_sessions"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute("DROP VIEW IF EXISTS _cmp_pairs")
+    return Comparison(cid, results, flags, traj, info["n_sessions"], info["n_clients"], markers, lexicons)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -403,6 +697,8 @@ def run_comparison(con: duckdb.DuckDBPyConnection, *, options: CompareOptions = 
 def _ci(est: object, lo: object, hi: object) -> str:
     if est is None or pd.isna(est):
         return "-"
+    if lo is None or pd.isna(lo):
+        return f"{est:+.2f}"
     return f"{est:+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 
@@ -411,35 +707,48 @@ def _q(q: object) -> str:
 
 
 def format_table(results: pd.DataFrame) -> str:
-    """A Markdown table of the results, ordered by level, measure and indicator."""
-    lines = ["| indicator | measure | level | n | Spearman rho [95% CI] | q | Pearson r [95% CI] | q | reading |",
-             "|---|---|---|---:|---|---:|---|---:|---|"]
+    """A Markdown table of the results, ordered by level, measure and indicator.
+
+    ``estimate`` is the primary estimate (within: the mixed model's standardised within-client slope;
+    between: Spearman rho of client means); the repeated-measures / client-mean correlations follow it.
+    """
+    lines = ["| indicator | measure | level | sessions | clients | estimate [95% CI] | q | Spearman rho [95% CI] | "
+             "Pearson r [95% CI] | reading |",
+             "|---|---|---|---:|---:|---|---:|---|---|---|"]
     r = results.sort_values(["level", "instrument", "scale", "timepoint", "indicator", "speaker_role"],
                             na_position="first")
     for _, row in r.iterrows():
         role = row["speaker_role"] if isinstance(row["speaker_role"], str) else "session"
         measure = f"{row['instrument']}.{row['scale']}" + (f"@{row['timepoint']}" if isinstance(row["timepoint"], str)
                                                           else "")
-        lines.append(f"| {row['indicator']}:{role} | {measure} | {row['level']} | {row['n']} | "
+        lines.append(f"| {row['indicator']}:{role} | {measure} | {row['level']} | {row['n_sessions']} | "
+                     f"{row['n_clients']} | {_ci(row['estimate'], row['estimate_ci_low'], row['estimate_ci_high'])} | "
+                     f"{_q(row['estimate_q'])} | "
                      f"{_ci(row['spearman_rho'], row['spearman_ci_low'], row['spearman_ci_high'])} | "
-                     f"{_q(row['spearman_q'])} | {_ci(row['pearson_r'], row['pearson_ci_low'], row['pearson_ci_high'])}"
-                     f" | {_q(row['pearson_q'])} | {reading(row)} |")
+                     f"{_ci(row['pearson_r'], row['pearson_ci_low'], row['pearson_ci_high'])} | {reading(row)} |")
     return "\n".join(lines)
 
 
 def reading(row: pd.Series) -> str:
-    """A cautious one-phrase reading of a result row."""
-    if row["spearman_rho"] is None or pd.isna(row["spearman_rho"]):
+    """A cautious one-phrase reading of a result row (from its primary estimate)."""
+    est = row.get("estimate", row.get("spearman_rho"))
+    if est is None or pd.isna(est):
         return row["note"] or "not estimable"
-    lo, hi = row["spearman_ci_low"], row["spearman_ci_high"]
+    lo, hi = row.get("estimate_ci_low", row.get("spearman_ci_low")), row.get("estimate_ci_high",
+                                                                              row.get("spearman_ci_high"))
+    q = row.get("estimate_q", row.get("spearman_q"))
+    if lo is None or pd.isna(lo):
+        return "no interval"
     if lo <= 0 <= hi:
         return "CI includes 0: no evidence either way" if hi - lo > 0.4 else "CI includes 0"
-    if row["spearman_q"] is not None and not pd.isna(row["spearman_q"]) and row["spearman_q"] < 0.05:
+    if q is not None and not pd.isna(q) and q < 0.05:
         return "association (q < .05); not causal"
     return "CI excludes 0 but not after correction"
 
 
-CAVEAT = ("Correlations between process signals and self-report are associations, not effects; the literature "
-          "expects them to be small (text-based models predicted client-rated alliance at about rho = .15). "
-          "Read the 95 % intervals, not the point estimates; q = Benjamini-Hochberg over every test of this run. "
-          "Indicators are process signals for reflection, not clinical judgements.")
+CAVEAT = ("Associations, not effects; the literature expects them to be small (text-based models predicted "
+          "client-rated alliance at about rho = .15). Within clients the estimate is the mixed model's "
+          "standardised within-client slope (random client intercept, client means split off, adjusted for the "
+          "listed covariates; cluster-robust 95 % interval unless told otherwise); between clients it is Spearman "
+          "rho of client means. Read the intervals, not the point estimates; q = Benjamini-Hochberg over every "
+          "test of this run. Indicators are process signals for reflection, not clinical judgements.")

@@ -162,3 +162,8 @@ def benjamini_hochberg(p: Sequence[float | None]) -> list[float | None]:
         running = min(running, float(p[i]) * m / rank)
         out[i] = min(running, 1.0)
     return out
+
+
+def from_r(method: Method, r: float | None, *, n: int, df: int, n_eff: int, min_n: int = 4) -> Correlation:
+    """A :class:`Correlation` (p from t with ``df``, Fisher-z CI with ``n_eff``) from an already computed r."""
+    return _finish(method, r, n=n, df=df, n_eff=n_eff, min_n=min_n)

@@ -14,6 +14,7 @@ from typing import Literal
 
 import duckdb
 
+from pipeline.csv_safety import column_expression, duckdb_csv_safe
 from pipeline.errors import ExportError
 
 Format = Literal["parquet", "csv"]
@@ -94,7 +95,7 @@ def export(con: duckdb.DuckDBPyConnection, name: str, *, out_dir: Path | str, fm
     if bad:
         raise ExportError(f"{name!r} has no column(s) {bad} to partition by; columns: {names}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = out_dir / name if partition_by else out_dir / f"{name}.{fmt}"
     if target.exists() and not overwrite:
         raise ExportError(f"{target} exists: remove it or pass --overwrite")
@@ -108,7 +109,7 @@ def export(con: duckdb.DuckDBPyConnection, name: str, *, out_dir: Path | str, fm
         if fmt == "parquet":
             rel.write_parquet(str(target), **kwargs)
         elif fmt == "csv":
-            rel.write_csv(str(target), header=True, **kwargs)
+            _csv_safe_relation(rel, columns, keep=partition_by).write_csv(str(target), header=True, **kwargs)
         else:
             raise ExportError(f"format {fmt!r} unknown; use parquet or csv")
     except duckdb.Error as e:
@@ -116,7 +117,30 @@ def export(con: duckdb.DuckDBPyConnection, name: str, *, out_dir: Path | str, fm
     schema = {"relation": name, "description": DESCRIPTIONS.get(name, ""), "rows": rows, "format": fmt,
               "partition_by": list(partition_by), "columns": [{"name": c, "type": t} for c, t in columns]}
     (out_dir / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+    owner_only(target, out_dir / f"{name}.schema.json")
     return ExportedFile(name, target, rows, partition_by)
+
+
+def _csv_safe_relation(rel: duckdb.DuckDBPyRelation, columns: Sequence[tuple[str, str]], *,
+                       keep: Sequence[str]) -> duckdb.DuckDBPyRelation:
+    """``rel`` with every text column passed through the :func:`pipeline.csv_safety.csv_safe` rule.
+
+    Partition columns (``keep``) become folder names, not cells, and are left as they are.
+    """
+    exprs = [duckdb_csv_safe(c) if t == "VARCHAR" and c not in keep else column_expression(c).alias(c)
+             for c, t in columns]
+    return rel.project(*exprs)
+
+
+def owner_only(*paths: Path) -> None:
+    """Make exported files 0600 and their folders 0700 (exports hold clinical data or pseudonymised rows)."""
+    for path in paths:
+        if path.is_dir():
+            path.chmod(0o700)
+            for p in path.rglob("*"):
+                p.chmod(0o700 if p.is_dir() else 0o600)
+        elif path.exists():
+            path.chmod(0o600)
 
 
 def _quote(identifier: str) -> str:

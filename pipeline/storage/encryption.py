@@ -148,7 +148,7 @@ def is_encrypted(path: Path | str) -> bool:
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         return False
-    con = duckdb.connect()
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
         con.execute(f"ATTACH {_literal(str(path))} AS probe (READ_ONLY)")
     except duckdb.Error as e:

@@ -182,18 +182,70 @@ def withdraw(con: duckdb.DuckDBPyConnection, *, session_id: str | None = None, c
                          tuple(sorted(deleted.items())), tuple(removed))
 
 
+def withdraw_before_processing(con: duckdb.DuckDBPyConnection, *, session_id: str, client_id: str | None,
+                               audio_sha256: str | None, actor: str, run_id: str) -> tuple[str, bool]:
+    """Register a withdrawal for a session that is not stored yet, so its recording is refused when it arrives.
+
+    Nothing is erased (nothing is stored); a ``consent_withdrawals`` row (the session id, the client id or
+    ``''`` when not given, the recording's SHA-256 when given), an ``erasures`` row with no session and no
+    rows, and an audit event are written in one transaction.
+
+    Returns
+    -------
+    (erasure_id, new) : tuple
+        ``new`` is False when a withdrawal of this session id was already registered (nothing is written).
+
+    Raises
+    ------
+    ConfigError
+        The session is stored: withdraw it with :func:`withdraw`, which also erases it.
+    StorageError
+        The write failed (rolled back).
+    """
+    if con.execute("SELECT count(*) FROM sessions WHERE session_id = ?", [session_id]).fetchone()[0]:
+        raise ConfigError(f"session {session_id!r} is already processed and stored: withdraw it without "
+                          "--before-processing, which erases its data")
+    existing = con.execute("SELECT erasure_id FROM consent_withdrawals WHERE session_id = ? ORDER BY withdrawn_at "
+                           "LIMIT 1", [session_id]).fetchone()
+    if existing is not None:
+        return str(existing[0]), False
+    erasure_id = f"erasure-{uuid.uuid4().hex[:12]}"
+    try:
+        with transaction(con):
+            con.execute(
+                "INSERT INTO consent_withdrawals (session_id, client_id, audio_sha256, withdrawn_at, recorded_by,"
+                " erasure_id) VALUES (?, ?, ?, now(), ?, ?)", [session_id, client_id or "", audio_sha256, actor,
+                                                               erasure_id])
+            con.execute(
+                "INSERT INTO erasures (erasure_id, erased_at, actor, target_kind, target_id, session_ids, rows_deleted,"
+                " content_sha256, files_removed, prefect_runs_deleted, run_id)"
+                " VALUES (?, now(), ?, 'session', ?, [], '{}', '{}', '[]', NULL, ?)",
+                [erasure_id, actor, session_id, run_id])
+            audit.record(con, action="withdraw", actor=actor, role="admin", session_ids=[session_id], run_id=run_id,
+                         detail=f"session {session_id}: before processing: {erasure_id}")
+    except duckdb.Error as e:
+        raise StorageError(f"registering the withdrawal of session {session_id!r} failed and was rolled back: "
+                           f"{e}") from e
+    return erasure_id, True
+
+
 def withdrawn(con: duckdb.DuckDBPyConnection, *, session_id: str, audio_sha256: str) -> str | None:
     """Why a recording must be refused because consent was withdrawn, or None.
 
-    Refused: the same audio (SHA-256) or the same session id was withdrawn before.
+    Refused: the same audio (SHA-256) or the same session id was withdrawn before (erased, or registered
+    before the recording was processed).
     """
     row = con.execute(
-        "SELECT session_id, audio_sha256, withdrawn_at FROM consent_withdrawals"
-        " WHERE audio_sha256 = ? OR session_id = ? ORDER BY withdrawn_at LIMIT 1",
+        "SELECT w.session_id, w.audio_sha256, w.withdrawn_at, coalesce(len(e.session_ids), 1) FROM"
+        " consent_withdrawals w LEFT JOIN erasures e USING (erasure_id)"
+        " WHERE w.audio_sha256 = ? OR w.session_id = ? ORDER BY w.withdrawn_at LIMIT 1",
         [audio_sha256, session_id],
     ).fetchone()
     if row is None:
         return None
     what = "this recording" if row[1] == audio_sha256 else f"session id {session_id!r}"
+    if row[3] == 0:
+        return (f"consent for {what} was withdrawn on {row[2]:%Y-%m-%d}, before it was processed "
+                f"(session {row[0]!r}); it is not processed")
     return (f"consent for {what} was withdrawn on {row[2]:%Y-%m-%d} and its data erased "
             f"(session {row[0]!r}); it is not processed again")

@@ -23,11 +23,16 @@ def exclusive_run(db_path: Path, *, wait_s: float = 0.0) -> Iterator[None]:
     Raises
     ------
     StorageError
-        Another run holds the lock (the message names its process id).
+        Another run holds the lock (the message names its process id), or the database's folder cannot
+        be written.
     """
     path = lock_path(Path(db_path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise StorageError(f"cannot use the folder of database {db_path}: {e.strerror or e} "
+                           "(the database's folder must be writable: it holds the lock file)") from e
     deadline = time.monotonic() + wait_s
     try:
         while True:

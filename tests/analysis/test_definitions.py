@@ -59,3 +59,12 @@ def test_definitions_are_stored_once_per_markers_version(tmp_path, analysis):
         rows = con.execute("SELECT count(*), count(DISTINCT name), min(markers_version) FROM indicator_definitions"
                            ).fetchone()
     assert rows == (len(definitions()), len(definitions()), MARKERS_VERSION)
+
+
+def test_comparison_reads_only_validated_indicators_as_strain():
+    from pipeline.analysis.definitions import grade_of
+    from pipeline.research.compare import STRAIN_SIGNALS
+
+    assert STRAIN_SIGNALS and all(grade_of(s.name) == "validated" for s in STRAIN_SIGNALS)
+    assert "rupture_candidate_rate" not in {s.name for s in STRAIN_SIGNALS}
+    assert all(s.name in definitions() for s in STRAIN_SIGNALS)  # no indicator that does not exist

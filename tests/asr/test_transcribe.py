@@ -50,7 +50,7 @@ _DTYPE_IDS = {"float32": 0, "int8": 1, "int16": 2, "float16": 4}
 def test_default_options_are_greedy_cpu_int8_without_prompting() -> None:
     opts = TranscribeOptions()
     assert (opts.backend, opts.language, opts.beam_size, opts.compute_type, opts.device) == (
-        "faster-whisper", None, 1, "int8", "cpu",
+        "faster-whisper", "en", 1, "int8", "cpu",
     )  # fmt: skip
     assert opts.condition_on_previous_text is False
     assert opts.resolved_compute_type == "int8"
@@ -152,11 +152,20 @@ class _FakeFasterModel:
         self.kwargs = kwargs
         word = SimpleNamespace
         segments = [
-            SimpleNamespace(end=1.0, words=[word(start=0.1, end=0.5, word=" Hi", probability=0.9),
-                                            word(start=0.5, end=0.5, word=" there.", probability=0.8)]),
-            SimpleNamespace(end=2.0, words=[word(start=1.2, end=1.9, word=" Bye.", probability=0.7)]),
+            SimpleNamespace(end=1.0, compression_ratio=1.1,
+                            words=[word(start=0.1, end=0.5, word=" Hi", probability=0.9),
+                                   word(start=0.5, end=0.5, word=" there.", probability=0.8)]),
+            SimpleNamespace(end=2.0, compression_ratio=1.3,
+                            words=[word(start=1.2, end=1.9, word=" Bye.", probability=0.7)]),
+            # a repetition loop (Whisper's hallucination on noise): dropped and counted
+            SimpleNamespace(end=2.0, compression_ratio=9.5,
+                            words=[word(start=1.9, end=2.0, word=" you you you you", probability=0.3)]),
         ]
         return iter(segments), SimpleNamespace(language="en", language_probability=0.97)
+
+    def detect_language(self, audio=None, **kwargs):
+        self.detect_kwargs = kwargs
+        return "en", 0.97, []
 
 
 class _FakeOpenAIModel:
@@ -179,11 +188,22 @@ def test_faster_whisper_transcriber_decodes_deterministically_and_reports_progre
     transcript = transcriber.transcribe(np.zeros(2 * SAMPLE_RATE_HZ, np.float32), progress=seen.append)
     assert [w.text for w in transcript.words] == ["Hi", "there.", "Bye."]
     assert transcript.words[1] == Word(0.5, 0.52, "there.", 0.8)
-    assert (transcript.language, transcript.language_probability) == ("en", 0.97)
+    assert (transcript.segments, transcript.segments_dropped) == (3, 1)
+    assert (transcript.language, transcript.language_probability) == ("en", 1.0)  # the default: English, given
+    assert model.kwargs["language"] == "en"
     assert (transcript.backend, transcript.model_name) == ("faster-whisper", "fake-base")
     assert model.kwargs["temperature"] == 0.0 and model.kwargs["word_timestamps"] is True
     assert model.kwargs["condition_on_previous_text"] is False and model.kwargs["beam_size"] == 1
     assert seen == [0.5, 1.0, 1.0]
+
+
+def test_language_auto_is_detected_over_speech_regions() -> None:
+    model = _FakeFasterModel()
+    transcriber = FasterWhisperTranscriber(model, model_name="fake", options=TranscribeOptions(language=None))
+    transcript = transcriber.transcribe(np.zeros(2 * SAMPLE_RATE_HZ, np.float32))
+    assert (transcript.language, transcript.language_probability) == ("en", 0.97)
+    assert model.detect_kwargs["vad_filter"] is True and model.detect_kwargs["language_detection_segments"] > 1
+    assert model.kwargs["language"] == "en"
 
 
 def test_openai_whisper_transcriber_uses_the_given_language_with_probability_one() -> None:
@@ -200,9 +220,12 @@ def test_openai_whisper_transcriber_uses_the_given_language_with_probability_one
 
 @pytest.mark.parametrize("transcriber_class", [FasterWhisperTranscriber, OpenAIWhisperTranscriber])
 def test_empty_audio_gives_no_words_without_running_the_model(transcriber_class) -> None:
-    transcriber = transcriber_class(None, model_name="fake", options=TranscribeOptions())
+    backend = "openai-whisper" if transcriber_class is OpenAIWhisperTranscriber else "faster-whisper"
+    transcriber = transcriber_class(None, model_name="fake", options=TranscribeOptions(backend=backend, language=None))
     transcript = transcriber.transcribe(np.zeros(0, np.float32))
     assert transcript.words == () and transcript.language == "und" and transcript.language_probability == 0.0
+    given = transcriber_class(None, model_name="fake", options=TranscribeOptions(backend=backend))
+    assert given.transcribe(np.zeros(0, np.float32)).language == "en"
 
 
 @pytest.mark.parametrize("samples", [np.zeros((2, 100), np.float32), np.zeros(100, np.int16),
@@ -567,13 +590,16 @@ class _PieceRecordingModel:
     def transcribe(self, samples: np.ndarray, **kwargs):
         self.calls.append((samples.size, kwargs["language"]))
         word = SimpleNamespace(start=1.0, end=1.5, word=" word", probability=0.9)
-        segments = [SimpleNamespace(end=1.5, words=[word])]
+        segments = [SimpleNamespace(end=1.5, compression_ratio=1.0, words=[word])]
         return iter(segments), SimpleNamespace(language="de", language_probability=0.8)
+
+    def detect_language(self, audio=None, **kwargs):
+        return "de", 0.8, []
 
 
 def test_long_audio_is_transcribed_in_pieces_with_times_offset_and_one_language() -> None:
     model = _PieceRecordingModel()
-    options = TranscribeOptions(piece_s=40.0)
+    options = TranscribeOptions(piece_s=40.0, language=None)
     whole = FasterWhisperTranscriber(_PieceRecordingModel(), model_name="fake", options=TranscribeOptions())
     assert len(whole.transcribe(np.zeros(100 * SAMPLE_RATE_HZ, np.float32)).words) == 1
     transcriber = FasterWhisperTranscriber(model, model_name="fake", options=options)
@@ -581,7 +607,7 @@ def test_long_audio_is_transcribed_in_pieces_with_times_offset_and_one_language(
     transcript = transcriber.transcribe(samples)
     bounds = piece_bounds(samples, piece_s=40.0)
     assert [size for size, _ in model.calls] == [end - start for start, end in bounds]
-    assert [language for _, language in model.calls] == [None] + ["de"] * (len(bounds) - 1)
+    assert [language for _, language in model.calls] == ["de"] * len(bounds)  # detected once, held
     assert [w.start_s for w in transcript.words] == [round(start / SAMPLE_RATE_HZ + 1.0, 3) for start, _ in bounds]
     assert (transcript.language, transcript.language_probability) == ("de", 0.8)
 

@@ -143,6 +143,9 @@ def test_withdraw_erases_everything_derived(prefect_harness, fakes, recording, t
     dbp, reports = tmp_path / "a.duckdb", tmp_path / "reports"
     assert (reports / f"{report_stem('s1')}.html").is_file() and (reports / f"{report_stem('s1')}.md").is_file()
     assert main(["summary", "s1", "--db", str(dbp), "--therapist", "t1"]) == 0
+    with db.open(dbp, read_only=True) as con:
+        handles = {sid: db.flow_handles(con, [sid]) for sid in ("s1", "s2")}
+    assert all(len(h) == 1 for h in handles.values()), handles  # one flow run each, found by its handle
 
     assert main(["consent", "withdraw", "--session", "s1", "--db", str(dbp), "--reports-dir", str(reports),
                  "--actor", "dpo"]) == 0
@@ -181,7 +184,7 @@ def test_withdraw_erases_everything_derived(prefect_harness, fakes, recording, t
     storage = PREFECT_LOCAL_STORAGE_PATH.value()
     assert not storage.exists() or not any(storage.rglob("*")), f"Prefect wrote results to {storage}"
     from flows.prefect_runs import delete_flow_runs
-    assert delete_flow_runs(["s1", "s2"]) == 0
+    assert delete_flow_runs(handles["s1"] + handles["s2"], session_ids=["s1", "s2"], db_path=dbp) == 0
 
 
 def test_withdrawn_audio_is_refused_when_submitted_again(prefect_harness, fakes, recording, tmp_path):
@@ -202,8 +205,9 @@ def test_client_withdrawal_erases_all_their_sessions_and_self_report(tmp_path, a
     db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
     second = replace(analysis, meta=replace(analysis.meta, session_id="s2"), audio_sha256="cd" * 32)
     db.write_session(con, second, run_id="r1", pipeline_version="0.1.0")
-    con.execute("INSERT INTO self_report_administrations VALUES ('a1', 'i1', 'srs', 'c1', NULL, NULL, 'pre', 4, 4,"
-                " 'scored', NULL)")
+    con.execute("INSERT INTO self_report_administrations (administration_id, import_id, instrument, client_id,"
+                " session_id, administered_on, timepoint, n_items, n_answered, status, note)"
+                " VALUES ('a1', 'i1', 'srs', 'c1', NULL, NULL, 'pre', 4, 4, 'scored', NULL)")
     con.execute("INSERT INTO self_report_scores (administration_id, import_id, instrument, scale, value, n_items,"
                 " n_answered, prorated) VALUES ('a1', 'i1', 'srs', 'total', 30, 4, 4, false)")
     result = withdraw(con, client_id="c1", actor="dpo", run_id="r2", keep_audio=True)

@@ -147,7 +147,7 @@ def _db(tmp_path) -> str:
 def test_run_comparison_stores_results_flags_and_trajectories(tmp_path):
     path = _db(tmp_path)
     con = db.connect(path)
-    result = run_comparison(con, options=CompareOptions(instruments=("srs",), min_n=4))
+    result = run_comparison(con, options=CompareOptions(instruments=("srs",), min_n=4, trajectories="all"))
     stored = con.execute("SELECT count(*), count(DISTINCT comparison_id) FROM comparison_results").fetchone()
     assert stored == (len(result.results), 1)
     assert "duration" not in set(result.results["indicator"])  # not a process indicator
@@ -206,9 +206,10 @@ def test_cli_compare_prints_the_table_with_the_caveat(tmp_path, capsys):
     assert main(["compare", "--db", path, "--instrument", "srs", "--indicator", "we_rate:client",
                  "--min-n", "4"]) == 0
     out = capsys.readouterr().out
-    assert "| we_rate:client | srs.total | between | 4 |" in out
+    assert "| we_rate:client | srs.total | between | 12 | 4 |" in out  # sessions, then clients
+    assert "| we_rate:client | srs.total | within | 12 | 4 |" in out
     assert "not causal" in out or "CI includes 0" in out or "correction" in out
-    assert "associations, not effects" in out
+    assert "Associations, not effects" in out
 
 
 def test_export_parquet_partitioned_and_csv(tmp_path, capsys):

@@ -33,6 +33,16 @@ ALLOWED = {
     "r.sql": "a research relation's fixed SQL",
     "_RESEARCH": "a fixed sub-query",
     "_RESEARCH_CLIENTS": "a fixed sub-query",
+    "_linked_scores_sql(window_days)": "a fixed sub-query; the window is coerced with int() inside it",
+    "linked": "the same fixed sub-query (research/dataset.py)",
+    "_sessions_sql()": "a fixed sub-query of the comparison (no argument)",
+    "_pairs_sql()": "a fixed sub-query of the comparison (no argument)",
+    "', '.join(TRAJECTORY_COLUMNS)": "the package's fixed column list",
+    "cast": "CAST clauses over DATE column names taken from the relation's own schema",
+    "col": "an indicators_wide column name checked by storage.wide._check ([a-z0-9_] only)",
+    "aggs": "FILTER clauses whose indicator names and roles match storage.wide._SAFE ([a-z0-9_] only)",
+    "trajectories_sql(options.trajectories)": "a fixed query chosen by a value CompareOptions validates against "
+                                                "TRAJECTORY_SERIES",
 }
 
 

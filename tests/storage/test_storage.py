@@ -73,7 +73,7 @@ def test_failure_on_rewrite_keeps_the_old_rows(tmp_path, analysis, monkeypatch):
 def test_rows_queryable_with_plain_sql(tmp_path, analysis):
     con = db.connect(tmp_path / "a.duckdb")
     db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
-    share = con.execute("SELECT talk_time_share FROM indicators_wide WHERE speaker_role = 'therapist'").fetchone()[0]
+    share = con.execute("SELECT talk_time_share_therapist FROM indicators_wide").fetchone()[0]
     assert 0 < share < 1
     roles = con.execute("SELECT DISTINCT speaker_role FROM turns ORDER BY 1").fetchall()
     assert roles == [("client",), ("therapist",)]
@@ -96,13 +96,16 @@ def test_read_only_missing_database_is_clear(tmp_path):
 def test_locked_database_is_a_storage_error(tmp_path):
     path = tmp_path / "a.duckdb"
     writer = db.connect(path)  # keep this writer open
+    import os
     import subprocess
     import sys
 
-    code = ("import sys; from pipeline.storage import db\n"
-            "try:\n    db.connect(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
-    assert "StorageError" in out.stdout and "lock" in out.stdout.lower()
+    code = ("import sys; from pipeline.errors import StorageError; from pipeline.storage import db\n"
+            "try:\n    db.connect(sys.argv[1])\nexcept Exception as e:\n"
+            "    print(type(e).__name__, isinstance(e, StorageError), e)")
+    env = {**os.environ, "ALLIANCE_DB_LOCK_WAIT_S": "1"}  # a bounded wait, then database_locked
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60, env=env)
+    assert "DatabaseLockedError True" in out.stdout and "lock" in out.stdout.lower()
     writer.close()
 
 

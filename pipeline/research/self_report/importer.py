@@ -14,7 +14,12 @@ import duckdb
 
 from pipeline.errors import SelfReportImportError, StorageError
 from pipeline.research.self_report.instruments import Instrument
-from pipeline.research.self_report.storage import known_from_db, new_import_id, store_import
+from pipeline.research.self_report.storage import (
+    DEFAULT_LINK_WINDOW_DAYS,
+    known_from_db,
+    new_import_id,
+    store_import,
+)
 from pipeline.research.self_report.validation import ImportReport, read_csv_text, validate_rows, write_report_csv
 
 __all__ = ["MAX_IMPORT_BYTES", "ImportReport", "import_file", "write_report_csv"]
@@ -25,8 +30,12 @@ MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
 def import_file(con: duckdb.DuckDBPyConnection, path: Path | str, *, instrument: str | None,
                 instruments: Mapping[str, Instrument], ignore_columns: Sequence[str] = (), dry_run: bool = False,
-                command: str = "", today: dt.date | None = None) -> ImportReport:
+                command: str = "", today: dt.date | None = None,
+                link_window_days: int = DEFAULT_LINK_WINDOW_DAYS) -> ImportReport:
     """Validate ``path`` against the database and, unless ``dry_run``, store it in one transaction.
+
+    ``link_window_days``: a client-and-date line links to the client's session nearest in date within this many
+    days (the distance is stored); a session-id line dated further than this from its session is rejected.
 
     Returns
     -------
@@ -52,14 +61,15 @@ def import_file(con: duckdb.DuckDBPyConnection, path: Path | str, *, instrument:
         raise SelfReportImportError(f"cannot read {path} as UTF-8 text: {e}") from e
     header, rows = read_csv_text(text, source=str(path))
     report = validate_rows(header, rows, instruments=instruments, instrument=instrument,
-                           known=known_from_db(con, today=today), ignore_columns=ignore_columns, source=str(path))
+                           known=known_from_db(con, today=today, window_days=link_window_days),
+                           ignore_columns=ignore_columns, source=str(path))
     if dry_run:
         return report
     import_id = new_import_id()
     report = ImportReport(**{**report.__dict__, "import_id": import_id})
     try:
         store_import(con, report, import_id=import_id, sha256=hashlib.sha256(data).hexdigest(),
-                     instruments=instruments, command=command)
+                     instruments=instruments, command=command, link_window_days=link_window_days)
     except duckdb.Error as e:
         raise StorageError(f"storing self-report from {path} failed and was rolled back: {e}") from e
     return report

@@ -25,11 +25,14 @@ from typing import Literal
 
 from pipeline.errors import InstrumentConfigError
 
-Kind = Literal["alliance", "outcome", "other"]
+Kind = Literal["alliance", "outcome", "empathy", "other"]
 Scoring = Literal["sum", "mean"]
 
 #: Name of the whole-instrument scale.
 TOTAL = "total"
+#: Scale scores (and changes between them) are rounded to this many decimals: item values are decimals as
+#: marked on the form, and binary floating point must not turn a 5-point change into 4.999999999999998.
+SCORE_DECIMALS = 9
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,9 @@ class Instrument:
         Short identifier used on the command line and in the database (``srs``).
     name, source : str
         Full name and the reference its structure is taken from.
-    kind : {"alliance", "outcome", "other"}
-        ``alliance`` measures take part in discrepancy flags.
+    kind : {"alliance", "outcome", "empathy", "other"}
+        ``alliance`` measures take part in discrepancy flags (``empathy``: client-rated empathy such as CARE,
+        related to the alliance but not an alliance measure).
     items : tuple of str
         Item keys in instrument order (CSV column names in the wide format).
     min_value, max_value : float
@@ -200,7 +204,11 @@ def score(instrument: Instrument, answers: Mapping[str, float | None]) -> tuple[
                                   f"{missing} of {len(sc.items)} items missing (at most {sc.max_missing} allowed)"))
             continue
         mean = math.fsum(vals) / len(vals)
-        value = mean * len(sc.items) if instrument.scoring == "sum" else mean
+        if instrument.scoring == "sum":
+            value = math.fsum(vals) if not missing else mean * len(sc.items)
+        else:
+            value = mean
+        value = round(value, SCORE_DECIMALS)  # 3.4 + 3.5 + ... as the decimal the client marked, not 13.900000000000002
         note = f"prorated: {missing} of {len(sc.items)} items missing" if missing else ""
         out.append(ScaleScore(sc.name, value, len(sc.items), len(vals), missing > 0, note))
     return tuple(out)
@@ -238,7 +246,7 @@ class _Spec:
 def parse_instrument(raw: Mapping[str, object], *, where: str = "instrument") -> Instrument:
     """Build an :class:`Instrument` from a config mapping.
 
-    Keys: ``key``, ``name``, ``source``, ``kind`` (alliance/outcome/other, default other), ``items``
+    Keys: ``key``, ``name``, ``source``, ``kind`` (alliance/outcome/empathy/other, default other), ``items``
     (list), ``min``, ``max``, ``subscales`` (table name -> items), ``total`` (bool, default true),
     ``max_missing`` (table scale -> int, default 0), ``reverse_keyed``, ``missing_codes``, ``scoring``
     (sum/mean), ``concern_below``, ``reliable_change``, ``notes``.
@@ -290,8 +298,8 @@ def parse_instrument(raw: Mapping[str, object], *, where: str = "instrument") ->
     codes = tuple(float(c) for c in s.get("missing_codes", list, []))
     kind = str(s.get("kind", str, "other"))
     scoring = str(s.get("scoring", str, "sum"))
-    if kind not in ("alliance", "outcome", "other") or scoring not in ("sum", "mean"):
-        raise InstrumentConfigError(f"{where}: kind {kind!r} (alliance/outcome/other) or scoring {scoring!r} "
+    if kind not in ("alliance", "outcome", "empathy", "other") or scoring not in ("sum", "mean"):
+        raise InstrumentConfigError(f"{where}: kind {kind!r} (alliance/outcome/empathy/other) or scoring {scoring!r} "
                                     "(sum/mean) is not allowed")
     concern = s.get("concern_below", (int, float), None)
     rc = s.get("reliable_change", (int, float), None)

@@ -13,18 +13,22 @@ import duckdb
 import pandas as pd
 
 from pipeline.research.self_report.instruments import Instrument, item_score
-from pipeline.research.self_report.validation import ImportReport, KnownSessions
+from pipeline.research.self_report.validation import ImportReport, KnownSessions, duplicate_key
 from pipeline.storage.db import insert_frame
 
+#: Default linking window (days) between an administration's date and its session's.
+DEFAULT_LINK_WINDOW_DAYS = 3
 
-def known_from_db(con: duckdb.DuckDBPyConnection, *, today: dt.date | None = None) -> KnownSessions:
-    """Sessions and already-imported administrations in the database."""
+
+def known_from_db(con: duckdb.DuckDBPyConnection, *, today: dt.date | None = None,
+                  window_days: int = DEFAULT_LINK_WINDOW_DAYS) -> KnownSessions:
+    """Sessions and already-imported administrations in the database (keyed by :func:`duplicate_key`)."""
     sessions = {sid: (cid, day) for sid, cid, day in
                 con.execute("SELECT session_id, client_id, recorded_on FROM sessions").fetchall()}
-    existing = {(inst, cid, sid, day, tp): imp for inst, cid, sid, day, tp, imp in con.execute(
+    existing = {duplicate_key(inst, cid, sid, day, tp): imp for inst, cid, sid, day, tp, imp in con.execute(
         "SELECT instrument, client_id, session_id, administered_on, timepoint, import_id "
-        "FROM self_report_administrations").fetchall()}
-    return KnownSessions(sessions, existing, today or dt.date.today())
+        "FROM self_report_administrations ORDER BY import_id").fetchall()}
+    return KnownSessions(sessions, existing, today or dt.date.today(), window_days)
 
 
 def new_import_id() -> str:
@@ -34,7 +38,8 @@ def new_import_id() -> str:
 
 
 def store_import(con: duckdb.DuckDBPyConnection, report: ImportReport, *, import_id: str, sha256: str,
-                 instruments: Mapping[str, Instrument], command: str) -> None:
+                 instruments: Mapping[str, Instrument], command: str,
+                 link_window_days: int = DEFAULT_LINK_WINDOW_DAYS) -> None:
     """Write the import's administrations, items, scores and problems in one transaction (all or nothing)."""
     from pipeline import PIPELINE_VERSION
     from pipeline.storage.db import transaction
@@ -45,7 +50,7 @@ def store_import(con: duckdb.DuckDBPyConnection, report: ImportReport, *, import
         inst = instruments[a.instrument]
         n_answered = sum(1 for v in a.values if item_score(inst, v.item, v.raw) is not None)
         adm_rows.append((aid, import_id, a.instrument, a.client_id, a.session_id, a.administered_on, a.timepoint,
-                         len(inst.items), n_answered, a.status, a.note or None))
+                         len(inst.items), n_answered, a.status, a.note or None, a.link_rule, a.link_distance_days))
         for v in a.values:
             item_rows.append((aid, import_id, a.instrument, v.item, v.raw, item_score(inst, v.item, v.raw),
                               v.missing_code, v.line))
@@ -55,7 +60,7 @@ def store_import(con: duckdb.DuckDBPyConnection, report: ImportReport, *, import
     frames = {
         "self_report_administrations": pd.DataFrame(adm_rows, columns=[
             "administration_id", "import_id", "instrument", "client_id", "session_id", "administered_on",
-            "timepoint", "n_items", "n_answered", "status", "note"]),
+            "timepoint", "n_items", "n_answered", "status", "note", "link_rule", "link_distance_days"]),
         "self_report_items": pd.DataFrame(item_rows, columns=[
             "administration_id", "import_id", "instrument", "item", "raw_value", "item_score", "missing_code",
             "source_line"]),
@@ -71,10 +76,10 @@ def store_import(con: duckdb.DuckDBPyConnection, report: ImportReport, *, import
         con.execute(
             "INSERT INTO self_report_imports (import_id, source_path, source_sha256, file_format, instruments,"
             " lines_read, values_read, values_accepted, values_rejected, administrations, pipeline_version,"
-            " imported_at, command) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
+            " imported_at, command, link_window_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
             [import_id, report.source, sha256, report.file_format, ",".join(used), report.lines_read,
              report.values_read, report.values_accepted, report.values_rejected, len(report.administrations),
-             PIPELINE_VERSION, command])
+             PIPELINE_VERSION, command, link_window_days])
         for key in used:
             inst = instruments[key]
             con.execute(

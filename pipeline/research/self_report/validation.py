@@ -24,12 +24,15 @@ import csv
 import datetime as dt
 import io
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import SelfReportImportError
+from pipeline.csv_safety import csv_safe_row
+from pipeline.errors import InvalidIdError, SelfReportImportError
+from pipeline.ids import validate_id
 from pipeline.research.self_report.instruments import Instrument, ScaleScore, item_score, score
 
 ID_COLUMNS = ("session_id", "client_id", "date", "administered_on", "timepoint")
@@ -54,24 +57,54 @@ class KnownSessions:
     Attributes
     ----------
     sessions : mapping session_id -> (client_id, recorded_on or None)
-    existing : frozenset of administration keys already imported
-        ``(instrument, client_id, session_id, administered_on, timepoint)``.
-    existing_import : mapping key -> import_id that stored it
+    existing : mapping duplicate key -> import_id that stored it
+        Keys from :func:`duplicate_key`: an administration of a session is identified by instrument, session
+        and timepoint, whatever its date (a re-import without the date column is the same administration).
     today : date
         Dates after this are rejected.
+    window_days : int
+        Linking window: a client-and-date line is linked to the client's session nearest in date within this
+        many days; a session-id line whose date is further than this from the session is rejected.
     """
 
     sessions: Mapping[str, tuple[str, dt.date | None]]
     existing: Mapping[tuple, str] = field(default_factory=dict)
     today: dt.date = field(default_factory=dt.date.today)
+    window_days: int = 3
 
     @property
     def clients(self) -> frozenset[str]:
         return frozenset(c for c, _ in self.sessions.values())
 
     def session_on(self, client_id: str, day: dt.date) -> str | None:
-        hits = sorted(s for s, (c, d) in self.sessions.items() if c == client_id and d == day)
-        return hits[0] if len(hits) == 1 else None
+        return self.nearest_session(client_id, day)[0]
+
+    def nearest_session(self, client_id: str, day: dt.date) -> tuple[str | None, int | None, str]:
+        """The client's session nearest ``day`` within the window.
+
+        ``(session_id, administered_on - recorded_on in days, "")``, or ``(None, None, why)`` when there is
+        none or two are equally near.
+        """
+        near = sorted((abs((d - day).days), (day - d).days, s) for s, (c, d) in self.sessions.items()
+                      if c == client_id and d is not None and abs((d - day).days) <= self.window_days)
+        if not near:
+            return None, None, f"no session of the client within {self.window_days} days"
+        if len(near) > 1 and near[0][0] == near[1][0]:
+            return None, None, (f"sessions {near[0][2]!r} and {near[1][2]!r} are equally near ({near[0][0]} days): "
+                                "give session_id")
+        return near[0][2], near[0][1], ""
+
+
+def duplicate_key(instrument: str, client_id: str, session_id: str | None, day: dt.date | None,
+                  timepoint: str | None) -> tuple:
+    """What makes two administrations the same.
+
+    Instrument, session and timepoint for a session's administration (its date does not matter); instrument,
+    client, date and timepoint for a client-level one.
+    """
+    if session_id is not None:
+        return ("session", instrument, session_id, timepoint)
+    return ("client", instrument, client_id, day, timepoint)
 
 
 @dataclass(frozen=True)
@@ -97,6 +130,8 @@ class Administration:
     scores: tuple[ScaleScore, ...]
     status: str                 # scored | partly_scored | not_scored
     note: str
+    link_rule: str | None = None           # session_id | client_date | None (client-level)
+    link_distance_days: int | None = None  # administered_on - recorded_on
 
 
 @dataclass(frozen=True)
@@ -185,10 +220,18 @@ def read_csv_text(text: str, *, source: str) -> tuple[list[str], list[tuple[int,
     return header, rows
 
 
+#: A numeral as a self-report cell may hold it: ASCII digits, an optional sign, at most one decimal point.
+#: (``float`` also takes ``1_0``, ``1e1``, ``inf`` and non-ASCII digits such as Arabic-Indic ones.)
+NUMERAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _parse_value(text: str) -> float | None:
-    """Float of a cell, None for blank; raises ValueError for anything else (nan, inf, words)."""
+    """Float of a cell, None for blank; raises ValueError for anything but a plain decimal numeral."""
     if text == "":
         return None
+    if not NUMERAL.fullmatch(text):
+        raise ValueError(text)
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(text)
@@ -196,19 +239,35 @@ def _parse_value(text: str) -> float | None:
 
 
 def _identity(line: int, row: Mapping[str, str], known: KnownSessions,
-              issues: list[ImportIssue]) -> tuple[str, str | None, dt.date | None, str | None] | None:
-    """``(client_id, session_id, date, timepoint)`` of a line, or None (and issues) when unusable."""
+              issues: list[ImportIssue]) -> tuple[str, str | None, dt.date | None, str | None, str | None,
+                                                  int | None] | None:
+    """The identity of a line, or None (and issues) when unusable.
+
+    ``(client_id, session_id, date, timepoint, link_rule, link_distance_days)``.
+    """
     sid = row.get("session_id", "") or None
     cid = row.get("client_id", "") or None
     date_text = row.get("date", "") or row.get("administered_on", "")
     tp = row.get("timepoint", "") or None
     day = None
+    rule: str | None = None
+    distance: int | None = None
     bad = len(issues)
+    checked: dict[str, str | None] = {}
+    for column, kind, value in (("session_id", "session", sid), ("client_id", "client", cid),
+                                ("timepoint", "timepoint", tp)):
+        try:  # the same id rules as everywhere else (pipeline.ids); NFC, as the ids are stored
+            checked[column] = None if value is None else validate_id(kind, value)
+        except InvalidIdError as e:
+            issues.append(ImportIssue(line, column, value, "bad_id", str(e)))
+    if len(issues) > bad:
+        return None
+    sid, cid, tp = checked["session_id"], checked["client_id"], checked["timepoint"]
     if date_text:
         try:
-            day = dt.date.fromisoformat(date_text)
-            if len(date_text) != 10:
+            if not ISO_DATE.fullmatch(date_text):
                 raise ValueError(date_text)
+            day = dt.date.fromisoformat(date_text)
         except ValueError:
             issues.append(ImportIssue(line, "date", date_text, "bad_date", "not an ISO date (YYYY-MM-DD)"))
         else:
@@ -222,11 +281,20 @@ def _identity(line: int, row: Mapping[str, str], known: KnownSessions,
         if sid not in known.sessions:
             issues.append(ImportIssue(line, "session_id", sid, "unknown_session", "no such session in the database"))
         else:
-            owner, _ = known.sessions[sid]
+            owner, recorded = known.sessions[sid]
             if cid is not None and cid != owner:
                 issues.append(ImportIssue(line, "client_id", cid, "client_mismatch",
                                           f"session {sid!r} belongs to client {owner!r}"))
             cid = owner
+            rule = "session_id"
+            if day is not None and recorded is not None:
+                distance = (day - recorded).days
+                if abs(distance) > known.window_days:
+                    issues.append(ImportIssue(
+                        line, "date", date_text, "date_far_from_session",
+                        f"session {sid!r} was recorded on {recorded.isoformat()}, {abs(distance)} days "
+                        f"{'before' if distance > 0 else 'after'} this date (linking window: {known.window_days} "
+                        "days; widen it with --link-window-days if this is right)"))
     else:
         if cid not in known.clients:
             issues.append(ImportIssue(line, "client_id", cid, "unknown_client", "no session of this client in the "
@@ -235,10 +303,11 @@ def _identity(line: int, row: Mapping[str, str], known: KnownSessions,
             issues.append(ImportIssue(line, "date", "", "missing_date", "a client_id line needs a date (or give "
                                       "session_id)"))
         elif day is not None:
-            sid = known.session_on(cid, day)
+            sid, distance, _ = known.nearest_session(cid, day)
+            rule = "client_date" if sid is not None else None
     if len(issues) > bad:
         return None
-    return cid, sid, day, tp
+    return cid, sid, day, tp, rule, distance
 
 
 def validate_rows(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, str]]], *,
@@ -276,6 +345,7 @@ def validate_rows(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, 
     issues: list[ImportIssue] = []
     values: list[tuple[tuple, ItemValue]] = []
     rejected: dict[tuple, set[str]] = defaultdict(set)  # administration key -> items with a rejected value
+    links: dict[tuple, tuple[str | None, int | None]] = {}  # administration key -> (link rule, distance in days)
     n_values = 0
     if is_long:
         if "instrument" not in cols and instrument is None:
@@ -304,7 +374,8 @@ def validate_rows(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, 
                 continue
             iv = _check_value(line, inst, item, row["value"], issues)
             if ident is not None:
-                key = (inst.key, *ident)
+                key = (inst.key, *ident[:4])
+                links.setdefault(key, ident[4:])
                 if iv is None:
                     rejected[key].add(item)
                 else:
@@ -327,11 +398,12 @@ def validate_rows(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, 
             checked = [(item, _check_value(line, inst, item, row[item], issues)) for item in inst.items]
             if ident is None:
                 continue
-            key = (inst.key, *ident)
+            key = (inst.key, *ident[:4])
+            links.setdefault(key, ident[4:])
             values += [(key, iv) for _, iv in checked if iv is not None]
             rejected[key] |= {item for item, iv in checked if iv is None}
         used = (inst.key,)
-    administrations = _group(values, instruments, known, issues, rejected=rejected)
+    administrations = _group(values, instruments, known, issues, rejected=rejected, links=links)
     return ImportReport(source=source, file_format="long" if is_long else "wide", instruments=used,
                         lines_read=len(rows), values_read=n_values, administrations=administrations,
                         issues=tuple(sorted(issues, key=lambda i: (i.line, i.field))))
@@ -354,18 +426,31 @@ def _check_value(line: int, inst: Instrument, item: str, text: str, issues: list
 
 
 def _group(values: Sequence[tuple[tuple, ItemValue]], instruments: Mapping[str, Instrument], known: KnownSessions,
-           issues: list[ImportIssue], *, rejected: Mapping[tuple, set[str]]) -> tuple[Administration, ...]:
+           issues: list[ImportIssue], *, rejected: Mapping[tuple, set[str]],
+           links: Mapping[tuple, tuple[str | None, int | None]] | None = None) -> tuple[Administration, ...]:
     by_key: dict[tuple, list[ItemValue]] = defaultdict(list)
     for key, iv in values:
         by_key[key].append(iv)
+    same: dict[tuple, list[tuple]] = defaultdict(list)  # duplicate key -> administration keys in this file
+    for key in by_key:
+        same[duplicate_key(*key)].append(key)
     out = []
     for key, ivs in by_key.items():
         inst_key, cid, sid, day, tp = key
         where = f"{inst_key} client {cid!r} session {sid!r} date {day} timepoint {tp!r}"
-        if key in known.existing:
+        dup = duplicate_key(*key)
+        if dup in known.existing:
             for iv in ivs:
                 issues.append(ImportIssue(iv.line, iv.item, _fmt(iv.raw), "already_imported",
-                                          f"{where} was stored by import {known.existing[key]}"))
+                                          f"{where} was stored by import {known.existing[dup]} (an administration "
+                                          "is identified by instrument, session and timepoint, whatever its date)"))
+            continue
+        if len(same[dup]) > 1:
+            lines = sorted({v.line for k in same[dup] for v in by_key[k]})
+            for iv in ivs:
+                issues.append(ImportIssue(iv.line, iv.item, _fmt(iv.raw), "duplicate",
+                                          f"{where}: the same administration is given on lines "
+                                          f"{', '.join(map(str, lines))} (with different dates or link): none is used"))
             continue
         lines_by_item: dict[str, list[ItemValue]] = defaultdict(list)
         for iv in ivs:
@@ -397,7 +482,9 @@ def _group(values: Sequence[tuple[tuple, ItemValue]], instruments: Mapping[str, 
             n_ok = sum(1 for s in scores if s.value is not None)
             status = "scored" if n_ok == len(scores) else "partly_scored" if n_ok else "not_scored"
             note = "; ".join(f"{s.scale}: {s.note}" for s in scores if s.note)
-        out.append(Administration(key, inst_key, cid, sid, day, tp, tuple(kept), scores, status, note))
+        rule, distance = (links or {}).get(key, (None, None))
+        out.append(Administration(key, inst_key, cid, sid, day, tp, tuple(kept), scores, status, note, rule,
+                                  distance))
     return tuple(out)
 
 
@@ -410,9 +497,13 @@ def _fmt(value: float | None) -> str:
 
 
 def write_report_csv(report: ImportReport, path: Path | str) -> None:
-    """Write the row-level problems to CSV (line, field, value, code, message)."""
+    """Write the row-level problems to CSV (line, field, value, code, message).
+
+    Every cell is formula-safe (:mod:`pipeline.csv_safety`): a value such as ``=HYPERLINK(...)`` from the
+    imported file is written with a leading single quote.
+    """
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["line", "field", "value", "code", "message"])
         for i in report.issues:
-            w.writerow([i.line, i.field, i.value, i.code, i.message])
+            w.writerow(csv_safe_row([i.line, i.field, i.value, i.code, i.message]))

@@ -1,0 +1,647 @@
+r"""Realistic bench: the pipeline on rooms, noise, overlapping speech and codecs, scored against exact truth.
+
+Two-speaker sessions of real AnnoMI dialogue are rendered with flite (one clip per line, cached), placed on a
+timeline with long silences, interruptions and listener backchannels (:func:`evaluation.realistic.plan_timeline`;
+the truth holds every utterance with its true times, so the truth RTTM contains the overlaps), then degraded per
+condition (:mod:`evaluation.realistic`): simulated rooms (pyroomacoustics, RT60 0.4-0.8 s, the speakers at
+different distances from one microphone, a quieter client), HVAC noise with clicks and door slams, babble from
+other flite voices, a phone line (AMR-NB, the GSM-AMR mobile codec, with AGC) and low-bit-rate mp3. Plus the one
+real recording available offline: pyannote's 30 s two-speaker sample with its RTTM and STM references.
+
+Per condition and ASR configuration: DER (no collar), WER, word attribution (word -> speaker -> role against the
+truth role), attribution inside overlapped speech, long-silence (>= 2 s) F1, overlap detection (overlapping turns
+of the diarization against the truth's overlapped speech: precision/recall by duration), roles, the median error
+of utterance-onset word starts, words the ASR put in non-speech, quality flags, and wall times (ASR, diarization,
+analysis run one after the other; RTF is their sum over the audio length).
+
+    .venv/bin/python -m bench.bench_realistic                      # default: 2 sessions x 8 conditions + sample
+    .venv/bin/python -m bench.bench_realistic --asr greedy beam5 vad moonshine --sessions 1 \\
+        --conditions clean room-near room-far phone-amr               # the ASR comparison on a subset
+
+Renders are cached under ``bench/.renders/realistic-*`` keyed by every parameter. Writes
+``bench/results/realistic.json`` and ``.md`` (``--out`` changes the stem). Exits 0 with a message when the AnnoMI
+CSV (``../shared``) or flite is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from bench.render_accuracy import silence_scores, summarise_silences
+from bench.render_long import RENDERS_DIR, _dedupe
+from evaluation import realistic as rl
+from evaluation.metrics import normalise_text
+from evaluation.synthetic import (
+    Script,
+    ScriptLine,
+    SessionTruth,
+    TruthUtterance,
+    flite_version,
+    read_annomi_rows,
+    read_truth,
+    render_session,
+    script_from_annomi,
+    silences_and_overlaps,
+    truth_paths,
+    write_rttm,
+    write_truth,
+)
+from pipeline.types import SAMPLE_RATE_HZ
+
+ROOT = Path(__file__).resolve().parents[1]
+ANNOMI_CSV = ROOT.parent / "shared" / "data" / "annomi" / "AnnoMI-full.csv"
+RESULTS = ROOT / "bench" / "results"
+#: Bump when the recipe changes, so cached renders are not reused.
+RENDER_VERSION = 2  # 2: babble of 6 talkers (1: 2 talkers, intelligible: it was transcribed)
+SR = SAMPLE_RATE_HZ
+SPEECH_LEVEL_DBFS = -23.0
+NOISE_FLOOR_DBFS = -55.0
+BACKCHANNELS = ("yeah", "right", "okay", "I see", "sure")
+VOICES = ("awb", "slt", "rms", "kal16")
+BABBLE_TALKERS = 6
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """An AnnoMI transcript spoken by two flite voices, cut at about ``target_s`` seconds."""
+
+    transcript_id: str
+    therapist_voice: str
+    client_voice: str
+    target_s: float = 150.0
+    babble_transcript_id: str = "104"
+    seed: int = 0
+
+
+SESSIONS = (SessionSpec("46", "awb", "slt"), SessionSpec("131", "slt", "rms"))
+
+
+@dataclass(frozen=True)
+class Condition:
+    """How a session is recorded.
+
+    ``room``: ``(length, width, height)`` m, RT60 s, therapist and client distances from the microphone in m.
+    ``client_gain_db``: the client's level relative to the therapist's (before the room). ``noise``: ``hvac`` or
+    ``babble`` at ``snr_db`` (active speech over noise); ``transients_per_min``: clicks and door slams.
+    ``codec``: ``amr_nb`` (phone line, AGC, 8 kHz), ``mulaw`` or ``mp3``/``opus`` at ``bit_rate``.
+    ``overlap_share``: target share of overlapped speech in the timeline.
+    """
+
+    name: str
+    room: tuple[tuple[float, float, float], float, float, float] | None = None
+    client_gain_db: float = 0.0
+    noise: str | None = None
+    snr_db: float | None = None
+    transients_per_min: float = 0.0
+    codec: str | None = None
+    bit_rate: int | None = None
+    overlap_share: float = 0.06
+
+
+ROOM_NEAR = ((4.0, 3.5, 2.7), 0.4, 1.0, 1.3)
+ROOM_FAR = ((6.0, 5.0, 3.0), 0.8, 1.0, 3.5)
+CONDITIONS = (
+    Condition("clean"),
+    Condition("room-near", room=ROOM_NEAR, client_gain_db=-4.0),
+    Condition("room-far", room=ROOM_FAR, client_gain_db=-4.0),
+    Condition("hvac-15db", room=ROOM_NEAR, client_gain_db=-4.0, noise="hvac", snr_db=15.0, transients_per_min=3.0),
+    Condition("babble-10db", room=ROOM_NEAR, client_gain_db=-4.0, noise="babble", snr_db=10.0),
+    Condition("phone-amr", room=ROOM_NEAR, client_gain_db=-4.0, codec="amr_nb", bit_rate=12200),
+    Condition("mp3-16k", room=ROOM_NEAR, client_gain_db=-4.0, codec="mp3", bit_rate=16000),
+    Condition("overlap-rich", room=ROOM_NEAR, client_gain_db=-4.0, overlap_share=0.14),
+)
+CONDITION_BY_NAME = {c.name: c for c in CONDITIONS}
+
+#: ASR configurations of the comparison (names on the command line).
+ASR_CONFIGS: dict[str, dict[str, Any]] = {
+    "greedy": {},
+    "beam5": {"beam_size": 5},
+    "vad": {"vad_filter": True},
+    "moonshine": {"backend": "moonshine"},
+}
+
+
+def _key(*parts: Any) -> str:
+    doc = json.dumps([dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()[:10]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _clip(voice: str, text: str, flite: str) -> np.ndarray:
+    """One line spoken by ``voice``, trimmed and levelled as render_session does it (cached as FLAC)."""
+    folder = RENDERS_DIR / "realistic-clips"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{_key(voice, text, flite, SPEECH_LEVEL_DBFS)}.flac"
+    if not path.is_file():
+        with tempfile.TemporaryDirectory(prefix="realistic-") as tmp:
+            wav = Path(tmp) / "clip.wav"
+            script = Script("clip", (ScriptLine(role="therapist", text=text, gap_before_s=0.0),),
+                            voices={"therapist": voice}, tail_s=0.0)
+            render_session(script, wav, noise_floor_dbfs=-300.0, speech_level_dbfs=SPEECH_LEVEL_DBFS)
+            pcm, _ = sf.read(wav, dtype="int16")
+            sf.write(path.with_suffix(".partial.flac"), pcm, SR, subtype="PCM_16")
+            path.with_suffix(".partial.flac").replace(path)
+    return sf.read(path, dtype="float64")[0]
+
+
+def _lines(tid: str) -> list[tuple[str, str]]:
+    rows = _dedupe(read_annomi_rows(ANNOMI_CSV, tid))
+    if not rows:
+        raise ValueError(f"AnnoMI transcript {tid} is not in {ANNOMI_CSV}")
+    script = script_from_annomi(rows, voices={"therapist": "awb", "client": "slt"}, gap_s=0.6)
+    return [(x.role, x.text) for x in script.lines]
+
+
+def render_condition(spec: SessionSpec, cond: Condition, *, force: bool = False) -> tuple[Path, Path, dict]:
+    """Render (or reuse) one session in one condition: ``(audio, truth_json, meta)``."""
+    flite = flite_version()
+    key = _key(spec, cond, RENDER_VERSION, flite, ANNOMI_CSV.name, ANNOMI_CSV.stat().st_size)
+    audio = RENDERS_DIR / f"realistic-{spec.transcript_id}-{cond.name}-{key}.flac"
+    truth_json, rttm = truth_paths(audio)
+    meta_path = audio.with_name(audio.stem + ".render.json")
+    if not force and audio.is_file() and truth_json.is_file() and meta_path.is_file():
+        return audio, truth_json, json.loads(meta_path.read_text())
+    t0 = time.perf_counter()
+    voices = {"therapist": spec.therapist_voice, "client": spec.client_voice}
+    dialogue, clips, spoken = [], [], 0.0
+    for role, text in _lines(spec.transcript_id):
+        if spoken >= spec.target_s * 0.8:  # about 20 % of the session is gaps
+            break
+        clip = _clip(voices[role], text, flite)
+        dialogue.append(rl.Clip(role, text, len(clip)))
+        clips.append(clip)
+        spoken += len(clip) / SR
+    bc_clips = {role: [(t, _clip(voices[role], t, flite)) for t in BACKCHANNELS] for role in voices}
+    backchannels = {role: [rl.Clip(role, t, len(c)) for t, c in v] for role, v in bc_clips.items()}
+    placements = rl.plan_timeline(dialogue, backchannels, sr=SR, seed=spec.seed + int(spec.transcript_id),
+                                  target_overlap_share=cond.overlap_share)
+    n = max(p.end_sample for p in placements) + SR // 2
+    by_text = {(r, t): c for r, v in bc_clips.items() for t, c in v}
+    audio_of = [clips[p.clip_index] if p.clip_index >= 0 else by_text[(p.role, p.text)] for p in placements]
+    tracks = {}
+    for role in voices:
+        mine = [k for k, p in enumerate(placements) if p.role == role]
+        tracks[role] = rl.place([placements[k] for k in mine], [audio_of[k] for k in mine], n)
+    rng = np.random.default_rng(1000 + spec.seed + int(spec.transcript_id))
+    info: dict[str, Any] = {}
+    noise_rir = None
+    if cond.room is not None:
+        dim, rt60, d_t, d_c = cond.room
+        rirs, measured = rl.room_impulse_responses(dim, rt60, [d_t, d_c, 1.5], sr=SR)
+        info["rt60_measured_s"] = round(measured, 3)
+        tracks = {"therapist": rl.reverberate(tracks["therapist"], rirs[0]),
+                  "client": rl.reverberate(tracks["client"], rirs[1])}
+        noise_rir = rirs[2]
+    tracks["client"] = tracks["client"] * 10 ** (cond.client_gain_db / 20)
+    speech = tracks["therapist"] + tracks["client"]
+    speech *= 10 ** (SPEECH_LEVEL_DBFS / 20) / np.sqrt(rl.active_power(tracks["therapist"], SR))
+    info["client_minus_therapist_db"] = round(10 * np.log10(
+        rl.active_power(tracks["client"], SR) / rl.active_power(tracks["therapist"], SR)), 2)
+    mix = speech
+    if cond.noise is not None:
+        if cond.noise == "hvac":
+            noise = rl.hvac_noise(n, SR, rng)
+        elif cond.noise == "babble":
+            # BABBLE_TALKERS streams, the voices not in the session taking turns, each a different run of lines
+            others = [v for v in VOICES if v not in voices.values()]
+            pool_lines = _lines(spec.babble_transcript_id)
+            streams = []
+            for k in range(BABBLE_TALKERS):
+                lines = [pool_lines[(k * 6 + j) % len(pool_lines)] for j in range(6)]
+                streams.append(np.concatenate([_clip(others[k % len(others)], t, flite) for _, t in lines]))
+            noise = rl.babble_noise(streams, n, rng)
+            if noise_rir is not None:
+                noise = rl.reverberate(noise, noise_rir)
+        else:
+            raise ValueError(f"unknown noise {cond.noise!r}")
+        mix, scaled = rl.mix_at_snr(speech, noise, cond.snr_db, SR)
+        info["snr_measured_db"] = round(rl.measure_snr_db(speech, scaled, SR), 2)
+    if cond.transients_per_min:
+        bursts, events = rl.transient_noise(n, SR, rng, per_minute=cond.transients_per_min, peak=0.3)
+        mix = mix + bursts
+        info["transients"] = [dataclasses.asdict(e) for e in events]
+    mix = mix + rng.standard_normal(n) * 10 ** (NOISE_FLOOR_DBFS / 20)
+    if cond.codec in ("amr_nb", "mulaw"):
+        mix = rl.telephone(mix, SR, codec=cond.codec, bit_rate=cond.bit_rate or 12200)
+    elif cond.codec in ("mp3", "opus"):
+        mix = rl.lossy_codec(mix, SR, codec=cond.codec, bit_rate=cond.bit_rate or 16000)
+    peak = float(np.max(np.abs(mix)))
+    if peak > 0.99:
+        mix *= 0.99 / peak
+        info["peak_limited_db"] = round(20 * np.log10(0.99 / peak), 2)
+    pcm = np.clip(np.round(mix * 32767), -32768, 32767).astype(np.int16)
+    utterances = tuple(
+        TruthUtterance(index=k, role=p.role, voice=voices[p.role], start_s=p.start_sample / SR,
+                       end_s=p.end_sample / SR, start_sample=p.start_sample, end_sample=p.end_sample, text=p.text,
+                       tags=p.tags)
+        for k, p in enumerate(placements))
+    silences, overlaps = silences_and_overlaps(utterances, SR)
+    truth = SessionTruth(session_id=audio.stem, audio_file=audio.name, sample_rate_hz=SR, n_samples=n,
+                         seed=spec.seed, noise_floor_dbfs=NOISE_FLOOR_DBFS, synthesizer=flite,
+                         utterances=utterances, silences=silences, overlaps=overlaps)
+    partial = audio.with_name(audio.stem + ".partial.flac")
+    sf.write(partial, pcm, SR, subtype="PCM_16")
+    partial.replace(audio)
+    write_truth(truth, truth_json)
+    write_rttm(truth, rttm)
+    meta = {"session": dataclasses.asdict(spec), "condition": dataclasses.asdict(cond), "key": key,
+            "render_version": RENDER_VERSION, "flite": flite, "duration_s": round(n / SR, 2),
+            "utterances": len(utterances), "backchannels": sum(p.clip_index < 0 for p in placements),
+            "interruptions": sum("interruption" in p.tags for p in placements),
+            "overlap_share": round(rl.overlap_share(placements, SR), 4),
+            "long_silences": sum(s.duration_s >= 2.0 for s in silences), **info,
+            "render_s": round(time.perf_counter() - t0, 2)}
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    return audio, truth_json, meta
+
+
+# --------------------------------------------------------------------------- the real sample
+
+
+def pyannote_sample() -> tuple[Path, SessionTruth, list[tuple[float, float, str]]]:
+    """The real sample pyannote ships: audio, its STM as a truth (speakers as labels), and its RTTM turns."""
+    import pyannote.audio
+
+    folder = Path(pyannote.audio.__file__).parent / "sample"
+    utts = []
+    for k, line in enumerate((folder / "sample.stm").read_text().splitlines()):
+        _, _, spk, start, end, text = line.split(" ", 5)
+        s, e = float(start), float(end)
+        utts.append(TruthUtterance(k, spk, "real", s, e, round(s * SR), round(e * SR), text.strip()))
+    rttm = []
+    for line in (folder / "sample.rttm").read_text().splitlines():
+        f = line.split()
+        rttm.append((float(f[3]), float(f[3]) + float(f[4]), f[7]))
+    info = sf.info(str(folder / "sample.wav"))
+    n = round(info.frames * SR / info.samplerate)
+    silences, overlaps = silences_and_overlaps(utts, SR)
+    truth = SessionTruth("pyannote-sample", "sample.wav", SR, n, 0, float("nan"), "real recording", tuple(utts),
+                         silences, overlaps)
+    return folder / "sample.wav", truth, rttm
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _intersect_s(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> float:
+    total, j = 0.0, 0
+    a, b = sorted(a), sorted(b)
+    for s, e in a:
+        while j < len(b) and b[j][1] <= s:
+            j += 1
+        k = j
+        while k < len(b) and b[k][0] < e:
+            total += max(0.0, min(e, b[k][1]) - max(s, b[k][0]))
+            k += 1
+    return total
+
+
+def _by_speaker(turns: Sequence[tuple[float, float, str]]) -> dict[str, list[tuple[float, float]]]:
+    out: dict[str, list[tuple[float, float]]] = {}
+    for s, e, spk in turns:
+        out.setdefault(spk, []).append((s, e))
+    return out
+
+
+def _canon(text: str) -> str:
+    """:func:`evaluation.metrics.normalise_text`, then "ok" spelled "okay" (Whisper writes "OK" for AnnoMI's "okay")."""
+    return " ".join("okay" if w == "ok" else w for w in normalise_text(text).split())
+
+
+def score(truth: SessionTruth, transcript: Any, analysis: Any, *, ref_turns: Sequence[tuple[float, float, str]],
+          label_to_truth: dict[str, str] | None = None, min_silence_s: float = 2.0) -> dict[str, Any]:
+    """Every score of one analysed recording against its truth.
+
+    ``ref_turns`` are the reference speaker turns for DER and overlap (the truth utterances for renders, the RTTM
+    for the real sample). Words are mapped to truth speakers by ``label_to_truth`` (diarization label -> truth
+    speaker; default: the analysis's roles, whose names are the truth speakers of a render).
+    """
+    from evaluation.metrics import diarization_error_rate, word_error_rate
+    from pipeline.types import Diarization, SpeakerTurn
+
+    utts = sorted(truth.utterances, key=lambda u: (u.start_s, u.index))
+    ref_dia = Diarization(tuple(sorted(SpeakerTurn(s, e, k) for s, e, k in ref_turns)),
+                          tuple(sorted({k for *_, k in ref_turns})))
+    dia = analysis.diarization
+    if label_to_truth is None:
+        label_to_truth = {lab: analysis.roles.role_of(lab) for lab in dia.speakers}
+    hyp = _canon(" ".join(w.text for w in transcript.words))
+    ref_all = _canon(" ".join(u.text for u in truth.utterances))
+    ref_no_bc = _canon(" ".join(u.text for u in truth.utterances if "backchannel" not in u.tags))
+    out: dict[str, Any] = {
+        "der": diarization_error_rate(ref_dia, dia),
+        "wer": word_error_rate(ref_all, hyp),
+        "wer_without_backchannels": word_error_rate(ref_no_bc, hyp),
+        "n_ref_words": len(ref_all.split()),
+    }
+    # word attribution, and attribution inside overlapped speech (owner decided by the word's text)
+    truth_ov = rl.overlap_regions(_by_speaker([(u.start_s, u.end_s, u.role) for u in utts]))
+    correct = counted = ov_correct = ov_counted = ov_words = 0
+    for w in analysis.words:
+        mid = 0.5 * (w.start_s + w.end_s)
+        covering = [u for u in utts if u.start_s <= mid <= u.end_s]
+        if not covering:
+            continue
+        in_ov = any(s <= mid <= e for s, e in truth_ov)
+        if in_ov:
+            ov_words += 1
+            token = normalise_text(w.text)
+            owners = {u.role for u in covering if token and token in normalise_text(u.text).split()}
+            if len(owners) == 1:
+                ov_counted += 1
+                ov_correct += label_to_truth.get(w.speaker) == owners.pop()
+            continue
+        counted += 1
+        correct += label_to_truth.get(w.speaker) == covering[0].role
+    out.update({"attribution": correct / counted if counted else None, "attribution_n": counted,
+                "overlap_attribution": ov_correct / ov_counted if ov_counted else None,
+                "overlap_attribution_n": ov_counted, "overlap_words": ov_words})
+    # overlap detection: the diarization's overlapping turns against the reference's overlapped speech
+    ref_ov = rl.overlap_regions(_by_speaker(list(ref_turns)))
+    det_ov = rl.overlap_regions(_by_speaker([(t.start_s, t.end_s, t.speaker) for t in dia.turns]))
+    inter = _intersect_s(ref_ov, det_ov)
+    ref_ov_s, det_ov_s = sum(e - s for s, e in ref_ov), sum(e - s for s, e in det_ov)
+    out.update({"overlap_true_s": ref_ov_s, "overlap_detected_s": det_ov_s,
+                "overlap_recall": inter / ref_ov_s if ref_ov_s else None,
+                "overlap_precision": inter / det_ov_s if det_ov_s else None})
+    # long silences
+    t_sil = [(s.start_s, s.end_s) for s in truth.silences if s.duration_s >= min_silence_s]
+    d_sil = [(m.start_s, m.end_s) for m in analysis.measures.markers if m.kind == "long_silence"]
+    sil = summarise_silences(silence_scores(t_sil, d_sil))
+    out.update({"silence_f1": sil["f1"] if t_sil else None, "silence_f1_onset": sil["f1_onset_tol"] if t_sil else None,
+                "silences_true": len(t_sil), "silences_detected": len(d_sil)})
+    # roles (renders only): every label with words got the truth role most of its words have
+    if truth.utterances[0].role in ("therapist", "client"):
+        votes: dict[str, dict[str, int]] = {}
+        for w in analysis.words:
+            mid = 0.5 * (w.start_s + w.end_s)
+            owner = next((u.role for u in utts if u.start_s <= mid <= u.end_s), None)
+            if owner and w.speaker:
+                votes.setdefault(w.speaker, {}).setdefault(owner, 0)
+                votes[w.speaker][owner] += 1
+        out["roles_ok"] = bool(votes) and all(analysis.roles.role_of(lab) == max(v, key=v.get)
+                                              for lab, v in votes.items())
+    else:
+        out["roles_ok"] = None
+    # word-start error at utterance onsets: the first word of each utterance that starts in the clear
+    errors = []
+    words = transcript.words
+    starts = np.array([w.start_s for w in words]) if words else np.zeros(0)
+    for u in utts:
+        first = normalise_text(u.text).split()[:1]
+        if not first or any(s < u.start_s < e for s, e in truth_ov) or "backchannel" in u.tags:
+            continue
+        idx = np.flatnonzero(np.abs(starts - u.start_s) <= 1.0)
+        match = [i for i in idx if normalise_text(words[i].text) == first[0]]
+        if match:
+            errors.append(min(abs(words[i].start_s - u.start_s) for i in match))
+    out["onset_error_median_s"] = float(np.median(errors)) if errors else None
+    out["onset_error_p90_s"] = float(np.percentile(errors, 90)) if errors else None
+    out["onset_n"] = len(errors)
+    # words in non-speech: no truth utterance within 0.2 s of the word (raw ASR, and after the speech gate)
+    spans = sorted((u.start_s - 0.2, u.end_s + 0.2) for u in utts)
+
+    def outside(ws: Sequence[Any]) -> int:
+        return int(sum(_intersect_s([(w.start_s, w.end_s)], spans) == 0 for w in ws))
+
+    out["invented_words_raw"] = outside(transcript.words)
+    out["invented_words_kept"] = outside(analysis.words)
+    q = analysis.quality
+    if q is not None:
+        out["quality_flags"] = [getattr(f, "code", str(f)) for f in q.flags]
+        out["est_snr_db"] = q.snr_db
+        out["est_overlap_share"] = q.overlap_share
+    return out
+
+
+def best_mapping(words: Sequence[Any], truth: SessionTruth) -> dict[str, str]:
+    """Diarization label -> truth speaker by majority of the label's words (the real sample has no roles)."""
+    votes: dict[str, dict[str, int]] = {}
+    for w in words:
+        mid = 0.5 * (w.start_s + w.end_s)
+        owner = next((u.role for u in truth.utterances if u.start_s <= mid <= u.end_s), None)
+        if owner and w.speaker:
+            votes.setdefault(w.speaker, {}).setdefault(owner, 0)
+            votes[w.speaker][owner] += 1
+    return {lab: max(v, key=v.get) for lab, v in votes.items()}
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, log: bool = True) -> list[dict[str, Any]]:
+    """Diarize each recording once, transcribe it with every ASR configuration, analyse and score."""
+    from pipeline.analysis.session import SessionMeta, analyse
+    from pipeline.asr.transcribe import TranscribeOptions
+    from pipeline.audio.decode import load_audio
+    from pipeline.engine.runtime import DIARIZATION_MODEL_NAME, PipelineOptions, get_diarizer, get_nlp, get_transcriber
+    from pipeline.errors import AllianceError
+    from pipeline.privacy.consent import parse_consent
+
+    options = PipelineOptions()
+    t0 = time.perf_counter()
+    diarizer, nlp = get_diarizer(options.diarize), get_nlp()
+    load_s = {"diarizer_and_nlp": time.perf_counter() - t0}
+    transcribers = {}
+    for name in asr_names:
+        t = time.perf_counter()
+        transcribers[name] = get_transcriber(dataclasses.replace(TranscribeOptions(), **ASR_CONFIGS[name]))
+        load_s[name] = time.perf_counter() - t
+    rows = []
+    for item in items:
+        audio = load_audio(item["audio"], options=options.audio)
+        t = time.perf_counter()
+        diarization = diarizer.diarize(audio.samples, num_speakers=2)
+        diar_s = time.perf_counter() - t
+        for name in asr_names:
+            t = time.perf_counter()
+            transcript = transcribers[name].transcribe(audio.samples)
+            asr_s = time.perf_counter() - t
+            meta = SessionMeta(item["audio"].stem, "bench-client", "bench-therapist")
+            consent = parse_consent({"session_id": meta.session_id, "client_id": meta.client_id,
+                                     "scope": "research", "consented_on": "2026-01-01"}, source="bench")
+            t = time.perf_counter()
+            try:
+                analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=nlp,
+                                   diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators)
+            except AllianceError as e:
+                rows.append({**item["row"], "asr": name, "error": f"{type(e).__name__}: {e}"})
+                continue
+            analysis_s = time.perf_counter() - t
+            truth = item["truth"]
+            mapping = best_mapping(analysis.words, truth) if item.get("real") else None
+            scores = score(truth, transcript, analysis, ref_turns=item["ref_turns"], label_to_truth=mapping,
+                           min_silence_s=options.indicators.silences.min_silence_s)
+            row = {**item["row"], "asr": name, "audio_s": round(audio.duration_s, 2), "asr_s": round(asr_s, 2),
+                   "diarization_s": round(diar_s, 2), "analysis_s": round(analysis_s, 2),
+                   "rtf": round((asr_s + diar_s + analysis_s) / audio.duration_s, 3), **scores}
+            rows.append(row)
+            if log:
+                print(f"{row['session']} {row['condition']} {name}: WER {row['wer']:.3f} DER {row['der']:.3f} "
+                      f"RTF {row['rtf']:.3f} (asr {asr_s:.0f} s, diar {diar_s:.0f} s)", file=sys.stderr, flush=True)
+    return [{**r, "load_s": {k: round(v, 2) for k, v in load_s.items()}} for r in rows]
+
+
+def pool(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pool rows of one condition and ASR config: WER by reference words, DER by speech, the rest by counts."""
+    def wavg(key: str, weight: str) -> float | None:
+        pairs = [(r[key], r[weight]) for r in rows if r.get(key) is not None and r.get(weight)]
+        tot = sum(w for _, w in pairs)
+        return sum(v * w for v, w in pairs) / tot if tot else None
+
+    audio = sum(r["audio_s"] for r in rows)
+    out = {"n": len(rows), "audio_s": audio, "wer": wavg("wer", "n_ref_words"),
+           "wer_without_backchannels": wavg("wer_without_backchannels", "n_ref_words"), "der": wavg("der", "audio_s"),
+           "attribution": wavg("attribution", "attribution_n"),
+           "overlap_attribution": wavg("overlap_attribution", "overlap_attribution_n"),
+           "overlap_attribution_n": sum(r["overlap_attribution_n"] for r in rows),
+           "silence_f1": wavg("silence_f1", "silences_true"),
+           "silence_f1_onset": wavg("silence_f1_onset", "silences_true"),
+           "overlap_recall": wavg("overlap_recall", "overlap_true_s"),
+           "overlap_precision": wavg("overlap_precision", "overlap_detected_s"),
+           "overlap_true_s": sum(r["overlap_true_s"] for r in rows),
+           "roles_ok": (f"{sum(bool(r['roles_ok']) for r in rows)}/{len(rows)}"
+                        if rows[0].get("roles_ok") is not None else "–"),
+           "onset_error_median_s": wavg("onset_error_median_s", "onset_n"),
+           "invented_words_raw": sum(r["invented_words_raw"] for r in rows),
+           "invented_words_kept": sum(r["invented_words_kept"] for r in rows),
+           "asr_s": sum(r["asr_s"] for r in rows), "diarization_s": sum(r["diarization_s"] for r in rows),
+           "analysis_s": sum(r["analysis_s"] for r in rows)}
+    out["rtf"] = (out["asr_s"] + out["diarization_s"] + out["analysis_s"]) / audio if audio else None
+    out["flags"] = sorted({f for r in rows for f in r.get("quality_flags", [])})
+    return out
+
+
+def _f(x: Any, nd: int = 3, pct: bool = False) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{100 * x:.1f} %" if pct else f"{x:.{nd}f}"
+    return str(x)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    head = ("| condition | ASR | audio s | WER (without backchannels) | DER | attribution | attr. in overlap (n) | "
+            "silence F1 (onset ≤0.25 s) | overlap R / P | roles | onset err med s | words in non-speech raw/kept | "
+            "ASR s | diar s | RTF | flags |")
+    lines = [f"Machine: {doc['machine']}. Render/scoring recipe v{RENDER_VERSION}; sessions: "
+             f"{', '.join(doc['sessions'])}.", "", head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
+    for p in doc["pooled"]:
+        lines.append(
+            f"| {p['condition']} | {p['asr']} | {p['audio_s']:.0f} | {_f(p['wer'], pct=True)} "
+            f"({_f(p['wer_without_backchannels'], pct=True)}) | {_f(p['der'], pct=True)} | "
+            f"{_f(p['attribution'], pct=True)} | "
+            f"{_f(p['overlap_attribution'], pct=True)} ({p['overlap_attribution_n']}) | "
+            f"{_f(p['silence_f1'], 2)} ({_f(p['silence_f1_onset'], 2)}) | "
+            f"{_f(p['overlap_recall'], 2)} / {_f(p['overlap_precision'], 2)} | {p['roles_ok']} | "
+            f"{_f(p['onset_error_median_s'], 2)} | {p['invented_words_raw']}/{p['invented_words_kept']} | "
+            f"{p['asr_s']:.0f} | {p['diarization_s']:.0f} | {_f(p['rtf'], 3)} | {', '.join(p['flags']) or '–'} |")
+    lines += ["", "Renders (per session): achieved overlap share, measured RT60, measured SNR, client level "
+              "relative to therapist.", "", "| session | condition | audio s | overlap share | RT60 s | SNR dB | "
+              "client dB | backchannels / interruptions |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in doc["renders"]:
+        lines.append(f"| {r['session']} | {r['condition']} | {r['duration_s']:.0f} | "
+                     f"{100 * r['overlap_share']:.1f} % | "
+                     f"{r.get('rt60_measured_s', '–')} | {r.get('snr_measured_db', '–')} | "
+                     f"{r.get('client_minus_therapist_db', '–')} | {r['backchannels']} / {r['interruptions']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return f"{cpu}, {cores} cores ({platform.machine()}), Python {platform.python_version()}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=len(SESSIONS), help=f"1 to {len(SESSIONS)} (default all)")
+    ap.add_argument("--conditions", nargs="+", default=[c.name for c in CONDITIONS],
+                    choices=[c.name for c in CONDITIONS], metavar="NAME", help="default: all")
+    ap.add_argument("--asr", nargs="+", default=["greedy"], choices=list(ASR_CONFIGS),
+                    help="ASR configurations (default: greedy, the product default)")
+    ap.add_argument("--no-sample", action="store_true", help="skip pyannote's real 30 s sample")
+    ap.add_argument("--render-only", action="store_true")
+    ap.add_argument("--force", action="store_true", help="render again even when cached")
+    ap.add_argument("--out", default="realistic", help="stem of the JSON/Markdown under bench/results/")
+    ap.add_argument("--markdown-from", type=Path, help="only rewrite the Markdown of an earlier JSON result")
+    args = ap.parse_args(argv)
+    if args.markdown_from:
+        md = markdown(json.loads(args.markdown_from.read_text()))
+        args.markdown_from.with_suffix(".md").write_text(md)
+        print(md)
+        return 0
+    if not ANNOMI_CSV.is_file() or shutil.which("flite") is None:
+        print(f"needs {ANNOMI_CSV} (../shared) and the flite binary: nothing to do")
+        return 0
+    items, renders = [], []
+    t0 = time.perf_counter()
+    for spec in SESSIONS[: args.sessions]:
+        for name in args.conditions:
+            audio, truth_json, meta = render_condition(spec, CONDITION_BY_NAME[name], force=args.force)
+            truth = read_truth(truth_json)
+            renders.append({**{k: v for k, v in meta.items() if k not in ("session", "condition")},
+                            "session": f"annomi-{spec.transcript_id}", "condition": name})
+            items.append({"audio": audio, "truth": truth,
+                          "ref_turns": [(u.start_s, u.end_s, u.role) for u in truth.utterances],
+                          "row": {"session": f"annomi-{spec.transcript_id}", "condition": name}})
+            print(f"rendered {audio.name}: {meta['duration_s']:.0f} s, overlap {100 * meta['overlap_share']:.1f} %",
+                  file=sys.stderr, flush=True)
+    render_s = time.perf_counter() - t0
+    if not args.no_sample:
+        wav, truth, rttm = pyannote_sample()
+        items.append({"audio": wav, "truth": truth, "ref_turns": rttm, "real": True,
+                      "row": {"session": "pyannote-sample", "condition": "real-sample"}})
+    if args.render_only:
+        print(json.dumps(renders, indent=1))
+        return 0
+    t = time.perf_counter()
+    rows = run(items, args.asr)
+    run_s = time.perf_counter() - t
+    pooled = []
+    for name in [*args.conditions, "real-sample"]:
+        for asr in args.asr:
+            sel = [r for r in rows if r["condition"] == name and r["asr"] == asr and "error" not in r]
+            if sel:
+                pooled.append({"condition": name, "asr": asr, **pool(sel)})
+    doc = {"machine": _machine(), "sessions": [f"annomi-{s.transcript_id} ({s.therapist_voice}/{s.client_voice})"
+                                               for s in SESSIONS[: args.sessions]],
+           "conditions": [dataclasses.asdict(CONDITION_BY_NAME[c]) for c in args.conditions],
+           "asr": {a: ASR_CONFIGS[a] for a in args.asr}, "render_s": round(render_s, 1), "run_s": round(run_s, 1),
+           "renders": renders, "rows": rows, "pooled": pooled}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    md = markdown(doc)
+    (RESULTS / f"{args.out}.md").write_text(md)
+    print(md)
+    print(f"render {render_s:.0f} s, pipeline {run_s:.0f} s; wrote {RESULTS / args.out}.json/.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Opaque handles: what a Prefect flow run is given instead of a session's real inputs.
+
+Prefect keeps every flow run's parameters in its own database (and shows them in its UI). A session's
+real inputs (the recording's path, the session, client and therapist ids, the client's known names,
+consent fields, options, the database path and run id) must not land there, so the session flow takes
+one parameter: a random handle, under which the caller registered a :class:`SessionRequest` in this
+process just before calling the flow. The handle is also recorded in ``run_items.flow_handle``, so a
+withdrawal finds exactly this database's flow runs of the erased sessions.
+
+The registry lives in memory: the session flow runs in the process that registered its handle
+(``alliance process``, the thread batch's subflows). A handle is released when its flow returns.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.analysis.session import SessionMeta
+
+_LOCK = threading.Lock()
+_REGISTRY: dict[str, SessionRequest] = {}
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """Everything the session flow needs about one recording (kept in memory, never sent to Prefect)."""
+
+    audio_path: Path
+    meta: SessionMeta
+    db_path: Path
+    reports_dir: Path
+    options: Any  # pipeline.engine.runtime.PipelineOptions (not imported here: it pulls in the models)
+    consent: dict | None = None
+    force: bool = False
+    run_id: str | None = None
+    lock_wait_s: float = 0.0
+
+
+def register(request: SessionRequest) -> str:
+    """Keep ``request`` under a new random handle (``h-`` and 24 hex digits) and return the handle."""
+    handle = f"h-{secrets.token_hex(12)}"
+    with _LOCK:
+        _REGISTRY[handle] = request
+    return handle
+
+
+def lookup(handle: str) -> SessionRequest:
+    """The request registered under ``handle``.
+
+    Raises
+    ------
+    ConfigError
+        No request is registered under it in this process (the session flow runs only in the process
+        that registered its inputs: ``alliance process`` or a thread batch, not a deployment).
+    """
+    with _LOCK:
+        request = _REGISTRY.get(handle)
+    if request is None:
+        raise ConfigError(f"no session registered under handle {handle!r} in this process: the session flow "
+                          "runs only in-process (alliance process, alliance batch); deployments use the batch "
+                          "flow with a manifest")
+    return request
+
+
+def release(handle: str) -> None:
+    """Forget the request (its flow has ended)."""
+    with _LOCK:
+        _REGISTRY.pop(handle, None)

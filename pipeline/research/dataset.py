@@ -1,0 +1,262 @@
+"""The analysis-ready session table: one row per research-scope session, every indicator, self-report beside it.
+
+``session_wide`` (a researcher relation, ``alliance query`` / ``alliance export``, and the Parquet file of
+``alliance export --dataset DIR``) has, per research-scope session:
+
+* keys and time: ``session_id``, ``client_id``, ``therapist_id``, ``recorded_on`` (DATE), ``session_number``
+  (the client's research-scope sessions in date order, from 1), ``days_since_first`` (days since the client's
+  first session), ``markers_version``, ``duration_s``;
+* every indicator as a DOUBLE column, named as in ``indicators_wide``: ``<indicator>_<role>`` for
+  role-specific values (``talk_time_share_client``), the bare name for session-level values
+  (``long_silence_count``);
+* every self-report measure linked to the session within the linking window: ``sr_<instrument>_<scale>``
+  (plus ``_<timepoint>`` where the administration has one; ``-`` in a key becomes ``_``: ``sr_wai_sr_bond``),
+  and per instrument (and timepoint) ``sr_<instrument>_link_days``: administration date minus session date
+  (NULL: the line gave the session and no date).
+
+A self-report administration counts as linked when it names the session (or its client and a date nearest this
+session) and its date is at most ``window_days`` away from the session (default 3; the import already refuses
+session lines further than its own window). Sessions with two scores of one measure are refused (see
+``self_report_duplicates``) unless ``duplicates="latest"``.
+
+:func:`codebook` describes every column (variable, label, unit, definition, evidence grade, markers version):
+indicator definitions and grades come from the ``indicator_definitions`` table where it has the indicator, else
+the grade is ``exploratory``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipeline.errors import ExportError
+from pipeline.storage.wide import KEY_COLUMNS, sync_indicators_wide, wide_columns
+
+DEFAULT_WINDOW_DAYS = 3
+_SAFE = re.compile(r"[^a-z0-9_]+")
+
+KEY_DEFINITIONS: dict[str, tuple[str, str, str]] = {
+    "session_id": ("session", "", "session identifier (a keyed pseudonym in researcher exports)"),
+    "client_id": ("client", "", "client identifier (a keyed pseudonym in researcher exports)"),
+    "therapist_id": ("therapist", "", "therapist identifier (a keyed pseudonym in researcher exports)"),
+    "recorded_on": ("session date", "date", "date the session was recorded (a quasi-identifier)"),
+    "session_number": ("session number", "count", "the client's research-scope sessions in date order, from 1"),
+    "days_since_first": ("days since first session", "days", "recorded_on minus the client's first session date"),
+    "markers_version": ("markers version", "", "version of the marker definitions the session was processed with"),
+    "duration_s": ("duration", "s", "length of the recording"),
+}
+
+
+def _slug(text: str) -> str:
+    return _SAFE.sub("_", text.lower()).strip("_")
+
+
+def measure_column(instrument: str, scale: str, timepoint: str | None) -> str:
+    """``sr_<instrument>_<scale>[_<timepoint>]`` with every character outside ``[a-z0-9_]`` as ``_``."""
+    return "sr_" + "_".join(_slug(p) for p in (instrument, scale, timepoint or "") if p)
+
+
+def link_column(instrument: str, timepoint: str | None) -> str:
+    return "sr_" + "_".join(_slug(p) for p in (instrument, timepoint or "") if p) + "_link_days"
+
+
+@dataclass(frozen=True)
+class Measure:
+    instrument: str
+    scale: str
+    timepoint: str | None
+    name: str
+    kind: str
+
+
+def _linked_scores_sql(window_days: int) -> str:
+    return ("SELECT r.session_id, r.instrument, r.scale, coalesce(r.timepoint, '') AS timepoint, r.value,"
+            " r.link_distance_days, r.import_id, r.administration_id"
+            " FROM self_report_scores_long r"
+            " WHERE r.session_id IN (SELECT session_id FROM research_sessions) AND r.value IS NOT NULL"
+            f" AND (r.link_distance_days IS NULL OR abs(r.link_distance_days) <= {int(window_days)})")
+
+
+def measures(con: duckdb.DuckDBPyConnection, *, window_days: int = DEFAULT_WINDOW_DAYS) -> list[Measure]:
+    """The self-report measures linked to research-scope sessions (instrument, scale, timepoint)."""
+    rows = con.execute(
+        f"SELECT DISTINCT s.instrument, s.scale, nullif(s.timepoint, ''), any_value(i.name), any_value(i.kind)"
+        f" FROM ({_linked_scores_sql(window_days)}) s JOIN self_report_instruments i USING (instrument)"
+        " GROUP BY ALL ORDER BY 1, 2, 3 NULLS FIRST").fetchall()
+    return [Measure(*r) for r in rows]
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def session_wide_sql(con: duckdb.DuckDBPyConnection, *, window_days: int = DEFAULT_WINDOW_DAYS,
+                     duplicates: str = "refuse") -> str:
+    """SQL of ``session_wide`` for the database as it is now.
+
+    Its columns follow the stored indicators and measures. Call
+    :func:`pipeline.storage.wide.sync_indicators_wide` first on a writable connection.
+
+    Raises
+    ------
+    ExportError
+        A session has two scores of one measure and ``duplicates`` is ``refuse``.
+    """
+    linked = _linked_scores_sql(window_days)
+    dup = con.execute(f"SELECT session_id, instrument, scale, count(*) FROM ({linked}) GROUP BY session_id,"
+                      " instrument, scale, timepoint HAVING count(*) > 1 ORDER BY 1 LIMIT 1").fetchone()
+    if dup and duplicates == "refuse":
+        raise ExportError(f"session {dup[0]!r} has {dup[3]} scores of {dup[1]}.{dup[2]}: a dataset row cannot hold "
+                          "both. Remove the wrong import or pass --duplicates latest (see the view "
+                          "self_report_duplicates)")
+    if dup:
+        linked = (f"SELECT * FROM ({linked}) QUALIFY row_number() OVER (PARTITION BY session_id, instrument, scale,"
+                  " timepoint ORDER BY import_id DESC) = 1")
+    ind_cols = wide_columns(con)
+    cols = []
+    links: dict[str, tuple[str, str]] = {}
+    for m in measures(con, window_days=window_days):
+        tp = m.timepoint or ""
+        cols.append(f"max(value) FILTER (WHERE instrument = {_q(m.instrument)} AND scale = {_q(m.scale)}"
+                    f" AND timepoint = {_q(tp)}) AS \"{measure_column(m.instrument, m.scale, m.timepoint)}\"")
+        links[link_column(m.instrument, m.timepoint)] = (m.instrument, tp)
+    for col, (inst, tp) in links.items():
+        cols.append(f"max(link_distance_days) FILTER (WHERE instrument = {_q(inst)} AND timepoint = {_q(tp)})"
+                    f" AS \"{col}\"")
+    sr = (f"SELECT session_id{''.join(', ' + c for c in cols)} FROM ({linked}) GROUP BY session_id" if cols
+          else "SELECT NULL::VARCHAR AS session_id WHERE false")
+    sr_cols = [measure_column(m.instrument, m.scale, m.timepoint) for m in measures(con, window_days=window_days)]
+    sr_cols += list(links)
+    select_ind = "".join(f', w."{c}"' for c in ind_cols)
+    select_sr = "".join(f', r."{c}"' for c in sr_cols)
+    return (
+        "SELECT s.session_id, s.client_id, s.therapist_id, s.recorded_on,"
+        " row_number() OVER (PARTITION BY s.client_id ORDER BY s.recorded_on NULLS LAST, s.session_id)"
+        " AS session_number,"
+        " date_diff('day', min(s.recorded_on) OVER (PARTITION BY s.client_id), s.recorded_on) AS days_since_first,"
+        f" s.markers_version, s.duration_s{select_ind}{select_sr}"
+        " FROM research_sessions s LEFT JOIN indicators_wide w USING (session_id)"
+        f" LEFT JOIN ({sr}) r USING (session_id)")
+
+
+def codebook(con: duckdb.DuckDBPyConnection, columns: list[str], *,
+             window_days: int = DEFAULT_WINDOW_DAYS) -> pd.DataFrame:
+    """One row per column of ``session_wide``: variable, label, unit, definition, evidence_grade, markers_version.
+
+    Indicator rows read ``indicator_definitions`` (name, unit, definition, grade, evidence, source per markers
+    version) where the table exists and has the indicator; otherwise the unit comes from the ``indicators``
+    table, the definition points to docs/data_dictionary.md and the grade is ``exploratory``.
+    """
+    versions = [v for (v,) in con.execute(
+        "SELECT DISTINCT markers_version FROM research_sessions WHERE markers_version IS NOT NULL ORDER BY 1"
+    ).fetchall()]
+    markers = " + ".join(versions)
+    defs: dict[str, tuple] = {}
+    has_defs = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'indicator_definitions'"
+                           " AND table_catalog = current_database()").fetchone()[0]
+    if has_defs:
+        for name, unit, definition, grade, evidence, source, version in con.execute(
+                "SELECT name, unit, definition, grade, evidence, source, markers_version FROM indicator_definitions"
+                " WHERE list_contains(?, markers_version) OR ? = 0 ORDER BY markers_version",
+                [versions, len(versions)]).fetchall():
+            defs[name] = (unit, definition, grade, evidence, source, version)
+    units = {column_name_for(n, r): u for n, r, u in con.execute(
+        "SELECT DISTINCT name, speaker_role, unit FROM indicators").fetchall()}
+    names = {column_name_for(n, r): (n, r) for n, r in con.execute(
+        "SELECT DISTINCT name, speaker_role FROM indicators").fetchall()}
+    measure_by_col = {measure_column(m.instrument, m.scale, m.timepoint): m
+                      for m in measures(con, window_days=window_days)}
+    rows = []
+    for col in columns:
+        if col in KEY_DEFINITIONS:
+            label, unit, definition = KEY_DEFINITIONS[col]
+            rows.append([col, label, unit, definition, "", ""])
+        elif col in measure_by_col:
+            m = measure_by_col[col]
+            tp = f" at {m.timepoint}" if m.timepoint else ""
+            rows.append([col, f"{m.name}: {m.scale}{tp}", "points",
+                         f"self-report {m.instrument} {m.scale} score (kind {m.kind}) of the administration linked to "
+                         f"the session within {window_days} days", "self-report instrument", ""])
+        elif col.startswith("sr_") and col.endswith("_link_days"):
+            rows.append([col, "self-report link distance", "days", "administration date minus session date "
+                         "(NULL: the import named the session and gave no date)", "", ""])
+        else:
+            name, role = names.get(col, (col, None))
+            who = "session" if role is None else role
+            d = defs.get(name)
+            if d:
+                unit, definition, grade, evidence, source, version = d
+                extra = "; ".join(x for x in (evidence, source) if x)
+                rows.append([col, f"{name} ({who})", unit or units.get(col, ""),
+                             definition + (f" [{extra}]" if extra else ""), grade, version])
+            else:
+                rows.append([col, f"{name} ({who})", units.get(col, ""),
+                             "see docs/data_dictionary.md", "exploratory", markers])
+    return pd.DataFrame(rows, columns=["variable", "label", "unit", "definition", "evidence_grade",
+                                       "markers_version"])
+
+
+def column_name_for(name: str, role: str | None) -> str:
+    from pipeline.storage.wide import column_name
+
+    return column_name(name, role)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    parquet: Path
+    codebook: Path
+    rows: int
+    columns: int
+
+
+def write_dataset(con: duckdb.DuckDBPyConnection, out_dir: Path | str, *, key: bytes | None,
+                  window_days: int = DEFAULT_WINDOW_DAYS, duplicates: str = "refuse",
+                  overwrite: bool = False) -> Dataset:
+    """Write ``sessions.parquet`` (session_wide) and ``codebook.csv`` to ``out_dir``.
+
+    ``key``: the study key; ids are replaced by keyed pseudonyms (researcher). None: ids as stored (admin).
+    ``recorded_on`` is a Parquet DATE; every indicator and score a DOUBLE.
+
+    Raises
+    ------
+    ExportError
+        The files exist and ``overwrite`` is false, or duplicated scores (see :func:`session_wide_sql`).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.research.pseudonyms import pseudonymise
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    parquet, book = out / "sessions.parquet", out / "codebook.csv"
+    for p in (parquet, book):
+        if p.exists() and not overwrite:
+            raise ExportError(f"{p} exists: remove it or pass --overwrite")
+    sync_indicators_wide(con)
+    frame = con.execute(session_wide_sql(con, window_days=window_days, duplicates=duplicates)).df()
+    if key is not None:
+        frame = pseudonymise(frame, key=key)
+    frame["recorded_on"] = pd.to_datetime(frame["recorded_on"]).dt.date
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    fields = [pa.field(f.name, pa.date32()) if f.name == "recorded_on" else
+              pa.field(f.name, pa.int64()) if f.name in ("session_number", "days_since_first") or
+              f.name.endswith("_link_days") else
+              pa.field(f.name, pa.string()) if f.name in KEY_DEFINITIONS and f.name not in ("duration_s",) else
+              pa.field(f.name, pa.float64()) for f in table.schema]
+    table = table.cast(pa.schema(fields), safe=False)
+    pq.write_table(table, parquet)
+    cb = codebook(con, list(frame.columns), window_days=window_days)
+    from pipeline.csv_safety import csv_safe_frame
+
+    csv_safe_frame(cb).to_csv(book, index=False)  # formula-safe cells: definitions may come from user files
+    return Dataset(parquet, book, len(frame), len(frame.columns))
+
+
+__all__ = ["DEFAULT_WINDOW_DAYS", "KEY_COLUMNS", "Dataset", "codebook", "measure_column", "session_wide_sql",
+           "write_dataset"]

@@ -1,0 +1,318 @@
+"""Within-client estimates for repeated sessions: the mixed model, trend covariates, cluster-robust intervals.
+
+The primary model for an indicator ``x`` and a self-report score ``y`` measured on the same sessions is a
+linear mixed model with a random intercept per client (and per therapist where there are several)::
+
+    y_ij = b0 + bW (x_ij - xbar_i) + bB xbar_i + g' (c_ij - cbar_i) + h' cbar_i + u_i [+ v_t] + e_ij
+
+with ``x`` split into its within-client part and the client mean (Mundlak 1978; the between-vs-within
+decomposition that keeps a between-client association, Simpson's paradox, out of the within estimate) and the
+trend covariates ``c`` (session number and/or days since the client's first session) split the same way.
+Because every within-client column sums to zero inside each client, the GLS normal equations separate: the
+mixed model's within coefficients equal the fixed-effects (client-demeaned OLS) estimates exactly, whatever
+the variance components (a test checks this against ``statsmodels`` MixedLM). So ``bW`` and its cluster-robust
+standard error follow from per-client sums of cross-products alone: they are computed from aggregates (in
+DuckDB, at any size) and never need the raw rows.
+
+Reported on one scale: ``x`` and ``y`` are divided by their pooled within-client standard deviations, so the
+estimate is a *standardised within-client slope* (with no covariates it equals the repeated-measures
+correlation).
+
+Intervals (``ci``):
+
+* ``cluster`` (default): CR1 cluster-robust (clients) sandwich, Student t with G - 1 degrees of freedom;
+* ``bootstrap``: clients resampled with replacement (percentile interval; p from the bootstrap distribution);
+* ``model``: the mixed model's own Wald interval (``statsmodels`` MixedLM, REML), which assumes independent
+  residuals within a client.
+
+Why cluster-robust by default: see ``docs/research_calibration.md`` (``python -m bench.calibration``): with
+autocorrelated sessions or client-varying trends, intervals that assume independent residuals are too narrow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+#: Order of the variables in a moment matrix: 1, x, y, session number, days since first session.
+VARS = ("1", "x", "y", "session_number", "days_since_first")
+COVARIATES = ("session_number", "days_since_first")
+CI_METHODS = ("cluster", "bootstrap", "model")
+Z_95 = 1.959963984540054
+
+
+def client_moments(x: Sequence[float], y: Sequence[float], clients: Sequence[object],
+                   session_number: Sequence[float] | None = None,
+                   days_since_first: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-client raw cross-product matrices ``sum z z'`` of ``z = (1, x, y, session, days)``.
+
+    Returns
+    -------
+    labels : ndarray, shape (k,)
+    moments : ndarray, shape (k, 5, 5)
+    """
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    s = np.zeros(n) if session_number is None else np.asarray(session_number, dtype=float)
+    d = np.zeros(n) if days_since_first is None else np.asarray(days_since_first, dtype=float)
+    z = np.column_stack([np.ones(n), x, np.asarray(y, dtype=float), s, d])
+    labels, inverse = np.unique(np.asarray(clients).astype(str), return_inverse=True)
+    m = np.zeros((len(labels), 5, 5))
+    np.add.at(m, inverse, z[:, :, None] * z[:, None, :])
+    return labels, m
+
+
+def moments_from_sums(sums: dict[str, np.ndarray]) -> np.ndarray:
+    """Moment matrices from the 15 SQL sums (``n, sx, sy, ss, sd, sxx, ..., ssd``), shape (k, 5, 5)."""
+    k = len(sums["n"])
+    m = np.zeros((k, 5, 5))
+    short = ("", "x", "y", "s", "d")
+    for a in range(5):
+        for b in range(a, 5):
+            name = "n" if a == b == 0 else "s" + "".join(sorted(short[a] + short[b], key=short.index))
+            m[:, a, b] = m[:, b, a] = np.asarray(sums[name], dtype=float)
+    return m
+
+
+#: The sums :func:`moments_from_sums` expects, as SQL over columns x, y, s, d.
+SQL_SUMS = {"n": "count(*)", "sx": "sum(x)", "sy": "sum(y)", "ss": "sum(s)", "sd": "sum(d)",
+            "sxx": "sum(x * x)", "sxy": "sum(x * y)", "sxs": "sum(x * s)", "sxd": "sum(x * d)",
+            "syy": "sum(y * y)", "sys": "sum(y * s)", "syd": "sum(y * d)", "sss": "sum(s * s)",
+            "ssd": "sum(s * d)", "sdd": "sum(d * d)"}
+
+
+def centred(moments: np.ndarray) -> np.ndarray:
+    """Within-client centred cross-products of (x, y, s, d), shape (k, 4, 4)."""
+    n = moments[:, 0, 0]
+    first = moments[:, 0, 1:]
+    return moments[:, 1:, 1:] - first[:, :, None] * first[:, None, :] / n[:, None, None]
+
+
+@dataclass(frozen=True)
+class WithinEstimate:
+    """A within-client estimate with its 95 % interval.
+
+    Attributes
+    ----------
+    estimate : float or None
+        Standardised within-client slope of y on x (adjusted for the covariates).
+    ci_low, ci_high, p : float or None
+    se : float or None
+        Standard error on the standardised scale.
+    n_sessions, n_clients : int
+        Sessions and clients that contribute (clients with at least two sessions, three when detrended).
+    df : int
+        Degrees of freedom of the t reference (cluster: G - 1; model: residual df).
+    ci_method, covariates : str
+    note : str
+    """
+
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p: float | None
+    se: float | None
+    n_sessions: int
+    n_clients: int
+    df: int
+    ci_method: str
+    covariates: str
+    note: str = ""
+
+
+def _columns(covariates: Sequence[str]) -> list[int]:
+    bad = sorted(set(covariates) - set(COVARIATES) - {"client_trend"})
+    if bad:
+        raise ValueError(f"covariates {bad} unknown; use {list(COVARIATES)} or client_trend")
+    return [0] + [2 + COVARIATES.index(c) for c in covariates if c in COVARIATES]  # centred: x=0, y=1, s=2, d=3
+
+
+def covariate_label(covariates: Sequence[str]) -> str:
+    return "+".join(covariates) if covariates else "none"
+
+
+def _prepare(moments: np.ndarray, covariates: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Centred cross-products of the contributing clients (optionally detrended per client)."""
+    n = moments[:, 0, 0]
+    c = centred(moments)
+    need = 2
+    if "client_trend" in covariates:
+        need = 3
+        css = c[:, 2, 2]
+        ok = css > 1e-12
+        c = c[ok]
+        n = n[ok]
+        css = css[ok]
+        c = c - c[:, :, 2:3] * c[:, 2:3, :] / css[:, None, None]
+    keep = n >= need
+    return c[keep], n[keep], need
+
+
+def within_estimate(moments: np.ndarray, *, covariates: Sequence[str] = ("session_number",),
+                    ci: str = "cluster", min_clients: int = 5, bootstrap: int = 999,
+                    rng: np.random.Generator | None = None) -> WithinEstimate:
+    """The mixed model's standardised within-client slope from per-client moments.
+
+    Parameters
+    ----------
+    moments : ndarray, shape (k, 5, 5)
+        From :func:`client_moments` or :func:`moments_from_sums`.
+    covariates : sequence of str
+        ``session_number``, ``days_since_first`` (entered within-client centred) and/or ``client_trend``
+        (each client's own linear trend in session number removed from x and y).
+    ci : {"cluster", "bootstrap", "model"}
+        ``model``: the mixed model's model-based interval in closed form (residual variance of the within
+        fit, t with N - k - p df); :func:`mixedlm_within` fits the same model with ``statsmodels`` (REML), whose
+        standard error differs from it only through the REML variance estimate.
+    min_clients : int
+        Fewer contributing clients: no estimate.
+    bootstrap : int
+        Resamples for ``ci="bootstrap"``.
+    """
+    label = covariate_label(covariates)
+    cols = _columns(covariates)
+    c, n, need = _prepare(moments, covariates)
+    g, n_obs = len(c), int(n.sum())
+    absorbed = g * (2 if "client_trend" in covariates else 1)
+    p = len(cols)
+    if g < max(min_clients, 3) or n_obs - absorbed - p < 2:
+        return WithinEstimate(None, None, None, None, None, n_obs, g, 0, ci, label,
+                              f"too few clients with {need}+ sessions ({g})")
+    w = np.array(cols)
+    a = c[:, w][:, :, w].sum(axis=0)
+    b = c[:, w, 1].sum(axis=0)
+    sxx, syy = float(c[:, 0, 0].sum()), float(c[:, 1, 1].sum())
+    if sxx <= 1e-12 or syy <= 1e-12 or abs(np.linalg.det(a)) < 1e-12 * max(1.0, float(np.abs(a).max())) ** p:
+        return WithinEstimate(None, None, None, None, None, n_obs, g, 0, ci, label,
+                              "no within-client variation left in x or y")
+    beta = np.linalg.solve(a, b)
+    scale = math.sqrt(sxx / syy)  # pooled within SDs share the same denominator
+    est = float(beta[0] * scale)
+    if ci == "cluster":
+        scores = c[:, w, 1] - np.einsum("kij,j->ki", c[:, w][:, :, w], beta)
+        meat = scores.T @ scores
+        ainv = np.linalg.inv(a)
+        factor = g / (g - 1) * (n_obs - 1) / max(n_obs - p - absorbed, 1)
+        var = float((ainv @ meat @ ainv)[0, 0]) * factor
+        se = math.sqrt(max(var, 0.0)) * scale
+        df = g - 1
+        if se == 0:
+            return WithinEstimate(est, est, est, 0.0, 0.0, n_obs, g, df, ci, label, "zero standard error")
+        t = est / se
+        q = float(sps.t.ppf(0.975, df))
+        return WithinEstimate(est, est - q * se, est + q * se, float(2 * sps.t.sf(abs(t), df)), se, n_obs, g, df,
+                              ci, label)
+    if ci == "bootstrap":
+        rng = rng or np.random.default_rng(0)
+        weights = rng.multinomial(g, np.full(g, 1.0 / g), size=bootstrap).astype(float)  # (B, g)
+        aw = np.einsum("bk,kij->bij", weights, c[:, w][:, :, w])
+        bw = weights @ c[:, w, 1]
+        sx = weights @ c[:, 0, 0]
+        sy = weights @ c[:, 1, 1]
+        ok = (np.abs(np.linalg.det(aw)) > 1e-12) & (sx > 0) & (sy > 0)
+        betas = np.linalg.solve(aw[ok], bw[ok][:, :, None])[:, 0, 0] * np.sqrt(sx[ok] / sy[ok])
+        if len(betas) < 20:
+            return WithinEstimate(est, None, None, None, None, n_obs, g, g - 1, ci, label, "bootstrap degenerate")
+        lo, hi = np.quantile(betas, [0.025, 0.975])
+        below, above = (np.sum(betas <= 0) + 1) / (len(betas) + 1), (np.sum(betas >= 0) + 1) / (len(betas) + 1)
+        return WithinEstimate(est, float(lo), float(hi), float(min(1.0, 2 * min(below, above))),
+                              float(np.std(betas, ddof=1)), n_obs, g, g - 1, ci, label)
+    if ci == "model":
+        df = n_obs - absorbed - p
+        sigma2 = max(syy - float(b @ beta), 0.0) / df
+        se = math.sqrt(sigma2 * float(np.linalg.inv(a)[0, 0])) * scale
+        if se == 0:
+            return WithinEstimate(est, est, est, 0.0, 0.0, n_obs, g, df, ci, label, "zero standard error")
+        q = float(sps.t.ppf(0.975, df))
+        return WithinEstimate(est, est - q * se, est + q * se, float(2 * sps.t.sf(abs(est / se), df)), se, n_obs, g,
+                              df, ci, label)
+    raise ValueError(f"ci {ci!r} unknown; use one of {list(CI_METHODS)}")
+
+
+def rmcorr(moments: np.ndarray, *, min_n: int = 4) -> tuple[float | None, float | None, int, int, int]:
+    """Repeated-measures correlation (Bakdash & Marusich 2017) from moments: ``(r, p, N, k, df)``."""
+    c, n, _ = _prepare(moments, ())
+    n_obs, k = int(n.sum()), len(c)
+    df = n_obs - k - 1
+    if n_obs - k + 1 < max(min_n, 4) or df < 1:
+        return None, None, n_obs, k, max(df, 0)
+    sxx, syy, sxy = c[:, 0, 0].sum(), c[:, 1, 1].sum(), c[:, 0, 1].sum()
+    if sxx <= 0 or syy <= 0:
+        return None, None, n_obs, k, df
+    r = float(np.clip(sxy / math.sqrt(sxx * syy), -1, 1))
+    if abs(r) >= 1:
+        return r, 0.0, n_obs, k, df
+    t = r * math.sqrt(df / (1 - r * r))
+    return r, float(2 * sps.t.sf(abs(t), df)), n_obs, k, df
+
+
+def mixedlm_within(x: Sequence[float], y: Sequence[float], clients: Sequence[object], *,
+                   therapists: Sequence[object] | None = None, session_number: Sequence[float] | None = None,
+                   days_since_first: Sequence[float] | None = None,
+                   covariates: Sequence[str] = ("session_number",)) -> dict[str, float | str | None]:
+    """Fit the mixed model with ``statsmodels`` (REML): the within and between coefficients, model-based.
+
+    A random intercept per client; with two or more therapists, clients are nested in therapists (a
+    therapist random intercept plus a client variance component). x, y and the covariates are standardised by
+    their pooled within-client SDs so the within coefficient is on the scale of :func:`within_estimate`.
+
+    Returns
+    -------
+    dict
+        ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``p`` (Wald z) of the within coefficient, ``between``
+        (client-mean coefficient), ``client_var``, ``therapist_var``, ``resid_var``, ``converged``, ``note``.
+    """
+    import warnings
+
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    frame = pd.DataFrame({"x": np.asarray(x, float), "y": np.asarray(y, float),
+                          "client": np.asarray(clients).astype(str)})
+    if session_number is not None:
+        frame["session_number"] = np.asarray(session_number, float)
+    if days_since_first is not None:
+        frame["days_since_first"] = np.asarray(days_since_first, float)
+    counts = frame.groupby("client")["x"].transform("size")
+    frame = frame[counts >= 2].copy()
+    terms = []
+    for v in ["x", "y", *[c for c in covariates if c in COVARIATES]]:
+        mean = frame.groupby("client")[v].transform("mean")
+        w = frame[v] - mean
+        sd = math.sqrt(float((w**2).sum()) / max(len(frame) - frame["client"].nunique(), 1)) or 1.0
+        if v == "y":
+            frame["ys"] = frame["y"] / sd
+        else:
+            frame[v + "w"], frame[v + "m"] = w / sd, mean / sd
+            terms.append(v + "w")
+            if v == "x" or float(frame[v + "m"].var()) > 1e-10:  # a balanced design's mean session is constant
+                terms.append(v + "m")
+    formula = "ys ~ " + " + ".join(terms)
+    nested = therapists is not None and len(set(map(str, therapists))) >= 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if nested:
+            frame["therapist"] = np.asarray(therapists).astype(str)[(counts >= 2).to_numpy()]
+            model = smf.mixedlm(formula, frame, groups="therapist", re_formula="1",
+                                vc_formula={"client": "0 + C(client)"})
+        else:
+            model = smf.mixedlm(formula, frame, groups="client")
+        fit = model.fit(reml=True)
+    est, se = float(fit.params["xw"]), float(fit.bse["xw"])
+    z = est / se if se > 0 else float("nan")
+    out = {"estimate": est, "se": se, "ci_low": est - Z_95 * se, "ci_high": est + Z_95 * se,
+           "p": float(2 * sps.norm.sf(abs(z))) if math.isfinite(z) else None, "between": float(fit.params["xm"]),
+           "resid_var": float(fit.scale), "converged": bool(fit.converged), "note": ""}
+    if nested:
+        out["therapist_var"] = float(fit.cov_re.iloc[0, 0])
+        out["client_var"] = float(fit.vcomp[0]) if len(fit.vcomp) else None
+    else:
+        out["therapist_var"] = None
+        out["client_var"] = float(fit.cov_re.iloc[0, 0])
+    if not fit.converged:
+        out["note"] = "mixed model did not converge"
+    return out

@@ -1,0 +1,2 @@
+-- 0005: reserved for the change that adds it (no schema change yet).
+SELECT 1;
