@@ -17,7 +17,8 @@ outside. Rows:
 ``ALLIANCE_STARTUP_TIMINGS=1`` (the command then prints its phases to stderr) into: checks (interpreter, CLI,
 database, consent and skip test), imports (Prefect, torch, pyannote, Whisper), models (loaded before the
 flow, in every row), waiting for the background server, and Prefect around the flow (creating the flow and
-task runs, sending logs; with ``temporary`` also starting Prefect's own server).
+task runs, sending logs; with ``temporary`` also starting Prefect's own server), and exit (stopping the
+server, flushing Prefect's log lines, unloading).
 Prints JSON and a Markdown table. About 4-5 minutes on 2 CPU cores.
 
     .venv/bin/python -m bench.bench_startup [--audio sample_audio/demo_session.flac] [--skip temporary,...]
@@ -29,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import socket
@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -55,17 +56,28 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _alliance(args: list[str], env: dict[str, str]) -> dict:
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "pipeline.cli.main", *args], capture_output=True, text=True,
-                         env={**env, "ALLIANCE_STARTUP_TIMINGS": "1"}, cwd=ROOT, timeout=900)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.main", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**env, "ALLIANCE_STARTUP_TIMINGS": "1"}, cwd=ROOT)
+    stdout: list[str] = []
+    reader = threading.Thread(target=lambda: stdout.extend(proc.stdout), daemon=True)
+    reader.start()
+    stderr, phases, printed_at = [], {}, None
+    for line in proc.stderr:  # the phases line is printed just before the command exits
+        stderr.append(line)
+        if line.startswith("startup-timings "):
+            phases, printed_at = json.loads(line.split(" ", 1)[1]), time.perf_counter() - started
+    proc.wait(timeout=900)
+    reader.join(timeout=60)
     total = time.perf_counter() - started
-    m = re.search(r"^startup-timings (\{.*\})$", out.stderr, re.MULTILINE)
-    phases = json.loads(m.group(1)) if m else {}
-    row = {"exit": out.returncode, "total_s": round(total, 2), "in_flow_s": phases.pop("in_flow_s", None),
+    row = {"exit": proc.returncode, "total_s": round(total, 2), "in_flow_s": phases.pop("in_flow_s", None),
            "load_avg_1m": round(os.getloadavg()[0], 2),
-           "tail": (out.stdout + out.stderr)[-400:] if out.returncode not in (0, 3) else ""}
-    if phases:  # before the flow path (interpreter, CLI import, database/consent/skip checks) is the remainder
+           "tail": "".join(stdout + stderr)[-400:] if proc.returncode not in (0, 3) else ""}
+    if phases and printed_at is not None:
         timed = ("imports_s", "models_s", "server_s", "flow_s")
-        phases["checks_s"] = round(total - sum(phases.get(k) or 0 for k in timed), 2)
+        # before the timed phases: interpreter, CLI import, database/consent/skip checks; after: exit (stopping
+        # the background server, flushing Prefect's logs, unloading)
+        phases["checks_s"] = round(printed_at - sum(phases.get(k) or 0 for k in timed), 2)
+        phases["exit_s"] = round(total - printed_at, 2)
         row["phases"] = phases
     return row
 
@@ -185,7 +197,7 @@ def markdown(doc: dict) -> str:
     lines = [f"Audio: `{doc['audio']}` ({doc['audio_s']} s); {doc['cpus']} CPU cores; 1-minute load average "
              f"during the runs {min(loads, default=0):.1f}-{max(loads, default=0):.1f}.", "",
              "| run | exit | whole command (s) | in flow (s) | start-up (s) | of which: checks / imports / models "
-             "/ waiting for the server / Prefect around the flow (s) |", "|---|---:|---:|---:|---:|---|"]
+             "/ waiting for the server / Prefect around the flow / exit (s) |", "|---|---:|---:|---:|---:|---|"]
     for key, label in LABELS.items():
         row = doc["rows"].get(key)
         if row is None:
@@ -193,7 +205,7 @@ def markdown(doc: dict) -> str:
         p = row.get("phases") or {}
         split = " / ".join(fmt(p.get(k)) for k in ("checks_s", "imports_s", "models_s", "server_s")) if p else "-"
         if p:
-            split += f" / {fmt(p['flow_s'] - row['in_flow_s'])}"
+            split += f" / {fmt(p['flow_s'] - row['in_flow_s'])} / {fmt(p.get('exit_s'))}"
         lines.append(f"| {label} | {row['exit']} | {fmt(row['total_s'])} | {fmt(row.get('in_flow_s'))} | "
                      f"{fmt(row.get('start_up_s'))} | {split} |")
     if "long-lived" in doc["rows"]:

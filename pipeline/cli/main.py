@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from pipeline.cli.args import (
     iso_date,
     language_option,
 )
-from pipeline.errors import AllianceError, DatabaseLockedError
+from pipeline.errors import AllianceError, ConfigError, DatabaseLockedError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +103,10 @@ def _cmd_process(args: argparse.Namespace) -> int:
                        role_override=args.therapist_speaker, num_speakers=args.num_speakers,
                        known_names=tuple(args.known_name))
     dbp, audio = Path(args.db), Path(args.audio)
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):  # checked fully (torch) later; the form now
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {args.device!r}")
+    if args.num_speakers < 1 or (args.segmentation_step is not None and not 0 < args.segmentation_step <= 1):
+        raise ConfigError("--num-speakers must be at least 1 and --segmentation-step in (0, 1]")
     print(f"Processing {audio} as session {args.session_id} "
           "(about a seventh of the audio's length on 2 CPU cores, plus start-up)...",
           flush=True)

@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Consent management. `withdraw` erases everything derived from the session's "
                        "(or all of the client's) recordings: words, turns, markers, indicators, lemmas, self-report "
                        "tied to them, run records, summaries and reports on disk, results kept while the database was "
-                       "locked, this database's Prefect flow runs of them (found by handle), and (unless --keep-audio) the source recording and its consent sidecar; the database "
-                       "file is then rewritten so no deleted row lingers in it. Kept: who withdrew, when, and "
+                       "locked, this database's Prefect flow runs of them (found by handle), and (unless "
+                       "--keep-audio) the source recording and its consent sidecar; the database file is then "
+                       "rewritten so no deleted row lingers in it. Kept: who withdrew, when, and "
                        "SHA-256 hashes (so the recording is refused if submitted again), never content.")
     csub = c.add_subparsers(dest="consent_command", required=True, metavar="ACTION")
     w = csub.add_parser("withdraw", help="erase a session or a client")

@@ -197,10 +197,11 @@ def test_the_startup_benchmark_renders_its_table():
     from bench import bench_startup
 
     row = {"exit": 0, "total_s": 60.0, "in_flow_s": 40.0, "start_up_s": 20.0, "load_avg_1m": 2.0,
-           "phases": {"checks_s": 1.0, "imports_s": 8.0, "models_s": 6.0, "server_s": 1.0, "flow_s": 44.0}}
+           "phases": {"checks_s": 1.0, "imports_s": 8.0, "models_s": 6.0, "server_s": 1.0, "flow_s": 44.0,
+                      "exit_s": 0.5}}
     doc = {"audio": "sample_audio/demo_session.flac", "audio_s": 205.2, "cpus": 2,
            "rows": {"refusal": {"exit": 3, "total_s": 1.4, "load_avg_1m": 2.0}, "background": row,
                     "long-lived": {**row, "server_start_s": 8.0}, "no-server": {"result": "error ValueError"}}}
     table = bench_startup.markdown(doc)
     assert "| refusal (no consent record; median of 3) | 3 | 1.4 | - | - | - |" in table
-    assert "| 60.0 | 40.0 | 20.0 | 1.0 / 8.0 / 6.0 / 1.0 / 4.0 |" in table and "error ValueError" in table
+    assert "| 60.0 | 40.0 | 20.0 | 1.0 / 8.0 / 6.0 / 1.0 / 4.0 / 0.5 |" in table and "error ValueError" in table
