@@ -110,7 +110,7 @@ def test_three_engines_write_identical_rows(tmp_path):
     sf.write(inbox / "a.flac", _excerpt(samples, 20.0, 12.0), RATE)
     manifest = inbox / "manifest.csv"
     manifest.write_text(HEADER + "a.flac,same-a,c-a,t-1,,research,2026-01-01\n")
-    (inbox / "a.consent.json").write_text('{"session_id": "same-a", "client_id": "c-a", "scope": "research", '
+    (inbox / "a.flac.consent.json").write_text('{"session_id": "same-a", "client_id": "c-a", "scope": "research", '
                                           '"consented_on": "2026-01-01", "consented_by": ["client", "therapist"]}')
     alliance = str(Path(sys.executable).with_name("alliance"))
     dbs = {name: tmp_path / f"{name}.duckdb" for name in ("process", "threads", "dask")}
