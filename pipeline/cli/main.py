@@ -51,9 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "in memory only, never stored)")
     add_db_argument(p)
     p.add_argument("--reports-dir", default="reports", type=Path, help="where summaries are written (default: reports)")
-    p.add_argument("--asr-backend", choices=("faster-whisper", "openai-whisper"), default="faster-whisper",
-                   help="speech recognition backend; both run the same Whisper base weights (default: faster-whisper, "
-                   "about 3x faster on CPU at the same accuracy: see README)")
+    p.add_argument("--asr-backend", choices=("faster-whisper", "openai-whisper", "moonshine"), default="faster-whisper",
+                   help="speech recognition backend: faster-whisper (default) and openai-whisper run the same Whisper "
+                   "base weights (faster-whisper about 3x faster on CPU); moonshine decodes Moonshine base per speech "
+                   "region with Whisper word alignment (slower; better on some real audio, worse on phone: see README)")
     add_language_argument(p)
     p.add_argument("--num-speakers", type=int, default=2, help="number of speakers for diarization (default: 2)")
     p.add_argument("--therapist-speaker", metavar="WHO",
