@@ -269,6 +269,20 @@ def _sigterm_as_interrupt() -> tuple[object, list[int]]:
     return (signal.SIG_DFL if previous is None else previous), received
 
 
+def _sigint_as_interrupt() -> object | None:
+    """Make Ctrl-C raise ``KeyboardInterrupt`` even where the command inherited SIGINT as ignored.
+
+    A process started in the background of a non-interactive shell (CI, ``cmd &``) inherits SIGINT as
+    ignored, and Python then never raises ``KeyboardInterrupt``. Returns the previous handler (None off the
+    main thread).
+    """
+    try:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread
+        return None
+    return signal.SIG_DFL if previous is None else previous
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``alliance`` command; returns its exit code.
 
@@ -292,6 +306,7 @@ def _main(argv: list[str] | None) -> int:
 
         use_prefect_home(args.db)  # before Prefect is imported: it reads PREFECT_HOME once
     previous, received = _sigterm_as_interrupt()
+    previous_int = _sigint_as_interrupt()
     try:
         return args.handler(args)
     except DatabaseLockedError as e:
@@ -312,6 +327,8 @@ def _main(argv: list[str] | None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,7 +18,7 @@ from conftest import write_consent
 import pipeline.engine.sequence as sequence_mod
 from flows.session_flow import process_session
 from pipeline.analysis.session import SessionMeta
-from pipeline.cli.main import _sigterm_as_interrupt
+from pipeline.cli.main import _sigint_as_interrupt, _sigterm_as_interrupt
 
 META = SessionMeta("s1", "c1", "t1")
 
@@ -63,12 +63,14 @@ def test_a_signal_during_transcription_stops_the_stage_threads_and_marks_the_run
     monkeypatch.setattr(sequence_mod, "get_transcriber", lambda options: slow)
     dbp = tmp_path / "a.duckdb"
     previous, received = _sigterm_as_interrupt()  # what main() installs: SIGTERM as Ctrl-C
+    previous_int = _sigint_as_interrupt()  # and Ctrl-C even where SIGINT was inherited as ignored (CI)
     started = time.perf_counter()
     try:
         with pytest.raises(KeyboardInterrupt):
             process_session(str(recording), META, db_path=str(dbp), reports_dir=str(tmp_path / "reports"))
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     assert time.perf_counter() - started < 20  # the 30 s stage did not run to its end
     assert slow.ended_by == "RunInterruptedError"
     assert _runs(dbp) == [("interrupted",)]
