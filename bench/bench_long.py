@@ -121,7 +121,7 @@ def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, wo
 
     t = time.perf_counter()
     import torch
-    from bench_session import score_against_truth
+    from bench.bench_session import score_against_truth
 
     import pipeline  # noqa: F401
     from evaluation.synthetic import read_truth
