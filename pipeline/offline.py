@@ -54,8 +54,9 @@ def use_prefect_home(db_path: str | os.PathLike[str]) -> str | None:
         return None
     home = prefect_home_for(db_path)
     try:
-        os.makedirs(home, mode=0o700, exist_ok=True)
-        os.chmod(home, 0o700)
+        from pipeline.private_files import private_dir
+
+        private_dir(home)
     except OSError:
         return None  # a folder that cannot be written: the database check reports it in one line
     os.environ["PREFECT_HOME"] = home

@@ -15,15 +15,24 @@ DEFAULT_DB = "alliance.duckdb"
 VIEWER_ROLES = ("clinician", "supervisor", "admin")
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 for argparse (``--limit``, counts)."""
+def _whole_number(text: str, *, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from e
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} is not at least {minimum}" if minimum else f"{value} is negative")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 for argparse (``--limit``, counts)."""
+    return _whole_number(text, minimum=1)
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 for argparse (``--link-window-days``)."""
+    return _whole_number(text, minimum=0)
 
 
 def iso_date(text: str) -> dt.date:

@@ -11,7 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from pipeline.cli.args import add_db_argument
+from pipeline.cli.args import add_db_argument, non_negative_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a column to skip (unknown columns are an error otherwise); repeatable")
     i.add_argument("--report", type=Path, metavar="PATH", help="also write the row-level problems to this CSV")
     i.add_argument("--dry-run", action="store_true", help="validate and report, store nothing")
-    i.add_argument("--link-window-days", type=_non_negative_int, default=3, metavar="DAYS",
+    i.add_argument("--link-window-days", type=non_negative_int, default=3, metavar="DAYS",
                    help="linking window (default 3): a client_id + date line links to the client's session nearest "
                    "in date within DAYS days (the distance is stored); a session_id line dated further than DAYS "
                    "from its session is rejected")
@@ -99,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write the analysis-ready dataset instead: DIR/sessions.parquet (one row per research-scope "
                    "session, every indicator as a column with role suffix, self-report scores linked within the "
                    "window) and DIR/codebook.csv (variable, label, unit, definition, evidence grade, markers version)")
-    e.add_argument("--link-window-days", type=_non_negative_int, default=3, metavar="DAYS",
+    e.add_argument("--link-window-days", type=non_negative_int, default=3, metavar="DAYS",
                    help="--dataset: self-report counts as the session's when dated within DAYS (default 3)")
     e.add_argument("--duplicates", choices=("refuse", "latest"), default="refuse",
                    help="--dataset: a session with two scores of one measure: refuse (default) or use the latest")
@@ -120,16 +120,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 DEFAULT_EXPORTS = ("session_indicators_self_report", "self_report_scores_long", "client_series",
                    "comparison_results", "discrepancy_flags", "client_trajectories")
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from e
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
 
 
 def _command() -> str:

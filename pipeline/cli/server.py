@@ -35,10 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_server(args: argparse.Namespace) -> int:
     from pipeline.offline import prefect_home_for
+    from pipeline.private_files import private_dir
 
-    home = prefect_home_for(args.db)
-    os.makedirs(home, mode=0o700, exist_ok=True)
-    os.chmod(home, 0o700)
+    home = str(private_dir(prefect_home_for(args.db)))
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = home
     url = f"http://127.0.0.1:{args.port}/api"

@@ -29,6 +29,7 @@ from pipeline.engine.outcome import SessionOutcome, outcome_for_error
 from pipeline.errors import AllianceError, DatabaseLockedError, RunInterruptedError
 from pipeline.privacy.consent import Consent, check_matches, parse_consent, read_sidecar
 from pipeline.privacy.deid import get_ner_nlp
+from pipeline.private_files import private_dir, write_private
 from pipeline.storage import audit, db, pending
 from pipeline.storage.erasure import withdrawn
 
@@ -304,18 +305,14 @@ def write_summary(session_id: str, db_path: Path, reports_dir: Path,
     from pipeline.report import write_html_report
     from pipeline.report.summary import headline, load_summary, render_markdown, report_stem
 
-    reports_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(reports_dir)
     path = reports_dir / f"{report_stem(session_id)}.md"
     html_path = reports_dir / f"{report_stem(session_id)}.html"
     with DB_LOCK, db.open(db_path) as con:
         summary = load_summary(con, session_id)
         write_html_report(con, session_id, html_path)
         os.chmod(html_path, 0o600)
-        tmp = path.with_suffix(".md.partial")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(render_markdown(summary))
-        tmp.replace(path)
+        write_private(path, render_markdown(summary).encode("utf-8"))
         db.record_files(con, session_id=session_id, files=[(str(path), "summary_md"),
                                                            (str(html_path), "report_html")], run_id=run_id)
     return str(path), str(html_path), tuple(headline(summary))

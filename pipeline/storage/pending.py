@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pipeline.analysis.session import SessionAnalysis
 from pipeline.errors import StorageError
+from pipeline.private_files import private_dir, write_private
 from pipeline.storage import encryption
 
 _MAGIC = b"ALLIANCE-PENDING\x01"
@@ -66,9 +67,7 @@ def _check_private(path: Path) -> None:
 
 def save(db_path: Path | str, item: PendingSession) -> Path:
     """Write ``item`` to a new owner-only file in the database's pending folder; return its path."""
-    folder = pending_dir(db_path)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    folder = private_dir(pending_dir(db_path))
     data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
     key = encryption.load_key()
     if key is None:
@@ -76,15 +75,7 @@ def save(db_path: Path | str, item: PendingSession) -> Path:
     else:
         nonce = secrets.token_bytes(12)
         blob = _MAGIC + b"E" + nonce + _cipher(key).encrypt(nonce, data, _MAGIC)
-    name = secrets.token_hex(16)
-    tmp, path = folder / f".{name}.partial", folder / f"{name}{_SUFFIX}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    return path
+    return write_private(folder / f"{secrets.token_hex(16)}{_SUFFIX}", blob, sync=True)
 
 
 def list_pending(db_path: Path | str) -> list[Path]:
