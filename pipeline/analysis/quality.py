@@ -211,10 +211,16 @@ def attribution_overlap(words: Sequence[AttributedWord], diarization: Diarizatio
     """Mean share of each word's duration inside a turn of the speaker it was given (1.0 = unambiguous)."""
     if not words:
         return None
+    spans: dict[str | None, list[tuple[float, float]]] = {}
+    for t in diarization.turns:
+        spans.setdefault(t.speaker, []).append((t.start_s, t.end_s))
+    # shape: (n_turns_of_speaker,) start and end arrays per speaker
+    arrays = {s: (np.array([a for a, _ in v]), np.array([b for _, b in v])) for s, v in spans.items()}
+    empty = (np.zeros(0), np.zeros(0))
     shares = []
     for w in words:
-        inside = sum(max(0.0, min(t.end_s, w.end_s) - max(t.start_s, w.start_s))
-                     for t in diarization.turns if t.speaker == w.speaker)
+        starts, ends = arrays.get(w.speaker, empty)
+        inside = float(np.clip(np.minimum(ends, w.end_s) - np.maximum(starts, w.start_s), 0.0, None).sum())
         shares.append(min(1.0, inside / max(w.end_s - w.start_s, 1e-9)))
     return round(float(np.mean(shares)), 3)
 

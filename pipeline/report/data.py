@@ -207,8 +207,9 @@ def load_self_report(con: duckdb.DuckDBPyConnection, session_id: str) -> SelfRep
 
 def load_report_data(con: duckdb.DuckDBPyConnection, session_id: str) -> ReportData:
     """Everything the report shows (raises SessionNotFoundError for an unknown id)."""
+    session = load_session(con, session_id)
     return ReportData(
-        session=load_session(con, session_id),
+        session=session,
         turns=load_turns(con, session_id),
         speech=load_speech(con, session_id),
         markers=load_markers(con, session_id),
@@ -216,5 +217,5 @@ def load_report_data(con: duckdb.DuckDBPyConnection, session_id: str) -> ReportD
         history=load_history(con, session_id),
         self_report=load_self_report(con, session_id),
         quality=load_quality(con, session_id),
-        grades=load_grades(con, load_session(con, session_id).get("markers_version")),
+        grades=load_grades(con, session.get("markers_version")),
     )
