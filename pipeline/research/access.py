@@ -32,6 +32,7 @@ from pipeline.research.pseudonyms import (  # noqa: F401  (load_study_key, pseud
     pseudonym,
     pseudonymise,
 )
+from pipeline.storage.duck import connect_memory
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def research_database(con: duckdb.DuckDBPyConnection, *, key: bytes,
     DATE columns (``recorded_on``, ``on_date``, ...) stay DATE (pandas would make them timestamps).
     """
     frames = research_relations(con, key=key, names=names)
-    box = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    box = connect_memory()
     for name, (frame, dates) in frames.items():
         box.register(f"_frame_{name}", frame)
         cast = f" REPLACE ({', '.join(f'CAST({d} AS DATE) AS {d}' for d in dates)})" if dates else ""

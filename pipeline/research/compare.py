@@ -48,6 +48,7 @@ from pipeline.research.within import (
     moments_from_sums,
     within_estimate,
 )
+from pipeline.storage.duck import connect_memory
 
 LEVELS = ("between", "within")
 #: Indicators that describe the recording or the role rule rather than the process.
@@ -477,7 +478,7 @@ def correlation_table(pairs: pd.DataFrame, *, levels: Sequence[str] = LEVELS, mi
                          d=pairs["days_since_first"] if "days_since_first" in pairs else 0.0)
     if covariates is None:
         covariates = ("session_number",) if "session_number" in pairs else ()
-    box = duckdb.connect()
+    box = connect_memory()
     try:
         box.register("_pairs", frame[[*KEYS, "client_id", "x", "y", "s", "d"]])
         agg = box.execute(aggregate_sql("_pairs")).fetchnumpy()

@@ -23,6 +23,7 @@ from pipeline.analysis.session import SessionAnalysis
 from pipeline.errors import DatabaseLockedError, SessionNotFoundError, StorageError
 from pipeline.storage import audit, encryption
 from pipeline.storage.client_history import refresh_client_history
+from pipeline.storage.duck import SAFE_CONFIG
 from pipeline.storage.migrate import migrate
 from pipeline.storage.wide import sync_indicators_wide
 
@@ -31,9 +32,6 @@ SESSION_TABLES = ("words", "turns", "turns_deidentified", "speaker_turns", "mark
                   "session_quality", "indicators_wide", "consents", "sessions")
 
 
-#: Every connection: no extension is ever installed or loaded behind the caller's back (a foreign file
-#: would otherwise make DuckDB fetch one over the network).
-SAFE_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 #: How long an open waits for another process (a second run, a ``duckdb`` shell or notebook reading the
 #: file) to release the database file's lock, in seconds; ``ALLIANCE_DB_LOCK_WAIT_S`` overrides it.

@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.errors import StorageError
+from pipeline.storage.duck import connect_memory
 
 KEY_ENV = "ALLIANCE_DB_KEY"
 KEY_FILE_ENV = "ALLIANCE_DB_KEY_FILE"
@@ -125,8 +126,7 @@ def _literal(text: str) -> str:
 
 def secure_connection() -> duckdb.DuckDBPyConnection:
     """An in-memory connection with the secure crypto loaded and no extension auto-loading."""
-    con = duckdb.connect(config={"allow_unsigned_extensions": False, "autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
+    con = connect_memory(allow_unsigned_extensions=False)
     con.execute(f"LOAD {_literal(httpfs_extension_path())}")
     return con
 
@@ -148,7 +148,7 @@ def is_encrypted(path: Path | str) -> bool:
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         return False
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con = connect_memory()
     try:
         con.execute(f"ATTACH {_literal(str(path))} AS probe (READ_ONLY)")
     except duckdb.Error as e:
