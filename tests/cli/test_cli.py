@@ -53,3 +53,21 @@ def test_device_option_reaches_both_models():
     for bad in ("tpu", "cuda:x", "cpu:1", "cuda:-1"):
         with pytest.raises(ConfigError, match="device"):
             options_for_device(bad)
+
+
+@pytest.mark.parametrize("language", ["EN!", "english", "e\u202en", ""])
+def test_a_bad_language_is_one_error_line_and_exit_2(language, tone_wav, tmp_path, capsys):
+    from conftest import write_consent
+
+    write_consent(tone_wav)
+    rc = main(["process", str(tone_wav), "--session-id", "s1", "--client-id", "c1", "--therapist-id", "t1",
+               "--language", language, "--db", str(tmp_path / "a.duckdb")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error:") and "[config]" in err and len(err.splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_language_auto_means_detection(capsys):
+    from pipeline.cli.args import language_option
+
+    assert language_option("auto") is None and language_option(" EN ") == "en"
