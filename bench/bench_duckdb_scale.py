@@ -299,17 +299,30 @@ def compare_queries(client: str) -> list[Query]:
     def ors(c: duckdb.DuckDBPyConnection):
         return compare.run_comparison(c, options=compare.CompareOptions(instruments=("ors",)), command="bench")
 
+    held: dict[str, compare.Staged] = {}
+
+    def stage(c: duckdb.DuckDBPyConnection) -> int:
+        held["staged"] = compare.stage(c, opts)
+        return held["staged"].n_sessions
+
+    def trajectories_all(c: duckdb.DuckDBPyConnection) -> int:
+        compare.stage_indicator_rows(c, held["staged"])
+        c.execute(f"CREATE OR REPLACE TEMP TABLE _bench_traj AS {compare.trajectories_sql('all')}")
+        return int(c.execute("SELECT count(*) FROM _bench_traj").fetchone()[0])
+
     return [
-        Query("compare:stage", "compare.stage: research sessions, linked scores, selected indicators (DuckDB temp "
-              "tables), duplicate and version checks", "call", call=lambda c: compare.stage(c, opts)["n_sessions"]),
-        Query("compare:estimates", "compare.estimates: per-client sums in one DuckDB aggregate, then the mixed "
-              "model (cluster-robust), rmcorr and client-mean correlations", "call",
-              call=lambda c: compare.estimates(c, opts)),
-        Query("compare:discrepancy_flags", "compare.flags_for", "call", call=lambda c: compare.flags_for(c, opts)),
+        Query("compare:stage", "compare.stage: research sessions and linked scores (DuckDB temp tables), duplicate "
+              "and version checks, one row per scored session with every indicator fetched from indicators_wide",
+              "call", call=stage),
+        Query("compare:estimates", "compare.estimates: per-client sums of every indicator (numpy, column-wise), "
+              "then the mixed model (cluster-robust), rmcorr and client-mean correlations", "call",
+              call=lambda c: compare.estimates(held["staged"], opts)),
+        Query("compare:discrepancy_flags", "compare.flags_for", "call",
+              call=lambda c: compare.flags_for(held["staged"], opts)),
         Query("compare:trajectories", "self-report trajectories in SQL (materialised)", "ctas",
               compare.trajectories_sql("self_report")),
-        Query("compare:trajectories_all", "self-report and indicator trajectories in SQL (--trajectories all)",
-              "ctas", compare.trajectories_sql("all"), repeats=1),
+        Query("compare:trajectories_all", "indicator values in long form + self-report and indicator trajectories "
+              "in SQL (--trajectories all)", "call", call=trajectories_all, repeats=1),
         Query("compare:run_comparison", "compare.run_comparison, all defaults (alliance compare), stored", "call",
               call=lambda c: compare.run_comparison(c, command="bench"), repeats=1),
         Query("compare:run_comparison_srs", "alliance compare --instrument srs (stored)", "call", call=srs),

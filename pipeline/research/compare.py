@@ -15,9 +15,11 @@ Every row says how many sessions and clients contribute, the method, interval me
 markers and lexicons versions of the sessions used (sessions of different markers versions are refused unless
 ``allow_mixed_versions``). q values: Benjamini-Hochberg over all tests of the run, per column.
 
-The heavy steps run in DuckDB: the join of indicators with linked scores and the per-client sums of cross
-products are one aggregate query; the estimates follow from those sums (:mod:`pipeline.research.within`), so
-the size of the database does not reach Python. Trajectories are written by SQL too.
+The heavy steps never touch the long tables: indicator values come from ``indicators_wide`` (one row per session,
+maintained on write), joined in DuckDB with the linked scores, so only one row per scored session travels to
+Python; the per-client sums of cross products for every indicator at once are column-wise numpy reductions, and
+the estimates follow from those sums (:mod:`pipeline.research.within`). Trajectories are written by SQL.
+(``python -m bench.bench_duckdb_scale --only compare:`` times each step; docs/benchmarks.md.)
 
 Effects here are small in the literature (text-based models predicted client-rated alliance at about
 rho = .15): read the intervals, not the point estimates, and treat every row as a question for
@@ -48,7 +50,7 @@ from pipeline.research.within import (
     moments_from_sums,
     within_estimate,
 )
-from pipeline.storage.duck import connect_memory
+from pipeline.storage.wide import indicator_columns, sync_indicators_wide
 
 LEVELS = ("between", "within")
 #: Indicators that describe the recording or the role rule rather than the process.
@@ -223,13 +225,62 @@ def _sessions_sql() -> str:
             " FROM research_sessions")
 
 
-def stage(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> dict:
-    """Create the run's temp tables ``_cmp_sessions``, ``_cmp_scores``, ``_cmp_ind``; check what must be checked.
+@dataclass(frozen=True)
+class Staged:
+    """What :func:`stage` fetched: one row per linked score (session x measure), every selected indicator a column.
 
-    Returns
-    -------
-    dict
-        ``markers_versions`` (list), ``n_sessions``, ``n_clients`` (sessions with indicators and linked scores).
+    Attributes
+    ----------
+    indicators : list of (str, str)
+        ``(name, role_label)`` of the columns of ``x`` (role_label ``session`` for session-level values).
+    columns : list of str
+        The ``indicators_wide`` columns they come from.
+    measures : list of (str, str, str)
+        ``(instrument, scale, timepoint)`` (timepoint '' for none), sorted.
+    measure : ndarray of int, shape (n,)
+        Index into ``measures`` of each row.
+    y : ndarray of float, shape (n,)
+        The score.
+    kind, concern_below : ndarray, shape (n,)
+        The instrument's kind and cutoff (NaN: none).
+    session_id, client_id, therapist_id : ndarray of object, shape (n,)
+    client : ndarray of int, shape (n,)
+        Index of the row's client in ``clients`` (sorted labels).
+    clients : ndarray of str
+    s, d : ndarray of float, shape (n,)
+        Session number and days since the client's first session (NaN: no date).
+    x : ndarray of float, shape (n, k)
+        Indicator values of the row's session; NaN where missing or not finite.
+    markers_versions : list of str
+    n_sessions, n_clients : int
+        Sessions with at least one indicator value and a linked score, and their clients.
+    """
+
+    indicators: list
+    columns: list
+    measures: list
+    measure: np.ndarray
+    y: np.ndarray
+    kind: np.ndarray
+    concern_below: np.ndarray
+    session_id: np.ndarray
+    client_id: np.ndarray
+    therapist_id: np.ndarray
+    client: np.ndarray
+    clients: np.ndarray
+    s: np.ndarray
+    d: np.ndarray
+    x: np.ndarray
+    markers_versions: list
+    n_sessions: int
+    n_clients: int
+
+
+def stage(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> Staged:
+    """Create the run's temp tables ``_cmp_sessions`` and ``_cmp_scores``; fetch what the estimates need.
+
+    Indicator values come from ``indicators_wide`` (one row per session, maintained on write; brought up to date
+    here first), so one row per linked score travels to Python, with every selected indicator as a column.
 
     Raises
     ------
@@ -237,50 +288,71 @@ def stage(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> dict:
         No scores, an unknown instrument, scale or indicator, duplicated scores (``duplicates="refuse"``) or
         sessions of several markers versions (unless allowed).
     """
+    sync_indicators_wide(con)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _cmp_sessions AS {_sessions_sql()}")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _cmp_scores AS SELECT session_id, client_id, on_date, instrument, scale,"
         " coalesce(timepoint, '') AS timepoint, value, kind, concern_below, reliable_change, import_id,"
-        " administration_id FROM research_self_report_scores WHERE value IS NOT NULL")
-    imported = [r[0] for r in con.execute("SELECT DISTINCT instrument FROM _cmp_scores ORDER BY 1").fetchall()]
-    if not imported:
-        raise ComparisonError("no self-report scores linked to sessions: run `alliance import-self-report` first")
-    for inst in options.instruments:
-        if inst not in imported:
-            raise ComparisonError(f"no scores of instrument {inst!r} linked to sessions; imported: {imported}")
-    if options.instruments:
-        con.execute("DELETE FROM _cmp_scores WHERE NOT list_contains(?, instrument)", [list(options.instruments)])
-    if options.scales:
-        con.execute("DELETE FROM _cmp_scores WHERE NOT list_contains(?, scale)", [list(options.scales)])
-        if not con.execute("SELECT count(*) FROM _cmp_scores").fetchone()[0]:
-            raise ComparisonError(f"no scores on scales {list(options.scales)}")
+        " administration_id FROM research_self_report_scores WHERE value IS NOT NULL"
+        " AND (len(?::VARCHAR[]) = 0 OR list_contains(?::VARCHAR[], instrument))"
+        " AND (len(?::VARCHAR[]) = 0 OR list_contains(?::VARCHAR[], scale))",
+        [list(options.instruments)] * 2 + [list(options.scales)] * 2)
+    found = {r[0] for r in con.execute("SELECT DISTINCT instrument FROM _cmp_scores").fetchall()}
+    missing = [inst for inst in options.instruments if inst not in found] or ([] if found else [None])
+    if missing:
+        imported = [r[0] for r in con.execute("SELECT DISTINCT instrument FROM research_self_report_scores"
+                                              " WHERE value IS NOT NULL ORDER BY 1").fetchall()]
+        if not imported:
+            raise ComparisonError("no self-report scores linked to sessions: run `alliance import-self-report` first")
+        if missing != [None]:
+            raise ComparisonError(f"no scores of instrument {missing[0]!r} linked to sessions; imported: {imported}")
+    if not found:
+        raise ComparisonError(f"no scores on scales {list(options.scales)}")
     _resolve_duplicates(con, options.duplicates)
-    where, params = _indicator_filter(con, options.indicators)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _cmp_ind AS SELECT i.session_id, s.client_id, i.name, i.speaker_role,"
-        " coalesce(i.speaker_role, 'session') AS role_label, i.value AS x"
-        " FROM indicators i JOIN _cmp_sessions s USING (session_id)"
-        " WHERE i.value IS NOT NULL AND isfinite(i.value)"
-        " AND i.session_id IN (SELECT session_id FROM _cmp_scores WHERE session_id IS NOT NULL)"
-        f" AND {where}", params)
-    n_sessions, n_clients = con.execute("SELECT count(DISTINCT session_id), count(DISTINCT client_id) FROM _cmp_ind"
-                                        ).fetchone()
-    if not n_sessions:
+    chosen = _select_indicators(indicator_columns(con), options.indicators)
+    if not chosen:
         raise ComparisonError("no indicators on the sessions that have self-report scores")
-    versions = con.execute(
-        "SELECT markers_version, count(*) FROM _cmp_sessions WHERE session_id IN (SELECT session_id FROM _cmp_ind)"
-        " GROUP BY 1 ORDER BY 1").fetchall()
+    wide_cols = "".join(f', w."{col}"' for col, _, _ in chosen)
+    table = con.execute(
+        "SELECT sc.instrument, sc.scale, sc.timepoint, sc.value, sc.kind, sc.concern_below, ss.session_id,"
+        " ss.client_id, ss.therapist_id, ss.session_number::DOUBLE AS s, ss.days_since_first::DOUBLE AS d,"
+        f" ss.markers_version{wide_cols} FROM _cmp_scores sc JOIN _cmp_sessions ss USING (session_id)"
+        " JOIN indicators_wide w USING (session_id)").to_arrow_table()
+    x = np.column_stack([table.column(col).to_numpy(zero_copy_only=False) for col, _, _ in chosen]).astype(float)
+    x[~np.isfinite(x)] = np.nan
+    keep = ~np.isnan(x).all(axis=1)
+    if not keep.any():
+        raise ComparisonError("no indicators on the sessions that have self-report scores")
+    x = x[keep]
+
+    def col(name: str, dtype=object) -> np.ndarray:
+        values = table.column(name).to_numpy(zero_copy_only=False)
+        return np.asarray(values, dtype=dtype)[keep]
+
+    session_id, client_id = col("session_id"), col("client_id")
+    versions = pd.Series(col("markers_version")).groupby(session_id).first().value_counts().sort_index()
     if len(versions) > 1 and not options.allow_mixed_versions:
-        listed = ", ".join(f"{v} ({n} sessions)" for v, n in versions)
+        listed = ", ".join(f"{v} ({n} sessions)" for v, n in versions.items())
         raise ComparisonError(
             f"the sessions were processed with different markers versions: {listed}. Indicators of different "
             "versions are not the same measurement: re-process the older sessions, restrict the comparison, or "
             "pass --allow-mixed-versions to compare them anyway (every row then names all versions)")
-    return {"markers_versions": [v for v, _ in versions], "n_sessions": int(n_sessions),
-            "n_clients": int(n_clients)}
+    keys = pd.MultiIndex.from_arrays([col("instrument"), col("scale"), col("timepoint")])
+    measure, measures = pd.factorize(keys, sort=True)
+    client, clients = pd.factorize(client_id, sort=True)
+    return Staged(indicators=[(name, role or "session") for _, name, role in chosen],
+                  columns=[c for c, _, _ in chosen], measures=[tuple(m) for m in measures], measure=measure,
+                  y=col("value", float), kind=col("kind"), concern_below=col("concern_below", float),
+                  session_id=session_id, client_id=client_id, therapist_id=col("therapist_id"), client=client,
+                  clients=np.asarray(clients, dtype=object), s=col("s", float), d=col("d", float), x=x,
+                  markers_versions=[str(v) for v in versions.index], n_sessions=int(len(pd.unique(session_id))),
+                  n_clients=int(len(clients)))
 
 
 def _resolve_duplicates(con: duckdb.DuckDBPyConnection, rule: str) -> None:
+    if not con.execute("SELECT count(*) FROM (SELECT 1 FROM _cmp_scores WHERE session_id IS NOT NULL"
+                       " GROUP BY session_id, instrument, scale, timepoint HAVING count(*) > 1)").fetchone()[0]:
+        return
     dups = con.execute(
         "SELECT session_id, instrument, scale, timepoint, list(value ORDER BY import_id),"
         " list(import_id ORDER BY import_id) FROM _cmp_scores WHERE session_id IS NOT NULL"
@@ -301,24 +373,23 @@ def _resolve_duplicates(con: duckdb.DuckDBPyConnection, rule: str) -> None:
         "--duplicates latest to use the latest import's score; all are listed in the view self_report_duplicates")
 
 
-def _indicator_filter(con: duckdb.DuckDBPyConnection, wanted: Sequence[str]) -> tuple[str, list]:
+def _select_indicators(stored: list[tuple[str, str, str | None]], wanted: Sequence[str]
+                       ) -> list[tuple[str, str, str | None]]:
+    """The ``(column, name, role)`` of ``indicators_wide`` to compare.
+
+    ``wanted``: ``name`` or ``name:role`` items; empty: every process indicator.
+    """
     if not wanted:
-        return "NOT list_contains(?, i.name)", [sorted(NOT_PROCESS)]
-    stored = {(n, r or "session") for n, r in con.execute(
-        "SELECT DISTINCT name, speaker_role FROM indicators").fetchall()}
-    parts, params = [], []
+        return sorted((c for c in stored if c[1] not in NOT_PROCESS), key=lambda c: (c[1], c[2] or ""))
+    out = []
     for w in wanted:
         name, _, role = w.partition(":")
-        if not any(n == name and (not role or r == role) for n, r in stored):
-            known = sorted(f"{n}:{r}" for n, r in stored)
+        hit = [c for c in stored if c[1] == name and (not role or (c[2] or "session") == role)]
+        if not hit:
+            known = sorted(f"{n}:{r or 'session'}" for _, n, r in stored)
             raise ComparisonError(f"indicator {w!r} is not stored; stored: {known}")
-        if role:
-            parts.append("(i.name = ? AND coalesce(i.speaker_role, 'session') = ?)")
-            params += [name, role]
-        else:
-            parts.append("i.name = ?")
-            params.append(name)
-    return "(" + " OR ".join(parts) + ")", params
+        out += [c for c in hit if c not in out]
+    return sorted(out, key=lambda c: (c[1], c[2] or ""))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -327,39 +398,125 @@ def _indicator_filter(con: duckdb.DuckDBPyConnection, wanted: Sequence[str]) -> 
 KEYS = ["name", "role_label", "instrument", "scale", "timepoint"]
 
 
-def aggregate_sql(source: str, *, need_days: bool = False, ranks: bool = True) -> str:
-    """Per (indicator, measure, client) sums of cross products of x, y, session number s and days d.
+#: The rank sums the Spearman (rank) version of the repeated-measures correlation needs.
+RANK_SUMS = ("srx", "sry", "srxx", "sryy", "srxy")
 
-    Also the sums of the average ranks of x and y over the indicator x measure (for the Spearman versions).
 
-    ``source`` is a relation with columns name, role_label, instrument, scale, timepoint, client_id, x, y, s, d
-    (a fixed name from this module, never user input).
+def client_sums(client: np.ndarray, x: np.ndarray, y: np.ndarray, s: np.ndarray, d: np.ndarray,
+                ranks: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per-client sums of cross products of x, y, session number s and days d, for k indicators at once.
+
+    Parameters
+    ----------
+    client : ndarray of int, shape (n,)
+        Client code of each pair row.
+    x : ndarray, shape (n, k)
+        Indicator values; NaN excludes the row from that column's sums.
+    y, s, d : ndarray, shape (n,)
+        Score, session number, days since first session (rows with a NaN y are excluded from every column).
+    ranks : (ndarray, ndarray), optional
+        Average ranks of x and y, shape (n, k) each (NaN where excluded): adds :data:`RANK_SUMS`.
+
+    Returns
+    -------
+    codes : ndarray of int, shape (g,)
+        The clients present, ascending.
+    sums : dict of str -> ndarray, shape (g, k)
+        The keys of :data:`pipeline.research.within.SQL_SUMS` (and :data:`RANK_SUMS`); ``n`` is 0 where a client
+        has no pair in a column.
+
+    Notes
+    -----
+    Each sum is a product of a client-by-row matrix weighted by a row term (1, y, s, d and their products) with
+    the masked x, x squared or the mask: a handful of sparse matrix products instead of one pass per indicator.
     """
-    part = "PARTITION BY name, role_label, instrument, scale, timepoint"
-    sums = ", ".join(f"{expr} AS {name}" for name, expr in SQL_SUMS.items())
-    if not ranks:
-        return (f"SELECT name, role_label, instrument, scale, timepoint, client_id, {sums}"
-                f" FROM {source}{' WHERE d IS NOT NULL' if need_days else ''}"
-                " GROUP BY ALL ORDER BY name, role_label, instrument, scale, timepoint, client_id")
-    return (
-        f"WITH r AS (SELECT *, rank() OVER ({part} ORDER BY x) + (count(*) OVER ({part}, x) - 1) / 2.0 AS rx,"
-        f" rank() OVER ({part} ORDER BY y) + (count(*) OVER ({part}, y) - 1) / 2.0 AS ry FROM {source}"
-        f"{' WHERE d IS NOT NULL' if need_days else ''})"
-        f" SELECT name, role_label, instrument, scale, timepoint, client_id, {sums},"
-        " sum(rx) AS srx, sum(ry) AS sry, sum(rx * rx) AS srxx, sum(ry * ry) AS sryy, sum(rx * ry) AS srxy"
-        " FROM r GROUP BY ALL ORDER BY name, role_label, instrument, scale, timepoint, client_id")
+    from scipy import sparse
+
+    codes, inverse = np.unique(client, return_inverse=True)
+    n, g = len(client), len(codes)
+    mask = ~np.isnan(x) & ~np.isnan(y)[:, None]
+    m = mask.astype(float)
+    x0 = np.where(mask, x, 0.0)
+    y0, s0, d0 = (np.nan_to_num(v) for v in (y, s, d))
+
+    def by_client(weights: dict[str, np.ndarray], values: np.ndarray) -> dict[str, np.ndarray]:
+        stacked = sparse.csr_matrix((np.concatenate(list(weights.values())),
+                                     (np.concatenate([inverse + i * g for i in range(len(weights))]),
+                                      np.tile(np.arange(n), len(weights)))), shape=(g * len(weights), n))
+        out = np.asarray(stacked @ values)
+        return {name: out[i * g:(i + 1) * g] for i, name in enumerate(weights)}
+
+    one = np.ones(n)
+    sums = by_client({"n": one, "sy": y0, "ss": s0, "sd": d0, "syy": y0 * y0, "sys": y0 * s0, "syd": y0 * d0,
+                      "sss": s0 * s0, "ssd": s0 * d0, "sdd": d0 * d0}, m)
+    sums |= by_client({"sx": one, "sxy": y0, "sxs": s0, "sxd": d0}, x0)
+    sums |= by_client({"sxx": one}, x0 * x0)
+    if ranks is not None:
+        rx, ry = (np.where(mask, np.nan_to_num(r), 0.0) for r in ranks)
+        sums |= by_client({"srx": one}, rx) | by_client({"sry": one}, ry) | by_client({"srxx": one}, rx * rx)
+        sums |= by_client({"sryy": one}, ry * ry) | by_client({"srxy": one}, rx * ry)
+    return codes, sums
 
 
-def _pairs_sql() -> str:
-    return ("SELECT i.name, i.role_label, sc.instrument, sc.scale, sc.timepoint, i.client_id, ss.therapist_id,"
-            " i.x, sc.value AS y, ss.session_number::DOUBLE AS s, ss.days_since_first::DOUBLE AS d"
-            " FROM _cmp_ind i JOIN _cmp_scores sc USING (session_id) JOIN _cmp_sessions ss USING (session_id)")
+def _average_ranks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average ranks of each column of x and of y over the rows where that column and y are present."""
+    from scipy.stats import rankdata
+
+    rx, ry = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
+    for j in range(x.shape[1]):
+        ok = ~np.isnan(x[:, j]) & ~np.isnan(y)
+        rx[ok, j] = rankdata(x[ok, j])
+        ry[ok, j] = rankdata(y[ok])
+    return rx, ry
+
+
+def pair_sums(staged: Staged, *, need_days: bool = False, ranks: bool | None = None) -> dict[str, np.ndarray]:
+    """Per (indicator, measure, client) sums over the staged rows, ordered by indicator, measure, client.
+
+    The layout :func:`estimate_table` reads: one entry per row, key columns name, role_label, instrument, scale,
+    timepoint, client_id, then the sums. ``need_days``: sessions without a date are left out. ``ranks`` None: the
+    rank sums only when there are at most :data:`SPEARMAN_WITHIN_MAX_PAIRS` pairs.
+    """
+    x = staged.x
+    if need_days:
+        x = np.where(np.isnan(staged.d)[:, None], np.nan, x)
+    if ranks is None:
+        ranks = int((~np.isnan(x)).sum()) <= SPEARMAN_WITHIN_MAX_PAIRS
+    pieces = []
+    for mi in range(len(staged.measures)):
+        at = staged.measure == mi
+        xm, ym = x[at], staged.y[at]
+        codes, sums = client_sums(staged.client[at], xm, ym, staged.s[at], staged.d[at],
+                                  _average_ranks(xm, ym) if ranks else None)
+        flat = {k: np.ascontiguousarray(v.T) for k, v in sums.items()}  # (k, g): one indicator per row
+        for j in np.flatnonzero((flat["n"] > 0).any(axis=1)):
+            present = flat["n"][j] > 0
+            pieces.append(((*staged.indicators[j], *staged.measures[mi]), staged.clients[codes[present]],
+                           {k: v[j, present] for k, v in flat.items()}))
+    return _assemble(pieces)
+
+
+def _assemble(pieces: list[tuple[tuple, np.ndarray, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """``(key, client labels, sums)`` pieces as one table of rows ordered by key, then client.
+
+    ``key_id`` numbers the keys (rows of one key are contiguous), so readers find the blocks without comparing keys.
+    """
+    pieces = sorted(pieces, key=lambda piece: piece[0])
+    if not pieces:
+        return ({k: np.array([], dtype=object) for k in (*KEYS, "client_id")} | {k: np.array([]) for k in SQL_SUMS}
+                | {"key_id": np.array([], dtype=int)})
+    lengths = [len(c) for _, c, _ in pieces]
+    out = {k: np.repeat(np.array([key[i] for key, _, _ in pieces], dtype=object), lengths)
+           for i, k in enumerate(KEYS)}
+    out["client_id"] = np.concatenate([c for _, c, _ in pieces])
+    out["key_id"] = np.repeat(np.arange(len(pieces)), lengths)
+    return out | {k: np.concatenate([sums[k] for _, _, sums in pieces]) for k in pieces[0][2]}
 
 
 def estimate_table(agg: dict[str, np.ndarray], *, levels: Sequence[str] = LEVELS, min_n: int = 5,
                    covariates: Sequence[str] = DEFAULT_COVARIATES, ci: str = DEFAULT_CI, bootstrap: int = 999,
                    seed: int = 0, raw_rows=None) -> pd.DataFrame:
-    """Every indicator x measure x level from the per-client sums of :func:`aggregate_sql`.
+    """Every indicator x measure x level from the per-client sums of :func:`pair_sums`.
 
     ``raw_rows(key) -> DataFrame`` (x, y, client_id, therapist_id, s, d) is needed for ``ci="model"`` only
     (the model is then fitted with ``statsmodels``).
@@ -368,13 +525,13 @@ def estimate_table(agg: dict[str, np.ndarray], *, levels: Sequence[str] = LEVELS
     n_rows = len(agg["n"])
     rows = []
     if n_rows:
-        keys = list(zip(*(agg[k] for k in KEYS), strict=True))
-        bounds = [0] + [i for i in range(1, n_rows) if keys[i] != keys[i - 1]] + [n_rows]
+        key_id = np.asarray(agg["key_id"])
+        bounds = [0, *(np.flatnonzero(key_id[1:] != key_id[:-1]) + 1).tolist(), n_rows]
     else:
         bounds = [0]
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        key = keys[a]
-        part = {k: np.asarray(v[a:b], dtype=float) for k, v in agg.items() if k not in KEYS and k != "client_id"}
+        key = tuple(agg[k][a] for k in KEYS)
+        part = {k: np.asarray(v[a:b], dtype=float) for k, v in agg.items() if k not in (*KEYS, "client_id", "key_id")}
         n = part["n"]
         for level in levels:
             if level == "between":
@@ -463,7 +620,7 @@ def _row(key: tuple, level: str, *, n: int, n_clients: int, n_sessions: int, sp,
 def correlation_table(pairs: pd.DataFrame, *, levels: Sequence[str] = LEVELS, min_n: int = 5,
                       covariates: Sequence[str] | None = None, ci: str = DEFAULT_CI, bootstrap: int = 999,
                       seed: int = 0) -> pd.DataFrame:
-    """:func:`estimate_table` over a frame of pairs, through an in-memory DuckDB.
+    """:func:`estimate_table` over a frame of pairs (long: one row per indicator x measure x session).
 
     Columns: name, role_label, instrument, scale, timepoint, client_id, x, y and optionally session_number /
     days_since_first.
@@ -478,12 +635,17 @@ def correlation_table(pairs: pd.DataFrame, *, levels: Sequence[str] = LEVELS, mi
                          d=pairs["days_since_first"] if "days_since_first" in pairs else 0.0)
     if covariates is None:
         covariates = ("session_number",) if "session_number" in pairs else ()
-    box = connect_memory()
-    try:
-        box.register("_pairs", frame[[*KEYS, "client_id", "x", "y", "s", "d"]])
-        agg = box.execute(aggregate_sql("_pairs")).fetchnumpy()
-    finally:
-        box.close()
+    labels, client = np.unique(frame["client_id"].astype(str).to_numpy(), return_inverse=True)
+    pieces = []
+    for key, g in frame.groupby(KEYS, sort=True).indices.items():
+        x = frame["x"].to_numpy(dtype=float)[g][:, None]
+        y = frame["y"].to_numpy(dtype=float)[g]
+        x[~np.isfinite(x)] = np.nan
+        codes, sums = client_sums(client[g], x, y, frame["s"].to_numpy(dtype=float)[g],
+                                  frame["d"].to_numpy(dtype=float)[g], _average_ranks(x, y))
+        present = sums["n"][:, 0] > 0
+        pieces.append((key, labels[codes[present]], {k: v[present, 0] for k, v in sums.items()}))
+    agg = _assemble(pieces)
     return estimate_table(agg, levels=levels, min_n=min_n, covariates=covariates, ci=ci, bootstrap=bootstrap,
                           seed=seed)
 
@@ -517,56 +679,85 @@ def discrepancy_flags(ind: pd.DataFrame, scores: pd.DataFrame, *, strain_quantil
     DataFrame
         Columns as table ``discrepancy_flags`` (without comparison_id).
     """
-    cols = ["session_id", "client_id", "instrument", "scale", "timepoint", "score", "rating", "flag",
-            "strain_signals", "detail"]
+    def arr(frame: pd.DataFrame, col: str, dtype=object) -> np.ndarray:
+        return np.asarray(frame[col].to_numpy(), dtype=dtype)
+
+    alliance = scores[(scores["kind"] == "alliance") & scores["session_id"].notna()]
+    return _flags(arr(ind, "session_id"), arr(ind, "name"), arr(ind, "role_label"), arr(ind, "value", float),
+                  {c: arr(alliance, c) for c in ("session_id", "client_id", "instrument", "scale")}
+                  | {"timepoint": np.asarray(alliance["timepoint"].fillna("").to_numpy(), dtype=object)}
+                  | {"value": arr(alliance, "value", float), "concern_below": arr(alliance, "concern_below", float)},
+                  strain_quantile=strain_quantile, rating_quantile=rating_quantile, min_sessions=min_sessions)
+
+
+FLAG_COLUMNS = ["session_id", "client_id", "instrument", "scale", "timepoint", "score", "rating", "flag",
+                "strain_signals", "detail"]
+
+
+def _flags(sid: np.ndarray, name: np.ndarray, role_label: np.ndarray, value: np.ndarray,
+           alliance: dict[str, np.ndarray], *, strain_quantile: float, rating_quantile: float,
+           min_sessions: int) -> pd.DataFrame:
+    """:func:`discrepancy_flags` over arrays.
+
+    Indicator rows as four arrays, the alliance scores as a dict of columns (timepoint '' for none).
+    """
+    if not len(alliance["session_id"]):
+        return pd.DataFrame(columns=FLAG_COLUMNS)
     hits = []
-    checked_sessions: set[str] = set()
+    checked = []
     for sig in STRAIN_SIGNALS:
         role = "session" if sig.speaker_role is None else sig.speaker_role
-        v = ind[(ind["name"] == sig.name) & (ind["role_label"] == role)].groupby("session_id")["value"].mean()
+        at = (name == sig.name) & (role_label == role)
+        v = pd.Series(value[at], index=pd.Index(sid[at], dtype=object))
+        if not v.index.is_unique:
+            v = v.groupby(level=0).mean()
         if len(v) < min_sessions:
             continue
-        checked_sessions |= set(v.index)
-        med = v.median()
+        checked.append(v.index.to_numpy())
+        vals, med = v.to_numpy(), float(v.median())
         if sig.direction == "high":
-            hit = v[(v >= v.quantile(strain_quantile)) & (v > med)]
+            sel = (vals >= np.quantile(vals, strain_quantile)) & (vals > med)
         else:
-            hit = v[(v <= v.quantile(1 - strain_quantile)) & (v < med)]
-        hits.append(pd.DataFrame({"session_id": hit.index, "text": [f"{sig.name}:{role}={val:.3g} ({sig.meaning})"
-                                                                    for val in hit.to_numpy()]}))
-    strained = (pd.concat(hits).groupby("session_id", sort=False)["text"].agg("; ".join) if hits
-                else pd.Series(dtype=object))
+            sel = (vals <= np.quantile(vals, 1 - strain_quantile)) & (vals < med)
+        hits.append((sig, role, dict(zip(v.index[sel], vals[sel], strict=True))))
+    checked_ids = pd.Index(np.concatenate(checked) if checked else [], dtype=object)
+    hit_ids = pd.Index([k for _, _, h in hits for k in h], dtype=object)
+
+    def text(session: str) -> str:
+        return "; ".join(f"{sig.name}:{role}={h[session]:.3g} ({sig.meaning})" for sig, role, h in hits
+                         if session in h)
+
     out = []
-    alliance = scores[(scores["kind"] == "alliance") & scores["session_id"].notna()]
-    alliance = alliance.assign(timepoint=alliance["timepoint"].replace("", None))
-    for (inst, scale, tp), g in alliance.groupby(["instrument", "scale", "timepoint"], dropna=False):
-        g = g[g["session_id"].isin(checked_sessions)]
-        if len(g) < min_sessions:
+    keys = pd.MultiIndex.from_arrays([alliance["instrument"], alliance["scale"], alliance["timepoint"]])
+    code, groups = pd.factorize(keys, sort=True)
+    for gi, (inst, scale, tp) in enumerate(groups):
+        idx = np.flatnonzero(code == gi)
+        idx = idx[pd.Index(alliance["session_id"][idx], dtype=object).isin(checked_ids)]
+        if len(idx) < min_sessions:
             continue
-        cutoff = g["concern_below"].dropna()
+        val = alliance["value"][idx]
+        cutoff = alliance["concern_below"][idx]
+        cutoff = cutoff[~np.isnan(cutoff)]
         if len(cutoff):
-            c = float(cutoff.iloc[0])
-            high, low = g["value"] >= c, g["value"] < c
+            c = float(cutoff[0])
+            high, low = val >= c, val < c
             rule = f"cutoff {c:g}"
         else:
-            hi_q, lo_q = g["value"].quantile(rating_quantile), g["value"].quantile(1 - rating_quantile)
-            high, low = g["value"] >= hi_q, g["value"] <= lo_q
+            hi_q, lo_q = np.quantile(val, rating_quantile), np.quantile(val, 1 - rating_quantile)
+            high, low = val >= hi_q, val <= lo_q
             rule = f"sample quantiles {1 - rating_quantile:.2f}/{rating_quantile:.2f} ({lo_q:g}/{hi_q:g})"
-        sig = g["session_id"].map(strained)
-        has = sig.notna()
-        tp_out = None if pd.isna(tp) else tp
-        a = g[high & has]
-        out.append(pd.DataFrame({"session_id": a["session_id"], "client_id": a["client_id"], "instrument": inst,
-                                 "scale": scale, "timepoint": tp_out, "score": a["value"].astype(float),
-                                 "rating": "high", "flag": "strain_but_rated_high", "strain_signals": sig[high & has],
-                                 "detail": f"rated high by {rule}"}))
-        b = g[low & ~has]
-        out.append(pd.DataFrame({"session_id": b["session_id"], "client_id": b["client_id"], "instrument": inst,
-                                 "scale": scale, "timepoint": tp_out, "score": b["value"].astype(float),
-                                 "rating": "low", "flag": "rated_low_without_strain", "strain_signals": None,
-                                 "detail": f"rated low by {rule}; no strain signal"}))
-    out = [f for f in out if not f.empty]
-    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+        sessions = alliance["session_id"][idx]
+        has = pd.Index(sessions, dtype=object).isin(hit_ids)
+        tp_out = tp or None
+        for rows, rating, flag, detail, signals in (
+                (high & has, "high", "strain_but_rated_high", f"rated high by {rule}", True),
+                (low & ~has, "low", "rated_low_without_strain", f"rated low by {rule}; no strain signal", False)):
+            if rows.any():
+                out.append(pd.DataFrame({
+                    "session_id": sessions[rows], "client_id": alliance["client_id"][idx][rows], "instrument": inst,
+                    "scale": scale, "timepoint": tp_out, "score": val[rows], "rating": rating, "flag": flag,
+                    "strain_signals": [text(x) for x in sessions[rows]] if signals else None, "detail": detail}))
+    return pd.concat(out, ignore_index=True)[FLAG_COLUMNS] if out else pd.DataFrame(columns=FLAG_COLUMNS)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -615,33 +806,65 @@ def new_comparison_id() -> str:
     return f"compare-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def estimates(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> pd.DataFrame:
-    """The estimate table over the staged tables (:func:`stage` first)."""
-    need_days = "days_since_first" in options.covariates
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _cmp_pairs AS {_pairs_sql()}")
-    ranks = options.spearman_within
-    if ranks is None:
-        ranks = con.execute("SELECT count(*) FROM _cmp_pairs").fetchone()[0] <= SPEARMAN_WITHIN_MAX_PAIRS
-    agg = con.execute(aggregate_sql("_cmp_pairs", need_days=need_days, ranks=ranks)).fetchnumpy()
+def estimates(staged: Staged, options: CompareOptions) -> pd.DataFrame:
+    """The estimate table of the staged rows (:func:`stage` first)."""
+    agg = pair_sums(staged, need_days="days_since_first" in options.covariates, ranks=options.spearman_within)
     raw = None
     if options.ci == "model" and "within" in options.levels:
+        column = {ind: j for j, ind in enumerate(staged.indicators)}
+        measure = {m: i for i, m in enumerate(staged.measures)}
+
         def raw(key: tuple) -> pd.DataFrame:
-            return con.execute("SELECT x, y, client_id, therapist_id, s, d FROM _cmp_pairs WHERE name = ? AND"
-                               " role_label = ? AND instrument = ? AND scale = ? AND timepoint = ?",
-                               list(key)).df()
+            at = (staged.measure == measure[tuple(key[2:])]) & ~np.isnan(staged.x[:, column[tuple(key[:2])]])
+            return pd.DataFrame({"x": staged.x[at, column[tuple(key[:2])]], "y": staged.y[at],
+                                 "client_id": staged.client_id[at], "therapist_id": staged.therapist_id[at],
+                                 "s": staged.s[at], "d": staged.d[at]})
     return estimate_table(agg, levels=options.levels, min_n=options.min_n, covariates=options.covariates,
                           ci=options.ci, bootstrap=options.bootstrap, seed=options.seed, raw_rows=raw)
 
 
-def flags_for(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> pd.DataFrame:
-    """Discrepancy flags over the staged tables (only strain-signal indicators and alliance scores are read)."""
-    names = sorted({s.name for s in STRAIN_SIGNALS})
-    ind = con.execute("SELECT session_id, name, role_label, x AS value FROM _cmp_ind WHERE list_contains(?, name)",
-                      [names]).df()
-    scores = con.execute("SELECT session_id, client_id, instrument, scale, timepoint, value, kind, concern_below"
-                         " FROM _cmp_scores WHERE kind = 'alliance' AND session_id IS NOT NULL").df()
-    return discrepancy_flags(ind, scores, strain_quantile=options.strain_quantile,
-                             rating_quantile=options.rating_quantile)
+def flags_for(staged: Staged, options: CompareOptions) -> pd.DataFrame:
+    """Discrepancy flags of the staged rows (only strain-signal indicators and alliance scores are read)."""
+    names = {sig.name for sig in STRAIN_SIGNALS}
+    first = ~pd.Series(staged.session_id).duplicated().to_numpy()
+    sid, name, role_label, value = [], [], [], []
+    for j, (ind_name, role) in enumerate(staged.indicators):
+        if ind_name in names:
+            ok = first & ~np.isnan(staged.x[:, j])
+            sid.append(staged.session_id[ok])
+            name.append(np.full(ok.sum(), ind_name, dtype=object))
+            role_label.append(np.full(ok.sum(), role, dtype=object))
+            value.append(staged.x[ok, j])
+    ind = [np.concatenate(c) if c else np.array([], dtype=object) for c in (sid, name, role_label)]
+    ind.append(np.concatenate(value) if value else np.array([]))
+    at = staged.kind == "alliance"
+    measures = np.array([*staged.measures, ("", "", "")], dtype=object)[staged.measure[at]]
+    alliance = {"session_id": staged.session_id[at], "client_id": staged.client_id[at], "instrument": measures[:, 0],
+                "scale": measures[:, 1], "timepoint": measures[:, 2], "value": staged.y[at],
+                "concern_below": staged.concern_below[at]}
+    return _flags(*ind, alliance, strain_quantile=options.strain_quantile, rating_quantile=options.rating_quantile,
+                  min_sessions=5)
+
+
+def stage_indicator_rows(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
+    """Create ``_cmp_ind`` (session_id, client_id, name, speaker_role, x) for ``--trajectories all``.
+
+    The staged values in long form: one row per session and indicator.
+    """
+    con.execute("CREATE OR REPLACE TEMP TABLE _cmp_ind (session_id VARCHAR, client_id VARCHAR, name VARCHAR,"
+                " speaker_role VARCHAR, x DOUBLE)")
+    first = ~pd.Series(staged.session_id).duplicated().to_numpy()
+    x = np.where(first[:, None], staged.x, np.nan)
+    rows, cols = np.nonzero(~np.isnan(x))
+    roles = np.array([r for _, r in staged.indicators], dtype=object)[cols]
+    frame = pd.DataFrame({"session_id": staged.session_id[rows], "client_id": staged.client_id[rows],
+                          "name": np.array([n for n, _ in staged.indicators], dtype=object)[cols],
+                          "speaker_role": np.where(roles == "session", None, roles), "x": x[rows, cols]})
+    con.register("_cmp_ind_frame", frame)
+    try:
+        con.execute("INSERT INTO _cmp_ind SELECT * FROM _cmp_ind_frame")
+    finally:
+        con.unregister("_cmp_ind_frame")
 
 
 def run_comparison(con: duckdb.DuckDBPyConnection, *, options: CompareOptions = CompareOptions(),
@@ -660,12 +883,14 @@ def run_comparison(con: duckdb.DuckDBPyConnection, *, options: CompareOptions = 
     from pipeline.storage.db import insert_frame, transaction
 
     options.check()
-    info = stage(con, options)
-    versions = info["markers_versions"]
+    staged = stage(con, options)
+    versions = staged.markers_versions
     markers = " + ".join(versions)
     lexicons = _lexicons_for(versions)
-    results = estimates(con, options).assign(markers_version=markers, lexicons_version=lexicons)[RESULT_COLUMNS]
-    flags = flags_for(con, options)
+    results = estimates(staged, options).assign(markers_version=markers, lexicons_version=lexicons)[RESULT_COLUMNS]
+    flags = flags_for(staged, options)
+    if options.trajectories == "all":
+        stage_indicator_rows(con, staged)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _cmp_traj AS {trajectories_sql(options.trajectories)}")
     cid = new_comparison_id()
     n_tests = int(results["estimate_p"].notna().sum())
@@ -685,10 +910,9 @@ def run_comparison(con: duckdb.DuckDBPyConnection, *, options: CompareOptions = 
         raise StorageError(f"storing comparison {cid} failed and was rolled back: {e}") from e
     traj = con.execute(f"SELECT {', '.join(TRAJECTORY_COLUMNS)} FROM _cmp_traj ORDER BY client_id, series, name,"
                        " speaker_role, timepoint, occasion").df()
-    for table in ("_cmp_traj", "_cmp_ind", "_cmp_scores", "_cmp_sessions"):
+    for table in ("_cmp_traj", "_cmp_ind", "_cmp_sel", "_cmp_scores", "_cmp_sessions"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
-    con.execute("DROP VIEW IF EXISTS _cmp_pairs")
-    return Comparison(cid, results, flags, traj, info["n_sessions"], info["n_clients"], markers, lexicons)
+    return Comparison(cid, results, flags, traj, staged.n_sessions, staged.n_clients, markers, lexicons)
 
 
 # ----------------------------------------------------------------------------------------------------

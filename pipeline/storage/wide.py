@@ -9,6 +9,10 @@ that wrote the session's indicators: a row whose ``run_id`` differs from the ses
 erased since the last sync) and adds a column for every indicator not seen before. ``write_session`` calls it
 inside its transaction; the research commands call it before they read, so rows written by other paths (the
 text-only worked examples, an upgraded database) are picked up too.
+
+``indicators_wide_columns`` (migration 0008) records which indicator (name, role) each column holds; a second
+indicator that would map to an existing column (a session-level ``x_client`` beside the client's ``x``) is
+refused rather than mixed into it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,17 @@ def wide_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
         if c not in KEY_COLUMNS]
 
 
+def indicator_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str | None]]:
+    """``(column, name, speaker_role)`` of every indicator column of ``indicators_wide``, in table order.
+
+    Only columns whose names match ``[a-z][a-z0-9_]*`` are returned (every column :func:`sync_indicators_wide`
+    creates does), so callers may quote them into SQL.
+    """
+    known = {c: (n, r) for c, n, r in con.execute(
+        "SELECT column_name, name, speaker_role FROM indicators_wide_columns").fetchall()}
+    return [(c, *known[c]) for c in wide_columns(con) if c in known and _SAFE.match(c)]
+
+
 def sync_indicators_wide(con: duckdb.DuckDBPyConnection) -> int:
     """Rewrite the rows of sessions whose indicators changed; return how many rows were (re)written or removed.
 
@@ -66,8 +81,17 @@ def sync_indicators_wide(con: duckdb.DuckDBPyConnection) -> int:
             " WHERE session_id IN (SELECT session_id FROM _wide_stale) ORDER BY name, speaker_role NULLS FIRST"
         ).fetchall()
         have = set(wide_columns(con))
+        owner = {c: (n, r) for c, n, r in con.execute(
+            "SELECT column_name, name, speaker_role FROM indicators_wide_columns").fetchall()}
         wanted = [(name, role, _check(column_name(name, role))) for name, role in pairs]
-        for _, _, col in wanted:
+        for name, role, col in wanted:
+            if col not in owner:
+                owner[col] = (name, role)
+                con.execute("INSERT INTO indicators_wide_columns VALUES (?, ?, ?)", [col, name, role])
+            elif owner[col] != (name, role):
+                raise StorageError(f"indicator {name!r} (role {role or 'session'}) would share the indicators_wide "
+                                   f"column {col!r} with indicator {owner[col][0]!r} (role "
+                                   f"{owner[col][1] or 'session'}); rename one of them")
             if col not in have:
                 con.execute(f'ALTER TABLE indicators_wide ADD COLUMN "{col}" DOUBLE')
                 have.add(col)

@@ -254,3 +254,64 @@ def test_mibot_worked_example_runs_on_the_real_data(tmp_path, capsys):
         assert n.fetchone()[0] == 106, ind
     assert con.execute("SELECT count(DISTINCT session_id) FROM markers").fetchone()[0] == 106
     con.close()
+
+
+def test_estimates_from_the_wide_table_equal_those_from_the_long_indicators_table(tmp_path):
+    """The comparison reads indicators_wide and sums in numpy: recompute it from the long table.
+
+    Every within-client estimate again from the long ``indicators`` table (pairs joined in SQL, per-client moments
+    by within.client_moments).
+    """
+    from bench.bench_duckdb_scale import _sync_wide, fill_database
+    from pipeline.research.within import client_moments, rmcorr, within_estimate
+
+    con = db.connect(tmp_path / "scale.duckdb")
+    try:
+        fill_database(con, 400, seed=3)
+        _sync_wide(con)
+        result = run_comparison(con, options=CompareOptions(instruments=("srs",)))
+        pairs = con.execute(
+            "WITH s AS (SELECT session_id, client_id, row_number() OVER (PARTITION BY client_id ORDER BY recorded_on,"
+            " session_id) AS sn FROM research_sessions)"
+            " SELECT i.name, coalesce(i.speaker_role, 'session') AS role, s.client_id, i.value AS x, r.value AS y,"
+            " s.sn FROM indicators i JOIN s USING (session_id) JOIN research_self_report_scores r USING (session_id)"
+            " WHERE r.instrument = 'srs' AND i.value IS NOT NULL AND i.name NOT IN ('duration', 'role_confidence')"
+        ).df()
+    finally:
+        con.close()
+    within = result.results[result.results["level"] == "within"]
+    assert len(within) == pairs.groupby(["name", "role"]).ngroups > 50
+    checked = 0
+    for (name, role), g in pairs.groupby(["name", "role"]):
+        row = within[(within["indicator"] == name) & (within["speaker_role"].fillna("session") == role)].iloc[0]
+        mom = client_moments(g["x"], g["y"], g["client_id"], session_number=g["sn"])[1]
+        ref = within_estimate(mom, covariates=("session_number",), min_clients=5)
+        assert row["estimate"] == pytest.approx(ref.estimate, abs=1e-9)
+        assert row["estimate_ci_low"] == pytest.approx(ref.ci_low, abs=1e-9)
+        assert (row["n_sessions"], row["n_clients"]) == (ref.n_sessions, ref.n_clients)
+        r = rmcorr(client_moments(g["x"], g["y"], g["client_id"])[1])[0]
+        assert row["pearson_r"] == pytest.approx(r, abs=1e-9)
+        checked += 1
+    assert checked == len(within)
+
+
+def test_a_second_indicator_for_one_wide_column_is_refused(tmp_path):
+    from pipeline.errors import StorageError
+    from pipeline.storage.wide import indicator_columns, sync_indicators_wide
+
+    con = db.connect(tmp_path / "w.duckdb")
+    try:
+        con.execute("INSERT INTO sessions (session_id, client_id, therapist_id, audio_sha256, duration_s,"
+                    " pipeline_version, run_id, processed_at) VALUES ('s1', 'c1', 't1', 'a', 1, 'v', 'r1', now())")
+        con.execute("INSERT INTO indicators (session_id, name, speaker_role, value, unit, run_id)"
+                    " VALUES ('s1', 'pace', 'client', 1.0, 'x', 'r1')")
+        sync_indicators_wide(con)
+        assert indicator_columns(con) == [("pace_client", "pace", "client")]
+        con.execute("INSERT INTO sessions (session_id, client_id, therapist_id, audio_sha256, duration_s,"
+                    " pipeline_version, run_id, processed_at) VALUES ('s2', 'c1', 't1', 'b', 1, 'v', 'r2', now())")
+        con.execute("INSERT INTO indicators (session_id, name, speaker_role, value, unit, run_id)"
+                    " VALUES ('s2', 'pace_client', NULL, 2.0, 'x', 'r2')")
+        with pytest.raises(StorageError, match="would share the indicators_wide column 'pace_client'"):
+            sync_indicators_wide(con)
+    finally:
+        con.close()

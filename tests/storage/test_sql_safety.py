@@ -40,6 +40,7 @@ ALLOWED = {
     "', '.join(TRAJECTORY_COLUMNS)": "the package's fixed column list",
     "cast": "CAST clauses over DATE column names taken from the relation's own schema",
     "col": "an indicators_wide column name checked by storage.wide._check ([a-z0-9_] only)",
+    "wide_cols": "indicators_wide columns from storage.wide.indicator_columns ([a-z0-9_] only), double-quoted",
     "aggs": "FILTER clauses whose indicator names and roles match storage.wide._SAFE ([a-z0-9_] only)",
     "trajectories_sql(options.trajectories)": "a fixed query chosen by a value CompareOptions validates against "
                                                 "TRAJECTORY_SERIES",
