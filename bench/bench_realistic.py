@@ -8,15 +8,19 @@ different distances from one microphone, a quieter client), HVAC noise with clic
 other flite voices, a phone line (AMR-NB, the GSM-AMR mobile codec, with AGC) and low-bit-rate mp3. Plus the one
 real recording available offline: pyannote's 30 s two-speaker sample with its RTTM and STM references.
 
-Per condition and ASR configuration: DER (no collar), WER, word attribution (word -> speaker -> role against the
-truth role), attribution inside overlapped speech, long-silence (>= 2 s) F1, overlap detection (overlapping turns
-of the diarization against the truth's overlapped speech: precision/recall by duration), roles, the median error
-of utterance-onset word starts, words the ASR put in non-speech, quality flags, and wall times (ASR, diarization,
-analysis run one after the other; RTF is their sum over the audio length).
+Per condition, ASR configuration and word-attribution method (``--attribution``, each on the same ASR and
+diarization output): DER (no collar), WER (strict normaliser, and Whisper's English normaliser), word attribution
+(word -> speaker -> role against the truth role), attribution inside overlapped speech, the backchannel marker
+and the listener-turn marker against the truth's backchannels (and every short nested diarization turn, for
+comparison), long-silence (>= 2 s) F1, overlap detection (overlapping turns of the diarization against the truth's
+overlapped speech: precision/recall by duration), roles, the median error of utterance-onset word starts, words
+the ASR put in non-speech, quality flags, and wall times (ASR, diarization, analysis run one after the other; RTF
+is their sum over the audio length).
 
     .venv/bin/python -m bench.bench_realistic                      # default: 2 sessions x 8 conditions + sample
     .venv/bin/python -m bench.bench_realistic --asr greedy beam5 vad moonshine --sessions 1 \\
         --conditions clean room-near room-far phone-amr               # the ASR comparison on a subset
+    .venv/bin/python -m bench.bench_realistic --attribution max-overlap overlap-aware   # attribution before/after
 
 Renders are cached under ``bench/.renders/realistic-*`` keyed by every parameter. Writes
 ``bench/results/realistic.json`` and ``.md`` (``--out`` changes the stem). Exits 0 with a message when the AnnoMI
@@ -62,6 +66,7 @@ from evaluation.synthetic import (
     write_rttm,
     write_truth,
 )
+from pipeline.analysis.attribute import METHODS
 from pipeline.types import SAMPLE_RATE_HZ
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,6 +138,8 @@ ASR_CONFIGS: dict[str, dict[str, Any]] = {
     "greedy": {},
     "beam5": {"beam_size": 5},
     "vad": {"vad_filter": True},
+    "batched": {"batch_size": 8},
+    "refine": {"refine_beam_size": 5},
     "moonshine": {"backend": "moonshine"},
 }
 
@@ -326,6 +333,89 @@ def _canon(text: str) -> str:
     return " ".join("okay" if w == "ok" else w for w in normalise_text(text).split())
 
 
+def _canon_whisper(text: str) -> str:
+    """Whisper's English normaliser, then "ok" spelled "okay" as :func:`_canon` does."""
+    from evaluation.metrics import whisper_normalise_text
+
+    return " ".join("okay" if w == "ok" else w for w in whisper_normalise_text(text).split())
+
+
+def _whisper_wers(truth: SessionTruth, transcript: Any) -> dict[str, Any]:
+    """WER (and without backchannels) under Whisper's English normaliser; None without openai-whisper."""
+    from evaluation.metrics import word_error_rate
+
+    try:
+        hyp = _canon_whisper(" ".join(w.text for w in transcript.words))
+    except ImportError:
+        return {"wer_whisper": None, "wer_whisper_without_backchannels": None, "n_ref_words_whisper": 0}
+    ref_all = _canon_whisper(" ".join(u.text for u in truth.utterances))
+    ref_no_bc = _canon_whisper(" ".join(u.text for u in truth.utterances if "backchannel" not in u.tags))
+    return {"wer_whisper": word_error_rate(ref_all, hyp), "n_ref_words_whisper": len(ref_all.split()),
+            "wer_whisper_without_backchannels": word_error_rate(ref_no_bc, hyp)}
+
+
+def backchannel_scores(truth: SessionTruth, analysis: Any, *, tolerance_s: float = 0.3,
+                       max_nested_s: float = 1.5) -> dict[str, Any]:
+    """The backchannel marker, and short nested diarization turns, against the truth's backchannels.
+
+    Truth backchannels: the utterances the timeline inserted as backchannels (tag ``backchannel``, all spoken in
+    overlap) and the dialogue lines that are backchannels by the marker's lexicon (at most ``max_words`` tokens,
+    all in ``lexicons/backchannels.json``: AnnoMI's own "Mm-hmm.", "Yeah."). A detected ``backchannel`` marker
+    matches an unmatched truth one of the same role whose span it overlaps (within ``tolerance_s``) and with
+    which it shares a token (so another speaker's word misattributed at that moment does not count).
+
+    The product's ``listener_turn`` markers (:mod:`pipeline.markers.listener_turns`: short diarization turns
+    nested in the other's turn, markers 1.4.0) are matched the same way by role and time only (they usually
+    carry no words). For comparison (not a product marker): every diarization turn of at most ``max_nested_s``
+    lying wholly inside another speaker's turn, without the listener turns' word condition, matched by role
+    (through the analysis's roles) and time only.
+    """
+    from pipeline.lexicons import load_lexicon, normalise_token
+
+    lex = load_lexicon("backchannels")
+    vocab, max_words = frozenset(lex["tokens"]), int(lex["max_words"])
+
+    def lexical(text: str) -> bool:
+        toks = [t for t in (normalise_token(x) for x in text.split()) if t]
+        return bool(toks) and len(toks) <= max_words and all(t in vocab for t in toks)
+
+    if any(u.role not in ("therapist", "client") for u in truth.utterances):
+        return {}  # the real sample: speakers, not roles
+    def tokens(text: str) -> set[str]:
+        return {t for t in (normalise_token(x) for x in text.split()) if t}
+
+    def matches(found: Sequence[tuple[str | None, float, float, set[str] | None]]) -> tuple[int, int]:
+        free = list(true)
+        hits = inserted_hits = 0
+        for role, start, end, toks in found:
+            match = next((u for u in free if u.role == role and start <= u.end_s + tolerance_s
+                          and u.start_s - tolerance_s <= end and (toks is None or toks & tokens(u.text))), None)
+            if match is not None:
+                free.remove(match)
+                hits += 1
+                inserted_hits += "backchannel" in match.tags
+        return hits, inserted_hits
+
+    true = [u for u in truth.utterances if "backchannel" in u.tags or lexical(u.text)]
+    markers = [(m.speaker_role, m.start_s, m.end_s, tokens(json.loads(m.detail).get("quote", "")))
+               for m in analysis.measures.markers if m.kind == "backchannel"]
+    turns = analysis.diarization.turns
+    nested = [(analysis.roles.role_of(t.speaker), t.start_s, t.end_s, None) for t in turns
+              if t.end_s - t.start_s <= max_nested_s
+              and any(o.speaker != t.speaker and o.start_s <= t.start_s and t.end_s <= o.end_s for o in turns)]
+    listener = [(m.speaker_role, m.start_s, m.end_s, None) for m in analysis.measures.markers
+                if m.kind == "listener_turn"]
+    hits, inserted_hits = matches(markers)
+    nested_hits, nested_inserted_hits = matches(nested)
+    listener_hits, listener_inserted_hits = matches(listener)
+    return {"backchannels_true": len(true), "backchannels_inserted": sum("backchannel" in u.tags for u in true),
+            "backchannels_detected": len(markers), "backchannels_matched": hits,
+            "backchannels_inserted_matched": inserted_hits, "nested_turns": len(nested),
+            "nested_turns_matched": nested_hits, "nested_turns_inserted_matched": nested_inserted_hits,
+            "listener_turns": len(listener), "listener_turns_matched": listener_hits,
+            "listener_turns_inserted_matched": listener_inserted_hits}
+
+
 def score(truth: SessionTruth, transcript: Any, analysis: Any, *, ref_turns: Sequence[tuple[float, float, str]],
           label_to_truth: dict[str, str] | None = None, min_silence_s: float = 2.0) -> dict[str, Any]:
     """Every score of one analysed recording against its truth.
@@ -352,6 +442,8 @@ def score(truth: SessionTruth, transcript: Any, analysis: Any, *, ref_turns: Seq
         "wer_without_backchannels": word_error_rate(ref_no_bc, hyp),
         "n_ref_words": len(ref_all.split()),
     }
+    out.update(_whisper_wers(truth, transcript))
+    out.update(backchannel_scores(truth, analysis))
     # word attribution, and attribution inside overlapped speech (owner decided by the word's text)
     truth_ov = rl.overlap_regions(_by_speaker([(u.start_s, u.end_s, u.role) for u in utts]))
     correct = counted = ov_correct = ov_counted = ov_words = 0
@@ -447,8 +539,13 @@ def best_mapping(words: Sequence[Any], truth: SessionTruth) -> dict[str, str]:
 # --------------------------------------------------------------------------- running
 
 
-def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, log: bool = True) -> list[dict[str, Any]]:
-    """Diarize each recording once, transcribe it with every ASR configuration, analyse and score."""
+def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, attributions: Sequence[str] = ("overlap-aware",),
+        log: bool = True) -> list[dict[str, Any]]:
+    """Diarize each recording once, transcribe it with every ASR configuration, analyse and score.
+
+    Each transcript is analysed once per word-attribution method (``attributions``, names of
+    :data:`pipeline.analysis.attribute.METHODS`), on the same ASR and diarization output.
+    """
     from pipeline.analysis.session import SessionMeta, analyse
     from pipeline.asr.transcribe import TranscribeOptions
     from pipeline.audio.decode import load_audio
@@ -478,25 +575,30 @@ def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, log: bool 
             meta = SessionMeta(item["audio"].stem, "bench-client", "bench-therapist")
             consent = parse_consent({"session_id": meta.session_id, "client_id": meta.client_id,
                                      "scope": "research", "consented_on": "2026-01-01"}, source="bench")
-            t = time.perf_counter()
-            try:
-                analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=nlp,
-                                   diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators)
-            except AllianceError as e:
-                rows.append({**item["row"], "asr": name, "error": f"{type(e).__name__}: {e}"})
-                continue
-            analysis_s = time.perf_counter() - t
-            truth = item["truth"]
-            mapping = best_mapping(analysis.words, truth) if item.get("real") else None
-            scores = score(truth, transcript, analysis, ref_turns=item["ref_turns"], label_to_truth=mapping,
-                           min_silence_s=options.indicators.silences.min_silence_s)
-            row = {**item["row"], "asr": name, "audio_s": round(audio.duration_s, 2), "asr_s": round(asr_s, 2),
-                   "diarization_s": round(diar_s, 2), "analysis_s": round(analysis_s, 2),
-                   "rtf": round((asr_s + diar_s + analysis_s) / audio.duration_s, 3), **scores}
-            rows.append(row)
-            if log:
-                print(f"{row['session']} {row['condition']} {name}: WER {row['wer']:.3f} DER {row['der']:.3f} "
-                      f"RTF {row['rtf']:.3f} (asr {asr_s:.0f} s, diar {diar_s:.0f} s)", file=sys.stderr, flush=True)
+            for method in attributions:
+                t = time.perf_counter()
+                try:
+                    analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=nlp,
+                                       diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators,
+                                       attribution=method)
+                except AllianceError as e:
+                    rows.append({**item["row"], "asr": name, "attribution_method": method,
+                                 "error": f"{type(e).__name__}: {e}"})
+                    continue
+                analysis_s = time.perf_counter() - t
+                truth = item["truth"]
+                mapping = best_mapping(analysis.words, truth) if item.get("real") else None
+                scores = score(truth, transcript, analysis, ref_turns=item["ref_turns"], label_to_truth=mapping,
+                               min_silence_s=options.indicators.silences.min_silence_s)
+                row = {**item["row"], "asr": name, "attribution_method": method, "audio_s": round(audio.duration_s, 2),
+                       "asr_s": round(asr_s, 2), "diarization_s": round(diar_s, 2), "analysis_s": round(analysis_s, 2),
+                       "rtf": round((asr_s + diar_s + analysis_s) / audio.duration_s, 3), **scores}
+                rows.append(row)
+                if log:
+                    print(f"{row['session']} {row['condition']} {name} {method}: WER {row['wer']:.3f} "
+                          f"DER {row['der']:.3f} attr {_f(row['attribution'])} in overlap "
+                          f"{_f(row['overlap_attribution'])} RTF {row['rtf']:.3f} (asr {asr_s:.0f} s, "
+                          f"diar {diar_s:.0f} s)", file=sys.stderr, flush=True)
     return [{**r, "load_s": {k: round(v, 2) for k, v in load_s.items()}} for r in rows]
 
 
@@ -510,6 +612,8 @@ def pool(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     audio = sum(r["audio_s"] for r in rows)
     out = {"n": len(rows), "audio_s": audio, "wer": wavg("wer", "n_ref_words"),
            "wer_without_backchannels": wavg("wer_without_backchannels", "n_ref_words"), "der": wavg("der", "audio_s"),
+           "wer_whisper": wavg("wer_whisper", "n_ref_words_whisper"),
+           "wer_whisper_without_backchannels": wavg("wer_whisper_without_backchannels", "n_ref_words_whisper"),
            "attribution": wavg("attribution", "attribution_n"),
            "overlap_attribution": wavg("overlap_attribution", "overlap_attribution_n"),
            "overlap_attribution_n": sum(r["overlap_attribution_n"] for r in rows),
@@ -525,6 +629,10 @@ def pool(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
            "invented_words_kept": sum(r["invented_words_kept"] for r in rows),
            "asr_s": sum(r["asr_s"] for r in rows), "diarization_s": sum(r["diarization_s"] for r in rows),
            "analysis_s": sum(r["analysis_s"] for r in rows)}
+    for k in ("backchannels_true", "backchannels_inserted", "backchannels_detected", "backchannels_matched",
+              "backchannels_inserted_matched", "nested_turns", "nested_turns_matched", "nested_turns_inserted_matched",
+              "listener_turns", "listener_turns_matched", "listener_turns_inserted_matched"):
+        out[k] = sum(r.get(k, 0) for r in rows)
     out["rtf"] = (out["asr_s"] + out["diarization_s"] + out["analysis_s"]) / audio if audio else None
     out["flags"] = sorted({f for r in rows for f in r.get("quality_flags", [])})
     return out
@@ -538,18 +646,40 @@ def _f(x: Any, nd: int = 3, pct: bool = False) -> str:
     return str(x)
 
 
+def _backchannel_cell(p: dict[str, Any], prefix: str = "backchannels") -> str:
+    """``recall / precision (recall of the inserted ones; counts)``, or – when not measured.
+
+    ``prefix``: ``backchannels`` (the lexical marker), ``listener_turns`` (the listener-turn marker) or
+    ``nested_turns`` (every short diarization turn inside another's, for comparison).
+    """
+    key = "backchannels_detected" if prefix == "backchannels" else prefix
+    true, det, hit = p.get("backchannels_true"), p.get(key), p.get(f"{prefix}_matched")
+    if not true and not det:
+        return "–"
+    ins = p.get("backchannels_inserted") or 0
+    r = f"{hit / true:.2f}" if true else "–"
+    pr = f"{hit / det:.2f}" if det else "–"
+    ri = f"{p[f'{prefix}_inserted_matched'] / ins:.2f}" if ins else "–"
+    return f"{r} / {pr} ({ri}; {hit}/{true} true, {det} found)"
+
+
 def markdown(doc: dict[str, Any]) -> str:
-    head = ("| condition | ASR | audio s | WER (without backchannels) | DER | attribution | attr. in overlap (n) | "
+    head = ("| condition | ASR | attribution method | audio s | WER (without backchannels) | "
+            "WER Whisper normaliser (without bc.) | DER | attribution | attr. in overlap (n) | "
+            "backchannel marker R / P (inserted R) | listener turns R / P (inserted R) | "
+            "nested diar. turns R / P (inserted R) | "
             "silence F1 (onset ≤0.25 s) | overlap R / P | roles | onset err med s | words in non-speech raw/kept | "
             "ASR s | diar s | RTF | flags |")
     lines = [f"Machine: {doc['machine']}. Render/scoring recipe v{RENDER_VERSION}; sessions: "
              f"{', '.join(doc['sessions'])}.", "", head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
     for p in doc["pooled"]:
         lines.append(
-            f"| {p['condition']} | {p['asr']} | {p['audio_s']:.0f} | {_f(p['wer'], pct=True)} "
-            f"({_f(p['wer_without_backchannels'], pct=True)}) | {_f(p['der'], pct=True)} | "
-            f"{_f(p['attribution'], pct=True)} | "
-            f"{_f(p['overlap_attribution'], pct=True)} ({p['overlap_attribution_n']}) | "
+            f"| {p['condition']} | {p['asr']} | {p.get('attribution_method', 'max-overlap')} | {p['audio_s']:.0f} | "
+            f"{_f(p['wer'], pct=True)} ({_f(p['wer_without_backchannels'], pct=True)}) | "
+            f"{_f(p.get('wer_whisper'), pct=True)} ({_f(p.get('wer_whisper_without_backchannels'), pct=True)}) | "
+            f"{_f(p['der'], pct=True)} | {_f(p['attribution'], pct=True)} | "
+            f"{_f(p['overlap_attribution'], pct=True)} ({p['overlap_attribution_n']}) | {_backchannel_cell(p)} | "
+            f"{_backchannel_cell(p, 'listener_turns')} | {_backchannel_cell(p, 'nested_turns')} | "
             f"{_f(p['silence_f1'], 2)} ({_f(p['silence_f1_onset'], 2)}) | "
             f"{_f(p['overlap_recall'], 2)} / {_f(p['overlap_precision'], 2)} | {p['roles_ok']} | "
             f"{_f(p['onset_error_median_s'], 2)} | {p['invented_words_raw']}/{p['invented_words_kept']} | "
@@ -585,6 +715,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     choices=[c.name for c in CONDITIONS], metavar="NAME", help="default: all")
     ap.add_argument("--asr", nargs="+", default=["greedy"], choices=list(ASR_CONFIGS),
                     help="ASR configurations (default: greedy, the product default)")
+    ap.add_argument("--attribution", nargs="+", default=["overlap-aware"], choices=list(METHODS),
+                    help="word -> speaker methods, each scored on the same ASR and diarization output "
+                         "(default: overlap-aware, the product default; max-overlap: before issue #14)")
     ap.add_argument("--no-sample", action="store_true", help="skip pyannote's real 30 s sample")
     ap.add_argument("--render-only", action="store_true")
     ap.add_argument("--force", action="store_true", help="render again even when cached")
@@ -621,18 +754,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(renders, indent=1))
         return 0
     t = time.perf_counter()
-    rows = run(items, args.asr)
+    rows = run(items, args.asr, attributions=args.attribution)
     run_s = time.perf_counter() - t
     pooled = []
     for name in [*args.conditions, "real-sample"]:
         for asr in args.asr:
-            sel = [r for r in rows if r["condition"] == name and r["asr"] == asr and "error" not in r]
-            if sel:
-                pooled.append({"condition": name, "asr": asr, **pool(sel)})
+            for method in args.attribution:
+                sel = [r for r in rows if r["condition"] == name and r["asr"] == asr
+                       and r["attribution_method"] == method and "error" not in r]
+                if sel:
+                    pooled.append({"condition": name, "asr": asr, "attribution_method": method, **pool(sel)})
     doc = {"machine": _machine(), "sessions": [f"annomi-{s.transcript_id} ({s.therapist_voice}/{s.client_voice})"
                                                for s in SESSIONS[: args.sessions]],
            "conditions": [dataclasses.asdict(CONDITION_BY_NAME[c]) for c in args.conditions],
-           "asr": {a: ASR_CONFIGS[a] for a in args.asr}, "render_s": round(render_s, 1), "run_s": round(run_s, 1),
+           "asr": {a: ASR_CONFIGS[a] for a in args.asr}, "attribution_methods": list(args.attribution),
+           "render_s": round(render_s, 1), "run_s": round(run_s, 1),
            "renders": renders, "rows": rows, "pooled": pooled}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")

@@ -1,9 +1,17 @@
-"""Accuracy metrics against a reference: word error rate (text) and diarization error rate (pyannote.metrics)."""
+"""Accuracy metrics against a reference: word error rate (text) and diarization error rate (pyannote.metrics).
+
+Two text normalisers: :func:`normalise_text` (strict: lower case, punctuation removed, nothing else) and
+:func:`whisper_normalise_text`, Whisper's ``EnglishTextNormalizer`` (the field's standard for comparing ASR
+systems: the Whisper paper, the Open ASR leaderboard), which also spells numbers as digits, expands contractions,
+unifies British and American spellings and drops fillers ("um", "uh", "hmm").
+"""
 
 from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Callable
+from functools import cache
 
 from pyannote.core import Timeline
 
@@ -11,7 +19,13 @@ from pipeline.diarization.rttm import to_annotation
 from pipeline.errors import ConfigError
 from pipeline.types import Diarization
 
-__all__ = ["diarization_error_rate", "normalise_text", "word_error_rate"]
+__all__ = [
+    "diarization_error_rate",
+    "normalise_text",
+    "whisper_normalise_text",
+    "word_error_rate",
+    "word_error_rate_whisper",
+]
 
 
 def normalise_text(text: str) -> str:
@@ -39,8 +53,10 @@ def normalise_text(text: str) -> str:
     return " ".join("".join(chars).split())
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word error rate of ``hypothesis`` against ``reference`` after :func:`normalise_text`.
+def word_error_rate(
+    reference: str, hypothesis: str, *, normaliser: Callable[[str], str] = normalise_text
+) -> float:
+    """Word error rate of ``hypothesis`` against ``reference`` after ``normaliser`` (default :func:`normalise_text`).
 
     WER = (substitutions + deletions + insertions) / number of reference words, from the word-level
     edit distance.
@@ -48,6 +64,8 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     Parameters
     ----------
     reference, hypothesis : str
+    normaliser : callable
+        Applied to both texts before splitting them on white space.
 
     Returns
     -------
@@ -55,11 +73,54 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
         0 for a perfect match; may exceed 1 with many insertions. With an empty reference: 0.0 if the
         hypothesis is empty too, else 1.0.
     """
-    ref = normalise_text(reference).split()
-    hyp = normalise_text(hypothesis).split()
+    ref = normaliser(reference).split()
+    hyp = normaliser(hypothesis).split()
     if not ref:
         return 0.0 if not hyp else 1.0
     return _edit_distance(ref, hyp) / len(ref)
+
+
+@cache
+def _whisper_normaliser() -> Callable[[str], str]:
+    from whisper.normalizers import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def whisper_normalise_text(text: str) -> str:
+    """Normalise ``text`` with Whisper's ``EnglishTextNormalizer`` (package ``openai-whisper``).
+
+    Besides lower case and punctuation: numbers as digits (``"twenty-one"`` -> ``"21"``), contractions
+    expanded (``"didn't"`` -> ``"did not"``), British spellings made American (``"colour"`` -> ``"color"``),
+    fillers removed (``"um"``, ``"uh"``, ``"hmm"``, ``"mm"``), words in brackets removed. It does not unify
+    ``"ok"`` and ``"okay"``.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+        Words separated by single spaces.
+
+    Raises
+    ------
+    ImportError
+        ``openai-whisper`` is not installed.
+    """
+    return " ".join(_whisper_normaliser()(text).split())
+
+
+def word_error_rate_whisper(reference: str, hypothesis: str) -> float:
+    """Word error rate after Whisper's English normaliser (:func:`whisper_normalise_text`), the ASR standard.
+
+    Raises
+    ------
+    ImportError
+        ``openai-whisper`` is not installed.
+    """
+    return word_error_rate(reference, hypothesis, normaliser=whisper_normalise_text)
 
 
 def _edit_distance(ref: list[str], hyp: list[str]) -> int:

@@ -78,6 +78,7 @@ class BackgroundServer:
         if log is not None:
             log.close()
         atexit.register(self.stop)
+        _STARTED.append(self)
 
     def wait_ready(self, timeout_s: float = 180.0) -> float:
         """Block until the server answers its health check; return the seconds since it was started.
@@ -102,6 +103,11 @@ class BackgroundServer:
             time.sleep(0.1)
         raise ConfigError(f"Prefect's local server did not start within {timeout_s:.0f} s")
 
+    def stop_soon(self) -> None:
+        """Ask the server to stop and return at once (it shuts down by itself; see :func:`stop_started`)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -110,6 +116,16 @@ class BackgroundServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+#: Servers this process started (so a prompt exit can ask them to stop).
+_STARTED: list[BackgroundServer] = []
+
+
+def stop_started() -> None:
+    """Ask every server this process started to stop, without waiting for it."""
+    for server in _STARTED:
+        server.stop_soon()
 
 
 def start_background_server(home: str | None = None) -> BackgroundServer | None:

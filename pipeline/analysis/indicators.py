@@ -7,7 +7,7 @@ dictionary defines each. Values are ``None`` where they are undefined (e.g. a ra
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +15,9 @@ import numpy as np
 from pipeline.markers.backchannels import conversational_turns, find_backchannels
 from pipeline.markers.client_history import DroppedTopicOptions, content_lemmas
 from pipeline.markers.dialogue import Language, build_utterances
+from pipeline.markers.listener_turns import ListenerTurnOptions, measure_listener_turns
 from pipeline.markers.pauses import PauseOptions, measure_pauses
-from pipeline.markers.prosody import ProsodyOptions, measure_prosody
+from pipeline.markers.prosody import ProsodyOptions, SpeakerFrames, measure_prosody
 from pipeline.markers.silences import SilenceOptions, find_silences, floor_transfers, speaking_time_s
 from pipeline.markers.synchrony import SynchronyOptions
 from pipeline.markers.text_markers import TextMarkerOptions, measure_text_markers
@@ -24,7 +25,7 @@ from pipeline.markers.we_language import find_we_tokens
 from pipeline.types import ROLES, AttributedWord, Diarization, Indicator, Marker, RoleAssignment
 
 #: Bump when a definition below changes: stored with every run so results stay comparable.
-MARKERS_VERSION = "1.3.0"
+MARKERS_VERSION = "1.4.0"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class IndicatorOptions:
     prosody: ProsodyOptions = ProsodyOptions()
     history: DroppedTopicOptions = DroppedTopicOptions()
     synchrony: SynchronyOptions = SynchronyOptions()
+    listener_turns: ListenerTurnOptions = ListenerTurnOptions()
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ def measure_session(
     options: IndicatorOptions = IndicatorOptions(),
     nlp: Language | None = None,
     samples: np.ndarray | None = None,
+    prosody_frames: Mapping[str, SpeakerFrames] | None = None,
 ) -> SessionMeasures:
     """Compute the markers and indicators of one session.
 
@@ -78,13 +81,16 @@ def measure_session(
         The recording, mono float32 at 16 kHz, shape (n,). With it per-speaker pitch and energy and the
         turn-pair synchrony of pitch, energy and speech rate are measured (:mod:`pipeline.markers.prosody`,
         :mod:`pipeline.markers.synchrony`); without it (text-only) they are left out.
+    prosody_frames : mapping, optional
+        The speakers' prosody frames if already computed (:func:`pipeline.markers.prosody.diarization_frames`).
 
     Returns
     -------
     SessionMeasures
-        Marker events (long silences, "we" tokens, then the text-level events of
-        :mod:`pipeline.markers.text_markers`) and indicators (per role and session-level); the foundation's
-        indicators come first and keep their names and meaning.
+        Marker events (long silences, "we" tokens, the text-level events of
+        :mod:`pipeline.markers.text_markers`, pauses and listener turns, :mod:`pipeline.markers.listener_turns`)
+        and indicators (per role and session-level); the foundation's indicators come first and keep their names
+        and meaning.
     """
     role_of = roles.role_of
     talk = speaking_time_s(diarization)
@@ -132,16 +138,18 @@ def measure_session(
                                                   options=options.text)
     pause_markers, pause_ind = measure_pauses(words, diarization, roles, options=options.pauses)
     ind += pause_ind
+    listener_markers, listener_ind = measure_listener_turns(words, diarization, roles, options=options.listener_turns)
+    ind += listener_ind
     if samples is not None:
         utts = build_utterances(words, roles)
         turns = conversational_turns(utts, find_backchannels(utts, diarization=diarization,
                                                              options=options.text.backchannels))
         ind += measure_prosody(samples, diarization, roles, options=options.prosody, turns=turns,
-                               synchrony=options.synchrony)
+                               synchrony=options.synchrony, frames=prosody_frames)
     lemmas: tuple[tuple[str, int], ...] = ()
     if nlp is not None:
         client_texts = [u.text for u in build_utterances(words, roles) if u.role == "client"]
         lemmas = tuple(sorted(content_lemmas(client_texts, nlp).items()))
-    all_markers = sorted(tuple(markers) + text_markers + pause_markers,
+    all_markers = sorted(tuple(markers) + text_markers + pause_markers + listener_markers,
                          key=lambda m: (m.start_s is None, m.start_s or 0.0))
     return SessionMeasures(tuple(all_markers), tuple(ind) + text_ind, lemmas)

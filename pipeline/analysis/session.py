@@ -6,6 +6,7 @@ Prefect flows (``flows/``) wrap these; tests call them directly with fakes.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.analysis.attribute import assign_words, build_turns
@@ -20,6 +21,7 @@ from pipeline.analysis.quality import (
 )
 from pipeline.analysis.roles import assign_roles
 from pipeline.markers.dialogue import Language
+from pipeline.markers.prosody import SpeakerFrames
 from pipeline.privacy.consent import Consent
 from pipeline.privacy.deid import deidentify_many
 from pipeline.types import AttributedWord, Audio, Diarization, RoleAssignment, Transcript, Turn
@@ -75,11 +77,16 @@ def analyse(
     nlp: Language | None = None,
     ner_nlp: Language | None = None,
     quality: QualityOptions = QualityOptions(),  # noqa: B008 - frozen options
+    attribution: str = "overlap-aware",
+    prosody_frames: Mapping[str, SpeakerFrames] | None = None,
 ) -> SessionAnalysis:
     """Gate, attribute words, rebuild turns, decide roles, measure the session and de-identify its turns.
 
     ``nlp`` is an optional loaded spaCy pipeline for the markers that need a parse; ``ner_nlp`` one with
     NER for de-identification (without it only patterns, name cues and ``meta.known_names`` apply).
+    ``attribution`` is the word -> speaker method of :func:`pipeline.analysis.attribute.assign_words`.
+    ``prosody_frames``: the speakers' prosody frames if already computed from this audio and diarization
+    (:func:`pipeline.markers.prosody.diarization_frames`, e.g. while transcription was still running).
 
     Raises
     ------
@@ -90,11 +97,11 @@ def analyse(
     """
     require_speech(diarization, options=quality)
     kept, dropped = words_in_speech(transcript.words, diarization=diarization, options=quality)
-    words = assign_words(kept, diarization)
+    words = assign_words(kept, diarization, method=attribution)
     turns = build_turns(words)
     roles = assign_roles(turns, override=meta.role_override)
     measures = measure_session(words, diarization, roles, duration_s=audio.duration_s, options=options,
-                               nlp=nlp, samples=audio.samples)
+                               nlp=nlp, samples=audio.samples, prosody_frames=prosody_frames)
     check_plausible(measures.indicators, options=quality)
     session_quality = measure_quality(audio.samples, duration_s=audio.duration_s, transcript=transcript,
                                       diarization=diarization, words=words, roles=roles, words_dropped=dropped,

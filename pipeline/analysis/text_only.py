@@ -42,8 +42,9 @@ TIME_BASED_INDICATORS = frozenset({
     "long_silence_total", "mean_switching_gap", "turns_per_minute", "mean_turn_duration", "articulation_rate",
     "overlap_count", "interruption_count", "silence_after_probe_count", "pause_count", "pause_rate", "mean_pause",
     "pitch_synchrony", "energy_synchrony", "rate_synchrony", "rate_convergence",
+    "listener_turn_count", "listener_turn_rate",
 })
-_TIME_BASED_MARKERS = frozenset({"long_silence", "overlap", "pause"})
+_TIME_BASED_MARKERS = frozenset({"long_silence", "overlap", "pause", "listener_turn"})
 
 _ROLE_ALIASES = {"therapist": "therapist", "counsellor": "therapist", "counselor": "therapist", "t": "therapist",
                  "client": "client", "patient": "client", "c": "client"}

@@ -94,6 +94,18 @@ class TranscribeOptions:
         Whisper's own threshold, 2.4) is a repetition loop and is dropped and counted
         (``Transcript.segments_dropped``). Segments with a high no-speech probability and a low average
         log-probability are already skipped by both backends.
+    refine_beam_size : int or None
+        faster-whisper sequential decoding only: after greedy decoding, re-decode the low-confidence stretches
+        (segments whose average token log-probability is below ``refine_below_logprob``, merged with 0.2 s of
+        context) with a beam of this size, and keep the words of whichever pass had the higher average
+        log-probability there: "greedy, beam where unsure". None (default): off.
+    refine_below_logprob : float
+        The confidence below which a greedy segment is re-decoded (default -0.5).
+    batch_size : int or None
+        faster-whisper only. None: sequential decoding of 30 s windows (faster-whisper's ``WhisperModel.transcribe``).
+        A number: faster-whisper's ``BatchedInferencePipeline``, which cuts the recording at pauses found by its
+        bundled Silero VAD into chunks of up to 30 s and decodes ``batch_size`` chunks at a time; non-speech
+        between chunks is not decoded and ``piece_s`` and ``vad_filter`` do not apply.
     piece_s : float or None
         None (the default) hands the whole recording to the backend in one call. A number cuts longer
         recordings into pieces of at most that many seconds, each cut at the quietest 0.1 s within the last
@@ -115,6 +127,9 @@ class TranscribeOptions:
     vad_filter: bool = False
     condition_on_previous_text: bool = False
     max_compression_ratio: float = 2.4
+    batch_size: int | None = None
+    refine_beam_size: int | None = None
+    refine_below_logprob: float = -0.5
     piece_s: float | None = None
 
     def __post_init__(self) -> None:
@@ -138,6 +153,18 @@ class TranscribeOptions:
         if self.piece_s is not None and (isinstance(self.piece_s, bool) or not isinstance(self.piece_s, int | float)
                                          or not PIECE_SEARCH_S * 2 <= self.piece_s < float("inf")):
             raise ConfigError(f"piece_s={self.piece_s!r} must be a number of seconds >= {PIECE_SEARCH_S * 2:g}")
+        if self.refine_beam_size is not None:
+            _require_positive_int("refine_beam_size", self.refine_beam_size)
+            if self.backend != "faster-whisper" or self.batch_size is not None or self.piece_s is not None:
+                raise ConfigError("refine_beam_size needs backend='faster-whisper' with sequential decoding of the "
+                                  "whole recording (no batch_size, no piece_s)")
+        if not (isinstance(self.refine_below_logprob, int | float) and not isinstance(self.refine_below_logprob, bool)
+                and -10 < self.refine_below_logprob < 0):
+            raise ConfigError(f"refine_below_logprob={self.refine_below_logprob!r} must be a number in (-10, 0)")
+        if self.batch_size is not None:
+            _require_positive_int("batch_size", self.batch_size)
+            if self.backend != "faster-whisper":
+                raise ConfigError(f"batch_size needs backend='faster-whisper', not {self.backend!r}")
         if self.vad_filter and self.backend != "faster-whisper":
             raise ConfigError(f"vad_filter=True needs backend='faster-whisper', not {self.backend!r}")
 
@@ -257,6 +284,17 @@ def piece_bounds(samples: np.ndarray, *, piece_s: float, sample_rate_hz: int = S
     return tuple(bounds)
 
 
+def merge_regions(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted ``(start, end)`` spans with overlapping or touching ones merged."""
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
 def _pieces(samples: np.ndarray, piece_s: float | None) -> tuple[tuple[int, int], ...]:
     return ((0, samples.shape[0]),) if piece_s is None else piece_bounds(samples, piece_s=piece_s)
 
@@ -343,6 +381,45 @@ class FasterWhisperTranscriber:
             raise ModelError(f"language={options.language!r} is not supported by {model_name} at {ct2_dir}")
         return cls(model, model_name=model_name, options=options)
 
+    def _refine(self, samples: np.ndarray, words: list[Word], unsure: list[tuple[float, float, float]], *,
+                language: str | None) -> tuple[list[Word], int]:
+        """Re-decode the unsure stretches with a beam; keep, per stretch, the pass with the higher confidence."""
+        opts = self.options
+        regions = merge_regions([(max(0.0, a - 0.2), b + 0.2) for a, b, _ in unsure])
+        greedy_lp = {r: min(lp for a, b, lp in unsure if r[0] <= a and b <= r[1]) for r in regions}
+        clips = [t for r in regions for t in r]
+        segments, _ = self._model.transcribe(samples, language=language, beam_size=opts.refine_beam_size,
+                                             temperature=0.0, word_timestamps=True, clip_timestamps=clips,
+                                             condition_on_previous_text=False)
+        better: dict[tuple[float, float], list[Word]] = {}
+        score: dict[tuple[float, float], list[float]] = {}
+        dropped = 0
+        for seg in segments:
+            if seg.compression_ratio > opts.max_compression_ratio:
+                dropped += 1
+                continue
+            mid = 0.5 * (seg.start + seg.end)
+            region = next((r for r in regions if r[0] <= mid <= r[1]), None)
+            if region is None:
+                continue
+            better.setdefault(region, []).extend(Word(w.start, w.end, w.word, w.probability) for w in seg.words or ())
+            score.setdefault(region, []).append(seg.avg_logprob)
+        keep = [r for r in regions if r in better and min(score[r]) > greedy_lp[r]]
+        if not keep:
+            return words, dropped
+
+        def inside(w: Word) -> bool:
+            mid = 0.5 * (w.start_s + w.end_s)
+            return any(a <= mid <= b for a, b in keep)
+
+        out = [w for w in words if not inside(w)] + [w for r in keep for w in better[r] if inside(w)]
+        return sorted(out, key=lambda w: w.start_s), dropped
+
+    def _batched(self) -> Any:
+        from faster_whisper import BatchedInferencePipeline
+
+        return BatchedInferencePipeline(self._model)
+
     def transcribe(self, samples: np.ndarray, *, progress: ProgressHook | None = None) -> Transcript:
         """Recognise words in float32 mono 16 kHz ``samples`` (shape (n,)).
 
@@ -364,17 +441,24 @@ class FasterWhisperTranscriber:
                 language, probability, _ = self._model.detect_language(
                     audio=samples, vad_filter=True, language_detection_segments=4)
                 probability = float(probability)
-            for start, end in _pieces(samples, opts.piece_s):
+            pieces = [(0, samples.size)] if opts.batch_size else _pieces(samples, opts.piece_s)
+            for start, end in pieces:
                 offset_s = start / SAMPLE_RATE_HZ
-                segments, info = self._model.transcribe(
-                    samples[start:end],
-                    language=language,
-                    beam_size=opts.beam_size,
-                    temperature=0.0,
-                    word_timestamps=True,
-                    vad_filter=opts.vad_filter,
-                    condition_on_previous_text=opts.condition_on_previous_text,
-                )
+                if opts.batch_size:
+                    segments, info = self._batched().transcribe(
+                        samples, language=language, beam_size=opts.beam_size, temperature=0.0, word_timestamps=True,
+                        condition_on_previous_text=opts.condition_on_previous_text, batch_size=opts.batch_size)
+                else:
+                    segments, info = self._model.transcribe(
+                        samples[start:end],
+                        language=language,
+                        beam_size=opts.beam_size,
+                        temperature=0.0,
+                        word_timestamps=True,
+                        vad_filter=opts.vad_filter,
+                        condition_on_previous_text=opts.condition_on_previous_text,
+                    )
+                unsure: list[tuple[float, float, float]] = []  # (start, end, avg log-probability) to re-decode
                 for segment in segments:  # a generator: decoding happens while iterating
                     n_segments += 1
                     if segment.compression_ratio > opts.max_compression_ratio:
@@ -382,8 +466,13 @@ class FasterWhisperTranscriber:
                         continue
                     raw.extend(Word(w.start + offset_s, w.end + offset_s, w.word, w.probability)
                                for w in segment.words or ())
+                    if opts.refine_beam_size and segment.avg_logprob < opts.refine_below_logprob:
+                        unsure.append((segment.start, segment.end, segment.avg_logprob))
                     if progress is not None:
                         progress(min((offset_s + segment.end) / duration_s, 1.0))
+                if unsure:
+                    raw, dropped = self._refine(samples, raw, unsure, language=language)
+                    n_dropped += dropped
         except (RuntimeError, ValueError) as e:
             raise StageError(STAGE, f"faster-whisper failed on {duration_s:.1f} s of audio: {e}") from e
         if progress is not None:

@@ -22,6 +22,7 @@ from pipeline.cli.args import (
     check_viewer,
     iso_date,
     language_option,
+    positive_int,
 )
 from pipeline.errors import AllianceError, ConfigError, DatabaseLockedError
 
@@ -55,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="speech recognition backend: faster-whisper (default) and openai-whisper run the same Whisper "
                    "base weights (faster-whisper about 3x faster on CPU); moonshine decodes Moonshine base per speech "
                    "region with Whisper word alignment (slower; better on some real audio, worse on phone: see README)")
+    p.add_argument("--asr-batch-size", type=positive_int, default=None, metavar="N",
+                   help="faster-whisper only: decode speech chunks (cut at pauses by Silero VAD) N at a time "
+                   "(BatchedInferencePipeline). About 25 %% less CPU; WER better in far, noisy and mp3 renders, "
+                   "worse in clean, near and phone ones (docs/realistic_bench.md). Default: sequential")
     add_language_argument(p)
     p.add_argument("--num-speakers", type=int, default=2, help="number of speakers for diarization (default: 2)")
     p.add_argument("--therapist-speaker", metavar="WHO",
@@ -158,12 +163,18 @@ def _process_with_flow(args: argparse.Namespace, meta) -> int:  # noqa: ANN001 -
     if args.segmentation_step is not None:
         diarize = replace(diarize, segmentation_step=args.segmentation_step)
     options = options_for_device(args.device, PipelineOptions(
-        transcribe=TranscribeOptions(backend=args.asr_backend, language=language_option(args.language)),
+        transcribe=TranscribeOptions(backend=args.asr_backend, language=language_option(args.language),
+                                     batch_size=args.asr_batch_size),
         diarize=diarize, overlap_stages=not args.sequential,
         keep_audio=not args.delete_audio))
     try:  # load the models (while the server finishes starting); a failure is reported by the flow's stage
         sequence.get_transcriber(options.transcribe)
         sequence.get_diarizer(options.diarize)
+        sequence.get_nlp()
+        sequence.get_ner_nlp()
+        from pipeline.markers.prosody import warm_up
+
+        warm_up()  # librosa's compiled pitch helpers (about 2 s on first use)
     except Exception:  # noqa: BLE001, S110
         pass
     marks["models"] = time.perf_counter()
@@ -331,5 +342,34 @@ def _main(argv: list[str] | None) -> int:
             signal.signal(signal.SIGINT, previous_int)
 
 
+def console_main() -> None:  # pragma: no cover - the installed ``alliance`` script; tests call main()
+    """The ``alliance`` console script: :func:`main`, then a prompt exit with its code.
+
+    When a command returns, its results are stored, its files closed and its lines printed. What the
+    interpreter's own shutdown then does took about 2.8 s on 2 cores after ``alliance process`` (waiting for
+    Prefect's local server to shut down, draining Prefect's background workers, tearing down torch and
+    CTranslate2 thread pools; bench/bench_startup.py). Instead: flush the output, hand Prefect the last logs
+    and events (bounded waits), ask the local server to stop (it exits by itself), and leave.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if "prefect" in sys.modules:
+        try:
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=2)
+            EventsWorker.drain_all(timeout=2)
+        except Exception:  # noqa: BLE001, S110 - Prefect's UI may miss its last lines; nothing of ours is lost
+            pass
+    if "flows.server" in sys.modules:
+        from flows.server import stop_started
+
+        stop_started()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console_main()

@@ -270,14 +270,26 @@ def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, op
             return diarizer.diarize(audio.samples, num_speakers=meta.num_speakers,
                                     hook=diarization_progress(log, stop))
 
+        def diarize_then_prosody() -> tuple[Any, Any]:
+            from pipeline.markers.prosody import diarization_frames
+
+            # Diarization usually ends well before transcription: the speakers' pitch and energy frames (which
+            # need only the audio and the diarization) are computed on the core it leaves idle.
+            d = diarize()
+            _check_stop(stop, "diarization")
+            try:
+                return d, diarization_frames(audio.samples, d, options=options.indicators.prosody)
+            except Exception:  # noqa: BLE001 - the analysis computes them again and reports its own failure
+                return d, None
+
         if options.overlap_stages:
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stage") as pool:
-                t_future, d_future = pool.submit(transcribe), pool.submit(diarize)
+                t_future, d_future = pool.submit(transcribe), pool.submit(diarize_then_prosody)
                 try:
                     stage = "transcription"
                     transcript = t_future.result()
                     stage = "diarization"
-                    diarization = d_future.result()
+                    diarization, frames = d_future.result()
                 except BaseException:
                     stop.set()
                     raise
@@ -285,13 +297,13 @@ def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, op
             stage = "transcription"
             transcript = transcribe()
             stage = "diarization"
-            diarization = diarize()
+            diarization, frames = diarize(), None
         log.info("%d words (%s), %d speaker turns", len(transcript.words), transcript.language,
                  len(diarization.turns))
         stage = "analysis"
         analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=get_nlp(),
                            ner_nlp=get_ner_nlp(), diarization_model=_diarization_model_name(),
-                           options=options.indicators)
+                           options=options.indicators, prosody_frames=frames)
         return Computed(analysis, None, os.getpid(), audio.duration_s, round(time.perf_counter() - started, 2))
     except Exception as e:  # a bad recording, a bug or a library failure: report it with its stage
         outcome = outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id, audio_sha256=sha,

@@ -245,6 +245,17 @@ class SpeakerFrames:
     analysed_s: float
 
 
+def warm_up() -> None:
+    """Load librosa's numba-compiled YIN helpers now instead of inside the first session's analysis.
+
+    They take about 2 s on first use in a process (with ``NUMBA_CACHE_DIR`` warm); ``alliance process`` calls
+    this while Prefect's server starts, next to loading the models.
+    """
+    t = np.arange(2 * SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
+    tone = (0.1 * np.sin(2 * np.pi * 150.0 * t)).astype(np.float32)
+    speaker_frames(tone, [Span(0.0, 2.0)])
+
+
 def speaker_frames(
     samples: np.ndarray,
     spans: Sequence[Span],
@@ -373,6 +384,18 @@ def _check_samples(samples: np.ndarray, sample_rate_hz: int) -> None:
         raise ValueError(f"sample_rate_hz must be > 0, got {sample_rate_hz!r}")
 
 
+def diarization_frames(samples: np.ndarray, diarization: Diarization, *, sample_rate_hz: int = SAMPLE_RATE_HZ,
+                       options: ProsodyOptions = ProsodyOptions()) -> dict[str, SpeakerFrames]:
+    """:func:`speaker_frames` of every speaker of ``diarization`` over their own speech.
+
+    Depends on the audio and the diarization only, so the session run computes it while transcription is still
+    running and hands it to :func:`measure_prosody` (``frames``).
+    """
+    return {label: speaker_frames(samples, own_speech_spans(diarization, label), sample_rate_hz=sample_rate_hz,
+                                  options=options)
+            for label in sorted({t.speaker for t in diarization.turns})}
+
+
 def measure_prosody(
     samples: np.ndarray,
     diarization: Diarization,
@@ -382,6 +405,7 @@ def measure_prosody(
     options: ProsodyOptions = ProsodyOptions(),
     turns: Sequence[ProsodyTurn] | None = None,
     synchrony: SynchronyOptions = SynchronyOptions(),
+    frames: Mapping[str, SpeakerFrames] | None = None,
 ) -> tuple[Indicator, ...]:
     """Per-role prosody indicators of one session, and turn-pair synchrony when turns are given.
 
@@ -406,6 +430,11 @@ def measure_prosody(
         then, with ``turns``, the session-level ``pitch_synchrony``, ``energy_synchrony``, ``rate_synchrony``
         (r) and ``rate_convergence`` (words/min per min) of :mod:`pipeline.markers.synchrony`.
 
+    Notes
+    -----
+    ``frames``: the speakers' frames from :func:`diarization_frames` (same samples, diarization and options), if
+    already computed; any speaker missing from it is computed here.
+
     Raises
     ------
     ValueError
@@ -413,14 +442,15 @@ def measure_prosody(
     """
     _check_samples(samples, sample_rate_hz)
     out: list[Indicator] = []
-    frames: dict[str, SpeakerFrames] = {}
+    given = frames or {}
+    frames = {}
     for role in ROLES:
         label = roles.therapist if role == "therapist" else roles.client
         if label is None:
             s = ProsodySummary("", 0.0, 0.0, 0.0, None, None, None, None, None)
         else:
-            frames[label] = speaker_frames(samples, own_speech_spans(diarization, label),
-                                           sample_rate_hz=sample_rate_hz, options=options)
+            frames[label] = given.get(label) or speaker_frames(samples, own_speech_spans(diarization, label),
+                                                               sample_rate_hz=sample_rate_hz, options=options)
             s = _summarise(frames[label], speaker=label, options=options)
         out += [
             Indicator("prosody_time", role, s.analysed_s, "s"),

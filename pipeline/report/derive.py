@@ -38,9 +38,10 @@ REVIEW_KINDS = tuple(k for k in listed_moment_kinds() if moment_detectors()[k].m
     ("withdrawal", "confrontation")))
 #: Moment detectors that did not reach the bar: stored for research, never shown to clinicians as events.
 EXPLORATORY_DETECTORS = frozenset(k for k, d in moment_detectors().items() if not d.listed) | {"rupture_candidate"}
-#: Kinds not listed as events: overlaps have their own timeline row; backchannels ("mm-hm") are too many;
-#: unvalidated moment detectors are not shown to clinicians.
-UNLISTED_KINDS = frozenset({"overlap", "backchannel"}) | EXPLORATORY_DETECTORS
+#: Kinds not listed as events: overlaps have their own timeline row; backchannels ("mm-hm") and listener turns
+#: (short nested diarization turns, exploratory) are too many; unvalidated moment detectors are not shown to
+#: clinicians.
+UNLISTED_KINDS = frozenset({"overlap", "backchannel", "listener_turn"}) | EXPLORATORY_DETECTORS
 #: Timeline rows of events, top to bottom after the speech rows.
 EVENT_ROWS = ("Silences", '"We"-language', "To review", "Other markers")
 

@@ -11,14 +11,16 @@ from conftest import THERAPIST_1, words_from
 
 from pipeline.analysis.quality import (
     QualityOptions,
+    SessionQuality,
     check_plausible,
+    estimate_high_band_db,
     estimate_snr_db,
     overlap_seconds,
     speech_union,
     words_in_speech,
 )
 from pipeline.analysis.session import SessionMeta, analyse
-from pipeline.errors import ImplausibleValueError, NoSpeechError
+from pipeline.errors import ConfigError, ImplausibleValueError, NoSpeechError
 from pipeline.privacy.consent import parse_consent
 from pipeline.types import Audio, Diarization, Indicator, SpeakerTurn, Transcript, Word
 
@@ -104,6 +106,34 @@ def test_snr_estimate_separates_clean_from_noisy():
     noisy = estimate_snr_db(speech + 0.1 * rng.standard_normal(t.size), d)
     assert clean > 30 and noisy < 10
     assert estimate_snr_db(np.zeros(RATE * 20), _diar((0, 20, "A"))) is None  # no non-speech to compare
+
+
+def test_high_band_level_tells_telephone_band_audio_from_wideband():
+    from scipy.signal import butter, resample_poly, sosfiltfilt
+
+    rng = np.random.default_rng(3)
+    wide = (0.1 * rng.standard_normal(RATE * 12)).astype(np.float32)  # a flat spectrum up to 8 kHz
+    sos = butter(8, [300, 3400], btype="bandpass", fs=RATE, output="sos")
+    phone = resample_poly(resample_poly(sosfiltfilt(sos, wide), 1, 2), 2, 1).astype(np.float32)  # via 8 kHz
+    d = _diar((1, 11, "A"))
+    assert -3 < estimate_high_band_db(wide, d) < 3
+    assert estimate_high_band_db(phone, d) < -50
+    assert estimate_high_band_db(phone, _diar((1, 1.5, "A"))) is None  # under 1 s of speech
+    assert estimate_high_band_db(phone[::2], d, sample_rate_hz=8000) is None  # no band above 4 kHz to measure
+
+
+def test_narrowband_audio_is_flagged_with_what_not_to_trust():
+    from pipeline.analysis.quality import quality_flags
+
+    base = dict(speech_s=600.0, speech_share=0.9, snr_db=30.0, overlap_share=0.02, mean_word_probability=0.9,
+                asr_segments=10, asr_segments_dropped=0, words_dropped_outside_speech=0,
+                word_attribution_overlap=1.0, role_confidence=0.9, language="en", language_probability=1.0)
+    assert quality_flags(SessionQuality(**base, high_band_db=-20.0), duration_s=700) == ()
+    (flag,) = quality_flags(SessionQuality(**base, high_band_db=-70.0), duration_s=700)
+    assert flag.code == "narrowband" and "text markers" in flag.distrust
+    assert quality_flags(SessionQuality(**base, high_band_db=None), duration_s=700) == ()
+    with pytest.raises(ConfigError, match="min_high_band_db"):
+        QualityOptions(min_high_band_db=float("nan"))
 
 
 def test_dialogue_session_has_quality_and_no_flags_beyond_expected(dialogue):

@@ -73,6 +73,12 @@ def test_default_options_are_greedy_cpu_int8_without_prompting() -> None:
         ("device", "cuda:0"),
         ("vad_filter", "yes"),
         ("condition_on_previous_text", 1),
+        ("batch_size", 0),
+        ("batch_size", True),
+        ("batch_size", 8.0),
+        ("refine_beam_size", 0),
+        ("refine_below_logprob", 0.5),
+        ("refine_below_logprob", True),
     ],
 )
 def test_invalid_option_raises_config_error_naming_the_value(field: str, value: object) -> None:
@@ -84,6 +90,26 @@ def test_invalid_option_raises_config_error_naming_the_value(field: str, value: 
 def test_vad_filter_is_refused_for_openai_whisper() -> None:
     with pytest.raises(ConfigError, match="vad_filter"):
         TranscribeOptions(backend="openai-whisper", vad_filter=True)
+
+
+@pytest.mark.parametrize("backend", ["openai-whisper", "moonshine"])
+def test_batch_size_is_refused_outside_faster_whisper(backend: str) -> None:
+    with pytest.raises(ConfigError, match="batch_size"):
+        TranscribeOptions(backend=backend, batch_size=8)
+
+
+@pytest.mark.parametrize("kwargs", [{"backend": "openai-whisper"}, {"batch_size": 8}, {"piece_s": 600.0}])
+def test_refine_needs_sequential_faster_whisper_on_the_whole_recording(kwargs: dict) -> None:
+    with pytest.raises(ConfigError, match="refine_beam_size"):
+        TranscribeOptions(refine_beam_size=5, **kwargs)
+
+
+def test_merge_regions_joins_overlapping_and_touching_spans() -> None:
+    from pipeline.asr.transcribe import merge_regions
+
+    assert merge_regions([(5.0, 6.0), (0.0, 1.0), (0.8, 2.0), (2.0, 3.0), (7.0, 8.0)]) == [
+        (0.0, 3.0), (5.0, 6.0), (7.0, 8.0)]
+    assert merge_regions([]) == []
 
 
 @pytest.mark.parametrize(("compute_type", "expected"), [("int8", "float16"), ("int8_float16", "int8_float16"),
@@ -503,6 +529,21 @@ def test_jfk_is_recognised_without_error(jfk_transcript) -> None:
 def test_jfk_word_times_are_monotonic_and_inside_the_audio(jfk_transcript, jfk: np.ndarray) -> None:
     _assert_monotonic(jfk_transcript.words, duration_s=jfk.size / SAMPLE_RATE_HZ)
     assert all(w.text == w.text.strip() and 0.0 <= w.probability <= 1.0 for w in jfk_transcript.words)
+
+
+@pytest.mark.integration
+def test_batched_decoding_recognises_jfk_with_monotonic_word_times(ct2_dir: Path, jfk: np.ndarray) -> None:
+    batched = _transcribe(ct2_dir, None, TranscribeOptions(batch_size=4), jfk)
+    assert word_error_rate(JFK_TEXT, " ".join(w.text for w in batched.words)) == 0.0
+    _assert_monotonic(batched.words, duration_s=jfk.size / SAMPLE_RATE_HZ)
+
+
+@pytest.mark.integration
+def test_refining_every_segment_with_a_beam_keeps_jfk_right(ct2_dir: Path, jfk: np.ndarray) -> None:
+    """A threshold every segment is below forces the beam pass everywhere: still every word, in order."""
+    refined = _transcribe(ct2_dir, None, TranscribeOptions(refine_beam_size=5, refine_below_logprob=-1e-6), jfk)
+    assert word_error_rate(JFK_TEXT, " ".join(w.text for w in refined.words)) == 0.0
+    _assert_monotonic(refined.words, duration_s=jfk.size / SAMPLE_RATE_HZ)
 
 
 @pytest.mark.integration

@@ -164,6 +164,23 @@ def test_the_background_prefect_server_dies_with_a_killed_alliance(tmp_path):
     assert (home / "prefect.db").is_file()  # it used the database's Prefect home
 
 
+def test_a_prompt_exit_asks_the_background_server_to_stop(tmp_path):
+    """The console script leaves with os._exit; before that, stop_started() stops the server without waiting."""
+    home = tmp_path / ".alliance-prefect"
+    home.mkdir(mode=0o700)
+    code = ("import os, sys, time; os.environ['PREFECT_HOME'] = sys.argv[1]; import pipeline\n"
+            "from flows.server import start_background_server, stop_started\n"
+            "s = start_background_server(sys.argv[1]); s.wait_ready()\n"
+            "t = time.perf_counter(); stop_started(); asked = time.perf_counter() - t\n"
+            "print(round(asked, 3), s.process.wait(timeout=30), flush=True)")
+    out = subprocess.run([sys.executable, "-c", code, str(home)], capture_output=True, text=True, timeout=300,
+                         env=_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    asked, server_exit = out.stdout.split()
+    assert float(asked) < 0.5  # no waiting for the shutdown
+    assert int(server_exit) in (0, -signal.SIGTERM)  # it was asked to stop and did
+
+
 def test_process_skips_and_rewrites_missing_reports_without_the_flow(prefect_harness, fakes, recording, tmp_path,
                                                                       capsys):
     write_consent(recording)

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.markers.prosody import ProsodyOptions, measure_prosody, own_speech_spans, speaker_prosody
+from pipeline.markers.prosody import (
+    ProsodyOptions,
+    diarization_frames,
+    measure_prosody,
+    own_speech_spans,
+    speaker_prosody,
+)
 from pipeline.types import Diarization, RoleAssignment, Span, SpeakerTurn
 
 SR = 16_000
@@ -69,6 +75,16 @@ def test_pitch_and_energy_of_two_known_voices():
         assert v[role, "voiced_share"] > 0.95      # silent stretches are inactive, not unvoiced
     assert v["therapist", "prosody_time"] == pytest.approx(5.0)
     assert v["client", "prosody_time"] == pytest.approx(5.5)  # 5.5-11 s: the overlap is left out
+
+
+def test_frames_computed_beforehand_give_the_same_indicators():
+    """The session run computes the speakers' frames while transcription runs and hands them in."""
+    x, diar = _session()
+    frames = diarization_frames(x, diar)
+    assert sorted(frames) == ["C", "T"]
+    assert measure_prosody(x, diar, ROLES, frames=frames) == measure_prosody(x, diar, ROLES)
+    # a speaker missing from the given frames is computed
+    assert measure_prosody(x, diar, ROLES, frames={"T": frames["T"]}) == measure_prosody(x, diar, ROLES)
 
 
 def test_units():
