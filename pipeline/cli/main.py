@@ -349,9 +349,13 @@ def console_main() -> None:  # pragma: no cover - the installed ``alliance`` scr
     interpreter's own shutdown then does took about 2.8 s on 2 cores after ``alliance process`` (waiting for
     Prefect's local server to shut down, draining Prefect's background workers, tearing down torch and
     CTranslate2 thread pools; bench/bench_startup.py). Instead: flush the output, hand Prefect the last logs
-    and events (bounded waits), ask the local server to stop (it exits by itself), and leave.
+    and events (bounded waits), ask the local server to stop (it exits by itself), and leave. With
+    ``ALLIANCE_PREFECT_SERVER=temporary`` (``flows.server.MODE_ENV``) the normal exit is kept: Prefect's own
+    temporary server is stopped only by its exit hook.
     """
     code = main()
+    if os.environ.get("ALLIANCE_PREFECT_SERVER", "").lower() == "temporary":
+        sys.exit(code)  # Prefect's own temporary server is a child process that only its exit hook stops
     sys.stdout.flush()
     sys.stderr.flush()
     if "prefect" in sys.modules:
