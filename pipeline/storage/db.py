@@ -25,7 +25,7 @@ from pipeline.storage import audit, encryption
 from pipeline.storage.client_history import refresh_client_history
 from pipeline.storage.duck import SAFE_CONFIG
 from pipeline.storage.migrate import migrate
-from pipeline.storage.wide import sync_indicators_wide
+from pipeline.storage.wide import add_columns, sync_indicators_wide
 
 #: Tables holding rows derived from a session (deleted and rewritten together).
 SESSION_TABLES = ("words", "turns", "turns_deidentified", "speaker_turns", "markers", "indicators", "session_lemmas",
@@ -438,6 +438,10 @@ def write_session(con: duckdb.DuckDBPyConnection, analysis: SessionAnalysis, *, 
     m = a.meta
     try:
         with transaction(con):
+            # new indicators' columns first: DuckDB refuses a key deleted earlier in the transaction if the table
+            # is altered after the delete (pipeline.storage.wide.add_columns)
+            add_columns(con, sorted({(i.name, i.speaker_role) for i in a.measures.indicators},
+                                    key=lambda p: (p[0], p[1] or "")))
             delete_session(con, m.session_id)
             con.execute(
                 "INSERT INTO sessions (session_id, client_id, therapist_id, recorded_on, audio_sha256, duration_s,"

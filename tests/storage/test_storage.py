@@ -44,6 +44,26 @@ def test_write_twice_leaves_the_same_rows(tmp_path, analysis):
     assert con.execute("SELECT DISTINCT run_id FROM indicators").fetchall() == [("r2",)]
 
 
+def test_rewrite_with_a_new_indicator_adds_its_wide_column(tmp_path, analysis):
+    """Re-processing after a markers version with new indicators: the session's wide row is rewritten.
+
+    DuckDB refuses a key deleted earlier in the transaction if the table was altered after the delete, so the
+    new column must be added before the session's old rows are deleted.
+    """
+    from dataclasses import replace
+
+    from pipeline.types import Indicator
+
+    con = db.connect(tmp_path / "a.duckdb")
+    db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
+    extra = replace(analysis.measures, indicators=(*analysis.measures.indicators,
+                                                   Indicator("brand_new_count", "client", 3.0, "count")))
+    db.write_session(con, replace(analysis, measures=extra), run_id="r2", pipeline_version="0.1.0")
+    assert con.execute("SELECT run_id, brand_new_count_client FROM indicators_wide").fetchall() == [("r2", 3.0)]
+    assert con.execute("SELECT name, speaker_role FROM indicators_wide_columns WHERE column_name ="
+                       " 'brand_new_count_client'").fetchall() == [("brand_new_count", "client")]
+
+
 def test_failure_mid_session_writes_nothing(tmp_path, analysis, monkeypatch):
     con = db.connect(tmp_path / "a.duckdb")
     real = db.insert_frame
