@@ -342,6 +342,15 @@ def _main(argv: list[str] | None) -> int:
             signal.signal(signal.SIGINT, previous_int)
 
 
+def prefect_runs_its_own_server() -> bool:
+    """Whether Prefect started its temporary API server (a child process) in this process and it still runs."""
+    module = sys.modules.get("prefect.server.api.server")
+    if module is None:
+        return False
+    instances = getattr(module.SubprocessASGIServer, "_instances", {})
+    return any(getattr(server, "running", False) for server in instances.values())
+
+
 def console_main() -> None:  # pragma: no cover - the installed ``alliance`` script; tests call main()
     """The ``alliance`` console script: :func:`main`, then a prompt exit with its code.
 
@@ -349,13 +358,13 @@ def console_main() -> None:  # pragma: no cover - the installed ``alliance`` scr
     interpreter's own shutdown then does took about 2.8 s on 2 cores after ``alliance process`` (waiting for
     Prefect's local server to shut down, draining Prefect's background workers, tearing down torch and
     CTranslate2 thread pools; bench/bench_startup.py). Instead: flush the output, hand Prefect the last logs
-    and events (bounded waits), ask the local server to stop (it exits by itself), and leave. With
-    ``ALLIANCE_PREFECT_SERVER=temporary`` (``flows.server.MODE_ENV``) the normal exit is kept: Prefect's own
-    temporary server is stopped only by its exit hook.
+    and events (bounded waits), ask the local server to stop (it exits by itself), and leave. Where Prefect
+    started its own temporary server in this process (``ALLIANCE_PREFECT_SERVER=temporary``, or a Prefect client
+    with no API URL, e.g. erasing flow runs) the normal exit is kept: only Prefect's exit hook stops that server.
     """
     code = main()
-    if os.environ.get("ALLIANCE_PREFECT_SERVER", "").lower() == "temporary":
-        sys.exit(code)  # Prefect's own temporary server is a child process that only its exit hook stops
+    if prefect_runs_its_own_server():
+        sys.exit(code)  # Prefect's temporary server is a child process that only Prefect's exit hook stops
     sys.stdout.flush()
     sys.stderr.flush()
     if "prefect" in sys.modules:
@@ -367,10 +376,9 @@ def console_main() -> None:  # pragma: no cover - the installed ``alliance`` scr
             EventsWorker.drain_all(timeout=2)
         except Exception:  # noqa: BLE001, S110 - Prefect's UI may miss its last lines; nothing of ours is lost
             pass
-    if "flows.server" in sys.modules:
-        from flows.server import stop_started
-
-        stop_started()
+    servers = sys.modules.get("flows.server")  # imported by the commands that start our background server
+    if servers is not None:
+        servers.stop_started()
     logging.shutdown()
     os._exit(code)
 

@@ -181,6 +181,26 @@ def test_a_prompt_exit_asks_the_background_server_to_stop(tmp_path):
     assert int(server_exit) in (0, -signal.SIGTERM)  # it was asked to stop and did
 
 
+def test_a_prompt_exit_is_not_taken_while_prefects_own_server_runs(tmp_path):
+    """The console script sees Prefect's own temporary server and keeps the normal exit.
+
+    That server (ALLIANCE_PREFECT_SERVER=temporary, or a client with no API URL) is a child process only
+    Prefect's exit hook stops.
+    """
+    home = tmp_path / ".alliance-prefect"
+    home.mkdir(mode=0o700)
+    code = ("import os, sys; os.environ['PREFECT_HOME'] = sys.argv[1]; import pipeline\n"
+            "from pipeline.cli.main import prefect_runs_its_own_server as runs\n"
+            "before = runs()\n"
+            "from prefect.server.api.server import SubprocessASGIServer\n"
+            "s = SubprocessASGIServer(); s.start(); during = runs(); s.stop()\n"
+            "print(before, during, runs(), flush=True)")
+    out = subprocess.run([sys.executable, "-c", code, str(home)], capture_output=True, text=True, timeout=300,
+                         env=_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.split() == ["False", "True", "False"]
+
+
 def test_process_skips_and_rewrites_missing_reports_without_the_flow(prefect_harness, fakes, recording, tmp_path,
                                                                       capsys):
     write_consent(recording)
