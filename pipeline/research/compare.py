@@ -44,7 +44,7 @@ from pipeline.research.correlation import Correlation, benjamini_hochberg, corre
 from pipeline.research.within import (
     CI_METHODS,
     COVARIATES,
-    SQL_SUMS,
+    SUM_NAMES,
     covariate_label,
     mixedlm_within,
     moments_from_sums,
@@ -233,8 +233,6 @@ class Staged:
     ----------
     indicators : list of (str, str)
         ``(name, role_label)`` of the columns of ``x`` (role_label ``session`` for session-level values).
-    columns : list of str
-        The ``indicators_wide`` columns they come from.
     measures : list of (str, str, str)
         ``(instrument, scale, timepoint)`` (timepoint '' for none), sorted.
     measure : ndarray of int, shape (n,)
@@ -257,7 +255,6 @@ class Staged:
     """
 
     indicators: list
-    columns: list
     measures: list
     measure: np.ndarray
     y: np.ndarray
@@ -298,15 +295,14 @@ def stage(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> Staged:
         " AND (len(?::VARCHAR[]) = 0 OR list_contains(?::VARCHAR[], scale))",
         [list(options.instruments)] * 2 + [list(options.scales)] * 2)
     found = {r[0] for r in con.execute("SELECT DISTINCT instrument FROM _cmp_scores").fetchall()}
-    missing = [inst for inst in options.instruments if inst not in found] or ([] if found else [None])
-    if missing:
+    missing = [inst for inst in options.instruments if inst not in found]
+    if missing or not found:  # say why: nothing imported, an instrument not imported, or no score on the scales
         imported = [r[0] for r in con.execute("SELECT DISTINCT instrument FROM research_self_report_scores"
                                               " WHERE value IS NOT NULL ORDER BY 1").fetchall()]
         if not imported:
             raise ComparisonError("no self-report scores linked to sessions: run `alliance import-self-report` first")
-        if missing != [None]:
+        if missing:
             raise ComparisonError(f"no scores of instrument {missing[0]!r} linked to sessions; imported: {imported}")
-    if not found:
         raise ComparisonError(f"no scores on scales {list(options.scales)}")
     _resolve_duplicates(con, options.duplicates)
     chosen = _select_indicators(indicator_columns(con), options.indicators)
@@ -341,7 +337,7 @@ def stage(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> Staged:
     measure, measures = pd.factorize(keys, sort=True)
     client, clients = pd.factorize(client_id, sort=True)
     return Staged(indicators=[(name, role or "session") for _, name, role in chosen],
-                  columns=[c for c, _, _ in chosen], measures=[tuple(m) for m in measures], measure=measure,
+                  measures=[tuple(m) for m in measures], measure=measure,
                   y=col("value", float), kind=col("kind"), concern_below=col("concern_below", float),
                   session_id=session_id, client_id=client_id, therapist_id=col("therapist_id"), client=client,
                   clients=np.asarray(clients, dtype=object), s=col("s", float), d=col("d", float), x=x,
@@ -422,7 +418,7 @@ def client_sums(client: np.ndarray, x: np.ndarray, y: np.ndarray, s: np.ndarray,
     codes : ndarray of int, shape (g,)
         The clients present, ascending.
     sums : dict of str -> ndarray, shape (g, k)
-        The keys of :data:`pipeline.research.within.SQL_SUMS` (and :data:`RANK_SUMS`); ``n`` is 0 where a client
+        The keys of :data:`pipeline.research.within.SUM_NAMES` (and :data:`RANK_SUMS`); ``n`` is 0 where a client
         has no pair in a column.
 
     Notes
@@ -450,11 +446,12 @@ def client_sums(client: np.ndarray, x: np.ndarray, y: np.ndarray, s: np.ndarray,
     sums = by_client({"n": one, "sy": y0, "ss": s0, "sd": d0, "syy": y0 * y0, "sys": y0 * s0, "syd": y0 * d0,
                       "sss": s0 * s0, "ssd": s0 * d0, "sdd": d0 * d0}, m)
     sums |= by_client({"sx": one, "sxy": y0, "sxs": s0, "sxd": d0}, x0)
-    sums |= by_client({"sxx": one}, x0 * x0)
+    plain = sparse.csr_matrix((one, (inverse, np.arange(n))), shape=(g, n))  # sums per client, unweighted
+    sums["sxx"] = np.asarray(plain @ (x0 * x0))
     if ranks is not None:
         rx, ry = (np.where(mask, np.nan_to_num(r), 0.0) for r in ranks)
-        sums |= by_client({"srx": one}, rx) | by_client({"sry": one}, ry) | by_client({"srxx": one}, rx * rx)
-        sums |= by_client({"sryy": one}, ry * ry) | by_client({"srxy": one}, rx * ry)
+        for name, values in (("srx", rx), ("sry", ry), ("srxx", rx * rx), ("sryy", ry * ry), ("srxy", rx * ry)):
+            sums[name] = np.asarray(plain @ values)
     return codes, sums
 
 
@@ -503,7 +500,7 @@ def _assemble(pieces: list[tuple[tuple, np.ndarray, dict[str, np.ndarray]]]) -> 
     """
     pieces = sorted(pieces, key=lambda piece: piece[0])
     if not pieces:
-        return ({k: np.array([], dtype=object) for k in (*KEYS, "client_id")} | {k: np.array([]) for k in SQL_SUMS}
+        return ({k: np.array([], dtype=object) for k in (*KEYS, "client_id")} | {k: np.array([]) for k in SUM_NAMES}
                 | {"key_id": np.array([], dtype=int)})
     lengths = [len(c) for _, c, _ in pieces]
     out = {k: np.repeat(np.array([key[i] for key, _, _ in pieces], dtype=object), lengths)
@@ -549,7 +546,7 @@ def estimate_table(agg: dict[str, np.ndarray], *, levels: Sequence[str] = LEVELS
             if "srx" in part:
                 rank_mom = moments_from_sums({"n": n, "sx": part["srx"], "sy": part["sry"], "sxx": part["srxx"],
                                               "syy": part["sryy"], "sxy": part["srxy"],
-                                              **{k: np.zeros(len(n)) for k in SQL_SUMS if k not in
+                                              **{k: np.zeros(len(n)) for k in SUM_NAMES if k not in
                                                  ("n", "sx", "sy", "sxx", "syy", "sxy")}})
                 sp = _rm(rank_mom[two], "spearman", min_n)
             else:
@@ -823,10 +820,15 @@ def estimates(staged: Staged, options: CompareOptions) -> pd.DataFrame:
                           ci=options.ci, bootstrap=options.bootstrap, seed=options.seed, raw_rows=raw)
 
 
+def _first_of_session(staged: Staged) -> np.ndarray:
+    """Per staged row: the first row of its session (a session has one row per linked measure, same x)."""
+    return ~pd.Series(staged.session_id).duplicated().to_numpy()
+
+
 def flags_for(staged: Staged, options: CompareOptions) -> pd.DataFrame:
     """Discrepancy flags of the staged rows (only strain-signal indicators and alliance scores are read)."""
     names = {sig.name for sig in STRAIN_SIGNALS}
-    first = ~pd.Series(staged.session_id).duplicated().to_numpy()
+    first = _first_of_session(staged)
     sid, name, role_label, value = [], [], [], []
     for j, (ind_name, role) in enumerate(staged.indicators):
         if ind_name in names:
@@ -853,7 +855,7 @@ def stage_indicator_rows(con: duckdb.DuckDBPyConnection, staged: Staged) -> None
     """
     con.execute("CREATE OR REPLACE TEMP TABLE _cmp_ind (session_id VARCHAR, client_id VARCHAR, name VARCHAR,"
                 " speaker_role VARCHAR, x DOUBLE)")
-    first = ~pd.Series(staged.session_id).duplicated().to_numpy()
+    first = _first_of_session(staged)
     x = np.where(first[:, None], staged.x, np.nan)
     rows, cols = np.nonzero(~np.isnan(x))
     roles = np.array([r for _, r in staged.indicators], dtype=object)[cols]
@@ -910,7 +912,7 @@ def run_comparison(con: duckdb.DuckDBPyConnection, *, options: CompareOptions = 
         raise StorageError(f"storing comparison {cid} failed and was rolled back: {e}") from e
     traj = con.execute(f"SELECT {', '.join(TRAJECTORY_COLUMNS)} FROM _cmp_traj ORDER BY client_id, series, name,"
                        " speaker_role, timepoint, occasion").df()
-    for table in ("_cmp_traj", "_cmp_ind", "_cmp_sel", "_cmp_scores", "_cmp_sessions"):
+    for table in ("_cmp_traj", "_cmp_ind", "_cmp_scores", "_cmp_sessions"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return Comparison(cid, results, flags, traj, staged.n_sessions, staged.n_clients, markers, lexicons)
 

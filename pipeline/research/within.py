@@ -11,8 +11,8 @@ trend covariates ``c`` (session number and/or days since the client's first sess
 Because every within-client column sums to zero inside each client, the GLS normal equations separate: the
 mixed model's within coefficients equal the fixed-effects (client-demeaned OLS) estimates exactly, whatever
 the variance components (a test checks this against ``statsmodels`` MixedLM). So ``bW`` and its cluster-robust
-standard error follow from per-client sums of cross-products alone: they are computed from aggregates (in
-DuckDB, at any size) and never need the raw rows.
+standard error follow from per-client sums of cross-products alone (:data:`SUM_NAMES`; at any size, one set of
+sums per client), never from the raw rows.
 
 Reported on one scale: ``x`` and ``y`` are divided by their pooled within-client standard deviations, so the
 estimate is a *standardised within-client slope* (with no covariates it equals the repeated-measures
@@ -67,7 +67,7 @@ def client_moments(x: Sequence[float], y: Sequence[float], clients: Sequence[obj
 
 
 def moments_from_sums(sums: dict[str, np.ndarray]) -> np.ndarray:
-    """Moment matrices from the 15 SQL sums (``n, sx, sy, ss, sd, sxx, ..., ssd``), shape (k, 5, 5)."""
+    """Moment matrices from the 15 per-client sums of :data:`SUM_NAMES`, shape (k, 5, 5)."""
     k = len(sums["n"])
     m = np.zeros((k, 5, 5))
     short = ("", "x", "y", "s", "d")
@@ -78,11 +78,8 @@ def moments_from_sums(sums: dict[str, np.ndarray]) -> np.ndarray:
     return m
 
 
-#: The sums :func:`moments_from_sums` expects, as SQL over columns x, y, s, d.
-SQL_SUMS = {"n": "count(*)", "sx": "sum(x)", "sy": "sum(y)", "ss": "sum(s)", "sd": "sum(d)",
-            "sxx": "sum(x * x)", "sxy": "sum(x * y)", "sxs": "sum(x * s)", "sxd": "sum(x * d)",
-            "syy": "sum(y * y)", "sys": "sum(y * s)", "syd": "sum(y * d)", "sss": "sum(s * s)",
-            "ssd": "sum(s * d)", "sdd": "sum(d * d)"}
+#: The per-client sums :func:`moments_from_sums` expects: count, then sums of x, y, s, d and their products.
+SUM_NAMES = ("n", "sx", "sy", "ss", "sd", "sxx", "sxy", "sxs", "sxd", "syy", "sys", "syd", "sss", "ssd", "sdd")
 
 
 def centred(moments: np.ndarray) -> np.ndarray:
