@@ -1,0 +1,1 @@
+"""Evaluation of the MI process coders against AnnoMI's expert codes (not installed with the product)."""
