@@ -546,13 +546,56 @@ def test_refining_every_segment_with_a_beam_keeps_jfk_right(ct2_dir: Path, jfk: 
     _assert_monotonic(refined.words, duration_s=jfk.size / SAMPLE_RATE_HZ)
 
 
+WORD_TIME_TOLERANCE_S = 0.1
+PAUSE_BELOW_SPEECH_DB = 20.0
+
+
+def _quiet_between(samples: np.ndarray, a_s: float, b_s: float, *, margin_s: float = 0.0, frame_s: float = 0.05) -> bool:
+    """True when every 50 ms frame between ``a_s`` and ``b_s`` (each end moved ``margin_s`` inwards) is at least
+    20 dB below the clip's speech level (the 95th percentile of frame levels): the stretch is a pause."""
+    frame = int(frame_s * SAMPLE_RATE_HZ)
+    n = samples.size // frame
+    levels = 20 * np.log10(np.sqrt(np.mean(samples[: n * frame].reshape(n, frame) ** 2, axis=1)) + 1e-9)
+    speech_db = float(np.percentile(levels, 95))
+    lo, hi = sorted((a_s, b_s))
+    lo, hi = lo + margin_s, max(lo + margin_s, hi - margin_s)
+    inside = levels[int(lo / frame_s) : max(int(lo / frame_s) + 1, int(np.ceil(hi / frame_s)))]
+    return bool(np.all(inside <= speech_db - PAUSE_BELOW_SPEECH_DB))
+
+
+def test_quiet_between_tells_a_pause_from_speech() -> None:
+    t = np.arange(3 * SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
+    samples = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    samples[SAMPLE_RATE_HZ : 2 * SAMPLE_RATE_HZ] *= 0.001  # a 1 s pause at 1-2 s
+    assert _quiet_between(samples, 1.1, 1.8)
+    assert _quiet_between(samples, 1.8, 1.1)
+    assert not _quiet_between(samples, 0.5, 1.5)
+    assert not _quiet_between(samples, 1.5, 2.3)
+    assert _quiet_between(samples, 0.95, 2.05, margin_s=0.1)  # the 0.1 s tolerance at each end
+    assert not _quiet_between(samples, 0.85, 2.05, margin_s=0.1)
+
+
 @pytest.mark.integration
 def test_backends_agree_on_words_and_times(ct2_dir: Path, openai_checkpoint: Path, jfk: np.ndarray) -> None:
+    """What the product promises across backends and CPUs: the same words; each word's end within 0.1 s; each
+    word's start within 0.1 s *or* anywhere inside the pause before the word.
+
+    Whisper's cross-attention alignment lets a word after a pause start anywhere in that pause, and
+    CTranslate2's int8 kernels differ by CPU: on jfk.flac "ask" (spoken at about 3.25-3.65 s after a pause
+    from 2.15 s) starts at 2.10 s on AMD EPYC (int8 and float32 alike) and 2.76 s with int8 on Intel Xeon.
+    Both lie inside the pause, which is why silences are measured from the diarization, never from word gaps.
+    A start that moved into speech, or any end that moved by more than 0.1 s, still fails.
+    """
+    assert _quiet_between(jfk, 2.10, 2.76, margin_s=WORD_TIME_TOLERANCE_S)  # the Intel/AMD pair seen
+    assert not _quiet_between(jfk, 2.10, 3.50, margin_s=WORD_TIME_TOLERANCE_S)  # a start moved into "ask"
     faster = _transcribe(ct2_dir, None, TranscribeOptions(), jfk)
     openai = _transcribe(ct2_dir, openai_checkpoint, TranscribeOptions(backend="openai-whisper"), jfk)
     assert [normalise_text(w.text) for w in faster.words] == [normalise_text(w.text) for w in openai.words]
-    for a, b in zip(faster.words, openai.words, strict=True):  # int8 vs float32 arithmetic: times differ a little
-        assert abs(a.start_s - b.start_s) <= 0.1 and abs(a.end_s - b.end_s) <= 0.1, (a, b)
+    for a, b in zip(faster.words, openai.words, strict=True):
+        assert abs(a.end_s - b.end_s) <= WORD_TIME_TOLERANCE_S, (a, b)
+        assert abs(a.start_s - b.start_s) <= WORD_TIME_TOLERANCE_S or _quiet_between(
+            jfk, a.start_s, b.start_s, margin_s=WORD_TIME_TOLERANCE_S
+        ), (a, b)
 
 
 @pytest.mark.integration
