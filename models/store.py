@@ -15,8 +15,10 @@ import importlib.metadata
 import importlib.util
 import os
 import tomllib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pipeline.errors import ModelChecksumError, ModelMissingError
 
@@ -98,7 +100,10 @@ def _install_hint(spec: ModelSpec) -> str:
 
 
 def _site_path(relative: str) -> Path | None:
-    """Locate ``pkg/sub/file`` inside an installed top-level package without importing it."""
+    """Locate ``pkg/sub/file`` inside an installed top-level package without importing it.
+
+    A source ``pkg/sub/archive.zip!member`` names a member of a zip file: the zip's path is located."""
+    relative = relative.partition("!")[0]
     top, _, rest = relative.partition("/")
     spec = importlib.util.find_spec(top)
     if spec is None or not spec.submodule_search_locations:
@@ -108,6 +113,18 @@ def _site_path(relative: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _open_source(path: Path, member: str) -> BinaryIO:
+    """The source file, or ``member`` of the zip file at ``path`` (read, never extracted elsewhere)."""
+    if not member:
+        return path.open("rb")
+    archive = zipfile.ZipFile(path)
+    try:
+        return archive.open(member)  # the member handle keeps the archive's file object alive
+    except KeyError as e:
+        archive.close()
+        raise ModelMissingError(f"{path} holds no {member}") from e
 
 
 def _verify(path: Path, expected: ModelFile) -> None:
@@ -132,9 +149,9 @@ def _assemble_file(spec: ModelSpec, model_file: ModelFile, target: Path) -> None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".partial")
     with tmp.open("wb") as out:
-        for src in sources:
+        for rel, src in zip(model_file.sources, sources, strict=True):
             assert src is not None
-            with src.open("rb") as fh:
+            with _open_source(src, rel.partition("!")[2]) as fh:
                 while chunk := fh.read(_CHUNK):
                     out.write(chunk)
     try:

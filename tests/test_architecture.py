@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: docs/architecture.md's layers: a module may import only from its own layer or below.
 LAYERS = {
     "core": 0, "lexicons": 0, "models": 0,
-    "audio": 1, "asr": 1, "diarization": 1, "markers": 1, "privacy": 1,
+    "audio": 1, "asr": 1, "codes": 1, "diarization": 1, "markers": 1, "privacy": 1,
     "analysis": 2, "storage": 3, "report": 4, "research": 4, "engine": 5, "flows": 6, "cli": 7,
 }
 

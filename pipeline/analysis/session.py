@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeline.analysis.attribute import assign_words, build_turns
 from pipeline.analysis.indicators import IndicatorOptions, SessionMeasures, measure_session
@@ -20,6 +20,9 @@ from pipeline.analysis.quality import (
     words_in_speech,
 )
 from pipeline.analysis.roles import assign_roles
+from pipeline.codes.apply import CodedSession, code_turns, summary_indicators
+from pipeline.codes.coder import ProcessCoder
+from pipeline.codes.features import Encoder
 from pipeline.markers.dialogue import Language
 from pipeline.markers.prosody import SpeakerFrames
 from pipeline.privacy.consent import Consent
@@ -63,6 +66,8 @@ class SessionAnalysis:
     deidentified_turns: tuple[str, ...] = ()
     #: Quality measures and flags (:mod:`pipeline.analysis.quality`); None only for hand-built analyses.
     quality: SessionQuality | None = None
+    #: MI process codes of the turns (:mod:`pipeline.codes`); None when no coder was given.
+    codes: CodedSession | None = None
 
 
 def analyse(
@@ -79,6 +84,8 @@ def analyse(
     quality: QualityOptions = QualityOptions(),  # noqa: B008 - frozen options
     attribution: str = "overlap-aware",
     prosody_frames: Mapping[str, SpeakerFrames] | None = None,
+    coder: ProcessCoder | None = None,
+    encoder: Encoder | None = None,
 ) -> SessionAnalysis:
     """Gate, attribute words, rebuild turns, decide roles, measure the session and de-identify its turns.
 
@@ -87,6 +94,8 @@ def analyse(
     ``attribution`` is the word -> speaker method of :func:`pipeline.analysis.attribute.assign_words`.
     ``prosody_frames``: the speakers' prosody frames if already computed from this audio and diarization
     (:func:`pipeline.markers.prosody.diarization_frames`, e.g. while transcription was still running).
+    ``coder`` and ``encoder``: the MI process coder and its sentence encoder (:mod:`pipeline.codes`); with
+    both, every turn is coded and the MITI summaries join the indicators.
 
     Raises
     ------
@@ -103,6 +112,11 @@ def analyse(
     measures = measure_session(words, diarization, roles, duration_s=audio.duration_s, options=options,
                                nlp=nlp, samples=audio.samples, prosody_frames=prosody_frames)
     check_plausible(measures.indicators, options=quality)
+    codes = None
+    if coder is not None and encoder is not None:
+        codes = code_turns(turns, roles, coder, encoder)
+        measures = replace(measures, indicators=measures.indicators
+                           + tuple(summary_indicators(codes, audio.duration_s)))
     session_quality = measure_quality(audio.samples, duration_s=audio.duration_s, transcript=transcript,
                                       diarization=diarization, words=words, roles=roles, words_dropped=dropped,
                                       options=quality)
@@ -124,4 +138,5 @@ def analyse(
         measures=measures,
         deidentified_turns=tuple(r.text for r in redactions),
         quality=session_quality,
+        codes=codes,
     )

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pipeline  # noqa: F401  (offline, telemetry-off environment first)
-from pipeline.cli import batch, privacy, report, research, server, transcript
+from pipeline.cli import batch, codes, privacy, report, research, server, transcript
 from pipeline.cli.args import (
     add_db_argument,
     add_language_argument,
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_process)
     s.set_defaults(handler=_cmd_summary)
     m.set_defaults(handler=_cmd_models)
-    for module in (batch, report, research, privacy, transcript, server):
+    for module in (batch, report, research, privacy, transcript, server, codes):
         module.register(sub)
     return parser
 
@@ -172,6 +172,7 @@ def _process_with_flow(args: argparse.Namespace, meta) -> int:  # noqa: ANN001 -
         sequence.get_diarizer(options.diarize)
         sequence.get_nlp()
         sequence.get_ner_nlp()
+        sequence.get_process_coder()
         from pipeline.markers.prosody import warm_up
 
         warm_up()  # librosa's compiled pitch helpers (about 2 s on first use)

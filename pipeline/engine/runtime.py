@@ -34,6 +34,8 @@ class PipelineOptions:
     overlap_stages: bool = True
     #: Keep the source recording after a successful run (False: delete it once stored and summarised).
     keep_audio: bool = True
+    #: Code every turn with the MI process coder (pipeline/codes) and store the MITI summaries.
+    process_codes: bool = True
 
 
 def options_for_device(device: str, base: PipelineOptions | None = None) -> PipelineOptions:
@@ -139,6 +141,19 @@ def get_nlp() -> Any:
     return spacy.load(name, exclude=["ner"])
 
 
+@lru_cache(maxsize=1)
+def get_process_coder() -> tuple[Any, Any]:
+    """The MI process coder shipped with the package and its frozen sentence encoder, loaded once per process."""
+    import transformers
+
+    from pipeline.codes.coder import load_coder
+    from pipeline.codes.encoder import load_encoder
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    return load_coder(), load_encoder()
+
+
 def models_description(options: PipelineOptions) -> dict[str, str]:
     """What a run used, stored in ``pipeline_runs.models``."""
     t = options.transcribe
@@ -148,4 +163,15 @@ def models_description(options: PipelineOptions) -> dict[str, str]:
         "diarization": f"{DIARIZATION_MODEL_NAME}, segmentation_step={d.segmentation_step}, "
         f"clustering_threshold={d.clustering_threshold}",
         "markers": f"markers {MARKERS_VERSION} (pipeline/lexicons/*.json), spaCy en_core_web_sm 3.8.0",
+        "process_codes": _coder_description() if options.process_codes else "off",
     }
+
+
+def _coder_description() -> str:
+    from pipeline.codes.coder import read_card
+
+    try:
+        card = read_card()
+    except Exception as e:  # noqa: BLE001 - described, not raised: the run reports the stage error
+        return f"process coder unavailable ({e})"
+    return f"process coder {card.get('version')} (sha256 {card.get('artefact_sha256', '')[:12]}), all-MiniLM-L6-v2"

@@ -62,6 +62,13 @@ def get_nlp() -> Any:
     return runtime.get_nlp()
 
 
+def get_process_coder() -> Any:
+    """:func:`pipeline.engine.runtime.get_process_coder` (imported on first use): (coder, encoder)."""
+    from pipeline.engine import runtime
+
+    return runtime.get_process_coder()
+
+
 def _diarization_model_name() -> str:
     from pipeline.engine.runtime import DIARIZATION_MODEL_NAME
 
@@ -301,9 +308,10 @@ def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, op
         log.info("%d words (%s), %d speaker turns", len(transcript.words), transcript.language,
                  len(diarization.turns))
         stage = "analysis"
+        coder, encoder = get_process_coder() if options.process_codes else (None, None)
         analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=get_nlp(),
                            ner_nlp=get_ner_nlp(), diarization_model=_diarization_model_name(),
-                           options=options.indicators, prosody_frames=frames)
+                           options=options.indicators, prosody_frames=frames, coder=coder, encoder=encoder)
         return Computed(analysis, None, os.getpid(), audio.duration_s, round(time.perf_counter() - started, 2))
     except Exception as e:  # a bad recording, a bug or a library failure: report it with its stage
         outcome = outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id, audio_sha256=sha,

@@ -28,7 +28,8 @@ from pipeline.storage.migrate import migrate
 from pipeline.storage.wide import add_columns, sync_indicators_wide
 
 #: Tables holding rows derived from a session (deleted and rewritten together).
-SESSION_TABLES = ("words", "turns", "turns_deidentified", "speaker_turns", "markers", "indicators", "session_lemmas",
+SESSION_TABLES = ("words", "turns", "turns_deidentified", "coded_utterances", "speaker_turns", "markers", "indicators",
+                  "session_lemmas",
                   "session_quality", "indicators_wide", "consents", "sessions")
 
 
@@ -373,6 +374,24 @@ def _frames(a: SessionAnalysis, run_id: str) -> dict[str, pd.DataFrame]:
     )
     frames = {"words": words, "turns": turns, "turns_deidentified": deid, "speaker_turns": speaker_turns,
               "markers": markers, "indicators": indicators, "session_lemmas": lemmas}
+    if a.codes is not None:
+        deid_text = dict(zip([t.index for t in a.turns], a.deidentified_turns, strict=False))
+        frames["coded_utterances"] = pd.DataFrame(
+            {
+                "session_id": sid,
+                "turn_index": [t.turn_index for t in a.codes.turns],
+                "speaker_role": [t.role for t in a.codes.turns],
+                "start_s": [t.start_s for t in a.codes.turns],
+                "end_s": [t.end_s for t in a.codes.turns],
+                "text": [deid_text.get(t.turn_index, "") for t in a.codes.turns],
+                "code": [t.code.code for t in a.codes.turns],
+                "code_probability": [t.code.probability for t in a.codes.turns],
+                "subtype": [t.code.subtype or None for t in a.codes.turns],
+                "subtype_probability": [t.code.subtype_probability for t in a.codes.turns],
+                "coder_version": a.codes.coder_version,
+                "run_id": run_id,
+            }
+        )
     if a.quality is not None:
         q = a.quality
         frames["session_quality"] = pd.DataFrame([{

@@ -1,0 +1,95 @@
+"""Model selection for the process coders by cross-validation inside train/dev (docs/process_codes.md, s. 3).
+
+    python -m evaluation.codes.select [--out bench/results/codes_selection.json]
+
+Never reads the test transcripts' labels or text: only transcripts in the split's ``train_dev_folds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+
+import numpy as np
+from sklearn.metrics import cohen_kappa_score, f1_score
+
+from evaluation.codes.annomi import DEFAULT_ANNOMI, SPLIT_PATH, load_annomi
+from evaluation.codes.cache import CachingEncoder
+from pipeline.codes.coder import CoderOptions, UtteranceCoder
+from pipeline.codes.context import contexts
+from pipeline.codes.features import FeatureOptions
+
+BASELINE_A = CoderOptions(FeatureOptions(embed=(), tfidf_words=True, tfidf_chars=False,
+                                         tfidf_context=("previous",), surface=False), c=1.0, balanced=False)
+BASELINE_B = CoderOptions(FeatureOptions(embed=("text", "previous", "previous2"), tfidf_words=False,
+                                         tfidf_chars=False, tfidf_context=(), surface=False), c=1.0, balanced=False)
+CONTEXT = CoderOptions(FeatureOptions())
+CANDIDATES: dict[str, CoderOptions] = {
+    "A tfidf utt+prev LR": BASELINE_A,
+    "B minilm utt+2prev LR": BASELINE_B,
+    "C context LR C=0.5": replace(CONTEXT, c=0.5),
+    "C context LR C=2": CONTEXT,
+    "C context LR C=8": replace(CONTEXT, c=8.0),
+    "C context+prev LR C=2": replace(CONTEXT, features=replace(CONTEXT.features,
+                                     embed=("text", "previous", "other_last", "own_last"))),
+    "C context unbalanced C=2": replace(CONTEXT, balanced=False),
+}
+
+
+def task_items(transcripts, ids, role):
+    items, labels, groups = [], [], []
+    for t in ids:
+        tr = transcripts[t]
+        ctx = contexts(tr.coding_utterances())
+        for c, u in zip(ctx, tr.utterances, strict=True):
+            if u.role == role:
+                items.append(c)
+                labels.append(u.code)
+                groups.append(t)
+    return items, np.array(labels), np.array(groups)
+
+
+def cross_validate(options, items, labels, groups, folds, encoder):
+    scores, kappas = [], []
+    for k in sorted(set(folds.values())):
+        test = np.array([folds[g] == k for g in groups])
+        coder = UtteranceCoder(options).fit([i for i, m in zip(items, test) if not m], labels[~test], encoder)
+        pred = coder.predict([i for i, m in zip(items, test) if m], encoder)
+        scores.append(f1_score(labels[test], pred, average="macro"))
+        kappas.append(cohen_kappa_score(labels[test], pred))
+    return float(np.mean(scores)), float(np.std(scores)), float(np.mean(kappas))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--annomi", default=str(DEFAULT_ANNOMI))
+    parser.add_argument("--out", default="bench/results/codes_selection.json")
+    parser.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
+    args = parser.parse_args(argv)
+    from pathlib import Path
+
+    split = json.loads(SPLIT_PATH.read_text())
+    folds = split["train_dev_folds"]
+    transcripts = load_annomi(Path(args.annomi))
+    encoder = CachingEncoder()
+    results = []
+    for role in ("therapist", "client"):
+        items, labels, groups = task_items(transcripts, sorted(folds, key=int), role)
+        for name, options in CANDIDATES.items():
+            if args.only and name not in args.only:
+                continue
+            t0 = time.perf_counter()
+            f1, sd, kappa = cross_validate(options, items, labels, groups, folds, encoder)
+            row = {"task": role, "candidate": name, "cv_macro_f1": round(f1, 4), "sd": round(sd, 4),
+                   "cv_kappa": round(kappa, 4), "seconds": round(time.perf_counter() - t0, 1)}
+            print(json.dumps(row), flush=True)
+            results.append(row)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
