@@ -163,12 +163,24 @@ print(json.dumps({"modules": names, "failed": failed}))
 """
 
 
+def _run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: int = 600) -> str:
+    """Run a command; fail with its output when it fails."""
+    done = subprocess.run([str(c) for c in cmd], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{cmd}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def _not_source(folder: str, names: list[str]) -> list[str]:
+    return [n for n in names if n == "__pycache__" or n.endswith(".pyc")
+            or (Path(folder) == ROOT / "models" and n == "cache")]
+
+
 def _copy_tree(dest: Path) -> None:
     """The files a wheel is built from (not the checkout itself: the build must not write into it)."""
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, dest / name)
     for top in PRODUCT:
-        shutil.copytree(ROOT / top, dest / top, ignore=shutil.ignore_patterns("__pycache__", "cache", "*.pyc"))
+        shutil.copytree(ROOT / top, dest / top, ignore=_not_source)
 
 
 @pytest.mark.integration
@@ -180,9 +192,8 @@ def test_a_wheel_installs_offline_into_a_fresh_venv_and_imports_every_module(tmp
     src.mkdir()
     _copy_tree(src)
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--wheel-dir", str(wheels), str(src)], check=True, env=env, cwd=tmp_path,
-                   capture_output=True, text=True)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+          "--wheel-dir", wheels, src], env, tmp_path)
     (wheel,) = wheels.glob("alliance_pipeline-*.whl")
 
     names = zipfile.ZipFile(wheel).namelist()
@@ -203,23 +214,18 @@ def test_a_wheel_installs_offline_into_a_fresh_venv_and_imports_every_module(tmp
     # A fresh venv with no site packages; the pinned third-party set (this interpreter's) is seen through a
     # .pth line, after the venv's own site-packages, so the wheel's copy of the package is the one imported.
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    _run([sys.executable, "-m", "venv", "--without-pip", venv], env, tmp_path)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], env, tmp_path).strip())
     (site / "pinned-set.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                    "--quiet", str(wheel)], check=True, env=env, cwd=tmp_path, capture_output=True, text=True)
+    _run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", "--quiet", wheel],
+         env, tmp_path)
 
-    done = subprocess.run([str(python), "-c", _IMPORT_ALL], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    out = _run([python, "-c", _IMPORT_ALL], env, tmp_path)
+    result = json.loads(out.strip().splitlines()[-1])
     assert result["failed"] == {}
     expected = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
                 for p in _product_files()}
     assert set(result["modules"]) == expected
 
-    help_ = subprocess.run([str(venv / "bin" / "alliance"), "--help"], env=env, cwd=tmp_path, capture_output=True,
-                           text=True, timeout=300)
-    assert help_.returncode == 0 and "process" in help_.stdout
+    assert "process" in _run([venv / "bin" / "alliance", "--help"], env, tmp_path)
