@@ -14,7 +14,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
 DEMO_AUDIO := sample_audio/demo_session.flac
 
-.PHONY: setup models demo test test-fast bench bench-long bench-duckdb bench-realistic clean-demo
+.PHONY: setup models demo lint test test-fast bench bench-long bench-duckdb bench-realistic clean-demo
 
 setup: $(STAMP) models
 
@@ -38,7 +38,11 @@ demo: setup
 	$(BIN)/alliance process $(DEMO_AUDIO) --session-id demo-001 --client-id demo-client \
 		--therapist-id demo-therapist --recorded-on 2026-11-02 --db alliance.duckdb --reports-dir reports
 
-test: setup
+# ruff, configured in pyproject.toml; `make test` runs it first
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
 	$(BIN)/python -m pytest
 
 test-fast: setup

@@ -219,7 +219,8 @@ def markdown(r: dict) -> str:
               "|---|---:|---:|---:|"]
     for code, s in r["subtypes"].items():
         c = s["conditional_on_gold_code"]
-        lines.append(f"| {code} | {c['macro_f1']:.3f} | {c['kappa']:.3f} | {s['end_to_end_recall_of_gold_subtype']:.3f} |")
+        lines.append(f"| {code} | {c['macro_f1']:.3f} | {c['kappa']:.3f} | "
+                     f"{s['end_to_end_recall_of_gold_subtype']:.3f} |")
     lines += ["", "| task | multi-annotator utterances | expert vs expert kappa | coder vs expert 1 | "
               "coder vs expert 2 |", "|---|---:|---:|---:|---:|"]
     for task, e in r["experts"].items():
@@ -230,7 +231,8 @@ def markdown(r: dict) -> str:
         lines.append(f"| {name} | {v['icc']:.3f} | {v['sessions']} |")
     q = r["quality_auc"]
     lines += ["", f"High vs low MI quality from the coder's summaries: AUC {q['auc']:.3f} "
-              f"[{q['ci95'][0]:.3f}, {q['ci95'][1]:.3f}] ({q['test_high']} high, {q['test_low']} low test transcripts)."]
+              f"[{q['ci95'][0]:.3f}, {q['ci95'][1]:.3f}] ({q['test_high']} high, {q['test_low']} low "
+              "test transcripts)."]
     return "\n".join(lines) + "\n"
 
 

@@ -521,7 +521,7 @@ def bench(n_sessions: int, *, repeats: int = 3, target_s: float = 1.0, seed: int
             for q in items:
                 try:
                     r = time_query(con, q, repeats=repeats, target_s=target_s)
-                except Exception as e:  # one broken query must not hide the others' timings
+                except Exception as e:  # noqa: BLE001 - one broken query must not hide the others' timings
                     r = {"name": q.name, "what": q.what, "median_s": None, "runs_s": [], "warm_up": False,
                          "rows": None, "over_target": False, "error": f"{type(e).__name__}: {e}"[:500]}
                 r["peak_rss_mb_after"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -121,9 +121,9 @@ def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, wo
 
     t = time.perf_counter()
     import torch
-    from bench.bench_session import score_against_truth
 
     import pipeline  # noqa: F401
+    from bench.bench_session import score_against_truth
     from evaluation.synthetic import read_truth
     from pipeline import PIPELINE_VERSION
     from pipeline.analysis.session import SessionMeta, analyse

@@ -96,7 +96,7 @@ def errors(rows: list[dict], preds: list[list[tuple[int, int, str]]]) -> dict:
     return {"missed": missed, "spurious": spurious}
 
 
-def evaluate(rows: list[dict], nlp, *, with_errors: bool = False) -> dict:  # noqa: ANN001
+def evaluate(rows: list[dict], nlp, *, with_errors: bool = False) -> dict:
     from pipeline.privacy.deid import deidentify_many
 
     reds = deidentify_many([r["text"] for r in rows], nlp=nlp)

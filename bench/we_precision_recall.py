@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "collaborative_we.jsonl"
 
 
-def evaluate(rows: list[dict], nlp) -> dict:  # noqa: ANN001
+def evaluate(rows: list[dict], nlp) -> dict:
     from pipeline.markers.we_collab import classify_we
 
     out: dict = {}

@@ -210,7 +210,7 @@ def process_batch(
                 result = future.result()
                 done(_dask_store(item, result, dbp, Path(reports_dir), run_id, force, options.keep_audio)
                      if engine == "dask" else result)
-            except Exception as e:  # the session flow reports its own failures; this is a crash
+            except Exception as e:  # noqa: BLE001 - the session flow reports its own failures; this is a crash
                 crash = SessionOutcome("failed", str(item.audio_path), item.meta.session_id if item.meta else None,
                                        stage="batch", error_code="unexpected", message=f"{type(e).__name__}: {e}")
                 done(_record_outcome(item, crash, dbp, run_id) if engine == "dask" else crash)

@@ -102,7 +102,8 @@ def _install_hint(spec: ModelSpec) -> str:
 def _site_path(relative: str) -> Path | None:
     """Locate ``pkg/sub/file`` inside an installed top-level package without importing it.
 
-    A source ``pkg/sub/archive.zip!member`` names a member of a zip file: the zip's path is located."""
+    A source ``pkg/sub/archive.zip!member`` names a member of a zip file: the zip's path is located.
+    """
     relative = relative.partition("!")[0]
     top, _, rest = relative.partition("/")
     spec = importlib.util.find_spec(top)

@@ -75,8 +75,10 @@ def load_annomi(folder: Path = DEFAULT_ANNOMI) -> dict[str, Transcript]:
 
 
 def annotator_pairs(folder: Path = DEFAULT_ANNOMI) -> list[tuple[str, int, str, str, str, str]]:
-    """For utterances with two or more annotators: (transcript, utterance, role, first annotator's code,
-    second annotator's code, first annotator id) taking the two lowest annotator ids."""
+    """Utterances with two or more annotators, taking the two lowest annotator ids.
+
+    Each row: (transcript, utterance, role, first annotator's code, second annotator's code, the two ids).
+    """
     rows: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
     with (folder / "AnnoMI-full.csv").open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):

@@ -55,8 +55,10 @@ def cross_validate(options, items, labels, groups, folds, encoder):
     scores, kappas = [], []
     for k in sorted(set(folds.values())):
         test = np.array([folds[g] == k for g in groups])
-        coder = UtteranceCoder(options).fit([i for i, m in zip(items, test) if not m], labels[~test], encoder)
-        pred = coder.predict([i for i, m in zip(items, test) if m], encoder)
+        train_items = [i for i, m in zip(items, test, strict=True) if not m]
+        test_items = [i for i, m in zip(items, test, strict=True) if m]
+        coder = UtteranceCoder(options).fit(train_items, labels[~test], encoder)
+        pred = coder.predict(test_items, encoder)
         scores.append(f1_score(labels[test], pred, average="macro"))
         kappas.append(cohen_kappa_score(labels[test], pred))
     return float(np.mean(scores)), float(np.std(scores)), float(np.mean(kappas))

@@ -57,7 +57,8 @@ def detect_format(path: Path) -> str:
         with path.open(newline="", encoding="utf-8", errors="replace") as fh:
             header = next(csv.reader(fh), [])
         return "annomi" if {"transcript_id", "interlocutor", "utterance_text"} <= set(header) else "csv"
-    raise ConfigError(f"{path.name}: cannot tell the format from the extension; pass --format ({', '.join(FORMATS[1:])})")
+    raise ConfigError(f"{path.name}: cannot tell the format from the extension; "
+                      f"pass --format ({', '.join(FORMATS[1:])})")
 
 
 def _float(value: object) -> float | None:
@@ -175,6 +176,6 @@ def read_for_coding(path: str | Path, *, fmt: str = "auto", therapist_speaker: s
         conversations = _rows(path, fmt)
     except ConfigError:
         raise
-    except Exception as e:  # noqa: BLE001 - any parser's failure on a bad file is one clear refusal
+    except Exception as e:
         raise ConfigError(f"{path.name} is not a readable {fmt} transcript: {type(e).__name__}: {e}") from e
     return [_with_roles(name, labelled, therapist_speaker) for name, labelled in conversations]

@@ -524,8 +524,12 @@ class OpenAIWhisperTranscriber:
             If ``device="cuda"`` and torch sees no CUDA device.
         """
         import torch
-        import whisper
 
+        try:
+            import whisper
+        except ImportError as e:
+            raise ConfigError("the openai-whisper backend needs the openai-whisper package: "
+                              "pip install 'alliance-pipeline[openai-whisper]' (`make setup` installs it)") from e
         if not Path(checkpoint).is_file():
             raise ModelMissingError(
                 f"openai-whisper checkpoint not found: {checkpoint} "

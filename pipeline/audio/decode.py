@@ -319,7 +319,7 @@ def _decode_soundfile(path: Path, declared: Declared, max_duration_s: float) -> 
     return out.result(), rate, fmt, channels, out.frames
 
 
-def _import_av(path: Path):  # noqa: ANN202 - the av module
+def _import_av(path: Path):  # the av module
     try:
         import av
     except ImportError as e:  # pragma: no cover - av ships with faster-whisper
@@ -327,7 +327,7 @@ def _import_av(path: Path):  # noqa: ANN202 - the av module
     return av
 
 
-def _frame_samples(frame) -> np.ndarray:  # noqa: ANN001 - an av.AudioFrame
+def _frame_samples(frame) -> np.ndarray:  # an av.AudioFrame
     """One decoded PyAV frame as ``(samples, channels)`` float32 in [-1, 1]."""
     arr = frame.to_ndarray()
     channels = frame.layout.nb_channels or 1

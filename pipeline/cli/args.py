@@ -61,7 +61,7 @@ def add_viewer_arguments(p: argparse.ArgumentParser) -> None:
     add_actor_argument(p)
 
 
-def denied(con, session_ids: list[str], args: argparse.Namespace, reason: str) -> AccessDeniedError:  # noqa: ANN001
+def denied(con, session_ids: list[str], args: argparse.Namespace, reason: str) -> AccessDeniedError:
     """Record a refused access in the audit log (action ``denied``) and return the error to raise.
 
     The audit row holds who asked (``--actor``), the role claimed, the session ids and the reason. A
@@ -79,7 +79,7 @@ def denied(con, session_ids: list[str], args: argparse.Namespace, reason: str) -
     return AccessDeniedError(reason)
 
 
-def check_viewer(con, session_id: str, args: argparse.Namespace) -> None:  # noqa: ANN001
+def check_viewer(con, session_id: str, args: argparse.Namespace) -> None:
     """Refuse a clinician who is not the session's therapist (the message does not reveal whose it is).
 
     Every refusal is written to the audit log (action ``denied``).

@@ -54,7 +54,7 @@ def _progress(outcome: SessionOutcome, done: int, total: int, elapsed_s: float) 
           f"  (elapsed {elapsed_s:.0f} s, ETA {eta:.0f} s)", flush=True)
 
 
-def _checks_then_server(args: argparse.Namespace):  # noqa: ANN202 - flows.server.BackgroundServer | None
+def _checks_then_server(args: argparse.Namespace):  # flows.server.BackgroundServer | None
     """Check the database and the folder or manifest, then start Prefect's local server in the background.
 
     Before any Prefect server or model: a database that cannot be opened or a bad manifest is one clear

@@ -64,7 +64,7 @@ def _cmd_code(args: argparse.Namespace) -> int:
     return 0
 
 
-def _as_json(conv, result, agreement: dict) -> dict:  # noqa: ANN001
+def _as_json(conv, result, agreement: dict) -> dict:
     from collections import Counter
 
     return {
@@ -78,7 +78,7 @@ def _as_json(conv, result, agreement: dict) -> dict:  # noqa: ANN001
     }
 
 
-def _print_text(conv, result, agreement: dict) -> None:  # noqa: ANN001
+def _print_text(conv, result, agreement: dict) -> None:
     from pipeline.codes.summary import THRESHOLDS, against_threshold
 
     print(f"{result.name}: {len(result.codes)} utterances coded (coder {result.coder_version}; roles "
@@ -98,7 +98,7 @@ def _print_text(conv, result, agreement: dict) -> None:  # noqa: ANN001
     print("  Process signals for supervision and research, not verdicts on the therapist or the client.")
 
 
-def _write_csv(path: Path, results) -> None:  # noqa: ANN001
+def _write_csv(path: Path, results) -> None:
     from pipeline.private_files import write_private
 
     buf = io.StringIO()

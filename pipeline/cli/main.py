@@ -140,7 +140,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     return _process_with_flow(args, meta)
 
 
-def _process_with_flow(args: argparse.Namespace, meta) -> int:  # noqa: ANN001 - SessionMeta
+def _process_with_flow(args: argparse.Namespace, meta) -> int:  # SessionMeta
     """Run the session flow, with Prefect's server starting while the models are imported and loaded."""
     import time
     from dataclasses import replace
@@ -198,7 +198,7 @@ def _process_with_flow(args: argparse.Namespace, meta) -> int:  # noqa: ANN001 -
     return _print_outcome(args, outcome)
 
 
-def _print_outcome(args: argparse.Namespace, outcome) -> int:  # noqa: ANN001 - SessionOutcome
+def _print_outcome(args: argparse.Namespace, outcome) -> int:  # SessionOutcome
     """Print a recording's end state; 0 processed or skipped, 3 refused or failed."""
     if outcome.state == "processed":
         print(f"\nProcessed {args.session_id} in {outcome.wall_s:.0f} s ({outcome.duration_s:.0f} s of audio).")

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_export_transcript)
 
 
-def _select(con, args: argparse.Namespace, key: bytes | None) -> list[str]:  # noqa: ANN001
+def _select(con, args: argparse.Namespace, key: bytes | None) -> list[str]:
     """The session ids to export, after the role's rules (raises AccessDeniedError / SessionNotFoundError)."""
     from pipeline.report.transcript_export import resolve_research_session, sessions_of_client, sessions_of_run
 

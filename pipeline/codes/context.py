@@ -25,8 +25,9 @@ class CodingUtterance:
 class Context:
     """The inputs of one coding decision.
 
-    ``previous`` is the utterance just before (either person), ``previous2`` the one before that, ``other_last`` the other person's most recent
-    utterance, ``own_last`` the speaker's own previous utterance; ``position`` is the index over the count.
+    ``previous`` is the utterance just before (either person), ``previous2`` the one before that,
+    ``other_last`` the other person's most recent utterance, ``own_last`` the speaker's own previous
+    utterance; ``position`` is the index over the count.
     """
 
     text: str

@@ -1,5 +1,8 @@
-"""Features of a coding decision: frozen sentence embeddings of the utterance and its context, TF-IDF n-grams,
-and a few surface cues (fit on training conversations only, then frozen with the coder)."""
+"""Features of a coding decision: frozen sentence embeddings, TF-IDF n-grams and a few surface cues.
+
+The embeddings cover the utterance and its context; the vocabularies are fit on training conversations only,
+then frozen with the coder.
+"""
 
 from __future__ import annotations
 

@@ -51,8 +51,6 @@ _MAX_MANIFEST_BYTES = 10 * 1024 * 1024
 _MAX_FIELD_CHARS = 1_000
 _REQUIRED = ("audio", "session_id", "client_id", "therapist_id")
 _MAX_SIDECAR_BYTES = 64 * 1024
-#: Manifest fields that may be YAML lists (joined with ``;`` as in a CSV cell).
-_LIST_FIELDS = ("consented_by", "known_names")
 
 
 class ManifestError(AllianceError):

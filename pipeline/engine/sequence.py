@@ -209,7 +209,7 @@ def precheck(audio_path: Path, meta: SessionMeta, consent: dict | None, *, db_pa
     if done is not None and reports_dir is not None and run_id is not None:
         try:
             done = complete_outputs(done, db_path=db_path, reports_dir=reports_dir, run_id=run_id)
-        except Exception as e:  # the session is stored; its files could not be written
+        except Exception as e:  # noqa: BLE001 - the session is stored; its files could not be written
             return Prechecked(None, outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
                                                       audio_sha256=sha, stage="summary"))
     return Prechecked(c, None if done is None else replace(done, source_path=str(audio_path)))
@@ -313,7 +313,7 @@ def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, op
                            ner_nlp=get_ner_nlp(), diarization_model=_diarization_model_name(),
                            options=options.indicators, prosody_frames=frames, coder=coder, encoder=encoder)
         return Computed(analysis, None, os.getpid(), audio.duration_s, round(time.perf_counter() - started, 2))
-    except Exception as e:  # a bad recording, a bug or a library failure: report it with its stage
+    except Exception as e:  # noqa: BLE001 - a bad recording, a bug or a library failure: report it with its stage
         outcome = outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id, audio_sha256=sha,
                                     stage=stage, duration_s=audio.duration_s if audio else None)
     return Computed(None, outcome, os.getpid(), outcome.duration_s, round(time.perf_counter() - started, 2))
@@ -402,7 +402,7 @@ def store_session(computed: Computed, audio_path: Path, meta: SessionMeta, *, db
         outcome = SessionOutcome("processed", str(audio_path), meta.session_id, sha, summary_path=summary_path,
                                  report_path=html_path, headline=lines, duration_s=computed.duration_s,
                                  message=f"stored in {db_path}, summary at {summary_path}{retention}")
-    except Exception as e:  # a storage or report failure: the end state says which stage
+    except Exception as e:  # noqa: BLE001 - a storage or report failure: the end state says which stage
         outcome = outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id, audio_sha256=sha,
                                     stage=stage, duration_s=computed.duration_s)
     return replace(outcome, wall_s=computed.wall_s)

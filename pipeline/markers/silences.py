@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pipeline.errors import ConfigError
-from pipeline.types import Diarization, SpeakerTurn
+from pipeline.types import Diarization
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,6 @@ class FloorTransfer:
     offset_s: float
     from_speaker: str
     to_speaker: str
-
-
-def _last_before(turns: tuple[SpeakerTurn, ...], t: float) -> SpeakerTurn:
-    ended = [x for x in turns if x.end_s <= t + 1e-9]
-    return max(ended, key=lambda x: x.end_s)
 
 
 def find_silences(diarization: Diarization, *, options: SilenceOptions = SilenceOptions()) -> tuple[Silence, ...]:

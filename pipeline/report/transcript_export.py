@@ -389,7 +389,7 @@ def _xmax_ms(doc: TranscriptDoc, all_tiers: Sequence[Tier]) -> int:
     return max([round(doc.duration_s * 1000), *ends, 1])
 
 
-def to_textgrid(doc: TranscriptDoc):  # noqa: ANN201 - pympi.Praat.TextGrid
+def to_textgrid(doc: TranscriptDoc):  # pympi.Praat.TextGrid
     """A Praat TextGrid (pympi-ling) of :func:`tiers`: interval tiers over the whole recording."""
     from pympi.Praat import TextGrid
 
@@ -402,7 +402,7 @@ def to_textgrid(doc: TranscriptDoc):  # noqa: ANN201 - pympi.Praat.TextGrid
     return grid
 
 
-def to_eaf(doc: TranscriptDoc):  # noqa: ANN201 - pympi.Elan.Eaf
+def to_eaf(doc: TranscriptDoc):  # pympi.Elan.Eaf
     """An ELAN EAF document (pympi-ling) of :func:`tiers`, no media linked (link the recording in ELAN)."""
     from pympi.Elan import Eaf
 

@@ -523,11 +523,6 @@ def record_files(con: duckdb.DuckDBPyConnection, *, session_id: str, files: list
                         [session_id, resolved, kind, run_id])
 
 
-def open_existing(path: Path | str) -> duckdb.DuckDBPyConnection:
-    """A writable connection to an existing database (for reads that write an audit event)."""
-    return connect(path, create=False)
-
-
 def compact(path: Path | str, *, key: str | None = None) -> None:
     """Rewrite the database file with only its live rows (no open connection may hold it).
 

@@ -52,7 +52,7 @@ def pending_dir(db_path: Path | str) -> Path:
     return Path(str(db_path) + ".pending")
 
 
-def _cipher(key: str):  # noqa: ANN202 - cryptography's AESGCM
+def _cipher(key: str):  # cryptography's AESGCM
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     return AESGCM(hashlib.sha256(b"alliance-pending\x00" + key.encode("ascii")).digest())

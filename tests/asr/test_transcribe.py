@@ -550,9 +550,13 @@ WORD_TIME_TOLERANCE_S = 0.1
 PAUSE_BELOW_SPEECH_DB = 20.0
 
 
-def _quiet_between(samples: np.ndarray, a_s: float, b_s: float, *, margin_s: float = 0.0, frame_s: float = 0.05) -> bool:
-    """True when every 50 ms frame between ``a_s`` and ``b_s`` (each end moved ``margin_s`` inwards) is at least
-    20 dB below the clip's speech level (the 95th percentile of frame levels): the stretch is a pause."""
+def _quiet_between(samples: np.ndarray, a_s: float, b_s: float, *, margin_s: float = 0.0,
+                   frame_s: float = 0.05) -> bool:
+    """Tell whether the stretch between ``a_s`` and ``b_s`` is a pause.
+
+    True when every 50 ms frame in it (each end moved ``margin_s`` inwards) is at least 20 dB below the clip's
+    speech level (the 95th percentile of frame levels).
+    """
     frame = int(frame_s * SAMPLE_RATE_HZ)
     n = samples.size // frame
     levels = 20 * np.log10(np.sqrt(np.mean(samples[: n * frame].reshape(n, frame) ** 2, axis=1)) + 1e-9)
@@ -577,8 +581,10 @@ def test_quiet_between_tells_a_pause_from_speech() -> None:
 
 @pytest.mark.integration
 def test_backends_agree_on_words_and_times(ct2_dir: Path, openai_checkpoint: Path, jfk: np.ndarray) -> None:
-    """What the product promises across backends and CPUs: the same words; each word's end within 0.1 s; each
-    word's start within 0.1 s *or* anywhere inside the pause before the word.
+    """Check what the product promises across backends and CPUs.
+
+    The same words; each word's end within 0.1 s; each word's start within 0.1 s *or* anywhere inside the
+    pause before the word.
 
     Whisper's cross-attention alignment lets a word after a pause start anywhere in that pause, and
     CTranslate2's int8 kernels differ by CPU: on jfk.flac "ask" (spoken at about 3.25-3.65 s after a pause

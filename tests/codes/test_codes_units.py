@@ -53,7 +53,8 @@ def test_readers_csv_json_whisperx_and_role_rule(tmp_path: Path) -> None:
     assert [u.role for u in conv.utterances] == ["therapist", "client"] and conv.role_confidence == 1.0
     wx = tmp_path / "w.json"
     wx.write_text(json.dumps({"segments": [
-        {"start": 0.0, "end": 2.0, "text": "What would you like to change about your drinking?", "speaker": "SPEAKER_01"},
+        {"start": 0.0, "end": 2.0, "text": "What would you like to change about your drinking?",
+         "speaker": "SPEAKER_01"},
         {"start": 2.5, "end": 4.0, "text": "I think I drink too much and I want to cut down.", "speaker": "SPEAKER_00"},
         {"start": 4.5, "end": 6.0, "text": "You want to cut down. What would you gain?", "speaker": "SPEAKER_01"},
     ]}), encoding="utf-8")

@@ -20,7 +20,7 @@ from pipeline.engine import sequence
 from pipeline.engine.manifest import ManifestError, load_batch, read_manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "audio"))
-from hostile_corpus import build_hostile_audio  # noqa: E402
+from hostile_corpus import build_hostile_audio
 
 HEADER = "audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on\n"
 

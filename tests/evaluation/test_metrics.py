@@ -8,7 +8,7 @@ from evaluation.metrics import normalise_text, word_error_rate
 
 pytest.importorskip("whisper.normalizers", reason="openai-whisper is not installed")
 
-from evaluation.metrics import whisper_normalise_text, word_error_rate_whisper  # noqa: E402
+from evaluation.metrics import whisper_normalise_text, word_error_rate_whisper
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ def test_cluster_bootstrap_is_seeded_and_p_is_two_sided():
 
 
 def test_grade_follows_the_decision_rules():
-    def row(i, est, p, pred="+", effect="rho", rb=None, blind=True):  # noqa: ANN001, ANN202
+    def row(i, est, p, pred="+", effect="rho", rb=None, blind=True):
         return {"id": i, "family": "E", "testable": True, "estimate": est, "p": p, "predicted": pred,
                 "effect": effect, "rank_biserial": rb, "blind": blind}
 

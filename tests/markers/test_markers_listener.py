@@ -26,7 +26,7 @@ def _words(text: str, speaker: str, start_s: float, end_s: float) -> list[Attrib
     return [AttributedWord(start_s + i * step, start_s + (i + 1) * step, t, 0.9, speaker) for i, t in enumerate(toks)]
 
 
-def _ind(indicators) -> dict:  # noqa: ANN001
+def _ind(indicators) -> dict:
     return {(i.name, i.speaker_role): i.value for i in indicators}
 
 

@@ -37,7 +37,7 @@ class _Turn:
     word_count: int
 
 
-def _tv(role, start_s=0.0, *, pitch=None, energy=None, rate=None) -> TurnValues:  # noqa: ANN001
+def _tv(role, start_s=0.0, *, pitch=None, energy=None, rate=None) -> TurnValues:
     return TurnValues(role, start_s, start_s + 1.0, pitch, energy, rate)
 
 
@@ -82,7 +82,7 @@ def _disentrained(seed: int = 2) -> np.ndarray:
     return _entrained(seed) * np.where(np.arange(N_TURNS) % 2 == 0, 1.0, -1.0)
 
 
-def _values(indicators) -> dict:  # noqa: ANN001
+def _values(indicators) -> dict:
     return {(i.name, i.speaker_role): i.value for i in indicators}
 
 

@@ -5,7 +5,7 @@ from pipeline.report.summary import report_stem
 from pipeline.storage import db
 
 
-def test_index_lists_sessions_with_links_and_disclaimer(tmp_path, analysis):  # noqa: F811
+def test_index_lists_sessions_with_links_and_disclaimer(tmp_path, analysis):
     con = db.connect(tmp_path / "a.duckdb")
     db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
     reports = tmp_path / "reports"

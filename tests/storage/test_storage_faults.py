@@ -39,7 +39,7 @@ def _counts(path: Path) -> dict[str, int]:
         con.close()
 
 
-def test_disk_full_write_fails_clearly_and_keeps_old_rows(small_fs, analysis):  # noqa: F811
+def test_disk_full_write_fails_clearly_and_keeps_old_rows(small_fs, analysis):
     path = small_fs / "a.duckdb"
     con = db.connect(path)
     db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
@@ -60,7 +60,7 @@ def test_disk_full_write_fails_clearly_and_keeps_old_rows(small_fs, analysis):  
     assert _counts(path) == before  # the first session is intact, nothing of the second
 
 
-def test_read_only_database_is_a_clear_error_and_untouched(small_fs, analysis):  # noqa: F811
+def test_read_only_database_is_a_clear_error_and_untouched(small_fs, analysis):
     path = small_fs / "a.duckdb"
     con = db.connect(path)
     db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
