@@ -14,7 +14,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
 DEMO_AUDIO := sample_audio/demo_session.flac
 
-.PHONY: setup models demo lint test test-fast bench bench-long bench-duckdb bench-realistic clean-demo
+.PHONY: setup models demo lint test test-fast bench bench-long bench-duckdb bench-realistic bench-codes bench-codes-audio codes-model clean-demo
 
 setup: $(STAMP) models
 
@@ -63,6 +63,23 @@ bench-long: setup
 # (needs ../shared/data/annomi and flite; about 20 min on 2 cores). Writes bench/results/realistic.{json,md}.
 bench-realistic: setup
 	$(BIN)/python -m bench.bench_realistic
+
+# docs/process_codes.md: the shipped MI process coder scored once on the held-out AnnoMI test transcripts
+# (gold text), with both baselines, expert-expert agreement and session summaries (needs ../shared/data/annomi;
+# about 10 min on 2 cores, most of it encoding utterances the first time).
+bench-codes: setup
+	$(BIN)/python -m bench.bench_codes
+
+# docs/process_codes.md, from audio: test transcripts rendered in the realistic bench's rooms and run through the
+# product (needs ../shared/data/annomi and flite; about 30 min on 2 cores for the defaults).
+bench-codes-audio: setup
+	$(BIN)/python -m bench.bench_codes_audio
+
+# Rebuild the shipped coder (pipeline/codes/artefacts/): model selection by cross-validation on train/dev only,
+# then the fit (needs ../shared/data/annomi; the artefact's SHA-256 goes into its model card).
+codes-model: setup
+	$(BIN)/python -m evaluation.codes.select
+	$(BIN)/python -m evaluation.codes.train
 
 # docs/benchmarks.md: research queries on a synthetic database of 100,000 sessions (about 14 GB of memory)
 bench-duckdb: setup

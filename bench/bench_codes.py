@@ -66,6 +66,8 @@ def main(argv=None) -> int:
     parser.add_argument("--annomi", type=Path, default=DEFAULT_ANNOMI)
     parser.add_argument("--out", type=Path, default=Path("bench/results/codes.json"))
     parser.add_argument("--markdown", type=Path, default=Path("bench/results/codes.md"))
+    parser.add_argument("--record-in-card", action="store_true",
+                        help="write the held-out agreement into the shipped model card (done once, after scoring)")
     args = parser.parse_args(argv)
     if not (args.annomi / "AnnoMI-simple.csv").is_file():
         print(f"skipped: {args.annomi} not available (../shared is for development only)", file=sys.stderr)
@@ -191,10 +193,30 @@ def main(argv=None) -> int:
                          "total": round(time.perf_counter() - started, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
+    if args.record_in_card:
+        record_in_card(result)
     md = markdown(result)
     args.markdown.write_text(md)
     print(md)
     return 0
+
+
+def record_in_card(r: dict) -> None:
+    """Put the held-out agreement (the accuracy the product shows beside the codes) into the model card."""
+    from pipeline.codes.coder import ARTEFACT_DIR, CARD_NAME, read_card
+
+    card = read_card()
+    if card["artefact_sha256"] != r["artefact_sha256"]:
+        raise SystemExit("the card describes another artefact: not recorded")
+    card["test_agreement"] = {
+        "therapist_macro_f1": r["therapist"]["coder"]["macro_f1"], "therapist_kappa": r["therapist"]["coder"]["kappa"],
+        "client_macro_f1": r["client"]["coder"]["macro_f1"], "client_kappa": r["client"]["coder"]["kappa"],
+        "expert_vs_expert_therapist_kappa": r["experts"]["therapist"]["expert_vs_expert"]["kappa"],
+        "expert_vs_expert_client_kappa": r["experts"]["client"]["expert_vs_expert"]["kappa"],
+        "session_icc_2_1": {k: v["icc"] for k, v in r["session_icc_2_1"].items()},
+        "source": "python -m bench.bench_codes (held-out AnnoMI test transcripts, gold text; docs/process_codes.md)",
+    }
+    (ARTEFACT_DIR / CARD_NAME).write_text(json.dumps(card, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def markdown(r: dict) -> str:

@@ -20,7 +20,7 @@ import sklearn
 
 from evaluation.codes.annomi import DEFAULT_ANNOMI, SPLIT_PATH, load_annomi
 from evaluation.codes.cache import CachingEncoder
-from evaluation.codes.select import CANDIDATES, task_items
+from evaluation.codes.select import CANDIDATES, SELECTED_FROM, task_items
 from evaluation.codes.split import file_sha256
 from pipeline.codes.coder import SUBTYPES, ProcessCoder, UtteranceCoder, options_dict, save_coder
 from pipeline.codes.context import contexts
@@ -30,7 +30,7 @@ TIE = 0.005
 
 
 def choose(selection: list[dict], task: str) -> str:
-    rows = [r for r in selection if r["task"] == task and r["candidate"] in CANDIDATES]
+    rows = [r for r in selection if r["task"] == task and r["candidate"] in SELECTED_FROM]
     best = max(r["cv_macro_f1"] for r in rows)
     order = list(CANDIDATES)
     near = sorted((r for r in rows if r["cv_macro_f1"] >= best - TIE), key=lambda r: order.index(r["candidate"]))
