@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "docs/research_calibration.md), and the repeated-measures correlation beside it; between clients: "
         "Spearman and Pearson correlations of client means with Fisher-z CIs. Every row names its sessions and "
         "clients, method, covariates and markers/lexicons versions. Benjamini-Hochberg q values; discrepancy "
-        "flags (strain signals vs a high alliance rating, and the reverse) and per-client self-report "
+        "flags (strain signals vs a high alliance rating, and the reverse; only indicators with supported evidence "
+        "are strain signals: none today) and per-client self-report "
         "trajectories with baseline and reliable change. Stored in comparison_results, discrepancy_flags and "
         "client_trajectories under a new comparison_id and printed. Associations, not effects: expect them to "
         "be small.")
@@ -100,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--dataset", type=Path, metavar="DIR",
                    help="write the analysis-ready dataset instead: DIR/sessions.parquet (one row per research-scope "
                    "session, every indicator as a column with role suffix, self-report scores linked within the "
-                   "window) and DIR/codebook.csv (variable, label, unit, definition, evidence grade, markers version)")
+                   "window) and DIR/codebook.csv (variable, label, unit, definition, accuracy, evidence, markers version)")
     e.add_argument("--link-window-days", type=non_negative_int, default=3, metavar="DAYS",
                    help="--dataset: self-report counts as the session's when dated within DAYS (default 3)")
     e.add_argument("--duplicates", choices=("refuse", "latest"), default="refuse",

@@ -12,8 +12,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "evaluation" / "data"
 PROTOCOL = ROOT / "docs" / "moments_protocol.md"
@@ -63,7 +61,3 @@ def test_agreement_is_stated_as_what_it_is_with_the_measured_counts():
     # no model name is asserted where the repository has none
     assert "are not in the repository" in readme and "names and versions of the language models" in protocol
 
-
-@pytest.mark.parametrize("name", FILES)
-def test_protocol_files_exist(name):
-    assert (DATA / name).is_file()
