@@ -101,7 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--dataset", type=Path, metavar="DIR",
                    help="write the analysis-ready dataset instead: DIR/sessions.parquet (one row per research-scope "
                    "session, every indicator as a column with role suffix, self-report scores linked within the "
-                   "window) and DIR/codebook.csv (variable, label, unit, definition, accuracy, evidence, markers version)")
+                   "window) and DIR/codebook.csv (variable, label, unit, definition, accuracy, evidence, markers "
+                   "version)")
     e.add_argument("--link-window-days", type=non_negative_int, default=3, metavar="DAYS",
                    help="--dataset: self-report counts as the session's when dated within DAYS (default 3)")
     e.add_argument("--duplicates", choices=("refuse", "latest"), default="refuse",
