@@ -22,6 +22,13 @@ def _cell(text: str, source: str) -> str:
     return "; ".join(x for x in (text, f"source: {source}" if source else "") if x).replace("|", "/") or "-"
 
 
+def _supported_sentence() -> str:
+    supported = sorted(n for n, d in definitions().items() if d.evidence.status == "supported")
+    if not supported:
+        return "No indicator has supported evidence today."
+    return "Supported evidence: " + ", ".join(f"`{n}`" for n in supported) + "."
+
+
 def section() -> str:
     """The generated Markdown: every indicator's accuracy and evidence apart, then every moment detector's precision."""
     lines = [BEGIN, "",
@@ -31,8 +38,8 @@ def section() -> str:
              "annotation passes, not human experts; `not_measured`). **Evidence**: what the number is known to say "
              "about the alliance or outcome (`supported`: shown to move with alliance or outcome ratings; "
              "`none_yet`; `contradicted`: evidence against what its name suggests). A well-measured number is not "
-             "thereby an alliance sign. No indicator has supported evidence today; `alliance compare` reads only "
-             "supported indicators as strain.", "",
+             "thereby an alliance sign; `alliance compare` reads only supported indicators as strain. "
+             + _supported_sentence(), "",
              "| indicator | accuracy | how well measured (source) | evidence | what is known about alliance or "
              "outcome (source) |", "|---|---|---|---|---|"]
     for d in sorted(definitions().values(), key=lambda d: (EVIDENCE_STATUSES.index(d.evidence.status),

@@ -23,11 +23,11 @@ from pipeline.report import derive, figures
 from pipeline.report.data import ReportData, load_report_data
 from pipeline.report.summary import (
     DISCLAIMER,
-    GRADE_LEGEND,
     INDICATOR_ROWS,
     clock,
     format_value,
     grade_cells,
+    grade_legend,
     quality_lines,
 )
 
@@ -112,12 +112,18 @@ def _timeline_text(data: ReportData, evs: Sequence[derive.Event]) -> str:
     are not counted here.
     """
     parts = []
+    bin_s = derive.timeline_bin_s(data.duration_s)
+    if bin_s is not None:  # a long session: the figure draws shares of time bins, not each stretch
+        parts.append(f"The figure shows the share of each {clock(bin_s)} spoken by each person, and by both at once.")
     for role in ("therapist", "client"):
         segs = derive.role_union(data.speech, role)
-        parts.append(f"The {role} spoke in {len(segs)} stretches, {clock(sum(s.duration_s for s in segs))} "
-                     "in all.")
+        total = clock(sum(s.duration_s for s in segs))
+        parts.append(f"The {role} spoke in {len(segs)} stretches, {total} in all." if bin_s is None
+                     else f"The {role} spoke {total} in all.")
     both = derive.overlaps(data.speech)
-    parts.append(f"Both spoke at once {len(both)} times ({sum(b.duration_s for b in both):.1f} s in all).")
+    overlap_s = sum(b.duration_s for b in both)
+    parts.append(f"Both spoke at once {len(both)} times ({overlap_s:.1f} s in all)." if bin_s is None
+                 else f"Both spoke at once for {overlap_s:.1f} s in all.")
     sil = derive.silences(data)
     if sil:
         parts.append("Silences of 2 s or more at " + ", ".join(
@@ -222,7 +228,7 @@ def build_context(data: ReportData) -> dict:
         "stored_cues": stored_cues,
         "quality": data.quality,
         "quality_lines": quality_lines(data.quality),
-        "grade_legend": GRADE_LEGEND,
+        "grade_legend": grade_legend(data.grades),
         "self_report": _self_report_context(data),
         "table": table,
         "pipeline_version": PIPELINE_VERSION,

@@ -58,8 +58,18 @@ GRADE_LEGEND = (
     "alliance or outcome ratings; none yet; contradicted: evidence against what its name suggests, not a "
     "warning sign).",
     "A well-measured number is not thereby a sign of the alliance: a silence counted exactly is still only a "
-    "silence. Today no indicator has supported evidence about the alliance or outcome.",
+    "silence.",
 )
+
+
+def grade_legend(grades: dict[str, tuple[str, str]] | None) -> tuple[str, ...]:
+    """The legend, plus what the stored grades say: whether any indicator has supported evidence."""
+    supported = sorted(n for n, (_acc, ev) in (grades or {}).items() if ev == "supported")
+    if not grades:
+        return GRADE_LEGEND
+    if not supported:
+        return (*GRADE_LEGEND, "No indicator has supported evidence about the alliance or outcome.")
+    return (*GRADE_LEGEND, "Supported evidence about the alliance or outcome: " + ", ".join(supported) + ".")
 
 
 def grade_cells(grades: dict[str, tuple[str, str]] | None, name: str) -> tuple[str, str]:
@@ -216,7 +226,7 @@ def render_markdown(summary: SessionSummary) -> str:
         therapist, client = (format_value(i.get((name, role)), how) for role in ("therapist", "client"))
         accuracy, evidence = grade_cells(summary.grades, name)
         lines.append(f"| {label} | {therapist} | {client} | {accuracy} | {evidence} |")
-    lines += ["", " ".join(GRADE_LEGEND) + " Figures and sources: docs/data_dictionary.md."]
+    lines += ["", " ".join(grade_legend(summary.grades)) + " Figures and sources: docs/data_dictionary.md."]
     lines += ["", "## Silences of 2 s or more", ""]
     if not summary.silences:
         lines.append("None in this session.")

@@ -84,3 +84,25 @@ def test_report_cards_draw_the_usual_range_band(con, dialogue):
     assert all(isinstance(h, HistoryPoint) for h in data.history)
     html = render_html(data)
     assert 'id="spark0-usual"' in html and "usual range" in html
+
+
+def test_legend_says_what_the_stored_evidence_is():
+    from pipeline.report.summary import grade_legend
+
+    assert "No indicator has supported evidence" in " ".join(grade_legend({"we_rate": ("synthetic_truth",
+                                                                                       "none_yet")}))
+    text = " ".join(grade_legend({"x_rate": ("expert_codes", "supported"), "we_rate": ("synthetic_truth",
+                                                                                      "none_yet")}))
+    assert "Supported evidence about the alliance or outcome: x_rate." in text and "No indicator" not in text
+
+
+def test_long_session_timeline_text_describes_binned_shares_not_stretches(tmp_path):
+    from tests.report.test_report import long_dialogue
+
+    words, turns = long_dialogue(30 * 60.0)
+    c = db.connect(tmp_path / "long.duckdb")
+    db.write_session(c, make_analysis(words, turns, duration_s=30 * 60.0), run_id="r", pipeline_version="0.1.0")
+    html = unescape(render_html(load_report_data(c, "s1")))
+    c.close()
+    text = re.search(r'<p id="timeline-text">(.*?)</p>', html, re.S).group(1)
+    assert "share of each 0:30 spoken by each person" in text and "stretches" not in text
