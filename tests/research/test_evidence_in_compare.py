@@ -64,7 +64,7 @@ def test_contradicted_indicators_are_left_out_unless_asked_for(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("first,second", [("post", "Post"), ("follow-up", "follow_up")])
-def test_timepoints_that_reduce_to_one_column_are_refused_with_both_labels(tmp_path, first, second):
+def test_timepoints_that_reduce_to_one_column_are_refused_with_both_labels(tmp_path, capsys, first, second):
     path = _db(tmp_path)
     con = db.connect(path)
     csv = tmp_path / "tp.csv"
@@ -78,3 +78,8 @@ def test_timepoints_that_reduce_to_one_column_are_refused_with_both_labels(tmp_p
     msg = str(err.value)
     assert f"timepoint {first!r}" in msg and f"timepoint {second!r}" in msg and "sr_srs_total_" in msg
     assert not (tmp_path / "ds" / "sessions.parquet").exists()  # nothing half-written
+    capsys.readouterr()
+    assert main(["export", "--db", path, "--dataset", str(tmp_path / "ds2"), "--role", "admin"]) == 2
+    err = capsys.readouterr().err
+    assert f"{first!r}" in err and f"{second!r}" in err and "Traceback" not in err
+    assert not (tmp_path / "ds2" / "codebook.csv").exists()
