@@ -11,7 +11,7 @@ indicators are stored with the columns ``alliance process`` writes. The self-rep
 then the *product's* commands run on it:
 
     alliance import-self-report SELF_REPORT.csv --instrument-config bench/mibot_instruments.toml --db DB
-    alliance compare --level between --indicator ... --db DB
+    alliance compare --level between --indicator ... --include-contradicted --db DB
 
     .venv/bin/python -m bench.mibot_compare [--db /tmp/mibot.duckdb] [--work-dir /tmp/mibot]
 
@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = [
         ["import-self-report", str(sr), "--instrument-config", str(INSTRUMENTS.relative_to(ROOT)), "--db",
          str(db_path)],
-        ["compare", "--level", "between", *[a for i in INDICATORS for a in ("--indicator", i)], "--db", str(db_path)],
+        ["compare", "--level", "between", *[a for i in INDICATORS for a in ("--indicator", i)],
+         "--include-contradicted", "--db", str(db_path)],
     ]
     for c in commands:
         print("$ alliance " + shlex.join(c))

@@ -48,6 +48,26 @@ def kappa(a: list[str], b: list[str]) -> float | None:
     return None if pe == 1 else round((po - pe) / (1 - pe), 3)
 
 
+def identical_counts(la: dict, lb: dict, r_ids: list[str], a_ids: list[str]) -> dict[str, list[int]]:
+    """How often passes A and B wrote the same thing: ``[identical, of]`` per comparison.
+
+    ``rupture_records``: every field of the rupture record (label, repair stage, confidence) identical;
+    ``rupture_label``: the 3-class label; ``rupture_label_and_repair``; ``alliance_records``: the same set of
+    alliance-work labels and the same confidence. Near-identical records, confidence included, are what one
+    annotator (or one model family) reading a moment twice produces; the kappa is not inter-rater agreement.
+    """
+    def same(ids: list[str], fields: tuple[str, ...]) -> list[int]:
+        def key(lab: dict) -> tuple:
+            return tuple(sorted(lab[f]) if isinstance(lab[f], list) else lab[f] for f in fields)
+
+        return [sum(key(la[i]) == key(lb[i]) for i in ids), len(ids)]
+
+    return {"rupture_records": same(r_ids, ("label", "repair", "confidence")),
+            "rupture_label": same(r_ids, ("label",)),
+            "rupture_label_and_repair": same(r_ids, ("label", "repair")),
+            "alliance_records": same(a_ids, ("labels", "confidence"))}
+
+
 def _detected_kinds(det: dict) -> set[str]:
     kinds = set()
     for d in det["detections"]:
@@ -72,6 +92,7 @@ def analyse() -> dict:
     for cat in ALLIANCE:
         agreement[cat] = kappa([str(cat in la[i]["labels"]) for i in a_ids],
                                [str(cat in lb[i]["labels"]) for i in a_ids])
+    identical = identical_counts(la, lb, r_ids, a_ids)
 
     def truth(ref: str, mid: str, claim: str) -> bool:
         def one(lab: dict) -> bool:
@@ -108,7 +129,7 @@ def analyse() -> dict:
     repair = Counter(la[i]["repair"] for i in r_ids if truth("consensus", i, "rupture"))
     return {"moments": {"rupture": len(r_ids), "alliance": len(a_ids)},
             "labels": {"A": Counter(la[i]["label"] for i in r_ids), "B": Counter(lb[i]["label"] for i in r_ids)},
-            "agreement_kappa": agreement, "precision": rows, "recall_sample": per_ref,
+            "agreement_kappa": agreement, "identical": identical, "precision": rows, "recall_sample": per_ref,
             "repair_consensus_ruptures_passA": repair, "bar": {"precision": BAR, "min_n": MIN_N}}
 
 

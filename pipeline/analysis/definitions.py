@@ -1,9 +1,17 @@
-"""Every indicator's definition and evidence grade, from ``indicator_definitions.json`` (versioned data).
+"""Every indicator's definition and its two grades, from ``indicator_definitions.json`` (versioned data).
 
-Grades: ``validated`` (measured against ground truth or an external criterion; the figure is in
-``evidence``), ``exploratory`` (defined, not yet validated) and ``contradicted`` (evidence against what
-its name suggests). Nothing graded ``contradicted`` is shown to clinicians as a warning sign; the report
-shows the grade beside every value. ``docs/data_dictionary.md`` is checked against this file by a test.
+Two separate facts, never one word:
+
+- ``accuracy``: how well the number is measured. ``kind`` is ``synthetic_truth`` (against renders with exact
+  truth), ``expert_codes`` (against human experts' codes or transcripts), ``realistic_bench`` (against the truth
+  of degraded renders, docs/realistic_bench.md), ``model_labels`` (against language-model annotation passes, not
+  human experts) or ``not_measured``; ``figure`` and ``source`` say what was measured and where.
+- ``evidence``: what the number is known to say about the alliance or outcome. ``status`` is ``supported``
+  (shown to move with alliance or outcome ratings), ``none_yet`` or ``contradicted`` (evidence against what its
+  name suggests); ``note`` gives the figures and ``source`` where they are.
+
+A well-measured number is not thereby an alliance sign: only ``supported`` evidence lets a comparison read an
+indicator as strain (today none has it). ``docs/data_dictionary.md`` is checked against this file by a test.
 """
 
 from __future__ import annotations
@@ -14,13 +22,48 @@ from functools import cache
 from importlib.resources import files
 from typing import Literal
 
-Grade = Literal["validated", "exploratory", "contradicted"]
-GRADES: tuple[str, ...] = ("validated", "exploratory", "contradicted")
+AccuracyKind = Literal["synthetic_truth", "expert_codes", "realistic_bench", "model_labels", "not_measured"]
+ACCURACY_KINDS: tuple[str, ...] = ("synthetic_truth", "expert_codes", "realistic_bench", "model_labels",
+                                   "not_measured")
+EvidenceStatus = Literal["supported", "none_yet", "contradicted"]
+EVIDENCE_STATUSES: tuple[str, ...] = ("supported", "none_yet", "contradicted")
+
+#: Plain words for each accuracy kind and evidence status (report, summary, codebook, compare).
+ACCURACY_WORDS: dict[str, str] = {
+    "synthetic_truth": "measured against synthetic truth",
+    "expert_codes": "measured against expert codes",
+    "realistic_bench": "measured on the realistic bench",
+    "model_labels": "measured against language-model labels (not human experts)",
+    "not_measured": "accuracy not measured",
+}
+EVIDENCE_WORDS: dict[str, str] = {
+    "supported": "supported: shown to move with alliance or outcome ratings",
+    "none_yet": "no evidence yet about alliance or outcome",
+    "contradicted": "contradicted: evidence against what its name suggests",
+}
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """How well an indicator's number is measured: the kind of reference, the figure, where it is reported."""
+
+    kind: AccuracyKind
+    figure: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What an indicator is known to say about the alliance or outcome, with the figures and their source."""
+
+    status: EvidenceStatus
+    note: str
+    source: str
 
 
 @dataclass(frozen=True)
 class IndicatorDefinition:
-    """One indicator: roles it is measured for, unit, definition, and its evidence grade with the evidence."""
+    """One indicator: roles it is measured for, unit, definition, and its accuracy and evidence apart."""
 
     name: str
     roles: str
@@ -29,9 +72,8 @@ class IndicatorDefinition:
     convention: str
     family: str
     time_based: bool
-    grade: Grade
-    evidence: str
-    source: str
+    accuracy: Accuracy
+    evidence: Evidence
 
 
 @cache
@@ -44,21 +86,37 @@ def definitions_version() -> str:
     return str(_document()["version"])
 
 
+def _definition(row: dict) -> IndicatorDefinition:
+    acc, ev = row["accuracy"], row["evidence"]
+    if acc["kind"] not in ACCURACY_KINDS:
+        raise ValueError(f"indicator {row['name']!r}: accuracy {acc['kind']!r} is not one of {ACCURACY_KINDS}")
+    if ev["status"] not in EVIDENCE_STATUSES:
+        raise ValueError(f"indicator {row['name']!r}: evidence {ev['status']!r} is not one of {EVIDENCE_STATUSES}")
+    return IndicatorDefinition(**{**row, "accuracy": Accuracy(**acc), "evidence": Evidence(**ev)})
+
+
 @cache
 def definitions() -> dict[str, IndicatorDefinition]:
-    """Every indicator's definition, by name."""
-    out = {}
-    for row in _document()["indicators"]:
-        if row["grade"] not in GRADES:
-            raise ValueError(f"indicator {row['name']!r}: grade {row['grade']!r} is not one of {GRADES}")
-        out[row["name"]] = IndicatorDefinition(**row)
-    return out
+    """Every indicator's definition, by name.
+
+    Raises
+    ------
+    ValueError
+        An accuracy kind or evidence status outside the vocabularies above.
+    """
+    return {row["name"]: _definition(row) for row in _document()["indicators"]}
 
 
-def grade_of(name: str) -> Grade:
-    """The evidence grade of an indicator (``exploratory`` for a name without a definition)."""
+def accuracy_of(name: str) -> AccuracyKind:
+    """How an indicator's accuracy is known (``not_measured`` for a name without a definition)."""
     d = definitions().get(name)
-    return d.grade if d is not None else "exploratory"
+    return d.accuracy.kind if d is not None else "not_measured"
+
+
+def evidence_of(name: str) -> EvidenceStatus:
+    """What is known about an indicator and the alliance or outcome (``none_yet`` without a definition)."""
+    d = definitions().get(name)
+    return d.evidence.status if d is not None else "none_yet"
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "docs/research_calibration.md), and the repeated-measures correlation beside it; between clients: "
         "Spearman and Pearson correlations of client means with Fisher-z CIs. Every row names its sessions and "
         "clients, method, covariates and markers/lexicons versions. Benjamini-Hochberg q values; discrepancy "
-        "flags (strain signals vs a high alliance rating, and the reverse) and per-client self-report "
+        "flags (strain signals vs a high alliance rating, and the reverse; only indicators with supported evidence "
+        "are strain signals: none today) and per-client self-report "
         "trajectories with baseline and reliable change. Stored in comparison_results, discrepancy_flags and "
         "client_trajectories under a new comparison_id and printed. Associations, not effects: expect them to "
         "be small.")
@@ -85,6 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "to 250,000 session x indicator x measure pairs; ranks over every pair are the slowest step)")
     c.add_argument("--trajectories", choices=("self_report", "all"), default="self_report",
                    help="series stored in client_trajectories: self-report (default) or indicators too (batch)")
+    c.add_argument("--include-contradicted", action="store_true",
+                   help="also compare indicators whose evidence is contradicted (left out by default)")
     add_db_argument(c)
     c.set_defaults(handler=_cmd_compare)
 
@@ -98,7 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--dataset", type=Path, metavar="DIR",
                    help="write the analysis-ready dataset instead: DIR/sessions.parquet (one row per research-scope "
                    "session, every indicator as a column with role suffix, self-report scores linked within the "
-                   "window) and DIR/codebook.csv (variable, label, unit, definition, evidence grade, markers version)")
+                   "window) and DIR/codebook.csv (variable, label, unit, definition, accuracy, evidence, markers "
+                   "version)")
     e.add_argument("--link-window-days", type=non_negative_int, default=3, metavar="DAYS",
                    help="--dataset: self-report counts as the session's when dated within DAYS (default 3)")
     e.add_argument("--duplicates", choices=("refuse", "latest"), default="refuse",
@@ -152,7 +156,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from pipeline.research.compare import CAVEAT, DEFAULT_COVARIATES, CompareOptions, format_table, run_comparison
+    from pipeline.research.compare import (
+        CAVEAT,
+        DEFAULT_COVARIATES,
+        CompareOptions,
+        format_table,
+        run_comparison,
+        strain_line,
+    )
     from pipeline.storage import db
 
     covariates = DEFAULT_COVARIATES if args.covariate is None else tuple(c for c in args.covariate if c != "none")
@@ -162,13 +173,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              min_n=args.min_n, covariates=covariates, ci=args.ci, bootstrap=args.bootstrap,
                              seed=args.seed, allow_mixed_versions=args.allow_mixed_versions,
                              duplicates=args.duplicates, trajectories=args.trajectories,
-                             spearman_within=args.spearman_within)
+                             spearman_within=args.spearman_within,
+                             include_contradicted=args.include_contradicted)
     with db.open(args.db) as con:
         result = run_comparison(con, options=options, command=_command())
     print(f"Comparison {result.comparison_id}: {result.n_sessions} sessions of {result.n_clients} clients with "
           f"indicators and self-report; markers {result.markers_version}; lexicons {result.lexicons_version}.\n")
     print(format_table(result.results))
     print(f"\n{CAVEAT}\n")
+    print(strain_line())
     flags = result.flags
     print(f"Discrepancy flags: {len(flags)} (table discrepancy_flags)")
     for _, f in flags.head(args.flags).iterrows():

@@ -108,8 +108,8 @@ class ReportData:
     self_report: SelfReport
     #: The session's quality row (flags decoded), None before markers 1.3.0.
     quality: dict | None = None
-    #: Evidence grade per indicator name for the session's markers version.
-    grades: dict[str, str] = field(default_factory=dict)
+    #: Per indicator name, (accuracy, evidence) as stored for the session's markers version.
+    grades: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:

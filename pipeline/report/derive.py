@@ -272,6 +272,19 @@ class Trend:
     current: float | None
     baseline: float | None  # median of the earlier sessions, None without any
     n_earlier: int
+    #: The client's usual range: the middle half of the earlier sessions' values (25th to 75th percentile), or
+    #: all of them (lowest to highest) with fewer than 4; None with fewer than 2 earlier sessions.
+    usual: tuple[float, float] | None = None
+
+
+def usual_range(earlier: Sequence[float]) -> tuple[float, float] | None:
+    """The client's usual range of an indicator from its earlier sessions (see :attr:`Trend.usual`)."""
+    if len(earlier) < 2:
+        return None
+    if len(earlier) < 4:
+        return (min(earlier), max(earlier))
+    q = statistics.quantiles(earlier, n=4, method="inclusive")
+    return (q[0], q[2])
 
 
 def trend(history: Sequence[HistoryPoint], name: str, role: str | None, label: str) -> Trend:
@@ -279,4 +292,5 @@ def trend(history: Sequence[HistoryPoint], name: str, role: str | None, label: s
     current = values[-1] if history and history[-1].is_current else None
     earlier = [v for h, v in zip(history, values, strict=True) if not h.is_current and v is not None]
     baseline = statistics.median(earlier) if earlier else None
-    return Trend(name, role, label, values, tuple(h.session_id for h in history), current, baseline, len(earlier))
+    return Trend(name, role, label, values, tuple(h.session_id for h in history), current, baseline, len(earlier),
+                 usual_range(earlier))

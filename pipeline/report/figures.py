@@ -212,28 +212,50 @@ def question_gaps(gaps: Sequence[QuestionGap], duration_s: float, *, prefix: str
         return _svg(fig, prefix=prefix, title="Silence after each therapist question (diamond: 2 s or more)")
 
 
-def sparkline(values: Sequence[float | None], *, baseline: float | None, prefix: str, title: str) -> str:
-    """A small line of one series across sessions; the last point (this session) is a large black diamond."""
+def sparkline_limits(values: Sequence[float | None], *, baseline: float | None,
+                     scale: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The y range of a sparkline.
+
+    With ``scale`` (the indicator's fixed range) the range is that scale, widened only to keep a value outside
+    it visible: two nearly equal sessions stay nearly level. Without one, the data's range with 20 % padding.
+    """
+    ys = [v for v in values if v is not None] + ([baseline] if baseline is not None else [])
+    if scale is not None:
+        lo, hi = min([scale[0], *ys]), max([scale[1], *ys])
+        pad = (hi - lo) * 0.05
+        return (lo - pad, hi + pad)
+    lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    pad = (hi - lo) * 0.2 or abs(hi) * 0.2 or 0.5
+    return (lo - pad, hi + pad)
+
+
+def sparkline(values: Sequence[float | None], *, baseline: float | None, prefix: str, title: str,
+              scale: tuple[float, float] | None = None, band: tuple[float, float] | None = None) -> str:
+    """A small line of one series across sessions; the last point (this session) is a large black diamond.
+
+    ``scale``: the indicator's fixed y range (see :func:`sparkline_limits`); ``band``: the client's usual range,
+    drawn as a light band (element id ``<prefix>-usual``).
+    """
     with matplotlib.rc_context(_RC):
         fig = _new_figure(2.4, 0.75)
         ax = fig.add_axes((0.03, 0.12, 0.94, 0.8))
         xs = [i for i, v in enumerate(values) if v is not None]
         ys = [v for v in values if v is not None]
+        if band is not None:
+            patch = ax.axhspan(band[0], band[1], facecolor="#56B4E9", alpha=0.25, linewidth=0, zorder=0)
+            patch.set_gid("usual")
         if baseline is not None:
             ax.axhline(baseline, color="#666666", linestyle=(0, (3, 2)), linewidth=0.9)
         ax.plot(xs, ys, color="#444444", linewidth=1.2, marker="o", markersize=3, markerfacecolor="white",
                 markeredgecolor="#444444")
         if values and values[-1] is not None:
             ax.plot([len(values) - 1], [values[-1]], linestyle="none", marker="D", markersize=6.5, color="black")
-        lo, hi = (min(ys + ([baseline] if baseline is not None else [])),
-                  max(ys + ([baseline] if baseline is not None else []))) if ys else (0.0, 1.0)
-        pad = (hi - lo) * 0.2 or abs(hi) * 0.2 or 0.5
-        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_ylim(*sparkline_limits(values, baseline=baseline, scale=scale))
         ax.set_xlim(-0.4, max(len(values) - 0.6, 0.6))
         ax.axis("off")
         return _svg(fig, prefix=prefix, title=title)
 
 
-def trend_sparkline(t: Trend, *, prefix: str) -> str:
-    return sparkline(t.values, baseline=t.baseline, prefix=prefix,
+def trend_sparkline(t: Trend, *, prefix: str, scale: tuple[float, float] | None = None) -> str:
+    return sparkline(t.values, baseline=t.baseline, prefix=prefix, scale=scale, band=t.usual,
                      title=f"{t.label} across {len(t.values)} sessions; this session is the last point")

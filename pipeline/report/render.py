@@ -21,7 +21,15 @@ from pipeline.analysis.definitions import moment_detectors
 from pipeline.errors import AllianceError
 from pipeline.report import derive, figures
 from pipeline.report.data import ReportData, load_report_data
-from pipeline.report.summary import DISCLAIMER, GRADE_NOTES, INDICATOR_ROWS, clock, format_value, quality_lines
+from pipeline.report.summary import (
+    DISCLAIMER,
+    INDICATOR_ROWS,
+    clock,
+    format_value,
+    grade_cells,
+    grade_legend,
+    quality_lines,
+)
 
 #: Below this role confidence the report warns prominently (as the Markdown summary does).
 LOW_ROLE_CONFIDENCE = 0.5
@@ -40,6 +48,15 @@ HEADLINE = (
     ("long_silence_count", None, "Silences of 2 s or more", "int"),
     ("mean_switching_gap", "client", "Client response latency", "s2"),
 )
+#: Fixed y range of each headline sparkline, so that nearly equal sessions look nearly level (a value outside
+#: widens it): talk share all of 0-100 %, the others a range that holds ordinary sessions.
+SPARK_SCALE: dict[str, tuple[float, float]] = {
+    "talk_time_share": (0.0, 1.0),
+    "we_rate": (0.0, 5.0),
+    "speech_rate": (0.0, 250.0),
+    "long_silence_count": (0.0, 10.0),
+    "mean_switching_gap": (-1.0, 3.0),
+}
 
 #: Indicator table rows: (name, label, format), shared with the Markdown summary.
 TABLE = INDICATOR_ROWS
@@ -75,36 +92,52 @@ def _cards(data: ReportData) -> list[dict]:
     cards = []
     for i, (name, role, label, how) in enumerate(HEADLINE):
         t = derive.trend(data.history, name, role, label)
-        spark = figures.trend_sparkline(t, prefix=f"spark{i}") if sum(v is not None for v in t.values) >= 2 else None
+        spark = (figures.trend_sparkline(t, prefix=f"spark{i}", scale=SPARK_SCALE.get(name))
+                 if sum(v is not None for v in t.values) >= 2 else None)
         series = ", ".join(f"{sid}: {fmt(v, how)}" for sid, v in zip(t.session_ids, t.values, strict=True))
+        usual = f"{fmt(t.usual[0], how)} to {fmt(t.usual[1], how)}" if t.usual else None
         cards.append({
             "label": label, "value": fmt(t.current, how), "baseline": fmt(t.baseline, how) if t.n_earlier else None,
             "n_earlier": t.n_earlier, "compare": _compare(t.current, t.baseline, how), "svg": spark,
-            "alt": f"{label} by session, oldest first: {series}.",
+            "usual": usual,
+            "alt": f"{label} by session, oldest first: {series}." + (f" Usual range {usual}." if usual else ""),
         })
     return cards
 
 
-def _timeline_text(data: ReportData) -> str:
+def _timeline_text(data: ReportData, evs: Sequence[derive.Event]) -> str:
+    """What the timeline figure shows, in words: speech, overlaps, silences and the events drawn (``evs``).
+
+    Stored markers that the figure does not draw (backchannels, listener turns, cues below the precision bar)
+    are not counted here.
+    """
     parts = []
+    bin_s = derive.timeline_bin_s(data.duration_s)
+    if bin_s is not None:  # a long session: the figure draws shares of time bins, not each stretch
+        parts.append(f"The figure shows the share of each {clock(bin_s)} spoken by each person, and by both at once.")
     for role in ("therapist", "client"):
         segs = derive.role_union(data.speech, role)
-        parts.append(f"The {role} spoke in {len(segs)} stretches, {clock(sum(s.duration_s for s in segs))} "
-                     "in all.")
+        total = clock(sum(s.duration_s for s in segs))
+        parts.append(f"The {role} spoke in {len(segs)} stretches, {total} in all." if bin_s is None
+                     else f"The {role} spoke {total} in all.")
     both = derive.overlaps(data.speech)
-    parts.append(f"Both spoke at once {len(both)} times ({sum(b.duration_s for b in both):.1f} s in all).")
+    overlap_s = sum(b.duration_s for b in both)
+    parts.append(f"Both spoke at once {len(both)} times ({overlap_s:.1f} s in all)." if bin_s is None
+                 else f"Both spoke at once for {overlap_s:.1f} s in all.")
     sil = derive.silences(data)
     if sil:
         parts.append("Silences of 2 s or more at " + ", ".join(
             f"{clock(m.start_s)} ({m.end_s - m.start_s:.1f} s)" for m in sil) + ".")
     else:
         parts.append("No silences of 2 s or more.")
-    by_kind: dict[str, int] = {}
-    for m in data.markers:
-        by_kind[m.kind] = by_kind.get(m.kind, 0) + 1
-    if by_kind:
-        parts.append("Marker events: " + ", ".join(f"{derive.kind_label(k)} {n}" for k, n in by_kind.items())
-                     + " (all listed next to the figure).")
+    by_label: dict[str, int] = {}
+    for e in evs:
+        by_label[e.label] = by_label.get(e.label, 0) + 1
+    if by_label:
+        parts.append("Events drawn in the figure and listed next to it: "
+                     + ", ".join(f"{label} {n}" for label, n in by_label.items()) + ".")
+    else:
+        parts.append("No events are drawn in the figure.")
     return " ".join(parts)
 
 
@@ -155,7 +188,8 @@ def build_context(data: ReportData) -> dict:
     conf = s.get("role_confidence")
     review = [e for e in evs if e.kind in derive.REVIEW_KINDS]
     table = [{"label": label, "therapist": fmt(data.indicators.get((n, "therapist")), how),
-              "client": fmt(data.indicators.get((n, "client")), how), "grade": data.grades.get(n, "not graded")}
+              "client": fmt(data.indicators.get((n, "client")), how),
+              **dict(zip(("accuracy", "evidence"), grade_cells(data.grades, n), strict=True))}
              for n, label, how in TABLE]
     stored_cues = sum(1 for m in data.markers if m.kind in derive.EXPLORATORY_DETECTORS)
     detectors = moment_detectors()
@@ -177,7 +211,7 @@ def build_context(data: ReportData) -> dict:
         "n_earlier": len(data.earlier),
         "cards": _cards(data),
         "timeline_svg": figures.timeline(data, evs),
-        "timeline_text": _timeline_text(data),
+        "timeline_text": _timeline_text(data, evs),
         "events": [{**e.__dict__, "at": clock(e.start_s), "role": e.speaker_role or ""} for e in evs],
         "event_json": [{"id": e.event_id, "label": e.label, "at": clock(e.start_s), "quote": e.quote,
                         "note": e.note, "role": e.speaker_role or ""} for e in evs],
@@ -194,7 +228,7 @@ def build_context(data: ReportData) -> dict:
         "stored_cues": stored_cues,
         "quality": data.quality,
         "quality_lines": quality_lines(data.quality),
-        "grade_notes": GRADE_NOTES,
+        "grade_legend": grade_legend(data.grades),
         "self_report": _self_report_context(data),
         "table": table,
         "pipeline_version": PIPELINE_VERSION,

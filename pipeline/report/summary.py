@@ -41,15 +41,41 @@ class SessionSummary:
     silences: tuple[tuple[float, float, str | None, dict], ...]
     #: The session's ``session_quality`` row (None for sessions stored before markers 1.3.0).
     quality: dict | None = None
-    #: Evidence grade per indicator name, as stored for the session's markers version.
-    grades: dict[str, str] | None = None
+    #: Per indicator name, its two grades as stored for the session's markers version: (accuracy, evidence).
+    grades: dict[str, tuple[str, str]] | None = None
 
 
-GRADE_NOTES = {
-    "validated": "validated: measured against ground truth or an external criterion",
-    "exploratory": "exploratory: defined, not yet validated; read as a prompt for reflection only",
-    "contradicted": "contradicted: evidence against what its name suggests; not a warning sign",
-}
+#: Short words for the table cells; the legend below says what each means.
+ACCURACY_CELLS = {"synthetic_truth": "synthetic truth", "expert_codes": "expert codes",
+                  "realistic_bench": "realistic bench", "model_labels": "model labels", "not_measured": "not measured"}
+EVIDENCE_CELLS = {"supported": "supported", "none_yet": "none yet", "contradicted": "contradicted"}
+#: The legend of the indicator table (summary and report), in plain words.
+GRADE_LEGEND = (
+    "Two separate facts per indicator. Accuracy: how well the number is measured (synthetic truth: against "
+    "renders with exact truth; expert codes: against human experts' codes; realistic bench: against degraded "
+    "renders with truth; model labels: against language-model labels, not human experts; not measured). "
+    "Evidence: what the number is known to say about the alliance or the outcome (supported: shown to move with "
+    "alliance or outcome ratings; none yet; contradicted: evidence against what its name suggests, not a "
+    "warning sign).",
+    "A well-measured number is not thereby a sign of the alliance: a silence counted exactly is still only a "
+    "silence.",
+)
+
+
+def grade_legend(grades: dict[str, tuple[str, str]] | None) -> tuple[str, ...]:
+    """The legend, plus what the stored grades say: whether any indicator has supported evidence."""
+    supported = sorted(n for n, (_acc, ev) in (grades or {}).items() if ev == "supported")
+    if not grades:
+        return GRADE_LEGEND
+    if not supported:
+        return (*GRADE_LEGEND, "No indicator has supported evidence about the alliance or outcome.")
+    return (*GRADE_LEGEND, "Supported evidence about the alliance or outcome: " + ", ".join(supported) + ".")
+
+
+def grade_cells(grades: dict[str, tuple[str, str]] | None, name: str) -> tuple[str, str]:
+    """The accuracy and evidence cells of an indicator (``not graded`` for a markers version without them)."""
+    acc, ev = (grades or {}).get(name, (None, None))
+    return ACCURACY_CELLS.get(acc, "not graded"), EVIDENCE_CELLS.get(ev, "not graded")
 
 
 def load_quality(con: duckdb.DuckDBPyConnection, session_id: str) -> dict | None:
@@ -63,10 +89,11 @@ def load_quality(con: duckdb.DuckDBPyConnection, session_id: str) -> dict | None
     return out
 
 
-def load_grades(con: duckdb.DuckDBPyConnection, markers_version: str | None) -> dict[str, str]:
-    """Evidence grade per indicator name for a markers version (empty for versions without definitions)."""
-    return dict(con.execute("SELECT name, grade FROM indicator_definitions WHERE markers_version = ?",
-                            [markers_version]).fetchall())
+def load_grades(con: duckdb.DuckDBPyConnection, markers_version: str | None) -> dict[str, tuple[str, str]]:
+    """(accuracy, evidence) per indicator name for a markers version (empty for versions without definitions)."""
+    return {name: (acc, ev) for name, acc, ev in con.execute(
+        "SELECT name, accuracy, evidence FROM indicator_definitions WHERE markers_version = ?",
+        [markers_version]).fetchall()}
 
 
 def report_stem(session_id: str, *, kind: str = "session") -> str:
@@ -193,12 +220,13 @@ def render_markdown(summary: SessionSummary) -> str:
             "",
         ]
     lines += ["## Recording quality", ""] + quality_lines(summary.quality)
-    grades = summary.grades or {}
-    lines += ["## Indicators", "", "| Indicator | Therapist | Client | Evidence |", "|---|---:|---:|---|"]
+    lines += ["## Indicators", "", "| Indicator | Therapist | Client | Accuracy | Evidence about alliance |",
+              "|---|---:|---:|---|---|"]
     for name, label, how in INDICATOR_ROWS:
         therapist, client = (format_value(i.get((name, role)), how) for role in ("therapist", "client"))
-        lines.append(f"| {label} | {therapist} | {client} | {grades.get(name, 'not graded')} |")
-    lines += ["", "Evidence grades: " + "; ".join(GRADE_NOTES.values()) + " (docs/data_dictionary.md)."]
+        accuracy, evidence = grade_cells(summary.grades, name)
+        lines.append(f"| {label} | {therapist} | {client} | {accuracy} | {evidence} |")
+    lines += ["", " ".join(grade_legend(summary.grades)) + " Figures and sources: docs/data_dictionary.md."]
     lines += ["", "## Silences of 2 s or more", ""]
     if not summary.silences:
         lines.append("None in this session.")

@@ -38,7 +38,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipeline.analysis.definitions import grade_of
+from pipeline.analysis.definitions import ACCURACY_WORDS, accuracy_of, evidence_of
 from pipeline.errors import ComparisonError, StorageError
 from pipeline.research.correlation import Correlation, benjamini_hochberg, correlate, from_r
 from pipeline.research.within import (
@@ -76,15 +76,18 @@ class StrainSignal:
     meaning: str
 
 
-#: Process signals of strain (an indicator missing from the database is skipped). Only indicators whose
-#: measurement is validated qualify; what they may mean is still a question for the clinician, and no
-#: indicator graded ``contradicted`` (e.g. ``rupture_candidate_rate``) is ever read as strain.
-STRAIN_SIGNALS: tuple[StrainSignal, ...] = tuple(s for s in (
+#: Indicators that might be read as strain once evidence supports it (their direction and meaning).
+STRAIN_CANDIDATES: tuple[StrainSignal, ...] = (
     StrainSignal("long_silence_count", None, "high", "many long silences"),
     StrainSignal("long_silence_total", None, "high", "much long silence"),
     StrainSignal("mean_switching_gap", "client", "high", "client slow to respond"),
     StrainSignal("talk_time_share", "client", "low", "client little talk time"),
-) if grade_of(s.name) == "validated")
+)
+#: Process signals of strain (an indicator missing from the database is skipped): only candidates whose
+#: *evidence* about the alliance or outcome is ``supported``. How well a number is measured (its accuracy) is
+#: not evidence that it signals strain; today no indicator has supported evidence, so this is empty and no
+#: discrepancy is flagged.
+STRAIN_SIGNALS: tuple[StrainSignal, ...] = tuple(s for s in STRAIN_CANDIDATES if evidence_of(s.name) == "supported")
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,9 @@ class CompareOptions:
     spearman_within : bool or None
         Also the rank version of the repeated-measures correlation (a window over every pair: the slowest
         step at scale). None: only when there are at most :data:`SPEARMAN_WITHIN_MAX_PAIRS` pairs.
+    include_contradicted : bool
+        Also compare indicators whose evidence is ``contradicted`` (left out by default; naming one in
+        ``indicators`` without this is refused).
     """
 
     instruments: tuple[str, ...] = ()
@@ -147,6 +153,7 @@ class CompareOptions:
     duplicates: str = "refuse"
     trajectories: str = "self_report"
     spearman_within: bool | None = None
+    include_contradicted: bool = False
 
     def check(self) -> None:
         """Raise ComparisonError for an option value that is not allowed."""
@@ -305,7 +312,8 @@ def stage(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> Staged:
             raise ComparisonError(f"no scores of instrument {missing[0]!r} linked to sessions; imported: {imported}")
         raise ComparisonError(f"no scores on scales {list(options.scales)}")
     _resolve_duplicates(con, options.duplicates)
-    chosen = _select_indicators(indicator_columns(con), options.indicators)
+    chosen = _select_indicators(indicator_columns(con), options.indicators,
+                                include_contradicted=options.include_contradicted)
     if not chosen:
         raise ComparisonError("no indicators on the sessions that have self-report scores")
     wide_cols = "".join(f', w."{col}"' for col, _, _ in chosen)
@@ -369,17 +377,23 @@ def _resolve_duplicates(con: duckdb.DuckDBPyConnection, rule: str) -> None:
         "--duplicates latest to use the latest import's score; all are listed in the view self_report_duplicates")
 
 
-def _select_indicators(stored: list[tuple[str, str, str | None]], wanted: Sequence[str]
-                       ) -> list[tuple[str, str, str | None]]:
+def _select_indicators(stored: list[tuple[str, str, str | None]], wanted: Sequence[str], *,
+                       include_contradicted: bool = False) -> list[tuple[str, str, str | None]]:
     """The ``(column, name, role)`` of ``indicators_wide`` to compare.
 
-    ``wanted``: ``name`` or ``name:role`` items; empty: every process indicator.
+    ``wanted``: ``name`` or ``name:role`` items; empty: every process indicator. Indicators whose evidence is
+    ``contradicted`` are left out unless ``include_contradicted``; naming one without it is refused.
     """
     if not wanted:
-        return sorted((c for c in stored if c[1] not in NOT_PROCESS), key=lambda c: (c[1], c[2] or ""))
+        return sorted((c for c in stored if c[1] not in NOT_PROCESS
+                       and (include_contradicted or evidence_of(c[1]) != "contradicted")),
+                      key=lambda c: (c[1], c[2] or ""))
     out = []
     for w in wanted:
         name, _, role = w.partition(":")
+        if evidence_of(name) == "contradicted" and not include_contradicted:
+            raise ComparisonError(f"indicator {w!r}: its evidence is contradicted (docs/data_dictionary.md); "
+                                  "add --include-contradicted to compare it anyway")
         hit = [c for c in stored if c[1] == name and (not role or (c[2] or "session") == role)]
         if not hit:
             known = sorted(f"{n}:{r or 'session'}" for _, n, r in stored)
@@ -652,7 +666,8 @@ def correlation_table(pairs: pd.DataFrame, *, levels: Sequence[str] = LEVELS, mi
 
 
 def discrepancy_flags(ind: pd.DataFrame, scores: pd.DataFrame, *, strain_quantile: float = 0.8,
-                      rating_quantile: float = 0.8, min_sessions: int = 5) -> pd.DataFrame:
+                      rating_quantile: float = 0.8, min_sessions: int = 5,
+                      signals: Sequence[StrainSignal] = STRAIN_SIGNALS) -> pd.DataFrame:
     """Sessions where process signals and the client's alliance rating disagree.
 
     A session has a *strain signal* when one of :data:`STRAIN_SIGNALS` is at or beyond the
@@ -663,6 +678,7 @@ def discrepancy_flags(ind: pd.DataFrame, scores: pd.DataFrame, *, strain_quantil
 
     Flags: ``strain_but_rated_high`` (a strain signal and a high rating), ``rated_low_without_strain``
     (a low rating and no strain signal). Needs at least ``min_sessions`` sessions per signal/measure.
+    With no strain signal (no indicator with supported evidence: today) nothing is flagged.
 
     Parameters
     ----------
@@ -670,6 +686,8 @@ def discrepancy_flags(ind: pd.DataFrame, scores: pd.DataFrame, *, strain_quantil
         session_id, name, role_label, value.
     scores : DataFrame
         session_id, client_id, instrument, scale, timepoint, value, kind, concern_below.
+    signals : sequence of StrainSignal
+        The indicators read as strain (default :data:`STRAIN_SIGNALS`: those with supported evidence).
 
     Returns
     -------
@@ -684,7 +702,8 @@ def discrepancy_flags(ind: pd.DataFrame, scores: pd.DataFrame, *, strain_quantil
                   {c: arr(alliance, c) for c in ("session_id", "client_id", "instrument", "scale")}
                   | {"timepoint": np.asarray(alliance["timepoint"].fillna("").to_numpy(), dtype=object)}
                   | {"value": arr(alliance, "value", float), "concern_below": arr(alliance, "concern_below", float)},
-                  strain_quantile=strain_quantile, rating_quantile=rating_quantile, min_sessions=min_sessions)
+                  strain_quantile=strain_quantile, rating_quantile=rating_quantile, min_sessions=min_sessions,
+                  signals=signals)
 
 
 FLAG_COLUMNS = ["session_id", "client_id", "instrument", "scale", "timepoint", "score", "rating", "flag",
@@ -693,16 +712,16 @@ FLAG_COLUMNS = ["session_id", "client_id", "instrument", "scale", "timepoint", "
 
 def _flags(sid: np.ndarray, name: np.ndarray, role_label: np.ndarray, value: np.ndarray,
            alliance: dict[str, np.ndarray], *, strain_quantile: float, rating_quantile: float,
-           min_sessions: int) -> pd.DataFrame:
+           min_sessions: int, signals: Sequence[StrainSignal]) -> pd.DataFrame:
     """:func:`discrepancy_flags` over arrays.
 
     Indicator rows as four arrays, the alliance scores as a dict of columns (timepoint '' for none).
     """
-    if not len(alliance["session_id"]):
+    if not len(alliance["session_id"]) or not signals:
         return pd.DataFrame(columns=FLAG_COLUMNS)
     hits = []
     checked = []
-    for sig in STRAIN_SIGNALS:
+    for sig in signals:
         role = "session" if sig.speaker_role is None else sig.speaker_role
         at = (name == sig.name) & (role_label == role)
         v = pd.Series(value[at], index=pd.Index(sid[at], dtype=object))
@@ -827,7 +846,8 @@ def _first_of_session(staged: Staged) -> np.ndarray:
 
 def flags_for(staged: Staged, options: CompareOptions) -> pd.DataFrame:
     """Discrepancy flags of the staged rows (only strain-signal indicators and alliance scores are read)."""
-    names = {sig.name for sig in STRAIN_SIGNALS}
+    signals = STRAIN_SIGNALS
+    names = {sig.name for sig in signals}
     first = _first_of_session(staged)
     sid, name, role_label, value = [], [], [], []
     for j, (ind_name, role) in enumerate(staged.indicators):
@@ -845,7 +865,7 @@ def flags_for(staged: Staged, options: CompareOptions) -> pd.DataFrame:
                 "scale": measures[:, 1], "timepoint": measures[:, 2], "value": staged.y[at],
                 "concern_below": staged.concern_below[at]}
     return _flags(*ind, alliance, strain_quantile=options.strain_quantile, rating_quantile=options.rating_quantile,
-                  min_sessions=5)
+                  min_sessions=5, signals=signals)
 
 
 def stage_indicator_rows(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
@@ -940,8 +960,8 @@ def format_table(results: pd.DataFrame) -> str:
     between: Spearman rho of client means); the repeated-measures / client-mean correlations follow it.
     """
     lines = ["| indicator | measure | level | sessions | clients | estimate [95% CI] | q | Spearman rho [95% CI] | "
-             "Pearson r [95% CI] | reading |",
-             "|---|---|---|---:|---:|---|---:|---|---|---|"]
+             "Pearson r [95% CI] | reading | accuracy | evidence |",
+             "|---|---|---|---:|---:|---|---:|---|---|---|---|---|"]
     r = results.sort_values(["level", "instrument", "scale", "timepoint", "indicator", "speaker_role"],
                             na_position="first")
     for _, row in r.iterrows():
@@ -952,8 +972,24 @@ def format_table(results: pd.DataFrame) -> str:
                      f"{row['n_clients']} | {_ci(row['estimate'], row['estimate_ci_low'], row['estimate_ci_high'])} | "
                      f"{_q(row['estimate_q'])} | "
                      f"{_ci(row['spearman_rho'], row['spearman_ci_low'], row['spearman_ci_high'])} | "
-                     f"{_ci(row['pearson_r'], row['pearson_ci_low'], row['pearson_ci_high'])} | {reading(row)} |")
+                     f"{_ci(row['pearson_r'], row['pearson_ci_low'], row['pearson_ci_high'])} | {reading(row)} | "
+                     f"{grades(row['indicator'])} |")
     return "\n".join(lines)
+
+
+def grades(name: str) -> str:
+    """The two grades of an indicator as two table cells: how well it is measured | what it says about alliance."""
+    status = evidence_of(name)
+    return f"{ACCURACY_WORDS[accuracy_of(name)]} | {status.replace('_', ' ')}"
+
+
+def strain_line(signals: Sequence[StrainSignal] = STRAIN_SIGNALS) -> str:
+    """One line saying which indicators are read as strain, and why none are when none are."""
+    if not signals:
+        return ("Strain signals: none. No indicator has supported evidence about the alliance or outcome "
+                "(docs/data_dictionary.md), so none is read as strain and no discrepancy is flagged.")
+    return "Strain signals (supported evidence): " + ", ".join(
+        f"{s.name}:{s.speaker_role or 'session'} {s.direction} ({s.meaning})" for s in signals) + "."
 
 
 def reading(row: pd.Series) -> str:

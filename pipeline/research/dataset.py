@@ -17,11 +17,14 @@
 A self-report administration counts as linked when it names the session (or its client and a date nearest this
 session) and its date is at most ``window_days`` away from the session (default 3; the import already refuses
 session lines further than its own window). Sessions with two scores of one measure are refused (see
-``self_report_duplicates``) unless ``duplicates="latest"``.
+``self_report_duplicates``) unless ``duplicates="latest"``. Two measures whose labels reduce to one column name
+(timepoints ``post`` and ``Post``, ``follow-up`` and ``follow_up``) are refused with both labels named: one
+column cannot hold both scores.
 
-:func:`codebook` describes every column (variable, label, unit, definition, evidence grade, markers version):
-indicator definitions and grades come from the ``indicator_definitions`` table where it has the indicator, else
-the grade is ``exploratory``.
+:func:`codebook` describes every column (variable, label, unit, definition, accuracy, evidence, markers
+version): an indicator's two grades come from the ``indicator_definitions`` table where it has the indicator
+(accuracy: how well the number is measured; evidence: what it is known to say about the alliance or outcome),
+else ``not_measured`` and ``none_yet``.
 """
 
 from __future__ import annotations
@@ -90,6 +93,32 @@ def measures(con: duckdb.DuckDBPyConnection, *, window_days: int = DEFAULT_WINDO
     return [Measure(*r) for r in rows]
 
 
+def check_columns(found: list[Measure]) -> None:
+    """Refuse measures whose labels reduce to one dataset column (one column cannot hold two scores).
+
+    Raises
+    ------
+    ExportError
+        Naming both measures (instrument, scale, timepoint) and the column they share.
+    """
+    def label(m: Measure) -> str:
+        return f"{m.instrument}.{m.scale}" + (f" at timepoint {m.timepoint!r}" if m.timepoint else "")
+
+    seen: dict[str, Measure] = {}
+    links: dict[str, Measure] = {}
+    for m in found:
+        for column, owner, same in ((measure_column(m.instrument, m.scale, m.timepoint), seen,
+                                     lambda a, b: (a.instrument, a.scale, a.timepoint) == (b.instrument, b.scale,
+                                                                                           b.timepoint)),
+                                    (link_column(m.instrument, m.timepoint), links,
+                                     lambda a, b: (a.instrument, a.timepoint) == (b.instrument, b.timepoint))):
+            other = owner.setdefault(column, m)
+            if not same(other, m):
+                raise ExportError(f"{label(other)} and {label(m)} both become dataset column {column!r}: one column "
+                                  "cannot hold both scores. Re-import one of them under a label that differs in "
+                                  "letters or digits (not only in case or punctuation)")
+
+
 def _q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -119,7 +148,9 @@ def session_wide_sql(con: duckdb.DuckDBPyConnection, *, window_days: int = DEFAU
     ind_cols = wide_columns(con)
     cols = []
     links: dict[str, tuple[str, str]] = {}
-    for m in measures(con, window_days=window_days):
+    found = measures(con, window_days=window_days)
+    check_columns(found)
+    for m in found:
         tp = m.timepoint or ""
         cols.append(f"max(value) FILTER (WHERE instrument = {_q(m.instrument)} AND scale = {_q(m.scale)}"
                     f" AND timepoint = {_q(tp)}) AS \"{measure_column(m.instrument, m.scale, m.timepoint)}\"")
@@ -129,7 +160,7 @@ def session_wide_sql(con: duckdb.DuckDBPyConnection, *, window_days: int = DEFAU
                     f" AS \"{col}\"")
     sr = (f"SELECT session_id{''.join(', ' + c for c in cols)} FROM ({linked}) GROUP BY session_id" if cols
           else "SELECT NULL::VARCHAR AS session_id WHERE false")
-    sr_cols = [measure_column(m.instrument, m.scale, m.timepoint) for m in measures(con, window_days=window_days)]
+    sr_cols = [measure_column(m.instrument, m.scale, m.timepoint) for m in found]
     sr_cols += list(links)
     select_ind = "".join(f', w."{c}"' for c in ind_cols)
     select_sr = "".join(f', r."{c}"' for c in sr_cols)
@@ -145,11 +176,15 @@ def session_wide_sql(con: duckdb.DuckDBPyConnection, *, window_days: int = DEFAU
 
 def codebook(con: duckdb.DuckDBPyConnection, columns: list[str], *,
              window_days: int = DEFAULT_WINDOW_DAYS) -> pd.DataFrame:
-    """One row per column of ``session_wide``: variable, label, unit, definition, evidence_grade, markers_version.
+    """One row per column of ``session_wide`` (columns :data:`CODEBOOK_COLUMNS`).
 
-    Indicator rows read ``indicator_definitions`` (name, unit, definition, grade, evidence, source per markers
-    version) where the table exists and has the indicator; otherwise the unit comes from the ``indicators``
-    table, the definition points to docs/data_dictionary.md and the grade is ``exploratory``.
+    Indicator rows read ``indicator_definitions`` (name, unit, definition and the two grades per markers
+    version) where the table exists and has the indicator: ``accuracy`` is how well the number is measured
+    (``synthetic_truth``, ``expert_codes``, ``realistic_bench``, ``model_labels``, ``not_measured``) and
+    ``evidence`` what it is known to say about the alliance or outcome (``supported``, ``none_yet``,
+    ``contradicted``), each with its figures and source in the ``_detail`` column. Otherwise the unit comes from
+    the ``indicators`` table, the definition points to docs/data_dictionary.md, accuracy is ``not_measured`` and
+    evidence ``none_yet``. Keys, scores and link distances have no grades.
     """
     versions = [v for (v,) in con.execute(
         "SELECT DISTINCT markers_version FROM research_sessions WHERE markers_version IS NOT NULL ORDER BY 1"
@@ -159,11 +194,12 @@ def codebook(con: duckdb.DuckDBPyConnection, columns: list[str], *,
     has_defs = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'indicator_definitions'"
                            " AND table_catalog = current_database()").fetchone()[0]
     if has_defs:
-        for name, unit, definition, grade, evidence, source, version in con.execute(
-                "SELECT name, unit, definition, grade, evidence, source, markers_version FROM indicator_definitions"
+        for name, unit, definition, acc, acc_fig, acc_src, ev, ev_note, ev_src, version in con.execute(
+                "SELECT name, unit, definition, accuracy, accuracy_figure, accuracy_source, evidence, evidence_note,"
+                " evidence_source, markers_version FROM indicator_definitions"
                 " WHERE list_contains(?, markers_version) OR ? = 0 ORDER BY markers_version",
                 [versions, len(versions)]).fetchall():
-            defs[name] = (unit, definition, grade, evidence, source, version)
+            defs[name] = (unit, definition, acc, _detail(acc_fig, acc_src), ev, _detail(ev_note, ev_src), version)
     units = {column_name_for(n, r): u for n, r, u in con.execute(
         "SELECT DISTINCT name, speaker_role, unit FROM indicators").fetchall()}
     names = {column_name_for(n, r): (n, r) for n, r in con.execute(
@@ -174,30 +210,37 @@ def codebook(con: duckdb.DuckDBPyConnection, columns: list[str], *,
     for col in columns:
         if col in KEY_DEFINITIONS:
             label, unit, definition = KEY_DEFINITIONS[col]
-            rows.append([col, label, unit, definition, "", ""])
+            rows.append([col, label, unit, definition, "", "", "", "", ""])
         elif col in measure_by_col:
             m = measure_by_col[col]
             tp = f" at {m.timepoint}" if m.timepoint else ""
             rows.append([col, f"{m.name}: {m.scale}{tp}", "points",
                          f"self-report {m.instrument} {m.scale} score (kind {m.kind}) of the administration linked to "
-                         f"the session within {window_days} days", "self-report instrument", ""])
+                         f"the session within {window_days} days", "", "", "", "", ""])
         elif col.startswith("sr_") and col.endswith("_link_days"):
             rows.append([col, "self-report link distance", "days", "administration date minus session date "
-                         "(NULL: the import named the session and gave no date)", "", ""])
+                         "(NULL: the import named the session and gave no date)", "", "", "", "", ""])
         else:
             name, role = names.get(col, (col, None))
             who = "session" if role is None else role
             d = defs.get(name)
             if d:
-                unit, definition, grade, evidence, source, version = d
-                extra = "; ".join(x for x in (evidence, source) if x)
-                rows.append([col, f"{name} ({who})", unit or units.get(col, ""),
-                             definition + (f" [{extra}]" if extra else ""), grade, version])
+                unit, definition, acc, acc_detail, ev, ev_detail, version = d
+                rows.append([col, f"{name} ({who})", unit or units.get(col, ""), definition, acc, acc_detail, ev,
+                             ev_detail, version])
             else:
-                rows.append([col, f"{name} ({who})", units.get(col, ""),
-                             "see docs/data_dictionary.md", "exploratory", markers])
-    return pd.DataFrame(rows, columns=["variable", "label", "unit", "definition", "evidence_grade",
-                                       "markers_version"])
+                rows.append([col, f"{name} ({who})", units.get(col, ""), "see docs/data_dictionary.md",
+                             "not_measured", "", "none_yet", "", markers])
+    return pd.DataFrame(rows, columns=CODEBOOK_COLUMNS)
+
+
+CODEBOOK_COLUMNS = ["variable", "label", "unit", "definition", "accuracy", "accuracy_detail", "evidence",
+                    "evidence_detail", "markers_version"]
+
+
+def _detail(text: str | None, source: str | None) -> str:
+    """A figure or note with its source in brackets ('' when neither is known)."""
+    return "; ".join(x for x in (text, f"source: {source}" if source else "") if x)
 
 
 def column_name_for(name: str, role: str | None) -> str:

@@ -415,7 +415,9 @@ def sync_definitions(con: duckdb.DuckDBPyConnection, *, run_id: str) -> None:
     if con.execute("SELECT count(*) FROM indicator_definitions WHERE markers_version = ?", [version]).fetchone()[0]:
         return
     rows = [{"name": d.name, "speaker_roles": d.roles, "unit": d.unit, "definition": d.definition,
-             "markers_version": version, "grade": d.grade, "evidence": d.evidence, "source": d.source,
+             "markers_version": version, "accuracy": d.accuracy.kind, "accuracy_figure": d.accuracy.figure,
+             "accuracy_source": d.accuracy.source, "evidence": d.evidence.status,
+             "evidence_note": d.evidence.note, "evidence_source": d.evidence.source,
              "run_id": run_id} for d in definitions().values()]
     insert_frame(con, "indicator_definitions", pd.DataFrame(rows))
 

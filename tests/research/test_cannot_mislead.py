@@ -366,9 +366,10 @@ def test_dataset_export_reads_back_with_pandas_and_polars(tmp_path, capsys):
 
     path = _db(tmp_path)
     con = db.connect(path)
-    con.execute("INSERT INTO indicator_definitions (name, speaker_roles, unit, definition, markers_version, grade,"
-                " evidence, source, run_id) VALUES ('we_rate', 'therapist,client', 'per 100 words', 'we per 100 words',"
-                " 'unknown', 'validated', 'test evidence', 'test', 'r1')")
+    con.execute("INSERT INTO indicator_definitions (name, speaker_roles, unit, definition, markers_version, accuracy,"
+                " accuracy_figure, accuracy_source, evidence, evidence_note, evidence_source, run_id) VALUES"
+                " ('we_rate', 'therapist,client', 'per 100 words', 'we per 100 words', 'unknown', 'synthetic_truth',"
+                " 'test figure', 'test', 'none_yet', 'not tested', 'test', 'r1')")
     con.close()
     key = tmp_path / "study.key"
     assert main(["db", "keygen", str(key)]) == 0
@@ -385,10 +386,14 @@ def test_dataset_export_reads_back_with_pandas_and_polars(tmp_path, capsys):
             "sr_ors_total", "sr_srs_link_days", "session_number", "days_since_first"} <= set(frame.columns)
     assert frame["session_id"].str.startswith("S-").all()
     book = pd.read_csv(out / "codebook.csv")
-    assert list(book.columns) == ["variable", "label", "unit", "definition", "evidence_grade", "markers_version"]
+    assert list(book.columns) == ["variable", "label", "unit", "definition", "accuracy", "accuracy_detail",
+                                  "evidence", "evidence_detail", "markers_version"]
     assert list(book["variable"]) == list(frame.columns)
-    grades = book.set_index("variable")["evidence_grade"]
-    assert grades["we_rate_client"] == "validated" and grades["talk_time_share_client"] == "exploratory"
+    graded = book.set_index("variable")
+    assert graded.loc["we_rate_client", ["accuracy", "evidence"]].tolist() == ["synthetic_truth", "none_yet"]
+    assert "test figure" in graded.loc["we_rate_client", "accuracy_detail"]
+    assert graded.loc["talk_time_share_client", ["accuracy", "evidence"]].tolist() == ["not_measured", "none_yet"]
+    assert not book.isin(["validated", "exploratory"]).any().any()  # the retired single grade is gone
     assert polars.read_csv(out / "codebook.csv").height == len(book)
     # the SRS of c1s2 (38) sits beside that session's indicators
     con = duckdb.connect(path, read_only=True)

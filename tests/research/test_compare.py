@@ -159,9 +159,7 @@ def test_run_comparison_stores_results_flags_and_trajectories(tmp_path):
                     "WHERE indicator = 'we_rate' AND instrument = 'srs'").df()
     ref = correlate_within(v.indicator_value, v.score, v.client_id, method="spearman")
     assert row["spearman_rho"] == pytest.approx(ref.estimate)
-    flags = {(f.session_id, f.flag) for f in result.flags.itertuples()}
-    assert ("c1s2", "strain_but_rated_high") in flags      # 6 long silences, SRS 38
-    assert ("c3s0", "rated_low_without_strain") in flags   # SRS 28 < 36, nothing unusual
+    assert result.flags.empty  # no indicator has supported evidence about the alliance: nothing is read as strain
     traj = result.trajectories
     assert set(traj["series"]) == {"indicator", "self_report"}
     con.close()
@@ -179,13 +177,29 @@ def test_trajectories_mark_reliable_change_against_the_clients_baseline(tmp_path
     con.close()
 
 
+def test_flags_read_only_signals_with_supported_evidence(tmp_path, monkeypatch):
+    """Were long silences shown to signal strain, the flags would follow; the mechanism is kept for that day."""
+    from pipeline.research import compare
+
+    supported = tuple(s for s in compare.STRAIN_CANDIDATES if s.name == "long_silence_count")
+    monkeypatch.setattr(compare, "STRAIN_SIGNALS", supported)
+    con = db.connect(_db(tmp_path))
+    result = run_comparison(con, options=CompareOptions(instruments=("srs",), min_n=4))
+    flags = {(f.session_id, f.flag) for f in result.flags.itertuples()}
+    assert ("c1s2", "strain_but_rated_high") in flags      # 6 long silences, SRS 38
+    assert ("c3s0", "rated_low_without_strain") in flags   # SRS 28 < 36, nothing unusual
+    con.close()
+
+
 def test_discrepancy_flags_ignore_ties_at_zero():
     ind = pd.DataFrame({"session_id": [f"s{i}" for i in range(6)], "client_id": "c", "name": "long_silence_count",
                         "role_label": "session", "speaker_role": None, "value": [0, 0, 0, 0, 0, 0.0]})
     scores = pd.DataFrame({"session_id": [f"s{i}" for i in range(6)], "client_id": "c", "instrument": "srs",
                            "scale": "total", "timepoint": None, "value": [38, 39, 37, 40, 36, 39.0],
                            "kind": "alliance", "concern_below": 36.0})
-    assert discrepancy_flags(ind, scores).empty
+    from pipeline.research.compare import STRAIN_CANDIDATES
+
+    assert discrepancy_flags(ind, scores, signals=STRAIN_CANDIDATES).empty
 
 
 def test_compare_errors_name_the_problem(tmp_path):
@@ -269,7 +283,7 @@ def test_estimates_from_the_wide_table_equal_those_from_the_long_indicators_tabl
     try:
         fill_database(con, 400, seed=3)
         _sync_wide(con)
-        result = run_comparison(con, options=CompareOptions(instruments=("srs",)))
+        result = run_comparison(con, options=CompareOptions(instruments=("srs",), include_contradicted=True))
         pairs = con.execute(
             "WITH s AS (SELECT session_id, client_id, row_number() OVER (PARTITION BY client_id ORDER BY recorded_on,"
             " session_id) AS sn FROM research_sessions)"
