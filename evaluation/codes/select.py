@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, f1_score

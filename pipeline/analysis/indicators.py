@@ -25,7 +25,7 @@ from pipeline.markers.we_language import find_we_tokens
 from pipeline.types import ROLES, AttributedWord, Diarization, Indicator, Marker, RoleAssignment
 
 #: Bump when a definition below changes: stored with every run so results stay comparable.
-MARKERS_VERSION = "1.4.0"
+MARKERS_VERSION = "1.5.0"
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,19 @@ class SelfReport:
 
 
 @dataclass(frozen=True)
+class CodedRow:
+    """One coded turn as the report shows it (de-identified text)."""
+
+    start_s: float | None
+    speaker_role: str
+    text: str
+    code: str
+    probability: float
+    subtype: str | None
+    coder_version: str
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Everything the report shows about one session."""
 
@@ -110,6 +123,8 @@ class ReportData:
     quality: dict | None = None
     #: Per indicator name, (accuracy, evidence) as stored for the session's markers version.
     grades: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: The MI process codes of the session's turns (``coded_utterances``), in time order; empty when not coded.
+    codes: tuple[CodedRow, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -218,4 +233,13 @@ def load_report_data(con: duckdb.DuckDBPyConnection, session_id: str) -> ReportD
         self_report=load_self_report(con, session_id),
         quality=load_quality(con, session_id),
         grades=load_grades(con, session.get("markers_version")),
+        codes=load_codes(con, session_id),
     )
+
+
+def load_codes(con: duckdb.DuckDBPyConnection, session_id: str) -> tuple[CodedRow, ...]:
+    """The session's coded turns (empty before markers 1.5.0 or when coding was off)."""
+    rows = con.execute(
+        "SELECT start_s, speaker_role, text, code, code_probability, subtype, coder_version FROM coded_utterances "
+        "WHERE session_id = ? ORDER BY turn_index", [session_id]).fetchall()
+    return tuple(CodedRow(None if s is None else float(s), r, t, c, float(p), st, v) for s, r, t, c, p, st, v in rows)

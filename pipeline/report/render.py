@@ -19,6 +19,7 @@ import jinja2
 from pipeline import PIPELINE_VERSION
 from pipeline.analysis.definitions import moment_detectors
 from pipeline.errors import AllianceError
+from pipeline.report import codes as mi_codes
 from pipeline.report import derive, figures
 from pipeline.report.data import ReportData, load_report_data
 from pipeline.report.summary import (
@@ -232,6 +233,10 @@ def build_context(data: ReportData) -> dict:
         "self_report": _self_report_context(data),
         "table": table,
         "pipeline_version": PIPELINE_VERSION,
+        "miti": {"coded": bool(data.codes), "rows": mi_codes.miti_rows(data.indicators),
+                 "groups": mi_codes.utterances_by_code(data.codes, clock), "agreement": mi_codes.agreement_line(),
+                 "grades": dict(zip(("accuracy", "evidence"),
+                                    grade_cells(data.grades, "mi_reflection_question_ratio"), strict=True))},
     }
 
 

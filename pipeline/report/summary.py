@@ -220,6 +220,9 @@ def render_markdown(summary: SessionSummary) -> str:
             "",
         ]
     lines += ["## Recording quality", ""] + quality_lines(summary.quality)
+    from pipeline.report.codes import markdown_lines
+
+    lines += markdown_lines(i, coded=any(n.startswith("mi_") and v is not None for (n, _), v in i.items()))
     lines += ["## Indicators", "", "| Indicator | Therapist | Client | Accuracy | Evidence about alliance |",
               "|---|---:|---:|---|---|"]
     for name, label, how in INDICATOR_ROWS:

@@ -215,7 +215,7 @@ def test_measure_session_with_nlp_keeps_foundation_and_adds_text_markers(dialogu
     assert f[("collaborative_we_count", "therapist")] == 2 and f[("collaborative_we_count", "client")] == 0
     assert f[("we_i_ratio", "client")] == pytest.approx(2 / 7)
     assert f[("deflection_count", "client")] == 0  # "I don't know. I guess..." follows a closed question
-    assert MARKERS_VERSION == "1.4.0"
+    assert MARKERS_VERSION == "1.5.0"
 
 
 def test_text_only_given_times_and_file_formats(tmp_path):
