@@ -57,7 +57,7 @@ def _table_counts(db_path: Path) -> dict[str, int]:
     con = duckdb.connect(str(db_path), read_only=True)
     try:
         return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("sessions", "words", "turns", "markers", "indicators")}
+                for t in ("sessions", "words", "turns", "markers", "indicators", "coded_utterances")}
     finally:
         con.close()
 
@@ -111,6 +111,20 @@ def test_demo_long_silences_found(demo_run):
         assert any(abs(a - s.start_s) <= 0.5 and abs(b - s.end_s) <= 0.5 for a, b in found), (s, found)
     spurious = [f for f in found if not any(abs(f[0] - s.start_s) <= 0.5 for s in truth.silences)]
     assert not spurious
+
+
+def test_demo_turns_are_coded_with_mi_codes(demo_run):
+    """Every therapist and client turn of the demo gets an MI code; the MITI summaries are stored as indicators."""
+    outcome, con, _, _ = demo_run
+    turns = con.execute("SELECT count(*) FROM turns WHERE speaker_role IN ('therapist', 'client')").fetchone()[0]
+    rows = con.execute("SELECT speaker_role, code, code_probability, coder_version FROM coded_utterances").fetchall()
+    assert len(rows) == turns > 0
+    therapist = {"question", "reflection", "therapist_input", "other"}
+    assert all((c in therapist) == (r == "therapist") for r, c, _, _ in rows)
+    assert all(0 < p <= 1 for _, _, p, _ in rows) and len({v for *_, v in rows}) == 1
+    names = {n for (n,) in con.execute("SELECT name FROM indicators WHERE name LIKE 'mi_%'").fetchall()}
+    assert {"mi_reflection_question_ratio", "mi_change_talk_share"} <= names
+    assert "MI behaviour codes" in Path(outcome.summary_path).read_text()
 
 
 def test_demo_summary_written(demo_run):

@@ -349,3 +349,36 @@ def test_pdf_has_pages(con, tmp_path):
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF")
     assert len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data)) > 0
+
+
+def test_report_leads_with_the_miti_summary_and_the_turns_behind_each_code(tmp_path, dialogue):
+    """With the shipped coder, the report shows the MITI table against thresholds, the agreement with experts,
+    and each code's turns one click away; without codes it says the session was not coded."""
+    from pipeline.codes.coder import ARTEFACT_DIR, ARTEFACT_NAME
+
+    c = db.connect(tmp_path / "codes.duckdb")
+    db.write_session(c, make_analysis(*dialogue), run_id="r1", pipeline_version="0.1.0")
+    html = write_html_report(c, "s1", tmp_path / "plain.html").read_text()
+    assert 'id="miti"' in html and "was not coded" in html
+    if not (ARTEFACT_DIR / ARTEFACT_NAME).is_file():
+        pytest.skip("no shipped coder artefact")
+    from pipeline.engine.runtime import get_process_coder
+
+    coder, encoder = get_process_coder()
+    audio = Audio(np.zeros(22, dtype=np.float32), 1, "cd" * 32, "x.wav", "WAV", 16_000, 1)
+    meta = SessionMeta("s2", "c1", "t1", dt.date(2026, 1, 3))
+    consent = parse_consent({"session_id": "s2", "client_id": "c1", "scope": "research",
+                             "consented_on": "2026-01-01"}, source="test")
+    words, turns = dialogue
+    coded = analyse(audio, Transcript(tuple(words), "en", 0.99, "fake", "fake-asr"),
+                    Diarization(tuple(turns), ("SPEAKER_00", "SPEAKER_01")), meta=meta, consent=consent,
+                    diarization_model="fake", coder=coder, encoder=encoder)
+    assert coded.codes is not None and len(coded.codes.turns) == len([t for t in coded.turns if t.text.strip()])
+    db.write_session(c, coded, run_id="r2", pipeline_version="0.1.0")
+    html = unescape(write_html_report(c, "s2", tmp_path / "coded.html").read_text())
+    assert 'id="miti-table"' in html and "Reflection-to-question ratio" in html and "MITI 4.2.1" in html
+    assert "Agreement with expert MI coders" in html and "<details" in html
+    assert html.index('id="miti"') < html.index('id="glance"')
+    stored = c.execute("SELECT count(*) FROM coded_utterances WHERE session_id = 's2'").fetchone()[0]
+    assert stored == len(coded.codes.turns)
+    c.close()
