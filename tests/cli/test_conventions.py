@@ -217,3 +217,31 @@ def test_batch_progress_line_is_a_pure_function():
 
     o = replace(SessionOutcome("failed", "/in/a.wav", "s1", None, "audio", "audio_missing", "gone"))
     assert progress_line(o, 1, 4, 10.0) == "[1/4] failed    s1  a.wav at audio: gone  (elapsed 10 s, ETA 30 s)"
+
+
+def test_a_missing_recording_is_reported_as_missing_not_as_no_consent(tmp_path, capsys):
+    gone = tmp_path / "gone.wav"
+    code = main(["process", str(gone), "--session-id", "s9", "--client-id", "c9", "--therapist-id", "t9",
+                 "--db", str(tmp_path / "a.duckdb"), "--json"])
+    obj = json.loads(capsys.readouterr().out)
+    assert code == 3 and obj["state"] == "failed" and obj["error_code"] == "audio_missing"
+    assert obj["stage"] == "audio" and "consent" not in obj["message"]
+
+
+def test_duplicate_audio_is_refused_before_any_model_or_prefect_server(dbp, tone_wav, monkeypatch, capsys):
+    """The same audio under another session id: refused in the precheck (its SHA-256 is known first)."""
+    from conftest import write_consent
+
+    import flows.server
+    from pipeline.audio.decode import sha256_of
+
+    con = db.connect(dbp)
+    con.execute("UPDATE sessions SET audio_sha256 = ?", [sha256_of(tone_wav)])
+    con.close()
+    write_consent(tone_wav, session_id="s2", client_id="c1")
+    monkeypatch.setattr(flows.server, "start_background_server",
+                        lambda *a, **k: pytest.fail("Prefect's server was started for a duplicate"))
+    code = main(["process", str(tone_wav), "--session-id", "s2", "--client-id", "c1", "--therapist-id", "t1",
+                 "--db", str(dbp), "--json"])
+    obj = json.loads(capsys.readouterr().out)
+    assert code == 3 and obj["error_code"] == "duplicate" and "already stored as session 's1'" in obj["message"]
