@@ -245,3 +245,21 @@ def test_duplicate_audio_is_refused_before_any_model_or_prefect_server(dbp, tone
                  "--db", str(dbp), "--json"])
     obj = json.loads(capsys.readouterr().out)
     assert code == 3 and obj["error_code"] == "duplicate" and "already stored as session 's1'" in obj["message"]
+
+
+def test_process_prints_each_stage_and_the_whole_wall_time(prefect_harness, fakes, recording, tmp_path, capsys):
+    from conftest import write_consent
+
+    write_consent(recording)
+    dbp = tmp_path / "a.duckdb"
+    args = ["process", str(recording), "--session-id", "s1", "--client-id", "c1", "--therapist-id", "t1",
+            "--db", str(dbp), "--reports-dir", str(tmp_path / "reports")]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[  0 s] processing session s1")
+    progress = [line for line in lines if line.startswith("[")]
+    for step in ("loading the models", "running the session flow", "s of audio decoded", "speaker turns"):
+        assert any(step in line for line in progress), (step, lines)
+    final = next(line for line in lines if line.startswith("Processed s1 in "))
+    assert "s in the session flow" in final
+    assert not any("View at" in line or "Finished in state" in line for line in lines)
