@@ -263,3 +263,32 @@ def test_process_prints_each_stage_and_the_whole_wall_time(prefect_harness, fake
     final = next(line for line in lines if line.startswith("Processed s1 in "))
     assert "s in the session flow" in final
     assert not any("View at" in line or "Finished in state" in line for line in lines)
+
+
+def test_batch_json_prints_one_object_per_recording_and_progress_on_stderr(tmp_path, capsys):
+    import argparse
+
+    from pipeline.cli.batch import _on_progress
+
+    args = argparse.Namespace(json=True, quiet=False, db=str(tmp_path / "a.duckdb"))
+    callback = _on_progress(args, output.Progress.for_args(args))
+    callback(SessionOutcome("processed", "/in/a.wav", "s1", "ab" * 32, duration_s=20.0, wall_s=3.0), 1, 2, 5.0)
+    callback(SessionOutcome("refused", "/in/b.wav", "s2", None, "consent", "no_consent", "no consent"), 2, 2, 6.0)
+    out, err = capsys.readouterr()
+    objs = [json.loads(line) for line in out.splitlines()]
+    assert [(o["kind"], o["state"], o["session_id"]) for o in objs] == [("recording", "processed", "s1"),
+                                                                        ("recording", "refused", "s2")]
+    assert "[1/2] processed" in err and "[2/2] refused" in err
+
+
+def test_batch_json_totals_line():
+    class Report:
+        run_id, wall_s = "run-1", 7.5
+        outcomes = [SessionOutcome("processed", "a", "s1"), SessionOutcome("failed", "b", "s2")]
+
+        def count(self, state):
+            return sum(o.state == state for o in self.outcomes)
+
+    obj = json.loads(output.batch_json(Report(), db_path="a.duckdb", wall_s=20.04))
+    assert tuple(sorted(obj)) == tuple(sorted(output.BATCH_KEYS))
+    assert (obj["recordings"], obj["processed"], obj["failed"], obj["wall_s"], obj["flow_s"]) == (2, 1, 1, 20.04, 7.5)
