@@ -347,10 +347,13 @@ def main(argv: list[str] | None = None, *, started: float | None = None) -> int:
     """
     started = time.perf_counter() if started is None else started
     previous_umask = os.umask(0o077)  # every file and folder this command creates is the user's own (0600/0700)
+    previous_console = os.environ.get(output.PREFECT_CONSOLE_LEVEL)
     try:
         return _main(argv, started)
     finally:
         os.umask(previous_umask)  # in-process callers (tests, notebooks) get theirs back
+        if previous_console is None:  # and their environment (the console level is set for this command)
+            os.environ.pop(output.PREFECT_CONSOLE_LEVEL, None)
 
 
 def _main(argv: list[str] | None, started: float) -> int:

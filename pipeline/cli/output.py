@@ -106,13 +106,17 @@ class Progress:
             print(f"[{self.elapsed():3.0f} s] {message}", file=self.stream, flush=True)
 
 
+#: Prefect's setting for the level of its console log handler (its API handler is separate).
+PREFECT_CONSOLE_LEVEL = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
+
+
 def quiet_prefect_console(verbose: bool) -> None:
     """Unless ``verbose``, Prefect's console shows only warnings and errors (its logs still reach its API).
 
     Set before Prefect is imported (it reads its logging settings once); a value the user set wins.
     """
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        os.environ.setdefault(PREFECT_CONSOLE_LEVEL, "WARNING")
 
 
 _OURS = (os.sep + "pipeline" + os.sep, os.sep + "flows" + os.sep)

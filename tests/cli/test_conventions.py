@@ -292,3 +292,14 @@ def test_batch_json_totals_line():
     obj = json.loads(output.batch_json(Report(), db_path="a.duckdb", wall_s=20.04))
     assert tuple(sorted(obj)) == tuple(sorted(output.BATCH_KEYS))
     assert (obj["recordings"], obj["processed"], obj["failed"], obj["wall_s"], obj["flow_s"]) == (2, 1, 1, 20.04, 7.5)
+
+
+def test_an_in_process_command_leaves_the_prefect_console_setting_as_it_was(tmp_path, monkeypatch, capsys):
+    import os
+
+    monkeypatch.delenv(output.PREFECT_CONSOLE_LEVEL, raising=False)
+    assert main(["audit", "--db", str(tmp_path / "none.duckdb")]) == 2
+    assert output.PREFECT_CONSOLE_LEVEL not in os.environ
+    monkeypatch.setenv(output.PREFECT_CONSOLE_LEVEL, "DEBUG")  # the user's own value wins and stays
+    main(["audit", "--db", str(tmp_path / "none.duckdb")])
+    assert os.environ[output.PREFECT_CONSOLE_LEVEL] == "DEBUG"
