@@ -123,7 +123,8 @@ def test_quiet_and_verbose_exclude_each_other(capsys):
 
 
 def test_prefect_console_is_quiet_unless_verbose(monkeypatch):
-    monkeypatch.delenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", raising=False)
+    monkeypatch.setenv(output.PREFECT_CONSOLE_LEVEL, "x")  # recorded, so the test's value is undone after it
+    monkeypatch.delenv(output.PREFECT_CONSOLE_LEVEL)
     output.quiet_prefect_console(verbose=True)
     import os
 
@@ -141,8 +142,12 @@ def test_prefect_info_lines_and_dead_links_stay_off_the_console_by_default(tmp_p
             "p = output.Progress(sys.stdout)\n"
             "h = output.attach_stage_lines(p)\n"
             "logging.getLogger('prefect.engine').info('View at http://127.0.0.1:1/runs/x')\n")
-    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    verbose = subprocess.run([sys.executable, "-c", code, "-v"], capture_output=True, text=True, timeout=120)
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != output.PREFECT_CONSOLE_LEVEL}
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    verbose = subprocess.run([sys.executable, "-c", code, "-v"], capture_output=True, text=True, timeout=120,
+                             env=env)
     assert "View at" not in quiet.stdout + quiet.stderr  # Prefect's line: neither its console nor ours
     assert "View at" in verbose.stderr
 
@@ -297,7 +302,8 @@ def test_batch_json_totals_line():
 def test_an_in_process_command_leaves_the_prefect_console_setting_as_it_was(tmp_path, monkeypatch, capsys):
     import os
 
-    monkeypatch.delenv(output.PREFECT_CONSOLE_LEVEL, raising=False)
+    monkeypatch.setenv(output.PREFECT_CONSOLE_LEVEL, "x")  # recorded, so undone after the test
+    monkeypatch.delenv(output.PREFECT_CONSOLE_LEVEL)
     assert main(["audit", "--db", str(tmp_path / "none.duckdb")]) == 2
     assert output.PREFECT_CONSOLE_LEVEL not in os.environ
     monkeypatch.setenv(output.PREFECT_CONSOLE_LEVEL, "DEBUG")  # the user's own value wins and stays
