@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 
 from pipeline.errors import AccessDeniedError
 
 DEFAULT_DB = "alliance.duckdb"
+#: Environment variable giving the default of ``--db`` (the key files have theirs: ``ALLIANCE_DB_KEY_FILE``,
+#: ``ALLIANCE_STUDY_KEY_FILE``).
+DB_ENV = "ALLIANCE_DB"
 VIEWER_ROLES = ("clinician", "supervisor", "admin")
 
 
@@ -43,9 +47,14 @@ def iso_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date (YYYY-MM-DD)") from e
 
 
+def default_db() -> str:
+    """The default of ``--db``: ``$ALLIANCE_DB`` if set (and not empty), else ``alliance.duckdb``."""
+    return os.environ.get(DB_ENV) or DEFAULT_DB
+
+
 def add_db_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=DEFAULT_DB, metavar="PATH",
-                   help=f"DuckDB database file (default: {DEFAULT_DB}; created if missing)")
+    p.add_argument("--db", default=default_db(), metavar="PATH",
+                   help=f"DuckDB database file (default: ${DB_ENV}, else {DEFAULT_DB}; created if missing)")
 
 
 def add_actor_argument(p: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline.cli import output
 from pipeline.cli.args import add_db_argument, add_language_argument, language_option
 from pipeline.engine.outcome import SessionOutcome
 
@@ -42,16 +43,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cpu (default), cuda or cuda:N: run Whisper (float16) and pyannote on a GPU")
     p.add_argument("--delete-audio", action="store_true",
                    help="delete each recording once it is stored and summarised (hashes are kept; default: keep)")
+    output.add_output_arguments(p)
     p.set_defaults(handler=_cmd_batch)
 
 
-def _progress(outcome: SessionOutcome, done: int, total: int, elapsed_s: float) -> None:
+def progress_line(outcome: SessionOutcome, done: int, total: int, elapsed_s: float) -> str:
+    """A recording's end state as a live progress line: ``[2/5] processed S12  rec.flac  (elapsed ..., ETA ...)``."""
     eta = elapsed_s / done * (total - done) if done else 0.0
     where = f" at {outcome.stage}" if outcome.state in ("failed", "refused") and outcome.stage else ""
     name = outcome.source_path if outcome.stage == "manifest" else Path(outcome.source_path).name
-    print(f"[{done}/{total}] {outcome.state:<9} {outcome.session_id or '-'}  {name}"
-          f"{where}{': ' + outcome.message if outcome.state in ('failed', 'refused') else ''}"
-          f"  (elapsed {elapsed_s:.0f} s, ETA {eta:.0f} s)", flush=True)
+    return (f"[{done}/{total}] {outcome.state:<9} {outcome.session_id or '-'}  {name}"
+            f"{where}{': ' + outcome.message if outcome.state in ('failed', 'refused') else ''}"
+            f"  (elapsed {elapsed_s:.0f} s, ETA {eta:.0f} s)")
+
+
+def _on_progress(args: argparse.Namespace, progress: output.Progress):
+    """The batch flow's per-recording callback: a progress line, and with ``--json`` the recording's object."""
+
+    def on_progress(outcome: SessionOutcome, done: int, total: int, elapsed_s: float) -> None:
+        if args.json:
+            print(output.outcome_json(outcome, db_path=args.db, wall_s=None), flush=True)
+        progress(progress_line(outcome, done, total, elapsed_s))
+
+    return on_progress
 
 
 def _checks_then_server(args: argparse.Namespace):  # flows.server.BackgroundServer | None
@@ -85,20 +99,32 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         return 2
     if args.engine == "dask":  # the scheduler's and nannies' start/stop chatter would drown the progress lines
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # read when dask is first imported
+    progress = output.Progress.for_args(args, started=getattr(args, "started", None))
+    progress("checking the database and the folder or manifest")
     server = _checks_then_server(args)
+    progress("importing Prefect and the models' libraries" + (" (Prefect's local server starting in the background)"
+                                                               if server is not None else ""))
     from flows.batch_flow import run_batch  # Prefect and the models' libraries: ~8 s of imports
 
     if server is not None:
+        progress("waiting for Prefect's local server")
         server.wait_ready()
+    progress("running the batch flow (each recording's end state is printed as it comes)")
     report = run_batch(str(args.source), workers=args.workers, engine=args.engine, dask_address=args.dask_address,
                        db_path=args.db, reports_dir=str(args.reports_dir), force=args.force,
                        allowed_root=str(args.allowed_root) if args.allowed_root else None,
-                       lock_wait_s=args.wait, on_progress=_progress,
+                       lock_wait_s=args.wait, on_progress=_on_progress(args, progress),
                        options=options_for_device(args.device, PipelineOptions(
                            keep_audio=not args.delete_audio,
                            transcribe=TranscribeOptions(language=language_option(args.language)))))
-    print(f"\nBatch {report.run_id}: {len(report.outcomes)} recording(s) in {report.wall_s:.0f} s")
+    code = 0 if report.count("failed") == 0 else 3
+    wall_s = progress.elapsed()
+    if args.json:
+        print(output.batch_json(report, db_path=args.db, wall_s=wall_s), flush=True)
+        return code
+    print(f"\nBatch {report.run_id}: {len(report.outcomes)} recording(s) in {wall_s:.0f} s "
+          f"(whole command; {report.wall_s:.0f} s in the batch flow)")
     for state in ("processed", "skipped", "refused", "failed"):
         print(f"  {state:<9} {report.count(state)}")
     print(f"Run report: SELECT * FROM run_items WHERE run_id = '{report.run_id}'  (database {args.db})")
-    return 0 if report.count("failed") == 0 else 3
+    return code

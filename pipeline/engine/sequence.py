@@ -188,6 +188,12 @@ def precheck(audio_path: Path, meta: SessionMeta, consent: dict | None, *, db_pa
     With ``reports_dir`` and ``run_id``, a skipped session whose summary or report is missing gets them
     written again (:func:`complete_outputs`).
     """
+    if not os.path.lexists(audio_path):  # a missing recording is reported as missing, not as "no consent"
+        try:
+            probe_audio(audio_path, options=audio_options or AudioOptions())
+        except AllianceError as e:
+            return Prechecked(None, outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
+                                                      audio_sha256=None, stage="audio"))
     try:
         c = check_consent(audio_path, meta, consent)
     except AllianceError as e:

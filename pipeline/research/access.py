@@ -76,6 +76,9 @@ RELATIONS: tuple[ResearchRelation, ...] = (
                      "SELECT * FROM research_self_report_scores"),
     ResearchRelation("comparison_results", "indicator x measure correlations (aggregates)",
                      "SELECT * FROM comparison_results"),
+    ResearchRelation("comparison_runs", "one row per comparison run: when, how many tests, correction (no "
+                     "options or command line)",
+                     "SELECT comparison_id, created_at, n_tests, correction, pipeline_version FROM comparison_runs"),
     ResearchRelation("discrepancy_flags", "sessions where process signals and ratings disagree",
                      f"SELECT * FROM discrepancy_flags WHERE session_id IN {_RESEARCH}"),
     ResearchRelation("client_trajectories", "per-client series with baseline and reliable change",

@@ -251,19 +251,25 @@ def column_name_for(name: str, role: str | None) -> str:
 
 @dataclass(frozen=True)
 class Dataset:
-    parquet: Path
+    #: The data file: ``sessions.parquet`` or ``sessions.csv``.
+    data: Path
     codebook: Path
     rows: int
     columns: int
 
+    @property
+    def parquet(self) -> Path:  # the name before CSV datasets existed
+        return self.data
+
 
 def write_dataset(con: duckdb.DuckDBPyConnection, out_dir: Path | str, *, key: bytes | None,
                   window_days: int = DEFAULT_WINDOW_DAYS, duplicates: str = "refuse",
-                  overwrite: bool = False) -> Dataset:
-    """Write ``sessions.parquet`` (session_wide) and ``codebook.csv`` to ``out_dir``.
+                  overwrite: bool = False, fmt: str = "parquet") -> Dataset:
+    """Write ``sessions.parquet`` (or ``sessions.csv`` with ``fmt="csv"``; session_wide) and ``codebook.csv``.
 
     ``key``: the study key; ids are replaced by keyed pseudonyms (researcher). None: ids as stored (admin).
-    ``recorded_on`` is a Parquet DATE; every indicator and score a DOUBLE.
+    ``recorded_on`` is a Parquet DATE; every indicator and score a DOUBLE. The CSV has the same columns
+    (dates as YYYY-MM-DD, formula-safe cells, a header even without rows).
 
     Raises
     ------
@@ -277,8 +283,10 @@ def write_dataset(con: duckdb.DuckDBPyConnection, out_dir: Path | str, *, key: b
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    parquet, book = out / "sessions.parquet", out / "codebook.csv"
-    for p in (parquet, book):
+    if fmt not in ("parquet", "csv"):
+        raise ExportError(f"dataset format {fmt!r} unknown; use parquet or csv")
+    data, book = out / f"sessions.{fmt}", out / "codebook.csv"
+    for p in (data, book):
         if p.exists() and not overwrite:
             raise ExportError(f"{p} exists: remove it or pass --overwrite")
     sync_indicators_wide(con)
@@ -293,12 +301,15 @@ def write_dataset(con: duckdb.DuckDBPyConnection, out_dir: Path | str, *, key: b
               pa.field(f.name, pa.string()) if f.name in KEY_DEFINITIONS and f.name not in ("duration_s",) else
               pa.field(f.name, pa.float64()) for f in table.schema]
     table = table.cast(pa.schema(fields), safe=False)
-    pq.write_table(table, parquet)
-    cb = codebook(con, list(frame.columns), window_days=window_days)
     from pipeline.csv_safety import csv_safe_frame
 
+    if fmt == "csv":  # the typed table's values (ints stay ints), formula-safe text cells
+        csv_safe_frame(table.to_pandas(date_as_object=True)).to_csv(data, index=False)
+    else:
+        pq.write_table(table, data)
+    cb = codebook(con, list(frame.columns), window_days=window_days)
     csv_safe_frame(cb).to_csv(book, index=False)  # formula-safe cells: definitions may come from user files
-    return Dataset(parquet, book, len(frame), len(frame.columns))
+    return Dataset(data, book, len(frame), len(frame.columns))
 
 
 __all__ = ["DEFAULT_WINDOW_DAYS", "KEY_COLUMNS", "Dataset", "codebook", "measure_column", "session_wide_sql",

@@ -105,6 +105,11 @@ def export(con: duckdb.DuckDBPyConnection, name: str, *, out_dir: Path | str, fm
         shutil.rmtree(target)
     rows = int(con.execute(f"SELECT count(*) FROM {_quote(name)}").fetchone()[0])
     kwargs = {"partition_by": list(partition_by)} if partition_by else {}
+    if partition_by and rows == 0:
+        # DuckDB writes no file at all for an empty partitioned relation, and an empty folder is no table to
+        # polars or DuckDB: one file with every column (the partition columns too) and no rows instead.
+        target.mkdir(mode=0o700, parents=True)
+        target, kwargs = target / f"data_0.{fmt}", {}
     try:
         if fmt == "parquet":
             rel.write_parquet(str(target), **kwargs)
@@ -117,8 +122,9 @@ def export(con: duckdb.DuckDBPyConnection, name: str, *, out_dir: Path | str, fm
     schema = {"relation": name, "description": DESCRIPTIONS.get(name, ""), "rows": rows, "format": fmt,
               "partition_by": list(partition_by), "columns": [{"name": c, "type": t} for c, t in columns]}
     (out_dir / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
-    owner_only(target, out_dir / f"{name}.schema.json")
-    return ExportedFile(name, target, rows, partition_by)
+    path = out_dir / name if partition_by else target
+    owner_only(path, out_dir / f"{name}.schema.json")
+    return ExportedFile(name, path, rows, partition_by)
 
 
 def _csv_safe_relation(rel: duckdb.DuckDBPyRelation, columns: Sequence[tuple[str, str]], *,

@@ -42,9 +42,9 @@ def load_study_key(path: Path | str | None = None) -> bytes:
     if not path:
         raise ConfigError(
             f"researcher access needs a study key: pass --study-key-file or set {STUDY_KEY_FILE_ENV} "
-            "(create one with `alliance db keygen STUDY.key`)"
+            "(create one with `alliance study keygen STUDY.key`; a study key is not a database key)"
         )
-    return read_key_file(path).encode("ascii")
+    return read_key_file(path, what="study key").encode("ascii")
 
 
 def pseudonym(value: str, *, kind: str, key: bytes) -> str:

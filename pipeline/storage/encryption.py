@@ -40,18 +40,22 @@ CATALOG = "alliance"
 _KEY = re.compile(r"^[A-Za-z0-9_+/=-]{32,256}$")
 
 
-def _check_key(key: str, *, source: str) -> str:
+#: What a key file holds -> the command that creates one (a study key is not a database key).
+KEY_KINDS = {"database key": "alliance db keygen DB.key", "study key": "alliance study keygen STUDY.key"}
+
+
+def _check_key(key: str, *, source: str, what: str = "database key") -> str:
     key = key.strip()
     if not _KEY.match(key):
         raise StorageError(
-            f"the database key from {source} is not 32-256 characters of A-Z a-z 0-9 _ + / = - "
-            f"(length {len(key)}); create one with `alliance db keygen KEYFILE`"
+            f"the {what} from {source} is not 32-256 characters of A-Z a-z 0-9 _ + / = - "
+            f"(length {len(key)}); create one with `{KEY_KINDS[what]}`"
         )
     return key
 
 
-def read_key_file(path: Path | str) -> str:
-    """Read and validate a key file.
+def read_key_file(path: Path | str, *, what: str = "database key") -> str:
+    """Read and validate a key file; ``what`` (``database key`` or ``study key``) names it in errors.
 
     Raises
     ------
@@ -60,14 +64,14 @@ def read_key_file(path: Path | str) -> str:
     """
     path = Path(path)
     if not path.is_file():
-        raise StorageError(f"database key file {path} does not exist")
+        raise StorageError(f"{what} file {path} does not exist (create one with `{KEY_KINDS[what]}`)")
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise StorageError(
-            f"database key file {path} is accessible to group or others (mode {stat.filemode(mode)}): "
+            f"{what} file {path} is accessible to group or others (mode {stat.filemode(mode)}): "
             f"run `chmod 600 {path}`"
         )
-    return _check_key(path.read_text(encoding="ascii", errors="replace"), source=str(path))
+    return _check_key(path.read_text(encoding="ascii", errors="replace"), source=str(path), what=what)
 
 
 def load_key(key_file: Path | str | None = None) -> str | None:
