@@ -352,8 +352,9 @@ def test_pdf_has_pages(con, tmp_path):
 
 
 def test_report_leads_with_the_miti_summary_and_the_turns_behind_each_code(tmp_path, dialogue):
-    """With the shipped coder, the report shows the MITI table against thresholds, the agreement with experts,
-    and each code's turns one click away; without codes it says the session was not coded.
+    """Show the MITI table against thresholds, the agreement with experts and each code's turns.
+
+    Without codes the section says the session was not coded.
     """
     from pipeline.codes.coder import ARTEFACT_DIR, ARTEFACT_NAME
 
