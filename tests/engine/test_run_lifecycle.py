@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import re
+import shutil
+import subprocess
+import sys
 
 import duckdb
 import pytest
-from conftest import write_consent
+from conftest import ROOT, pyannote_sample, write_consent
 
 import flows.batch_flow as batch_mod
 import pipeline.engine.sequence as sequence_mod
@@ -199,3 +203,45 @@ def test_a_batch_without_failures_ends_completed(prefect_harness, fakes, recordi
     assert state.is_completed()
     report = state.result()
     assert (report.count("processed"), report.count("refused")) == (1, 1)
+
+
+def _opens(log: str, path: str, flags: str = "") -> int:
+    """Successful ``openat`` calls of exactly ``path`` (with flags starting ``flags``) in an strace log."""
+    pattern = re.compile(r'openat\([^,]+, "' + re.escape(path) + r'", ' + re.escape(flags) + r'[^)]*\) = \d+')
+    return sum(1 for line in log.splitlines() if pattern.search(line))
+
+
+@pytest.mark.integration
+def test_alliance_process_under_strace_opens_database_and_recording_few_times(tmp_path):
+    """The real command on a new WAV recording, traced: few opens of the recording and of the database.
+
+    The recording at most 3 times (header, SHA-256, decode; was 7); at most 4 database connections (DuckDB
+    opens the file read-write once per connection, and reads it 3 more times: was 9 connections, 35 opens).
+    """
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace not installed (.ci/run installs it)")
+    audio = tmp_path / "rec.wav"
+    shutil.copy(pyannote_sample(), audio)
+    write_consent(audio, session_id="pa-1", client_id="c-pa")
+    dbp, log = tmp_path / "x.duckdb", tmp_path / "strace.log"
+    cmd = [strace, "-f", "-qq", "-e", "trace=openat", "-o", str(log), sys.executable, "-m", "pipeline.cli.main",
+           "process", str(audio), "--session-id", "pa-1", "--client-id", "c-pa", "--therapist-id", "t-pa",
+           "--db", str(dbp), "--reports-dir", str(tmp_path / "r")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    text = log.read_text()
+    audio_opens, connections = _opens(text, str(audio)), _opens(text, str(dbp), "O_RDWR")
+    assert 1 <= audio_opens <= 3, audio_opens
+    assert 1 <= connections <= 4, connections
+    assert _opens(text, str(dbp)) <= 4 * connections  # the measured 13 (was 35)
+
+
+def test_the_strace_counter_reads_openat_lines():
+    log = "\n".join([
+        '1 openat(AT_FDCWD, "/t/x.duckdb", O_RDONLY) = -1 ENOENT (No such file or directory)',
+        '1 openat(AT_FDCWD, "/t/x.duckdb", O_RDWR|O_CREAT|O_CLOEXEC, 0666) = 3',
+        '1 openat(AT_FDCWD, "/t/x.duckdb", O_RDONLY|O_CLOEXEC) = 4',
+        '1 openat(AT_FDCWD, "/t/x.duckdb.wal", O_RDWR|O_CLOEXEC) = 5',
+        '2 openat(AT_FDCWD, "/t/x.duckdb", O_RDWR|O_CLOEXEC) = 4'])
+    assert (_opens(log, "/t/x.duckdb"), _opens(log, "/t/x.duckdb", "O_RDWR")) == (3, 2)
