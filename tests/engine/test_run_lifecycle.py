@@ -73,6 +73,16 @@ def _cli_fast_path(tmp_path, recording, monkeypatch):
                  "--db", str(tmp_path / "a.duckdb"), "--reports-dir", str(tmp_path / "reports")]) == 130
 
 
+def _cli_flow_path(tmp_path, recording, monkeypatch):
+    from pipeline.cli.main import main
+
+    write_consent(recording)  # a new recording: the CLI owns the run from before the models load
+    monkeypatch.setattr("flows.server.start_background_server", lambda home: None)
+    monkeypatch.setattr(sequence_mod, "get_transcriber", _ctrl_c)  # while the models load
+    assert main(["process", str(recording), "--session-id", "s1", "--client-id", "c1", "--therapist-id", "t1",
+                 "--db", str(tmp_path / "a.duckdb"), "--reports-dir", str(tmp_path / "reports")]) == 130
+
+
 def _cli_flush_pending(tmp_path, recording, monkeypatch, analysis=None):
     from pipeline.cli.main import main
 
@@ -87,7 +97,7 @@ def _cli_flush_pending(tmp_path, recording, monkeypatch, analysis=None):
 
 
 ENTRY_POINTS = {"session_flow": _session_flow, "batch_flow": _batch_flow, "cli_process_fast_path": _cli_fast_path,
-                "cli_db_flush_pending": _cli_flush_pending}
+                "cli_process_flow_path": _cli_flow_path, "cli_db_flush_pending": _cli_flush_pending}
 
 
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))
