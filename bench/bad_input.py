@@ -21,7 +21,6 @@ import json
 import os
 import re
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -79,8 +78,7 @@ def _consent(audio: Path, session_id: str = "s1", **change: object) -> None:
 
 def build(work: Path, *, batch: bool = True) -> list[Case]:
     """Write every case's inputs under ``work``; return the cases (not yet run)."""
-    sys.path.insert(0, str(ROOT / "tests" / "audio"))
-    from hostile_corpus import build_hostile_audio
+    from evaluation.hostile_corpus import build_hostile_audio
 
     cases: list[Case] = []
 
@@ -222,8 +220,7 @@ def run_case(case: Case, call: Callable[[list[str]], int]) -> Case:
 
 
 def _batch_result(case: Case, rows: list, text: str) -> Case:
-    sys.path.insert(0, str(ROOT / "tests" / "audio"))
-    from hostile_corpus import build_hostile_audio
+    from evaluation.hostile_corpus import build_hostile_audio
 
     with tempfile.TemporaryDirectory() as names:
         expected = {c.name: c.code for c in build_hostile_audio(Path(names))}

@@ -62,8 +62,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "ours-seg0.1": {"backend": "faster-whisper", "overlap": True, "segmentation_step": 0.1},
     "ours-seg0.5": {"backend": "faster-whisper", "overlap": True, "segmentation_step": 0.5},
 }
+#: Stage times of a row: ``compute_s`` is :func:`pipeline.engine.sequence.compute_session` (decode, ASR ||
+#: diarization, markers: each also timed inside it), ``store_s`` is ``store_session`` (DuckDB write and report).
 STAGES = ("import_s", "load_models_s", "decode_s", "asr_s", "diarization_s", "asr_and_diarization_s",
-          "markers_s", "duckdb_connect_s", "duckdb_write_s", "report_s")
+          "markers_s", "compute_s", "store_s")
 
 
 def _rss_mb() -> int:
@@ -89,7 +91,10 @@ def pipeline_options(config: dict[str, Any], *, device: str = "cpu"):  # -> Pipe
 
 def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, work_dir: Path,
                device: str = "cpu") -> dict[str, Any]:
-    """Run every stage of one session once, in this process, and score it against the truth.
+    """Run the product's stage sequence on one session once, in this process, and score it against the truth.
+
+    ``compute_session`` and ``store_session`` (under :func:`pipeline.engine.run.owned_run`), the functions
+    every engine runs: the timings are the product's, NER de-identification and prosody frames included.
 
     Parameters
     ----------
@@ -108,7 +113,8 @@ def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, wo
         Stage times (``*_s``; in a sequential run ``asr_and_diarization_s`` is their sum), ``total_s``
         (from model loading to the report, imports excluded), ``rtf`` and ``rtf_without_model_load`` (compute
         over audio length), ``peak_rss_mb`` and ``peak_rss_mb_after`` (the peak so far after each stage),
-        the options used, and the accuracy of :func:`bench_session.score_against_truth`.
+        the options used, and the accuracy of :func:`evaluation.scoring.score_against_truth`. Per-stage
+        peaks are taken after compute and store only (the stages inside ``compute_session`` are not split).
     """
     times: dict[str, float] = {}
     peaks: dict[str, int] = {}
@@ -123,83 +129,45 @@ def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, wo
     import torch
 
     import pipeline  # noqa: F401
-    from bench.bench_session import score_against_truth
+    from evaluation.product import compute, load_models
+    from evaluation.scoring import score_against_truth
     from evaluation.synthetic import read_truth
-    from pipeline import PIPELINE_VERSION
-    from pipeline.analysis.session import SessionMeta, analyse
-    from pipeline.audio.decode import load_audio
-    from pipeline.engine.runtime import (
-        DIARIZATION_MODEL_NAME,
-        get_diarizer,
-        get_nlp,
-        get_transcriber,
-        models_description,
-    )
-    from pipeline.privacy.consent import parse_consent
-    from pipeline.report import write_html_report
-    from pipeline.report.summary import load_summary, render_markdown
-    from pipeline.storage import db
+    from pipeline.engine import sequence
+    from pipeline.engine.run import owned_run
+    from pipeline.engine.runtime import models_description
     t = mark("import_s", t)
 
     opts = pipeline_options(config, device=device)
     t0 = t
-    transcriber, diarizer, nlp = get_transcriber(opts.transcribe), get_diarizer(opts.diarize), get_nlp()
+    load_models(opts)
     t = mark("load_models_s", t)
-    audio = load_audio(audio_path, options=opts.audio)
-    t = mark("decode_s", t)
-    meta = SessionMeta(session_id=audio_path.stem, client_id="bench-client", therapist_id="bench-therapist",
-                       recorded_on=dt.date(2026, 1, 1))
-
-    def asr():
-        s = time.perf_counter()
-        out = transcriber.transcribe(audio.samples)
-        times["asr_s"] = time.perf_counter() - s
-        return out
-
-    def diarize():
-        s = time.perf_counter()
-        out = diarizer.diarize(audio.samples, num_speakers=meta.num_speakers)
-        times["diarization_s"] = time.perf_counter() - s
-        return out
-
-    if opts.overlap_stages:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(2) as pool:
-            ft, fd = pool.submit(asr), pool.submit(diarize)
-            transcript, diarization = ft.result(), fd.result()
-    else:
-        transcript = asr()
-        peaks["asr_s"] = _rss_mb()
-        diarization = diarize()
-    t = mark("asr_and_diarization_s", t)
-    peaks.setdefault("asr_s", peaks["asr_and_diarization_s"])
-    peaks["diarization_s"] = peaks["asr_and_diarization_s"]
-
-    consent = parse_consent({"session_id": meta.session_id, "client_id": meta.client_id, "scope": "research",
-                             "consented_on": "2026-01-01"}, source="bench")
-    result = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=nlp,
-                     diarization_model=DIARIZATION_MODEL_NAME, options=opts.indicators)
-    t = mark("markers_s", t)
+    # the product's own sequence: decode, transcription || diarization (+ prosody frames), analysis (+ NER)
+    computed = compute(audio_path, opts)
+    t = mark("compute_s", t)
+    stage = computed.timings
+    times["decode_s"] = stage.get("decode", 0.0)
+    times["asr_s"] = stage.get("transcription", 0.0)
+    times["diarization_s"] = stage.get("diarization", 0.0) + stage.get("prosody", 0.0)
+    times["markers_s"] = stage.get("analysis", 0.0)
+    times["asr_and_diarization_s"] = max(0.0, computed.wall_s - times["decode_s"] - times["markers_s"]
+                                         - stage.get("models", 0.0))
+    result = computed.analysis
+    diarization = result.diarization
     db_path = work_dir / "bench.duckdb"
-    con = db.connect(db_path)
-    t = mark("duckdb_connect_s", t)
-    run_id = db.new_run_id()
-    db.start_run(con, run_id=run_id, pipeline_version=PIPELINE_VERSION, models=models_description(opts),
-                 command="bench_long")
-    db.write_session(con, result, run_id=run_id, pipeline_version=PIPELINE_VERSION)
-    t = mark("duckdb_write_s", t)
-    summary = load_summary(con, meta.session_id)
-    (work_dir / "summary.md").write_text(render_markdown(summary), encoding="utf-8")
-    write_html_report(con, meta.session_id, work_dir / "report.html")
-    con.close()
-    t = mark("report_s", t)
+    # the product's own store: one connection for the skip test, the write, the report and the end state
+    with owned_run(db_path, command="bench_long", models=models_description(opts)) as run:
+        outcome = sequence.store_session(computed, audio_path, result.meta, db_path=db_path,
+                                         reports_dir=work_dir / "reports", run_id=run.run_id, force=True,
+                                         record=True)
+    if outcome.state != "processed":
+        raise RuntimeError(f"store failed at {outcome.stage}: {outcome.error_code} {outcome.message}")
+    t = mark("store_s", t)
     total = t - t0
 
     s = time.perf_counter()
-    scores = score_against_truth(read_truth(truth_path), result, diarization)
+    scores = score_against_truth(read_truth(truth_path), result)
     scoring_s = time.perf_counter() - s
-    d = audio.duration_s
+    d = result.duration_s
     return {
         "audio": audio_path.name,
         "audio_s": round(d, 1),
@@ -318,20 +286,19 @@ def markdown(doc: dict[str, Any]) -> str:
              "Stage times in s; load = loading the models; RTF = (total - load) / audio length; words ok = word "
              "attribution accuracy; silences = recall of the truth's silences of 2 s or more; loadavg = the "
              "machine's 1-minute load average when the run started (it should be near 0).", "",
-             "| min | config | audio s | load | decode | ASR | diar. | ASR+diar. wall | markers | DuckDB | report "
+             "| min | config | audio s | load | decode | ASR | diar. | ASR+diar. wall | markers | DuckDB + report "
              "| total s | RTF | peak MB | WER | DER | words ok | roles | silences | loadavg |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
     for r in doc["runs"]:
         if "error" in r:
             lines.append(f"| {r['minutes']:g} | {r['config']} | error: {r['error'][:80]!r} |")
             continue
-        db_s = r["duckdb_connect_s"] + r["duckdb_write_s"]
         sil = (f"{r['long_silence_recall']:.2f} of {r['long_silences_true']}"
                if r["long_silence_recall"] is not None else "-")
         lines.append(
             f"| {r['minutes']:g} | {r['config']} | {r['audio_s']:.0f} | {r['load_models_s']:.1f} | {r['decode_s']:.1f}"
             f" | {r['asr_s']:.1f} | {r['diarization_s']:.1f} | {r['asr_and_diarization_s']:.1f}"
-            f" | {r['markers_s']:.1f} | {db_s:.1f} | {r['report_s']:.1f} | {r['total_s']:.1f}"
+            f" | {r['markers_s']:.1f} | {r['store_s']:.1f} | {r['total_s']:.1f}"
             f" | {r['rtf_without_model_load']:.3f} | {r['peak_rss_mb']} | {r['wer']:.3f} | {r['der']:.3f}"
             f" | {r['attribution_accuracy']} | {'ok' if r['role_correct'] else 'WRONG'} | {sil}"
             f" | {r['loadavg_1min_at_start']} |")

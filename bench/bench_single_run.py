@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bench.bench_long import machine_info, run_in_subprocess
-from bench.bench_startup import _alliance, _env
+from bench.bench_startup import alliance_run, offline_env
 from bench.render_long import LongSpec, render_long
 
 IDS = ["--session-id", "single-001", "--client-id", "c1", "--therapist-id", "t1"]
@@ -41,9 +41,9 @@ def run(minutes: float, repeats: int, variants: list[str] | None = None) -> dict
         for k in range(repeats):
             naive = run_in_subprocess(render.audio, render.truth, "naive", timeout_s=1800)
             for j, variant in enumerate(variants or ["default"]):
-                ours = _alliance(["process", str(audio), *IDS, "--db", str(folder / "alliance.duckdb"),
-                                  "--reports-dir", str(folder / "reports"), *(["--force"] if k or j else []),
-                                  *VARIANTS[variant]], _env())
+                ours = alliance_run(["process", str(audio), *IDS, "--db", str(folder / "alliance.duckdb"),
+                                     "--reports-dir", str(folder / "reports"), *(["--force"] if k or j else []),
+                                     *VARIANTS[variant]], offline_env())
                 rows.append({"repeat": k + 1, "variant": variant, "naive_wall_s": naive.get("process_wall_s"),
                              "naive_error": naive.get("error"),
                              "naive_wer": naive.get("wer"), "naive_der": naive.get("der"),

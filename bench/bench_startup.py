@@ -48,13 +48,15 @@ IDS = ["--session-id", "demo-001", "--client-id", "demo-client", "--therapist-id
 ROWS = ("refusal", "cold", "background", "temporary", "long-lived", "no-server")
 
 
-def _env(**extra: str) -> dict[str, str]:
+def offline_env(**extra: str) -> dict[str, str]:
+    """The environment without a Prefect home or API URL (each command finds its own), plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "PREFECT_API_URL")}
     env.update(extra)
     return env
 
 
-def _alliance(args: list[str], env: dict[str, str]) -> dict:
+def alliance_run(args: list[str], env: dict[str, str]) -> dict:
+    """Run `alliance ARGS` in a fresh interpreter; its exit code, wall time and start-up phases."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.main", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**env, "ALLIANCE_STARTUP_TIMINGS": "1"}, cwd=ROOT)
@@ -93,7 +95,7 @@ def _folder(base: Path, name: str, audio: Path, consent: bool = True) -> Path:
 
 
 def _process(folder: Path, audio: Path, env: dict[str, str], *extra: str) -> dict:
-    return _alliance(["process", str(folder / audio.name), *IDS, "--db", str(folder / "alliance.duckdb"),
+    return alliance_run(["process", str(folder / audio.name), *IDS, "--db", str(folder / "alliance.duckdb"),
                       "--reports-dir", str(folder / "reports"), *extra], env)
 
 
@@ -103,7 +105,7 @@ def _long_lived_server(folder: Path) -> tuple[subprocess.Popen, str, float]:
         port = s.getsockname()[1]
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.main", "server", "--db",
-                             str(folder / "alliance.duckdb"), "--port", str(port)], env=_env(), cwd=ROOT,
+                             str(folder / "alliance.duckdb"), "--port", str(port)], env=offline_env(), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}/api"
     for _ in range(1800):
@@ -140,20 +142,20 @@ def bench(audio: Path, skip: set[str]) -> dict:
     try:
         if "refusal" not in skip:
             folder = _folder(base, "refusal", audio, consent=False)
-            runs = [_process(folder, audio, _env()) for _ in range(3)]
+            runs = [_process(folder, audio, offline_env()) for _ in range(3)]
             rows["refusal"] = {**runs[0], "total_s": statistics.median(r["total_s"] for r in runs),
                                "all_s": [r["total_s"] for r in runs]}
         folder = _folder(base, "data", audio)
         if "cold" not in skip:
-            rows["cold"] = _process(folder, audio, _env())
+            rows["cold"] = _process(folder, audio, offline_env())
         if "background" not in skip:
-            rows["background"] = _process(folder, audio, _env(), "--force")
+            rows["background"] = _process(folder, audio, offline_env(), "--force")
         if "temporary" not in skip:
-            rows["temporary"] = _process(folder, audio, _env(ALLIANCE_PREFECT_SERVER="temporary"), "--force")
+            rows["temporary"] = _process(folder, audio, offline_env(ALLIANCE_PREFECT_SERVER="temporary"), "--force")
         if "long-lived" not in skip:
             server, url, ready_s = _long_lived_server(folder)
             try:
-                rows["long-lived"] = {**_process(folder, audio, _env(PREFECT_API_URL=url), "--force"),
+                rows["long-lived"] = {**_process(folder, audio, offline_env(PREFECT_API_URL=url), "--force"),
                                       "server_start_s": ready_s}
             finally:
                 os.killpg(server.pid, signal.SIGINT)
@@ -163,7 +165,7 @@ def bench(audio: Path, skip: set[str]) -> dict:
                     os.killpg(server.pid, signal.SIGKILL)
         if "no-server" not in skip:
             out = subprocess.run([sys.executable, "-c", NO_SERVER], capture_output=True, text=True, cwd=ROOT,
-                                 env=_env(PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
+                                 env=offline_env(PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
                                           PREFECT_HOME=str(base / "no-server-home")), timeout=300)
             rows["no-server"] = {"result": (out.stdout.strip() or out.stderr.strip()[-300:])}
     finally:

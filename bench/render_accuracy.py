@@ -48,9 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.bench_session import score_against_truth, truth_role_lookup
-from bench.render_long import RENDERS_DIR, _dedupe
+from bench.render_long import RENDERS_DIR, dedupe_utterances
 from evaluation.metrics import normalise_text
+from evaluation.scoring import score_against_truth, truth_role_lookup
 from evaluation.synthetic import (
     Script,
     SessionTruth,
@@ -218,7 +218,7 @@ def render(spec: RenderSpec, *, csv_path: Path = ANNOMI_CSV, out_dir: Path = REN
     if not force and audio.is_file() and truth_json.is_file() and meta.is_file():
         return Rendered(spec, audio, truth_json, json.loads(meta.read_text())["render_s"], True)
     t0 = time.perf_counter()
-    rows = _dedupe(read_annomi_rows(csv_path, spec.transcript_id))
+    rows = dedupe_utterances(read_annomi_rows(csv_path, spec.transcript_id))
     if not rows:
         raise ValueError(f"AnnoMI transcript {spec.transcript_id} is not in {csv_path}")
     if rows[0].get("mi_quality") != spec.quality:
@@ -368,39 +368,26 @@ def truth_role_measures(truth: SessionTruth) -> dict[str, dict[str, float]]:
 
 
 def run_pipeline(rendered: Sequence[Rendered], options: Any = None, *, log: bool = True) -> list[dict[str, Any]]:
-    """Analyse each rendered session with the real models (loaded once); returns the analyses and timings."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Analyse each rendered session with the product's own stage sequence (models loaded once).
 
-    from pipeline.analysis.session import SessionMeta, analyse
-    from pipeline.audio.decode import load_audio
-    from pipeline.engine.runtime import DIARIZATION_MODEL_NAME, PipelineOptions, get_diarizer, get_nlp, get_transcriber
-    from pipeline.privacy.consent import parse_consent
+    :func:`pipeline.engine.sequence.compute_session` (through :func:`evaluation.product.compute`): decode,
+    transcription || diarization with prosody frames, analysis with NER de-identification. Returns the
+    analyses, their stage timings and the model loading time.
+    """
+    from evaluation.product import compute, load_models
+    from pipeline.engine.runtime import PipelineOptions
 
     options = options or PipelineOptions()
-    t0 = time.perf_counter()
-    transcriber, diarizer, nlp = get_transcriber(options.transcribe), get_diarizer(options.diarize), get_nlp()
-    load_s = time.perf_counter() - t0
+    load_s = load_models(options)
     out = []
     for r in rendered:
-        t = time.perf_counter()
-        audio = load_audio(r.audio, options=options.audio)
-        meta = SessionMeta(r.audio.stem, "bench-client", "bench-therapist")
-        consent = parse_consent({"session_id": meta.session_id, "client_id": meta.client_id, "scope": "research",
-                                 "consented_on": "2026-01-01"}, source="bench")
-        if options.overlap_stages:
-            with ThreadPoolExecutor(2) as pool:
-                ft = pool.submit(transcriber.transcribe, audio.samples)
-                fd = pool.submit(diarizer.diarize, audio.samples, num_speakers=meta.num_speakers)
-                transcript, diarization = ft.result(), fd.result()
-        else:
-            transcript = transcriber.transcribe(audio.samples)
-            diarization = diarizer.diarize(audio.samples, num_speakers=meta.num_speakers)
-        analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=nlp,
-                           diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators)
-        secs = time.perf_counter() - t
+        computed = compute(r.audio, options)
+        analysis = computed.analysis
         if log:
-            print(f"{r.audio.name}: {audio.duration_s:.0f} s analysed in {secs:.0f} s", file=sys.stderr, flush=True)
-        out.append({"rendered": r, "analysis": analysis, "analysis_s": secs, "audio_s": audio.duration_s})
+            print(f"{r.audio.name}: {analysis.duration_s:.0f} s analysed in {computed.wall_s:.0f} s", file=sys.stderr,
+                  flush=True)
+        out.append({"rendered": r, "analysis": analysis, "analysis_s": computed.wall_s,
+                    "audio_s": analysis.duration_s, "stage_s": computed.timings})
     return [{**o, "load_models_s": load_s} for o in out]
 
 

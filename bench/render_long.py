@@ -118,7 +118,7 @@ def transcript_ids(csv_path: Path, quality: str = "high") -> list[str]:
     return sorted(ids, key=int)
 
 
-def _dedupe(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+def dedupe_utterances(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     """One row per utterance (``AnnoMI-full.csv`` repeats utterances once per annotator)."""
     seen: set[str] = set()
     out = []
@@ -191,7 +191,7 @@ def render_long(spec: LongSpec, *, csv_path: Path = ANNOMI_CSV, out_dir: Path = 
         with sf.SoundFile(partial, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as out, \
                 tempfile.TemporaryDirectory(prefix="render-long-") as tmp:
             for tid in transcript_ids(csv_path, spec.quality):
-                rows = _dedupe(read_annomi_rows(csv_path, tid))
+                rows = dedupe_utterances(read_annomi_rows(csv_path, tid))
                 script = script_from_annomi(rows, voices=voices, gap_s=spec.gap_s,
                                             long_silence_every=spec.long_silence_every,
                                             long_silence_s=spec.long_silence_s, seed=spec.seed + int(tid),
@@ -307,3 +307,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+_dedupe = dedupe_utterances  # the old private name, still imported by bench/bench_realistic.py (another branch)

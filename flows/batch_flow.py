@@ -18,9 +18,8 @@ stored (same audio SHA-256 and pipeline version) and redoes the rest.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,11 +32,11 @@ from flows.session_flow import process_session
 from pipeline.engine import sequence
 from pipeline.engine.manifest import BatchItem, load_batch
 from pipeline.engine.outcome import SessionOutcome
+from pipeline.engine.run import OwnedRun, owned_run
 from pipeline.engine.runtime import PipelineOptions, models_description
 from pipeline.errors import ConfigError
 from pipeline.report.index import write_therapist_indexes
 from pipeline.storage import db
-from pipeline.storage.lock import exclusive_run
 
 
 @dataclass(frozen=True)
@@ -85,11 +84,9 @@ def _dask_store(item: BatchItem, computed: sequence.Computed, dbp: Path, reports
                 force: bool, keep_audio: bool = True) -> SessionOutcome:
     """In the flow's process, one at a time: store what a worker computed, its reports, and its end state."""
     assert item.audio_path is not None and item.meta is not None
-    outcome = sequence.store_session(computed, item.audio_path, item.meta, db_path=dbp, reports_dir=reports,
-                                     run_id=run_id, force=force, keep_audio=keep_audio)
-    if outcome.state == "processed":
-        outcome = replace(outcome, message=f"{outcome.message}; computed by dask worker pid {computed.pid}")
-    return _record_outcome(item, outcome, dbp, run_id)
+    return sequence.store_session(computed, item.audio_path, item.meta, db_path=dbp, reports_dir=reports,
+                                  run_id=run_id, force=force, keep_audio=keep_audio, record=True,
+                                  note=f"computed by dask worker pid {computed.pid}")
 
 
 def _record_outcome(item: BatchItem, outcome: SessionOutcome, dbp: Path, run_id: str) -> SessionOutcome:
@@ -98,10 +95,12 @@ def _record_outcome(item: BatchItem, outcome: SessionOutcome, dbp: Path, run_id:
                                    session_id=item.meta.session_id)
 
 
-def _finish_run(dbp: Path, run_id: str, reports: Path, therapists: list[str]) -> list[Path]:
-    with sequence.DB_LOCK, db.open(dbp) as con:
+def _finish_run(run: OwnedRun, reports: Path, therapists: list[str]) -> list[Path]:
+    """The therapists' index pages and the run's end, in one connection (the run is then closed)."""
+    with sequence.DB_LOCK, db.open(run.db_path) as con:
         indexes = write_therapist_indexes(con, reports, therapist_ids=therapists)
-        db.finish_run(con, run_id=run_id, status="finished")
+        db.finish_run(con, run_id=run.run_id, status=run.status)
+    run.closed = True
     return indexes
 
 
@@ -136,14 +135,21 @@ def _outcome_artifact(items: list[BatchItem], outcomes: list[SessionOutcome]) ->
         get_run_logger().warning("batch outcome artifact not written (%s)", type(e).__name__)
 
 
-@contextmanager
-def _closed_on_interrupt(dbp: Path, run_id: str) -> Iterator[None]:
-    """Close the run as ``interrupted`` when the batch is left by an exception (Ctrl-C, a crash)."""
-    try:
-        yield
-    except BaseException:
-        sequence.finish_run(dbp, run_id, status="interrupted")
-        raise
+def batch_state(report: BatchReport) -> Any:
+    """The batch flow run's final Prefect state: ``Failed`` when any recording failed, else ``Completed``.
+
+    A nightly deployment whose recordings failed must not end COMPLETED: an automation on the flow run's
+    ``Failed`` state (event ``prefect.flow-run.Failed``) then alerts. Refused recordings (no valid consent) are
+    a decision, not a failure: they are counted in the message and the table artifact but leave the run
+    ``Completed``. Either state carries the :class:`BatchReport` (in memory; results are never persisted).
+    """
+    from prefect.states import Completed, Failed
+
+    counts = ", ".join(f"{report.count(s)} {s}" for s in ("processed", "skipped", "refused", "failed"))
+    if report.count("failed"):
+        return Failed(data=report, message=f"{report.count('failed')} of {len(report.outcomes)} recording(s) "
+                                           f"failed ({counts}); see run_items of run {report.run_id}")
+    return Completed(data=report, message=f"{len(report.outcomes)} recording(s): {counts}")
 
 
 # The flow's function must not refer to DB_LOCK (or any lock) itself: the Dask task runner pickles the flow
@@ -161,8 +167,12 @@ def process_batch(
     lock_wait_s: float = 0.0,
     on_progress: Callable[[SessionOutcome, int, int, float], None] | None = None,
     engine: Engine = "threads",
-) -> BatchReport:
+) -> Any:
     """Process every recording of a folder or manifest; one bad file never stops the batch.
+
+    Returns the flow run's final state (:func:`batch_state`): ``Failed`` when any recording failed (an
+    automation can alert on it), else ``Completed``; both carry the :class:`BatchReport`, which
+    :func:`run_batch` returns.
 
     Parallelism comes from the flow's task runner: use :func:`run_batch`, which sets it to ``workers``
     threads or Dask workers (``workers`` here only labels the run). ``engine="dask"`` expects a
@@ -173,12 +183,10 @@ def process_batch(
     started = time.perf_counter()
     dbp = Path(db_path)
     items = load_batch(Path(source), allowed_root=Path(allowed_root) if allowed_root else None)
-    run_id = db.new_run_id()
     outcomes: list[SessionOutcome] = []
-    with exclusive_run(dbp, wait_s=lock_wait_s), _closed_on_interrupt(dbp, run_id):
-        sequence.start_run(dbp, run_id, models=models_description(options),
-                           command=f"batch {source} (workers={workers}, engine={engine})", log=log)
-        sequence.flush_pending(dbp, run_id, log=log)
+    with owned_run(dbp, command=f"batch {source} (workers={workers}, engine={engine})",
+                   models=models_description(options), lock_wait_s=lock_wait_s, log=log) as run:
+        run_id = run.run_id
         log.info("batch: %d recording(s), %d worker(s), engine %s", len(items), workers, engine)
 
         def done(outcome: SessionOutcome) -> None:
@@ -215,10 +223,10 @@ def process_batch(
                                        stage="batch", error_code="unexpected", message=f"{type(e).__name__}: {e}")
                 done(_record_outcome(item, crash, dbp, run_id) if engine == "dask" else crash)
         therapists = sorted({o.meta.therapist_id for o in runnable if o.meta is not None})
-        indexes = _finish_run(dbp, run_id, Path(reports_dir), therapists)
+        indexes = _finish_run(run, Path(reports_dir), therapists)
         _outcome_artifact(items, outcomes)
         log.info("%d therapist index page(s) written", len(indexes))
-    return BatchReport(run_id, tuple(outcomes), round(time.perf_counter() - started, 2))
+    return batch_state(BatchReport(run_id, tuple(outcomes), round(time.perf_counter() - started, 2)))
 
 
 def run_batch(source: str, *, workers: int = 1, engine: Engine = "threads", dask_address: str | None = None,
@@ -239,7 +247,12 @@ def run_batch(source: str, *, workers: int = 1, engine: Engine = "threads", dask
         runner: Any = ThreadPoolTaskRunner(max_workers=workers)
     else:
         runner = dask_task_runner(workers, dask_address)
-    return process_batch.with_options(task_runner=runner)(source, workers=workers, engine=engine, **kwargs)
+    state = process_batch.with_options(task_runner=runner)(source, workers=workers, engine=engine,
+                                                           return_state=True, **kwargs)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):  # the flow itself failed (a locked database, a bad manifest)
+        raise result
+    return result
 
 
 def require_prefect_api() -> str:

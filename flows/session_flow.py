@@ -18,11 +18,11 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipeline.analysis.session import SessionMeta
+from pipeline.audio.decode import CheckedAudio
 from pipeline.engine import handles, sequence
 from pipeline.engine.outcome import SessionOutcome
+from pipeline.engine.run import owned_run
 from pipeline.engine.runtime import PipelineOptions, models_description
-from pipeline.storage import db
-from pipeline.storage.lock import exclusive_run
 
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -36,15 +36,17 @@ def precheck_task(audio_path: Path, meta: SessionMeta, consent: dict | None, db_
 
 @task(name="compute-session", **_TASK)
 def compute_task(audio_path: Path, meta: SessionMeta, consent: sequence.Consent,
-                 options: PipelineOptions) -> sequence.Computed:
-    return sequence.compute_session(audio_path, meta, consent, options=options, log=get_run_logger())
+                 options: PipelineOptions, checked: CheckedAudio | None = None) -> sequence.Computed:
+    return sequence.compute_session(audio_path, meta, consent, options=options, log=get_run_logger(),
+                                    checked=checked)
 
 
 @task(name="store-session", **_TASK)
 def store_task(computed: sequence.Computed, audio_path: Path, meta: SessionMeta, db_path: Path, reports_dir: Path,
-               run_id: str, force: bool, keep_audio: bool) -> SessionOutcome:
+               run_id: str, force: bool, keep_audio: bool, flow_handle: str | None = None) -> SessionOutcome:
     return sequence.store_session(computed, audio_path, meta, db_path=db_path, reports_dir=reports_dir,
-                                  run_id=run_id, force=force, keep_audio=keep_audio, log=get_run_logger())
+                                  run_id=run_id, force=force, keep_audio=keep_audio, log=get_run_logger(),
+                                  record=True, flow_handle=flow_handle)
 
 
 @flow(name="process-session", persist_result=False)
@@ -63,17 +65,20 @@ def process_session_flow(handle: str) -> SessionOutcome:
     options: PipelineOptions = request.options
     run_id = request.run_id
     assert run_id is not None, "process_session registers every request with its run id"
-    pre = precheck_task(path, meta, request.consent, dbp, request.force, reports, run_id)
+    pre = request.prechecked  # the command's own precheck, handed on: not repeated
+    if pre is None:
+        pre = precheck_task(path, meta, request.consent, dbp, request.force, reports, run_id)
     if pre.outcome is not None:
-        outcome = pre.outcome
+        outcome = sequence.record_outcome(dbp, run_id, pre.outcome, source_path=str(path),
+                                          session_id=meta.session_id, flow_handle=handle)
     else:
-        computed = compute_task(path, meta, pre.consent, options)
-        outcome = store_task(computed, path, meta, dbp, reports, run_id, request.force, options.keep_audio)
+        computed = compute_task(path, meta, pre.consent, options, pre.checked)
+        # one connection: skip test, write, report rows and the end state (with this flow's handle)
+        outcome = store_task(computed, path, meta, dbp, reports, run_id, request.force, options.keep_audio, handle)
     outcome = replace(outcome, wall_s=round(time.perf_counter() - started, 2))
     if outcome.state in ("refused", "failed"):
         log.warning("recording %s at stage %s (%s)", outcome.state, outcome.stage, outcome.error_code)
-    return sequence.record_outcome(dbp, run_id, outcome, source_path=str(path), session_id=meta.session_id,
-                                   flow_handle=handle)
+    return outcome
 
 
 def process_session(
@@ -88,18 +93,20 @@ def process_session(
     run_id: str | None = None,
     lock_wait_s: float = 0.0,
     flow_run_name: str | None = None,
+    prechecked: sequence.Prechecked | None = None,
 ) -> SessionOutcome:
     """Process one consented recording with the Prefect session flow; never raises for a bad recording.
 
     ``consent`` is a manifest row's consent fields; without it the sidecar ``AUDIO.consent.json`` is read.
-    Without ``run_id`` this call owns a run: it holds the database's run lock (waiting up to
-    ``lock_wait_s``), records the run in ``pipeline_runs`` (closing runs a killed process left running),
-    stores results kept while the database was locked, and closes the run (``interrupted`` when left by
-    an exception). With ``run_id`` the caller (a batch) owns all that. The recording's end state goes to
-    ``run_items`` with the flow's handle. The inputs are registered in this process under a random handle,
-    the flow's only parameter (nothing else of the session reaches Prefect's database), and forgotten
-    when the flow returns. Run set-up happens outside the flow, so an error there (a locked database)
-    is raised here and never stored by Prefect.
+    Without ``run_id`` this call owns a run (:func:`pipeline.engine.run.owned_run`: the run lock, waiting up
+    to ``lock_wait_s``; ``pipeline_runs``; results kept while the database was locked; ``interrupted`` when
+    left by an exception). With ``run_id`` the caller owns it (a batch, ``alliance process``). ``prechecked``
+    is the caller's own :func:`~pipeline.engine.sequence.precheck` of this recording (one that let it
+    through): the flow does not repeat it. The recording's end state goes to ``run_items`` with the flow's
+    handle. The inputs are registered in this process under a random handle, the flow's only parameter
+    (nothing else of the session reaches Prefect's database), and forgotten when the flow returns. Run
+    set-up happens outside the flow, so an error there (a locked database) is raised here and never stored
+    by Prefect.
 
     Raises
     ------
@@ -108,26 +115,17 @@ def process_session(
     """
     options = options or PipelineOptions()
     dbp = Path(db_path)
-    own_run = run_id is None
     with ExitStack() as stack:
         if run_id is None:
-            stack.enter_context(exclusive_run(dbp, wait_s=lock_wait_s))
-            run_id = db.new_run_id()
-            sequence.start_run(dbp, run_id, models=models_description(options),
-                               command=f"process {Path(audio_path).name}")
-            sequence.flush_pending(dbp, run_id)
+            run_id = stack.enter_context(owned_run(dbp, command=f"process {Path(audio_path).name}",
+                                                   models=models_description(options),
+                                                   lock_wait_s=lock_wait_s)).run_id
         handle = handles.register(handles.SessionRequest(
-            Path(audio_path), meta, dbp, Path(reports_dir), options, consent, force, run_id, lock_wait_s))
+            Path(audio_path), meta, dbp, Path(reports_dir), options, consent, force, run_id, lock_wait_s,
+            prechecked))
         try:
             flow_ = process_session_flow if flow_run_name is None else process_session_flow.with_options(
                 flow_run_name=flow_run_name)
-            outcome = flow_(handle)
-        except BaseException:  # Ctrl-C, a crash: the run ends interrupted, not 'running' forever
-            if own_run:
-                sequence.finish_run(dbp, run_id, status="interrupted")
-            raise
+            return flow_(handle)
         finally:
             handles.release(handle)
-        if own_run:
-            sequence.finish_run(dbp, run_id)
-        return outcome

@@ -417,7 +417,38 @@ def probe_audio(path: Path, *, options: AudioOptions = AudioOptions()) -> Declar
     return declared
 
 
-def load_audio(path: Path, *, options: AudioOptions = AudioOptions()) -> Audio:
+@dataclass(frozen=True)
+class CheckedAudio:
+    """A recording checked at the boundary (:func:`check_audio`): its header's claims, SHA-256 and file status.
+
+    Handed from the precheck to :func:`load_audio`, so a recording is probed and hashed once per command;
+    ``signature`` (device, inode, size, modification time) tells whether the file is still the one checked.
+    """
+
+    declared: Declared
+    sha256: str
+    signature: tuple[int, int, int, int]
+
+
+def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def check_audio(path: Path, *, options: AudioOptions = AudioOptions()) -> CheckedAudio:
+    """:func:`probe_audio` and :func:`sha256_of` in one call, with the file's status at that time.
+
+    Raises
+    ------
+    As :func:`probe_audio`; ``OSError`` where the file cannot be read for hashing.
+    """
+    path = Path(path)
+    before = _signature(check_regular_file(path))
+    declared = probe_audio(path, options=options)
+    digest = sha256_of(path)
+    return CheckedAudio(declared, digest, before)
+
+
+def load_audio(path: Path, *, options: AudioOptions = AudioOptions(), checked: CheckedAudio | None = None) -> Audio:
     """Decode and validate a recording.
 
     Parameters
@@ -426,6 +457,9 @@ def load_audio(path: Path, *, options: AudioOptions = AudioOptions()) -> Audio:
         The recording.
     options : AudioOptions
         Validation thresholds.
+    checked : CheckedAudio, optional
+        The precheck's :func:`check_audio` of this file: while the file's status (device, inode, size,
+        modification time) is unchanged, it is neither probed nor hashed again (one open: the decoder's).
 
     Returns
     -------
@@ -442,8 +476,11 @@ def load_audio(path: Path, *, options: AudioOptions = AudioOptions()) -> Audio:
         ``options.max_duration_s`` of audio (stopped as soon as it did).
     """
     path = Path(path)
-    declared = probe_audio(path, options=options)
-    digest = sha256_of(path)
+    if checked is not None and _signature(check_regular_file(path)) == checked.signature:
+        declared, digest = checked.declared, checked.sha256
+    else:
+        declared = probe_audio(path, options=options)
+        digest = sha256_of(path)
     decode = _decode_pyav if path.suffix.lower() in _PYAV_SUFFIXES else _decode_soundfile
     mono, rate, fmt, channels, frames = decode(path, declared, options.max_duration_s)
     if frames == 0:

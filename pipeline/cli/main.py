@@ -116,9 +116,8 @@ class _VersionAction(argparse.Action):
 def _cmd_process(args: argparse.Namespace) -> int:
     from pipeline.analysis.session import SessionMeta
     from pipeline.engine import sequence
+    from pipeline.engine.run import owned_run
     from pipeline.ids import validate_id
-    from pipeline.storage import db
-    from pipeline.storage.lock import exclusive_run
 
     for name in ("session_id", "client_id", "therapist_id"):  # the one id check of every input (pipeline.ids)
         setattr(args, name, validate_id(name.removesuffix("_id"), getattr(args, name)))
@@ -133,32 +132,34 @@ def _cmd_process(args: argparse.Namespace) -> int:
     progress = output.Progress.for_args(args, started=args.started)
     progress(f"processing session {args.session_id}: checking the database, consent and the skip test "
              "(then about a seventh of the audio's length on 2 CPU cores, plus start-up)")
-    # Before any model or Prefect server starts (about a second): the database opens, then consent and the
-    # skip test. A refused, skipped or duplicate recording ends here, recorded in run_items.
-    sequence.check_database(dbp)
-    with exclusive_run(dbp):
-        pre = sequence.precheck(audio, meta, None, db_path=dbp, force=args.force)
-        if pre.outcome is not None:
-            run_id = db.new_run_id()
-            sequence.start_run(dbp, run_id, models={}, command=f"process {audio.name}")
-            sequence.flush_pending(dbp, run_id)
-            outcome = pre.outcome
-            try:
-                outcome = sequence.complete_outputs(outcome, db_path=dbp, reports_dir=args.reports_dir,
-                                                    run_id=run_id)
-            except Exception as e:  # noqa: BLE001 - the session is stored; its files could not be written
-                from pipeline.engine.outcome import outcome_for_error
+    # Before any model or Prefect server starts (about a second), in one opening of the database: the database
+    # check, consent, the file's check and SHA-256, the skip test. A refused, skipped or duplicate recording
+    # ends here, recorded in run_items; a new one hands this precheck on to the flow (not repeated).
+    pre = sequence.precheck(audio, meta, None, db_path=dbp, force=args.force, check_database=True)
+    if pre.outcome is None:
+        return _process_with_flow(args, meta, pre, progress)
+    with owned_run(dbp, command=f"process {audio.name}") as run:
+        outcome = pre.outcome
+        try:
+            outcome = sequence.complete_outputs(outcome, db_path=dbp, reports_dir=args.reports_dir,
+                                                run_id=run.run_id)
+        except Exception as e:  # noqa: BLE001 - the session is stored; its files could not be written
+            from pipeline.engine.outcome import outcome_for_error
 
-                outcome = outcome_for_error(e, source_path=str(audio), session_id=meta.session_id,
-                                            audio_sha256=outcome.audio_sha256, stage="summary")
-            outcome = sequence.record_outcome(dbp, run_id, outcome, source_path=str(audio),
-                                              session_id=meta.session_id, finish_run=True)
-            return _print_outcome(args, outcome)
-    return _process_with_flow(args, meta, progress)
+            outcome = outcome_for_error(e, source_path=str(audio), session_id=meta.session_id,
+                                        audio_sha256=outcome.audio_sha256, stage="summary")
+        outcome = sequence.record_outcome(dbp, run.run_id, outcome, source_path=str(audio),
+                                          session_id=meta.session_id, finish_run=True)
+        run.closed = True  # recorded and finished in one connection
+    return _print_outcome(args, outcome)
 
 
-def _process_with_flow(args: argparse.Namespace, meta, progress: output.Progress) -> int:  # SessionMeta
-    """Run the session flow, with Prefect's server starting while the models are imported and loaded."""
+def _process_with_flow(args: argparse.Namespace, meta, pre, progress: output.Progress) -> int:  # SessionMeta, pre
+    """Run the session flow on a prechecked recording, with Prefect's server starting while the models load.
+
+    The run is owned here (:func:`pipeline.engine.run.owned_run`), from before the models load to the end
+    state: Ctrl-C or SIGTERM at any point leaves it ``interrupted``.
+    """
     from dataclasses import replace
 
     from flows.server import start_background_server
@@ -172,7 +173,8 @@ def _process_with_flow(args: argparse.Namespace, meta, progress: output.Progress
     from pipeline.asr.transcribe import TranscribeOptions
     from pipeline.diarization.diarize import DiarizeOptions
     from pipeline.engine import sequence
-    from pipeline.engine.runtime import PipelineOptions, options_for_device
+    from pipeline.engine.run import owned_run
+    from pipeline.engine.runtime import PipelineOptions, models_description, options_for_device
 
     marks["imports"] = time.perf_counter()
 
@@ -185,30 +187,32 @@ def _process_with_flow(args: argparse.Namespace, meta, progress: output.Progress
         diarize=diarize, overlap_stages=not args.sequential,
         keep_audio=not args.delete_audio))
     progress("loading the models")
-    try:  # load the models (while the server finishes starting); a failure is reported by the flow's stage
-        sequence.get_transcriber(options.transcribe)
-        sequence.get_diarizer(options.diarize)
-        sequence.get_nlp()
-        sequence.get_ner_nlp()
-        sequence.get_process_coder()
-        from pipeline.markers.prosody import warm_up
+    with owned_run(Path(args.db), command=f"process {Path(args.audio).name}",
+                   models=models_description(options)) as run:
+        try:  # load the models (while the server finishes starting); a failure is reported by the flow's stage
+            sequence.get_transcriber(options.transcribe)
+            sequence.get_diarizer(options.diarize)
+            sequence.get_nlp()
+            sequence.get_ner_nlp()
+            sequence.get_process_coder()
+            from pipeline.markers.prosody import warm_up
 
-        warm_up()  # librosa's compiled pitch helpers (about 2 s on first use)
-    except Exception:  # noqa: BLE001, S110
-        pass
-    marks["models"] = time.perf_counter()
-    if server is not None:
-        progress("waiting for Prefect's local server")
-        server.wait_ready()
-        marks["server"] = time.perf_counter()
-    progress("running the session flow: audio, transcription and diarization, analysis, storage, report")
-    stage_lines = None if args.verbose else output.attach_stage_lines(progress)
-    try:
-        outcome = process_session(str(args.audio), meta, db_path=args.db, reports_dir=str(args.reports_dir),
-                                  options=options, force=args.force)
-    finally:
-        output.detach_stage_lines(stage_lines)
-    marks["flow"] = time.perf_counter()
+            warm_up()  # librosa's compiled pitch helpers (about 2 s on first use)
+        except Exception:  # noqa: BLE001, S110
+            pass
+        marks["models"] = time.perf_counter()
+        if server is not None:
+            progress("waiting for Prefect's local server")
+            server.wait_ready()
+            marks["server"] = time.perf_counter()
+        progress("running the session flow: audio, transcription and diarization, analysis, storage, report")
+        stage_lines = None if args.verbose else output.attach_stage_lines(progress)
+        try:
+            outcome = process_session(str(args.audio), meta, db_path=args.db, reports_dir=str(args.reports_dir),
+                                      options=options, force=args.force, run_id=run.run_id, prechecked=pre)
+        finally:
+            output.detach_stage_lines(stage_lines)
+        marks["flow"] = time.perf_counter()
     if os.environ.get("ALLIANCE_STARTUP_TIMINGS"):  # for bench/bench_startup.py: seconds per phase, to stderr
         import json
 

@@ -96,20 +96,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_withdraw_before_processing(args: argparse.Namespace) -> int:
     from pipeline.audio.decode import sha256_of
-    from pipeline.errors import ConfigError
-    from pipeline.ids import validate_id
-    from pipeline.storage import db
+    from pipeline.engine.withdrawal import withdraw_before_processing_of
     from pipeline.storage.audit import current_actor
-    from pipeline.storage.erasure import withdraw_before_processing
-    from pipeline.storage.lock import exclusive_run
 
-    if args.session is None:
-        raise ConfigError("--before-processing needs --session SESSION_ID")
-    session_id = validate_id("session", args.session)
     sha = sha256_of(args.audio) if args.audio is not None else None
-    with exclusive_run(Path(args.db)), db.open(args.db) as con:  # created if missing: the withdrawal may come first
-        erasure_id, new = withdraw_before_processing(con, session_id=session_id, client_id=None, audio_sha256=sha,
-                                                     actor=current_actor(args.actor), run_id=db.new_run_id())
+    erasure_id, new = withdraw_before_processing_of(args.db, session_id=args.session, actor=current_actor(args.actor),
+                                                    audio_sha256=sha)
+    session_id = args.session
     if not new:
         print(f"A withdrawal of session {session_id} is already registered ({erasure_id}): nothing changed.")
         return 0
@@ -121,11 +114,8 @@ def _cmd_withdraw_before_processing(args: argparse.Namespace) -> int:
 
 def _cmd_withdraw(args: argparse.Namespace) -> int:
     from flows.prefect_runs import delete_flow_runs
-    from pipeline.report.index import write_therapist_indexes
-    from pipeline.storage import db, pending
+    from pipeline.engine.withdrawal import WithdrawalRequest, withdraw_consent
     from pipeline.storage.audit import current_actor
-    from pipeline.storage.erasure import withdraw
-    from pipeline.storage.lock import exclusive_run
 
     if args.before_processing:
         return _cmd_withdraw_before_processing(args)
@@ -133,28 +123,10 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
         from pipeline.errors import ConfigError
 
         raise ConfigError("--audio goes with --before-processing (a stored session's recording is known by its hash)")
-    reports_dirs = args.reports_dir or [Path("reports")]
-    actor = current_actor(args.actor)
-    run_id = db.new_run_id()
-    with exclusive_run(Path(args.db)):
-        with db.open(args.db, create=False) as con:
-            ids = [r[0] for r in con.execute(
-                "SELECT session_id FROM sessions WHERE session_id = ? OR client_id = ?",
-                [args.session, args.client]).fetchall()]
-            flow_handles = db.flow_handles(con, ids)
-        # results computed while the database was locked and not stored yet are erased too
-        pending_removed = pending.discard_for(args.db, session_ids=[*ids, *([args.session] if args.session else [])],
-                                              client_id=args.client)
-        prefect_deleted = None if args.no_prefect or not ids else delete_flow_runs(
-            flow_handles, session_ids=ids, db_path=args.db)
-        with db.open(args.db, create=False) as con:
-            result = withdraw(con, session_id=args.session, client_id=args.client, actor=actor, run_id=run_id,
-                              keep_audio=args.keep_audio,
-                              prefect_runs_deleted=prefect_deleted)
-            for d in reports_dirs:
-                if Path(d).is_dir():
-                    write_therapist_indexes(con, Path(d), therapist_ids=list(result.therapist_ids))
-        db.compact(args.db)
+    request = WithdrawalRequest(args.session, args.client, current_actor(args.actor),
+                                tuple(args.reports_dir or [Path("reports")]), args.keep_audio)
+    done = withdraw_consent(args.db, request, delete_flow_runs=None if args.no_prefect else delete_flow_runs)
+    result, prefect_deleted = done.result, done.prefect_deleted
     print(f"Erased {result.target_kind} {result.target_id}: {len(result.session_ids)} session(s) "
           f"({result.erasure_id}).")
     for table, n in result.rows_deleted:
@@ -162,7 +134,7 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
             print(f"  {table}: {n} rows")
     for f in result.files_removed:
         print(f"  removed {f}")
-    for f in pending_removed:
+    for f in done.pending_removed:
         print(f"  removed pending result {f}")
     if prefect_deleted is not None:
         print(f"  Prefect flow runs deleted: {prefect_deleted}")
@@ -205,20 +177,16 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
 
 
 def _cmd_flush_pending(args: argparse.Namespace) -> int:
-    from pipeline.engine import sequence
-    from pipeline.storage import db, pending
-    from pipeline.storage.lock import exclusive_run
+    from pipeline.engine.run import owned_run
+    from pipeline.storage import pending
 
     dbp = Path(args.db)
     waiting = pending.list_pending(dbp)
     if not waiting:
         print(f"No pending results for {dbp}.")
         return 0
-    run_id = db.new_run_id()
-    with exclusive_run(dbp):
-        sequence.start_run(dbp, run_id, models={}, command="db flush-pending")
-        outcomes = sequence.flush_pending(dbp, run_id)
-        sequence.finish_run(dbp, run_id)
+    with owned_run(dbp, command="db flush-pending") as run:  # storing what is pending is what a run does first
+        outcomes = run.flushed
     for o in outcomes:
         print(f"  {o.state:<9} {o.session_id}: {o.message}")
     left = pending.list_pending(dbp)
@@ -239,13 +207,10 @@ def _cmd_compact(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from pipeline.storage import db
+    from pipeline.storage import audit, db
 
     with db.open(args.db, read_only=True) as con:
-        where, params = ("WHERE list_contains(session_ids, ?)", [args.session]) if args.session else ("", [])
-        rows = con.execute(
-            f"SELECT occurred_at, actor, role, action, session_ids, run_id, detail FROM audit_log {where} "
-            "ORDER BY occurred_at DESC LIMIT ?", [*params, args.limit]).fetchall()
+        rows = audit.events(con, session_id=args.session, limit=args.limit)
     for at, actor, role, action, sids, run_id, detail in rows:
         if args.json:
             print(audit_json(at, actor, role, action, sids, run_id, detail))

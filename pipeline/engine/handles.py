@@ -41,6 +41,9 @@ class SessionRequest:
     force: bool = False
     run_id: str | None = None
     lock_wait_s: float = 0.0
+    #: The command's own precheck (``sequence.Prechecked`` that let the recording through), handed on so the
+    #: flow neither checks consent nor hashes the file again; None: the flow runs the precheck itself.
+    prechecked: Any = None
 
 
 def register(request: SessionRequest) -> str:

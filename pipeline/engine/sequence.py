@@ -17,14 +17,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline import PIPELINE_VERSION
 from pipeline.analysis.indicators import MARKERS_VERSION
 from pipeline.analysis.session import SessionAnalysis, SessionMeta, analyse
-from pipeline.audio.decode import AudioOptions, load_audio, probe_audio, sha256_of
+from pipeline.audio.decode import AudioOptions, CheckedAudio, check_audio, load_audio, probe_audio, sha256_of
 from pipeline.engine.outcome import SessionOutcome, outcome_for_error
 from pipeline.errors import AllianceError, DatabaseLockedError, RunInterruptedError
 from pipeline.privacy.consent import Consent, check_matches, parse_consent, read_sidecar
@@ -90,6 +90,10 @@ class Computed:
     pid: int
     duration_s: float | None
     wall_s: float
+    #: Seconds per stage, in the order run: ``decode``, ``models`` (loading, 0 when cached), ``transcription``,
+    #: ``diarization`` (with the prosody frames computed after it), ``analysis``. With overlapped stages,
+    #: transcription and diarization are each timed in their own thread and overlap in wall time.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,9 @@ class Prechecked:
 
     consent: Consent | None
     outcome: SessionOutcome | None
+    #: The audio as checked and hashed (header, SHA-256, file status), handed to :func:`compute_session` so the
+    #: file is neither probed nor hashed again (None where it could not be read: the audio stage says why).
+    checked: CheckedAudio | None = None
 
 
 def check_consent(audio_path: Path, meta: SessionMeta, consent: dict | None) -> Consent:
@@ -108,17 +115,20 @@ def check_consent(audio_path: Path, meta: SessionMeta, consent: dict | None) -> 
 
 
 def already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool,
-                 log: Any = None) -> SessionOutcome | None:
+                 log: Any = None, con: Any = None) -> SessionOutcome | None:
     """Skip an identical re-run; refuse a withdrawn recording and a clash of session id and audio.
 
     Identical means the same session id, audio SHA-256, pipeline version and markers version; a session
-    stored by another version is re-processed whole, and the log says why.
+    stored by another version is re-processed whole, and the log says why. With ``con`` (an open connection,
+    :data:`DB_LOCK` held by the caller) the test runs in it; else the database is opened for it.
     """
-    if not db_path.is_file():
-        return None
-    with DB_LOCK, db.open(db_path) as con:
-        existing = db.find_existing(con, session_id=meta.session_id, audio_sha256=sha256)
-        refused = withdrawn(con, session_id=meta.session_id, audio_sha256=sha256)
+    if con is None:
+        if not db_path.is_file():
+            return None
+        with DB_LOCK, db.open(db_path) as own:
+            return already_done(db_path, meta, sha256, force=force, log=log, con=own)
+    existing = db.find_existing(con, session_id=meta.session_id, audio_sha256=sha256)
+    refused = withdrawn(con, session_id=meta.session_id, audio_sha256=sha256)
     if refused is not None:
         return SessionOutcome("refused", "", meta.session_id, sha256, stage="consent",
                               error_code="consent_withdrawn", message=refused)
@@ -157,20 +167,24 @@ def check_database(db_path: Path) -> None:
         con.execute("SELECT count(*) FROM sessions").fetchone()
 
 
-def complete_outputs(outcome: SessionOutcome, *, db_path: Path, reports_dir: Path, run_id: str) -> SessionOutcome:
+def complete_outputs(outcome: SessionOutcome, *, db_path: Path, reports_dir: Path, run_id: str,
+                     con: Any = None) -> SessionOutcome:
     """A *skipped* session whose summary or report file is missing gets them written again.
 
     A run killed after its write (the rows are whole) but before its report left the session stored
     without files; a re-run skips the computation and writes what is missing. Returns ``outcome``
-    (with the new paths and a note) or, when nothing is missing, unchanged.
+    (with the new paths and a note) or, when nothing is missing, unchanged. With ``con`` (an open
+    connection, :data:`DB_LOCK` held by the caller) everything happens in it.
     """
     if outcome.state != "skipped" or outcome.session_id is None:
         return outcome
-    with DB_LOCK, db.open(db_path) as con:
-        missing = db.missing_outputs(con, outcome.session_id)
+    if con is None:
+        with DB_LOCK, db.open(db_path) as own:
+            return complete_outputs(outcome, db_path=db_path, reports_dir=reports_dir, run_id=run_id, con=own)
+    missing = db.missing_outputs(con, outcome.session_id)
     if not missing:
         return outcome
-    summary_path, html_path, lines = write_summary(outcome.session_id, db_path, reports_dir, run_id)
+    summary_path, html_path, lines = write_summary_in(con, outcome.session_id, reports_dir, run_id)
     what = " and ".join({"summary_md": "summary", "report_html": "report"}[k] for k in missing)
     return replace(outcome, summary_path=summary_path, report_path=html_path, headline=lines,
                    message=f"{outcome.message}; its missing {what} written again (summary at {summary_path})")
@@ -178,16 +192,39 @@ def complete_outputs(outcome: SessionOutcome, *, db_path: Path, reports_dir: Pat
 
 def precheck(audio_path: Path, meta: SessionMeta, consent: dict | None, *, db_path: Path,
              force: bool, log: Any = None, reports_dir: Path | None = None,
-             run_id: str | None = None, audio_options: AudioOptions | None = None) -> Prechecked:
+             run_id: str | None = None, audio_options: AudioOptions | None = None,
+             check_database: bool = False) -> Prechecked:
     """Consent (else *refused*), the audio boundary without decoding, then the skip test on the file's SHA-256.
 
-    The audio check (:func:`pipeline.audio.decode.probe_audio`: a regular non-empty file, a plausible header)
-    ends a hostile or broken recording as *failed* at ``audio`` before any model is loaded or anything is
-    decoded.
+    The audio check (:func:`pipeline.audio.decode.check_audio`: a regular non-empty file, a plausible header,
+    its SHA-256) ends a hostile or broken recording as *failed* at ``audio`` before any model is loaded or
+    anything is decoded; what it found is handed on (``Prechecked.checked``) so :func:`compute_session`
+    neither probes nor hashes the file again.
+
+    With ``check_database`` the database is opened first (created and migrated if new; one clear error if
+    it cannot be, as :func:`check_database`) and the skip test runs in that same connection: one opening of
+    the database for a command's whole precheck.
 
     With ``reports_dir`` and ``run_id``, a skipped session whose summary or report is missing gets them
     written again (:func:`complete_outputs`).
+
+    Raises
+    ------
+    StorageError
+        Only with ``check_database``: the database cannot be opened or read.
     """
+    if check_database:
+        with DB_LOCK, db.open(db_path) as con:
+            con.execute("SELECT count(*) FROM sessions").fetchone()
+            return _precheck(audio_path, meta, consent, db_path=db_path, force=force, log=log,
+                             reports_dir=reports_dir, run_id=run_id, audio_options=audio_options, con=con)
+    return _precheck(audio_path, meta, consent, db_path=db_path, force=force, log=log, reports_dir=reports_dir,
+                     run_id=run_id, audio_options=audio_options, con=None)
+
+
+def _precheck(audio_path: Path, meta: SessionMeta, consent: dict | None, *, db_path: Path, force: bool, log: Any,
+              reports_dir: Path | None, run_id: str | None, audio_options: AudioOptions | None,
+              con: Any) -> Prechecked:
     if not os.path.lexists(audio_path):  # a missing recording is reported as missing, not as "no consent"
         try:
             probe_audio(audio_path, options=audio_options or AudioOptions())
@@ -200,25 +237,25 @@ def precheck(audio_path: Path, meta: SessionMeta, consent: dict | None, *, db_pa
         return Prechecked(None, outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
                                                   audio_sha256=None, stage="consent"))
     try:  # a regular, non-empty file with a plausible header (no decoding): a hostile file ends here
-        probe_audio(audio_path, options=audio_options or AudioOptions())
-        sha = sha256_of(audio_path)
+        checked = check_audio(audio_path, options=audio_options or AudioOptions())
     except AllianceError as e:
         return Prechecked(None, outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
                                                   audio_sha256=None, stage="audio"))
     except OSError:
         return Prechecked(c, None)  # unreadable: the audio stage says exactly why
+    sha = checked.sha256
     try:
-        done = already_done(db_path, meta, sha, force=force, log=log)
+        done = already_done(db_path, meta, sha, force=force, log=log, con=con)
     except AllianceError as e:
         return Prechecked(None, outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
                                                   audio_sha256=sha, stage="storage"))
     if done is not None and reports_dir is not None and run_id is not None:
         try:
-            done = complete_outputs(done, db_path=db_path, reports_dir=reports_dir, run_id=run_id)
+            done = complete_outputs(done, db_path=db_path, reports_dir=reports_dir, run_id=run_id, con=con)
         except Exception as e:  # noqa: BLE001 - the session is stored; its files could not be written
             return Prechecked(None, outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
                                                       audio_sha256=sha, stage="summary"))
-    return Prechecked(c, None if done is None else replace(done, source_path=str(audio_path)))
+    return Prechecked(c, None if done is None else replace(done, source_path=str(audio_path)), checked)
 
 
 def _check_stop(stop: threading.Event | None, stage: str) -> None:
@@ -256,32 +293,45 @@ def diarization_progress(log: Any, stop: threading.Event | None = None) -> Calla
 
 
 def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, options: PipelineOptions,
-                    log: Any = None) -> Computed:
+                    log: Any = None, checked: CheckedAudio | None = None) -> Computed:
     """Audio in, every computed result out (no database): decode, transcribe || diarize, analyse.
 
     Transcription and diarization run at the same time in two threads unless ``options.overlap_stages``
-    is off. Models come from the runtime's per-process cache. Never raises for a bad recording.
+    is off. Models come from the runtime's per-process cache. ``checked`` is the precheck's check of the
+    file (``Prechecked.checked``): the file is then opened once, by the decoder. The result's ``timings``
+    give the seconds of each stage (what benches report). Never raises for a bad recording.
     """
     log = log or _LOG
     started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            timings[name] = round(time.perf_counter() - t0, 3)
+
     stage, sha, audio = "audio", None, None
     try:
-        audio = load_audio(audio_path, options=options.audio)
+        audio = timed("decode", lambda: load_audio(audio_path, options=options.audio, checked=checked))
         sha = audio.sha256
         log.info("%.1f s of audio decoded", audio.duration_s)
         stage = "transcription+diarization"
-        transcriber, diarizer = get_transcriber(options.transcribe), get_diarizer(options.diarize)
+        transcriber, diarizer = timed("models", lambda: (get_transcriber(options.transcribe),
+                                                         get_diarizer(options.diarize)))
 
         # Set when this thread is interrupted (Ctrl-C, SIGTERM) or a stage fails: the other stage's thread
         # then stops at its next progress hook instead of running to the end while the run waits for it.
         stop = threading.Event()
 
         def transcribe() -> Any:
-            return transcriber.transcribe(audio.samples, progress=asr_progress(log, stop))
+            return timed("transcription", lambda: transcriber.transcribe(audio.samples,
+                                                                         progress=asr_progress(log, stop)))
 
         def diarize() -> Any:
-            return diarizer.diarize(audio.samples, num_speakers=meta.num_speakers,
-                                    hook=diarization_progress(log, stop))
+            return timed("diarization", lambda: diarizer.diarize(audio.samples, num_speakers=meta.num_speakers,
+                                                                 hook=diarization_progress(log, stop)))
 
         def diarize_then_prosody() -> tuple[Any, Any]:
             from pipeline.markers.prosody import diarization_frames
@@ -291,7 +341,8 @@ def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, op
             d = diarize()
             _check_stop(stop, "diarization")
             try:
-                return d, diarization_frames(audio.samples, d, options=options.indicators.prosody)
+                return d, timed("prosody", lambda: diarization_frames(audio.samples, d,
+                                                                      options=options.indicators.prosody))
             except Exception:  # noqa: BLE001 - the analysis computes them again and reports its own failure
                 return d, None
 
@@ -315,103 +366,158 @@ def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, op
                  len(diarization.turns))
         stage = "analysis"
         coder, encoder = get_process_coder() if options.process_codes else (None, None)
-        analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=get_nlp(),
-                           ner_nlp=get_ner_nlp(), diarization_model=_diarization_model_name(),
-                           options=options.indicators, prosody_frames=frames, coder=coder, encoder=encoder)
-        return Computed(analysis, None, os.getpid(), audio.duration_s, round(time.perf_counter() - started, 2))
+        analysis = timed("analysis", lambda: analyse(
+            audio, transcript, diarization, meta=meta, consent=consent, nlp=get_nlp(), ner_nlp=get_ner_nlp(),
+            diarization_model=_diarization_model_name(), options=options.indicators, prosody_frames=frames,
+            coder=coder, encoder=encoder))
+        return Computed(analysis, None, os.getpid(), audio.duration_s, round(time.perf_counter() - started, 2),
+                        dict(timings))
     except Exception as e:  # noqa: BLE001 - a bad recording, a bug or a library failure: report it with its stage
         outcome = outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id, audio_sha256=sha,
                                     stage=stage, duration_s=audio.duration_s if audio else None)
-    return Computed(None, outcome, os.getpid(), outcome.duration_s, round(time.perf_counter() - started, 2))
+    return Computed(None, outcome, os.getpid(), outcome.duration_s, round(time.perf_counter() - started, 2),
+                    dict(timings))
 
 
 def write_summary(session_id: str, db_path: Path, reports_dir: Path,
                   run_id: str = "summary") -> tuple[str, str, tuple[str, ...]]:
     """Write the Markdown summary and the HTML report (owner-only files); return their paths and the headline."""
+    with DB_LOCK, db.open(db_path) as con:
+        return write_summary_in(con, session_id, reports_dir, run_id)
+
+
+def write_summary_in(con: Any, session_id: str, reports_dir: Path,
+                     run_id: str = "summary") -> tuple[str, str, tuple[str, ...]]:
+    """:func:`write_summary` in an open connection (:data:`DB_LOCK` held by the caller: it also guards drawing)."""
     from pipeline.report import write_html_report
     from pipeline.report.summary import headline, load_summary, render_markdown, report_stem
 
     private_dir(reports_dir)
     path = reports_dir / f"{report_stem(session_id)}.md"
     html_path = reports_dir / f"{report_stem(session_id)}.html"
-    with DB_LOCK, db.open(db_path) as con:
-        summary = load_summary(con, session_id)
-        write_html_report(con, session_id, html_path)
-        os.chmod(html_path, 0o600)
-        write_private(path, render_markdown(summary).encode("utf-8"))
-        db.record_files(con, session_id=session_id, files=[(str(path), "summary_md"),
-                                                           (str(html_path), "report_html")], run_id=run_id)
+    summary = load_summary(con, session_id)
+    write_html_report(con, session_id, html_path)
+    os.chmod(html_path, 0o600)
+    write_private(path, render_markdown(summary).encode("utf-8"))
+    db.record_files(con, session_id=session_id, files=[(str(path), "summary_md"),
+                                                       (str(html_path), "report_html")], run_id=run_id)
     return str(path), str(html_path), tuple(headline(summary))
 
 
-def apply_retention(audio_path: Path, sha256: str, session_id: str, db_path: Path, run_id: str) -> str:
+def apply_retention(audio_path: Path, sha256: str, session_id: str, db_path: Path, run_id: str,
+                    con: Any = None) -> str:
     """Delete the processed recording (``keep_audio=False``); its hash stays in the database.
 
-    The file is deleted only if it still has the processed audio's SHA-256. Returns what was done.
+    The file is deleted only if it still has the processed audio's SHA-256. Returns what was done. With
+    ``con`` (:data:`DB_LOCK` held by the caller) the audit event is written in it.
     """
     if not audio_path.is_file():
         return "recording already gone"
     if sha256_of(audio_path) != sha256:
         return "recording changed since it was processed: not deleted"
     audio_path.unlink()
-    with DB_LOCK, db.open(db_path) as con:
+    detail = f"audio sha256 {sha256} deleted after processing (retention)"
+    if con is None:
+        with DB_LOCK, db.open(db_path) as own:
+            audit.record(own, action="delete-audio", actor=audit.current_actor(), session_ids=[session_id],
+                         run_id=run_id, detail=detail)
+    else:
         audit.record(con, action="delete-audio", actor=audit.current_actor(), session_ids=[session_id],
-                     run_id=run_id, detail=f"audio sha256 {sha256} deleted after processing (retention)")
+                     run_id=run_id, detail=detail)
     return "recording deleted after processing (retention setting); its SHA-256 is kept"
+
+
+def _store_in(con: Any, computed: Computed, audio_path: Path, meta: SessionMeta, *, db_path: Path,
+              reports_dir: Path, run_id: str, force: bool, keep_audio: bool, log: Any,
+              stage: list[str]) -> SessionOutcome:
+    """:func:`store_session`'s steps in one open connection; ``stage[0]`` follows the step (for the error)."""
+    analysis = computed.analysis
+    assert analysis is not None
+    sha = analysis.audio_sha256
+    done = already_done(db_path, meta, sha, force=force, log=log, con=con)
+    if done is not None:
+        stage[0] = "summary"
+        done = complete_outputs(done, db_path=db_path, reports_dir=reports_dir, run_id=run_id, con=con)
+        return replace(done, source_path=str(audio_path), duration_s=computed.duration_s)
+    db.write_session(con, analysis, run_id=run_id, pipeline_version=PIPELINE_VERSION)
+    stage[0] = "summary"
+    summary_path, html_path, lines = write_summary_in(con, meta.session_id, reports_dir, run_id)
+    retention = ""
+    if not keep_audio:
+        stage[0] = "retention"
+        retention = "; " + apply_retention(audio_path, sha, meta.session_id, db_path, run_id, con=con)
+    return SessionOutcome("processed", str(audio_path), meta.session_id, sha, summary_path=summary_path,
+                          report_path=html_path, headline=lines, duration_s=computed.duration_s,
+                          message=f"stored in {db_path}, summary at {summary_path}{retention}")
 
 
 def store_session(computed: Computed, audio_path: Path, meta: SessionMeta, *, db_path: Path, reports_dir: Path,
                   run_id: str, force: bool, keep_audio: bool = True, log: Any = None,
-                  keep_pending: bool = True) -> SessionOutcome:
+                  keep_pending: bool = True, record: bool = False, flow_handle: str | None = None,
+                  note: str = "") -> SessionOutcome:
     """Write what :func:`compute_session` produced (one transaction), its summary and report, then retention.
 
-    The skip test is repeated at write time: another recording of the same batch may have stored this audio
-    meanwhile (a skipped session's missing files are written again). When the database stays locked by
+    One connection for all of it: the skip test is repeated at write time (another recording of the same
+    batch may have stored this audio meanwhile; a skipped session's missing files are written again), then
+    the write, the report rows and, with ``record``, the end state in ``run_items`` (with the session flow's
+    ``flow_handle``; ``note`` is added to a processed recording's message). When the database stays locked by
     another process past the wait (``ALLIANCE_DB_LOCK_WAIT_S``, default 60 s), the computed result is kept
     as a pending file (:mod:`pipeline.storage.pending`; not with ``keep_pending=False``) and the end state
     is *failed* at ``storage`` with code ``database_locked`` and the file's path: the next run stores it.
     Never raises for a bad recording: the returned end state says why.
     """
     analysis = computed.analysis
+
+    def finished(outcome: SessionOutcome) -> SessionOutcome:
+        outcome = replace(outcome, wall_s=computed.wall_s)
+        return replace(outcome, message=f"{outcome.message}; {note}") if outcome.state == "processed" and note \
+            else outcome
+
+    def recorded(outcome: SessionOutcome) -> SessionOutcome:  # in a connection of its own
+        outcome = finished(outcome)
+        return record_outcome(db_path, run_id, outcome, source_path=str(audio_path), session_id=meta.session_id,
+                              flow_handle=flow_handle) if record else outcome
+
     if computed.outcome is not None or analysis is None:
-        outcome = computed.outcome or SessionOutcome("failed", str(audio_path), meta.session_id, stage="compute",
-                                                     error_code="unexpected", message="nothing was computed")
-        return replace(outcome, wall_s=computed.wall_s)
-    stage, sha = "storage", analysis.audio_sha256
+        return recorded(computed.outcome or SessionOutcome(
+            "failed", str(audio_path), meta.session_id, stage="compute", error_code="unexpected",
+            message="nothing was computed"))
+    stage, sha = ["storage"], analysis.audio_sha256
     try:
-        try:
-            done = already_done(db_path, meta, sha, force=force, log=log)
-            if done is not None:
-                stage = "summary"
-                done = complete_outputs(done, db_path=db_path, reports_dir=reports_dir, run_id=run_id)
-                return replace(done, source_path=str(audio_path), duration_s=computed.duration_s,
-                               wall_s=computed.wall_s)
-            with DB_LOCK, db.open(db_path) as con:
-                db.write_session(con, analysis, run_id=run_id, pipeline_version=PIPELINE_VERSION)
-        except DatabaseLockedError as e:
-            if stage != "storage" or not keep_pending:
-                raise
-            kept = pending.save(db_path, pending.PendingSession(
-                analysis, str(audio_path), str(reports_dir), keep_audio, force, run_id, computed.duration_s,
-                pending.now_iso()))
-            return SessionOutcome(
-                "failed", str(audio_path), meta.session_id, sha, stage="storage", error_code=e.code,
-                message=f"{e}; the computed result is kept in {kept} and stored by the next run on this database "
-                        f"(or `alliance db flush-pending --db {db_path}`): nothing is computed again",
-                duration_s=computed.duration_s, wall_s=computed.wall_s)
-        stage = "summary"
-        summary_path, html_path, lines = write_summary(meta.session_id, db_path, reports_dir, run_id)
-        retention = ""
-        if not keep_audio:
-            stage = "retention"
-            retention = "; " + apply_retention(audio_path, sha, meta.session_id, db_path, run_id)
-        outcome = SessionOutcome("processed", str(audio_path), meta.session_id, sha, summary_path=summary_path,
-                                 report_path=html_path, headline=lines, duration_s=computed.duration_s,
-                                 message=f"stored in {db_path}, summary at {summary_path}{retention}")
-    except Exception as e:  # noqa: BLE001 - a storage or report failure: the end state says which stage
-        outcome = outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id, audio_sha256=sha,
-                                    stage=stage, duration_s=computed.duration_s)
-    return replace(outcome, wall_s=computed.wall_s)
+        with DB_LOCK, db.open(db_path) as con:
+            try:
+                outcome = _store_in(con, computed, audio_path, meta, db_path=db_path, reports_dir=reports_dir,
+                                    run_id=run_id, force=force, keep_audio=keep_audio, log=log, stage=stage)
+            except Exception as e:  # noqa: BLE001 - a storage or report failure: the end state says which stage
+                outcome = outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
+                                            audio_sha256=sha, stage=stage[0], duration_s=computed.duration_s)
+            outcome = finished(outcome)
+            if not record:
+                return outcome
+            try:  # the end state in the same connection
+                record_item_in(con, run_id, outcome, source_path=str(audio_path), session_id=meta.session_id,
+                               flow_handle=flow_handle)
+                return outcome
+            except Exception:  # noqa: BLE001, S110 - a connection a failed step left unusable: a new one below
+                pass
+        return record_outcome(db_path, run_id, outcome, source_path=str(audio_path), session_id=meta.session_id,
+                              flow_handle=flow_handle)
+    except DatabaseLockedError as e:
+        if not keep_pending:
+            outcome = outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
+                                        audio_sha256=sha, stage="storage", duration_s=computed.duration_s)
+            return replace(outcome, wall_s=computed.wall_s)  # the pending file stays; nothing to record now
+        kept = pending.save(db_path, pending.PendingSession(
+            analysis, str(audio_path), str(reports_dir), keep_audio, force, run_id, computed.duration_s,
+            pending.now_iso()))
+        return recorded(SessionOutcome(
+            "failed", str(audio_path), meta.session_id, sha, stage="storage", error_code=e.code,
+            message=f"{e}; the computed result is kept in {kept} and stored by the next run on this database "
+                    f"(or `alliance db flush-pending --db {db_path}`): nothing is computed again",
+            duration_s=computed.duration_s))
+    except Exception as e:  # noqa: BLE001 - the database could not be opened at all
+        return recorded(outcome_for_error(e, source_path=str(audio_path), session_id=meta.session_id,
+                                          audio_sha256=sha, stage="storage", duration_s=computed.duration_s))
 
 
 def start_run(db_path: Path, run_id: str, *, models: dict, command: str, log: Any = None) -> list[str]:
@@ -441,6 +547,15 @@ def finish_run(db_path: Path, run_id: str, *, status: str = "finished") -> None:
         _LOG.warning("the run could not be closed: the database stayed locked")
 
 
+def record_item_in(con: Any, run_id: str, outcome: SessionOutcome, *, source_path: str, session_id: str | None,
+                   flow_handle: str | None = None) -> None:
+    """One recording's end state as a ``run_items`` row, in an open connection."""
+    db.record_item(con, run_id=run_id, source_path=source_path, state=outcome.state, session_id=session_id,
+                   audio_sha256=outcome.audio_sha256,
+                   stage=outcome.stage if outcome.state in ("failed", "refused") else None,
+                   error_code=outcome.error_code, message=outcome.message, flow_handle=flow_handle)
+
+
 def record_outcome(db_path: Path, run_id: str, outcome: SessionOutcome, *, source_path: str,
                    session_id: str | None, finish_run: bool = False, flow_handle: str | None = None) -> SessionOutcome:
     """Record one recording's end state in ``run_items`` (and, for a single-recording run, finish the run).
@@ -451,10 +566,8 @@ def record_outcome(db_path: Path, run_id: str, outcome: SessionOutcome, *, sourc
     """
     try:
         with DB_LOCK, db.open(db_path) as con:
-            db.record_item(con, run_id=run_id, source_path=source_path, state=outcome.state, session_id=session_id,
-                           audio_sha256=outcome.audio_sha256,
-                           stage=outcome.stage if outcome.state in ("failed", "refused") else None,
-                           error_code=outcome.error_code, message=outcome.message, flow_handle=flow_handle)
+            record_item_in(con, run_id, outcome, source_path=source_path, session_id=session_id,
+                           flow_handle=flow_handle)
             if finish_run:
                 db.finish_run(con, run_id=run_id, status="finished")
     except DatabaseLockedError:

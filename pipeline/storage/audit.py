@@ -39,3 +39,14 @@ def record(con: duckdb.DuckDBPyConnection, *, action: str, actor: str, role: str
         [event_id, actor, role, action, list(session_ids), run_id, detail],
     )
     return event_id
+
+
+def events(con: duckdb.DuckDBPyConnection, *, session_id: str | None = None, limit: int = 50) -> list[tuple]:
+    """The newest ``limit`` events (all, or those naming ``session_id``), newest first.
+
+    Rows: ``(occurred_at, actor, role, action, session_ids, run_id, detail)``.
+    """
+    where, params = ("WHERE list_contains(session_ids, ?)", [session_id]) if session_id else ("", [])
+    return con.execute(
+        f"SELECT occurred_at, actor, role, action, session_ids, run_id, detail FROM audit_log {where} "
+        "ORDER BY occurred_at DESC LIMIT ?", [*params, limit]).fetchall()

@@ -265,6 +265,13 @@ def flow_handles(con: duckdb.DuckDBPyConnection, session_ids: list[str]) -> list
         " ORDER BY 1", [list(session_ids)]).fetchall()]
 
 
+def sessions_of(con: duckdb.DuckDBPyConnection, *, session_id: str | None = None,
+                client_id: str | None = None) -> list[str]:
+    """The stored session ids that are ``session_id`` or belong to ``client_id``."""
+    return [r[0] for r in con.execute("SELECT session_id FROM sessions WHERE session_id = ? OR client_id = ?",
+                                      [session_id, client_id]).fetchall()]
+
+
 def missing_outputs(con: duckdb.DuckDBPyConnection, session_id: str) -> list[str]:
     """Which of the session's summary (``summary_md``) and report (``report_html``) files are not on disk.
 

@@ -1,6 +1,6 @@
 """Hostile audio at the boundary: header lies, non-files and empty files end with a specific code, fast.
 
-The corpus (tests/audio/hostile_corpus.py) is generated at test time. A 470 KB WAV claiming 8 Hz once ran
+The corpus (evaluation/hostile_corpus.py) is generated at test time. A 470 KB WAV claiming 8 Hz once ran
 3.5 min at 100 % CPU and grew to 5.9 GB: every case here must end in well under a second, before
 anything big is decoded.
 """
@@ -21,9 +21,9 @@ import pytest
 import soundfile as sf
 import soxr
 from conftest import tone
-from hostile_corpus import build_hostile_audio, wav_bytes
 
 import pipeline.audio.decode as decode
+from evaluation.hostile_corpus import build_hostile_audio, wav_bytes
 from pipeline.audio.decode import AudioOptions, load_audio, probe_audio, sha256_of
 from pipeline.errors import (
     AllianceError,
@@ -65,8 +65,7 @@ def test_each_hostile_case_ends_with_its_code_before_decoding(corpus, name, monk
 _CHILD = """
 import json, sys, time
 from pathlib import Path
-sys.path.insert(0, {tests!r})
-from hostile_corpus import build_hostile_audio
+from evaluation.hostile_corpus import build_hostile_audio
 from pipeline.audio.decode import load_audio
 from pipeline.errors import AllianceError
 folder = Path({folder!r})
@@ -87,7 +86,7 @@ print(json.dumps({{"cases": out, "maxrss_kb": peak}}))
 
 def test_the_corpus_is_bounded_in_time_and_memory(tmp_path):
     """The whole corpus in a fresh process: under 60 s in all (the old decoder spent minutes on one file)."""
-    code = _CHILD.format(tests=str(ROOT / "tests" / "audio"), folder=str(tmp_path / "c"))
+    code = _CHILD.format(folder=str(tmp_path / "c"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])

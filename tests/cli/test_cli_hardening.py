@@ -109,10 +109,10 @@ def test_query_csv_cells_are_formula_safe(tmp_path, analysis, capsys):
 def test_a_signal_ends_the_command_with_one_line_and_its_code(tone_wav, tmp_path, capsys, monkeypatch, signum, code,
                                                               word):
     """SIGTERM is handled as Ctrl-C is: one line on stderr, no traceback, exit 143 (130 for Ctrl-C)."""
-    def killed(db_path):
+    def killed(*args, **kwargs):
         os.kill(os.getpid(), signum)
 
-    monkeypatch.setattr(sequence_mod, "check_database", killed)
+    monkeypatch.setattr(sequence_mod, "precheck", killed)  # the command's first step (database check included)
     before = signal.getsignal(signal.SIGTERM)
     argv = ["process", str(tone_wav), "--session-id", "s1", *PROCESS, "--db", str(tmp_path / "a.duckdb")]
     assert main(argv) == code

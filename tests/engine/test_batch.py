@@ -193,6 +193,11 @@ def test_batch_runs_as_deployment_served_by_local_worker(tmp_path):
         states = _states(db_path)
         assert _match(states, "ok.flac") == ("processed", None)
         assert _match(states, "silent.wav") == ("failed", "audio_silent")
+        # a deployment run with a failed recording ends FAILED (it ended COMPLETED): an automation can alert
+        listed = run("flow-run", "ls", "--flow-name", "process-batch", "--output", "json")
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        ran = [r["state_type"] for r in json.loads(listed.stdout) if r["state_type"] != "SCHEDULED"]  # not cron's
+        assert ran == ["FAILED"], ran
 
 
 @pytest.mark.integration

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import duckdb
@@ -16,11 +15,9 @@ import pytest
 import soundfile as sf
 from conftest import tone
 
+from evaluation.hostile_corpus import build_hostile_audio
 from pipeline.engine import sequence
 from pipeline.engine.manifest import ManifestError, load_batch, read_manifest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "audio"))
-from hostile_corpus import build_hostile_audio
 
 HEADER = "audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on\n"
 

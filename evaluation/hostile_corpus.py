@@ -2,7 +2,8 @@
 
 Each case is a file (or a non-file) named like a recording whose header lies or which is not audio at
 all, with the error code the audio boundary must end it with, before anything big is decoded. Used by
-``tests/audio/test_hostile_audio.py``, ``tests/engine/test_hostile_batch.py`` and ``bench/bad_input.py``.
+``tests/audio/test_hostile_audio.py``, ``tests/engine/test_hostile_batch.py`` and ``bench/bad_input.py``
+(``from evaluation.hostile_corpus import ...``: no test folder on ``sys.path``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,101 @@
+"""Consent withdrawal, the whole workflow: which sessions, their pending results, Prefect runs, erasure, indexes.
+
+``alliance consent withdraw`` parses its arguments and prints :class:`Withdrawal`; everything else is here.
+The erasure itself (every table, files, the record kept) is :func:`pipeline.storage.erasure.withdraw`.
+Deleting the sessions' Prefect flow runs needs Prefect's client (``flows.prefect_runs.delete_flow_runs``,
+a layer above this one): the caller hands it in as ``delete_flow_runs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+from pipeline.ids import validate_id
+from pipeline.report.index import write_therapist_indexes
+from pipeline.storage import db, pending
+from pipeline.storage.erasure import ErasureResult, withdraw, withdraw_before_processing
+from pipeline.storage.lock import exclusive_run
+
+#: ``delete_flow_runs(flow_handles, session_ids=..., db_path=...) -> int`` (flows.prefect_runs.delete_flow_runs).
+DeleteFlowRuns = Callable[..., int]
+
+
+@dataclass(frozen=True)
+class WithdrawalRequest:
+    """What to erase: exactly one of ``session_id``/``client_id``, by ``actor``; the reports folders to clean."""
+
+    session_id: str | None
+    client_id: str | None
+    actor: str
+    reports_dirs: tuple[Path, ...] = (Path("reports"),)
+    keep_audio: bool = False
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """What a withdrawal did."""
+
+    result: ErasureResult
+    pending_removed: tuple[Path, ...]
+    #: Prefect flow runs deleted (None: not asked to, or no stored session).
+    prefect_deleted: int | None
+
+
+def withdraw_consent(db_path: Path | str, request: WithdrawalRequest, *,
+                     delete_flow_runs: DeleteFlowRuns | None = None) -> Withdrawal:
+    """Erase a stored session (or every session of a client) under the run lock, then compact the file.
+
+    Results computed while the database was locked and not stored yet are erased too; the sessions'
+    Prefect flow runs (found by their handles in ``run_items``) are deleted with ``delete_flow_runs``
+    (None: kept); the therapists' index pages in ``request.reports_dirs`` are rewritten.
+
+    Raises
+    ------
+    SessionNotFoundError
+        The session is not stored.
+    StorageError
+        Another run holds the database, or it cannot be opened or written (nothing erased).
+    """
+    dbp = Path(db_path)
+    run_id = db.new_run_id()
+    with exclusive_run(dbp):
+        with db.open(dbp, create=False) as con:
+            ids = db.sessions_of(con, session_id=request.session_id, client_id=request.client_id)
+            flow_handles = db.flow_handles(con, ids)
+        removed = pending.discard_for(dbp, session_ids=[*ids, *([request.session_id] if request.session_id else [])],
+                                      client_id=request.client_id)
+        deleted = None if delete_flow_runs is None or not ids else delete_flow_runs(
+            flow_handles, session_ids=ids, db_path=str(dbp))
+        with db.open(dbp, create=False) as con:
+            result = withdraw(con, session_id=request.session_id, client_id=request.client_id, actor=request.actor,
+                              run_id=run_id, keep_audio=request.keep_audio, prefect_runs_deleted=deleted)
+            for folder in request.reports_dirs:
+                if Path(folder).is_dir():
+                    write_therapist_indexes(con, Path(folder), therapist_ids=list(result.therapist_ids))
+        db.compact(dbp)
+    return Withdrawal(result, tuple(Path(p) for p in removed), deleted)
+
+
+def withdraw_before_processing_of(db_path: Path | str, *, session_id: str | None, actor: str,
+                                  audio_sha256: str | None = None) -> tuple[str, bool]:
+    """Register a withdrawal of a session not processed yet (its recording is then refused when it arrives).
+
+    The database is created if missing (the withdrawal may come first). Returns the erasure id and whether
+    it is new (False: already registered, nothing changed).
+
+    Raises
+    ------
+    ConfigError
+        No session id.
+    InvalidIdError
+        The session id is not a valid id.
+    """
+    if session_id is None:
+        raise ConfigError("--before-processing needs --session SESSION_ID")
+    sid = validate_id("session", session_id)
+    with exclusive_run(Path(db_path)), db.open(db_path) as con:
+        return withdraw_before_processing(con, session_id=sid, client_id=None, audio_sha256=audio_sha256,
+                                          actor=actor, run_id=db.new_run_id())
