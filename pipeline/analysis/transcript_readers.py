@@ -104,25 +104,41 @@ def _rows(path: Path, fmt: str) -> list[tuple[str, list[LabelledUtterance]]]:
         import pympi
 
         eaf = pympi.Elan.Eaf(str(path))
-        out = []
+        speaker_tiers = {}
         for tier, (_, _, attrs, _) in eaf.tiers.items():
-            if attrs.get("PARENT_REF"):
-                continue  # word or comment tiers under a speaker's tier
-            for start, end, value in eaf.get_annotation_data_for_tier(tier):
-                out.append(LabelledUtterance(attrs.get("PARTICIPANT") or tier, value, start / 1000, end / 1000))
+            if not attrs.get("PARENT_REF"):  # word or comment tiers hang under a speaker's tier
+                speaker_tiers[tier] = attrs.get("PARTICIPANT") or tier
+        out = [LabelledUtterance(speaker_tiers[tier], value, start / 1000, end / 1000)
+               for tier in _speaker_tiers(speaker_tiers) for start, end, value in
+               eaf.get_annotation_data_for_tier(tier)]
         return [(path.stem, sorted(out, key=lambda u: (u.start_s or 0.0, u.end_s or 0.0)))]
     if fmt == "textgrid":
         import pympi
 
         grid = pympi.Praat.TextGrid(str(path))
-        out = []
-        for tier in grid.get_tiers():
-            if tier.tier_type != "IntervalTier":
-                continue
-            out += [LabelledUtterance(tier.name, text, start, end) for start, end, text in tier.get_all_intervals()
-                    if text.strip()]
+        tiers = {t.name: t for t in grid.get_tiers() if t.tier_type == "IntervalTier"}
+        out = [LabelledUtterance(name, text, start, end) for name in _speaker_tiers({n: n for n in tiers})
+               for start, end, text in tiers[name].get_all_intervals() if text.strip()]
         return [(path.stem, sorted(out, key=lambda u: (u.start_s or 0.0, u.end_s or 0.0)))]
     raise ConfigError(f"unknown transcript format {fmt!r}; one of {', '.join(FORMATS)}")
+
+
+def _tier_role(speaker: str) -> str | None:
+    """``Therapist``, ``client turns`` -> the role; word tiers and other names -> None."""
+    words = speaker.strip().lower().split()
+    if not words or "words" in words or len(words) > 2 or (len(words) == 2 and words[1] != "turns"):
+        return None
+    return _ROLE_ALIASES.get(words[0])
+
+
+def _speaker_tiers(speakers: dict[str, str]) -> list[str]:
+    """Pick the tiers that hold speech.
+
+    Those named for a role (the pipeline's own exports add silences, markers and word tiers beside them) or,
+    when none is, every tier (one per speaker).
+    """
+    roled = [tier for tier, speaker in speakers.items() if _tier_role(speaker)]
+    return roled or list(speakers)
 
 
 def _row_utterance(row: dict, i: int) -> LabelledUtterance:
@@ -138,7 +154,7 @@ def _with_roles(name: str, labelled: Sequence[LabelledUtterance], therapist_spea
     if not labelled:
         raise ConfigError(f"{name}: the transcript has no utterance with text")
     speakers = sorted({u.speaker for u in labelled})
-    aliases = {s: _ROLE_ALIASES.get(s.strip().lower()) for s in speakers}
+    aliases = {s: _ROLE_ALIASES.get(s.strip().lower()) or _tier_role(s) for s in speakers}
     if all(aliases.values()) and therapist_speaker is None:
         roles, method, confidence = aliases, "given by the transcript", 1.0
     else:

@@ -39,7 +39,7 @@ HOW: dict[str, str] = {
     "alliance import-self-report ratings.csv --instrument srs [--db alliance.duckdb] [--dry-run] "
     "[--report problems.csv]": RUN,
     "alliance compare [--instrument srs] [--scale total] [--indicator we_rate:client] "
-    "[--level between|within|both] [--min-n 5]": RUN,
+    "[--level between|within|both] [--min-n 5] [--include-contradicted]": RUN,
     "alliance export [VIEW ...] --out exports/ [--format parquet|csv] [--partition-by COL | --no-partition]": RUN,
     "alliance import-self-report /tmp/mibot2/mibot_self_report.csv --instrument-config bench/mibot_instruments.toml "
     "--db /tmp/mibot2/mibot.duckdb": "parsed: run by bench.mibot_compare on ../shared/data/mibot",
@@ -47,7 +47,8 @@ HOW: dict[str, str] = {
     "--indicator question_rate:therapist --indicator open_question_share:therapist --indicator "
     "alliance_work_rate:therapist --indicator we_rate:client --indicator word_count:client --indicator "
     "minimal_response_rate:client --indicator deflection_rate:client --indicator rupture_candidate_rate:client "
-    "--db /tmp/mibot2/mibot.duckdb": "parsed: run by bench.mibot_compare on ../shared/data/mibot",
+    "--include-contradicted --db /tmp/mibot2/mibot.duckdb":
+        "parsed: run by bench.mibot_compare on ../shared/data/mibot",
     # README clinician report, batch, Dask
     "alliance report S12 --therapist T3 [--format html|pdf|md] [--out PATH] [--db alliance.duckdb]": RUN,
     "alliance batch FOLDER_OR_MANIFEST [--db alliance.duckdb] [--reports-dir reports] [--workers N] "
@@ -68,6 +69,11 @@ HOW: dict[str, str] = {
     "alliance export-transcript --run run-20261102T210000Z-1a2b3c4d --format rttm --role admin --out rttm/": RUN,
     "alliance export-transcript --client C-5e0c1a9d2b7f4e31 --format eaf --role researcher "
     "--study-key-file study.key --out coding/": RUN,
+    # README MI behaviour codes
+    "alliance code session.csv --out codes.csv [--format auto] [--therapist-speaker first|second|SPEAKER_01] "
+    "[--json]": RUN,
+    "alliance code ../shared/data/annomi/AnnoMI-simple.csv --json":
+        "parsed: reads ../shared (tests/codes/test_codes_product.py codes AnnoMI rows with alliance code)",
     # docs/research_dataset.md
     "alliance export --dataset study/ --study-key-file STUDY.key --db alliance.duckdb": RUN,
     "alliance export --dataset study/ --role admin --db alliance.duckdb": RUN,

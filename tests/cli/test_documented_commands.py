@@ -77,6 +77,9 @@ def study(tmp_path_factory):
     con.close()
     (folder / "ratings.csv").write_text("session_id,relationship,goals,approach,overall\nS12,9,8,9,9\n")
     (folder / "manifest.csv").write_text("audio,session_id,client_id,therapist_id\n")
+    (folder / "session.csv").write_text("role,text\ntherapist,What brings you in today?\n"
+                                        "client,I want to cut down on my drinking.\n"
+                                        "therapist,You want to cut down.\n")
     for name in ("study.key", "STUDY.key"):
         generate_key_file(folder / name)
     return folder

@@ -113,3 +113,23 @@ def test_a_changed_artefact_is_refused(tmp_path: Path) -> None:
     (tmp_path / ARTEFACT_NAME).write_bytes(bytes(data))
     with pytest.raises(ModelChecksumError):
         load_coder(tmp_path)
+
+
+def test_readers_keep_only_role_tiers_of_the_pipelines_own_exports(tmp_path: Path) -> None:
+    """An exported EAF has turn tiers per role, word tiers under them, and silence/marker tiers beside them."""
+    pympi = pytest.importorskip("pympi")
+    eaf = pympi.Elan.Eaf()
+    eaf.add_linguistic_type("words", constraints="Included_In")
+    eaf.add_tier("Therapist turns", part="Therapist")
+    eaf.add_tier("Client turns", part="Client")
+    eaf.add_tier("Therapist words", ling="words", parent="Therapist turns")
+    eaf.add_tier("silences")
+    eaf.add_annotation("Therapist turns", 0, 2000, "What brings you in today?")
+    eaf.add_annotation("Therapist words", 0, 500, "What")
+    eaf.add_annotation("Client turns", 2500, 4000, "I want to stop smoking.")
+    eaf.add_annotation("silences", 2000, 2500, "0.5 s")
+    eaf.to_file(str(tmp_path / "export.eaf"))
+    (conv,) = read_for_coding(tmp_path / "export.eaf")
+    assert [(u.role, u.text) for u in conv.utterances] == [("therapist", "What brings you in today?"),
+                                                            ("client", "I want to stop smoking.")]
+    assert conv.role_method == "given by the transcript"
