@@ -43,6 +43,7 @@ import yaml
 
 from pipeline.analysis.session import SessionMeta
 from pipeline.audio.decode import not_a_file_reason
+from pipeline.csv_cells import check_cells, csv_error_message
 from pipeline.errors import AllianceError, InvalidIdError
 from pipeline.ids import validate_id
 
@@ -190,6 +191,10 @@ def read_manifest(path: Path, *, allowed_root: Path | None = None) -> list[Batch
             raise ManifestError(f"manifest {path.name}: expected a list of mappings (or `recordings:` list)")
     else:
         reader = csv.DictReader(io.StringIO(text))
+        try:
+            reader.fieldnames  # noqa: B018 - reads the header line
+        except csv.Error as e:
+            raise ManifestError(csv_error_message(e, source=f"manifest {path.name}", line=1)) from None
         if not reader.fieldnames or "audio" not in [f.strip() for f in reader.fieldnames]:
             raise ManifestError(f"manifest {path.name}: the CSV header must include {', '.join(_REQUIRED)}")
         names = [f.strip() for f in reader.fieldnames]
@@ -197,7 +202,16 @@ def read_manifest(path: Path, *, allowed_root: Path | None = None) -> list[Batch
         if repeated:  # which of the two cells would count is anybody's guess: refuse, as the self-report import does
             raise ManifestError(f"manifest {path.name}: the header repeats the column(s) {repeated}; each column "
                                 "may appear once")
-        rows = list(reader)
+        try:  # bounded cells; a csv.Error is one clear line, never a traceback
+            rows = []
+            for row in reader:
+                values = [v for v in row.values() if v is not None]
+                check_cells([c for v in values for c in (v if isinstance(v, list) else [v])],
+                            source=f"manifest {path.name}", line=reader.line_num, error=ManifestError)
+                rows.append(row)
+        except csv.Error as e:
+            raise ManifestError(csv_error_message(e, source=f"manifest {path.name}", line=reader.reader.line_num)
+                                ) from None
     items = [_item_from_row(i + 1, row, base=path.parent, allowed_root=root) for i, row in enumerate(rows)]
     return mark_duplicates(items)
 

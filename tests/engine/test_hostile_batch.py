@@ -154,3 +154,18 @@ def test_the_hostile_corpus_in_a_batch_ends_each_file_with_its_reason(prefect_ha
     with get_client(sync_client=True) as client:
         names = [r.name for r in client.read_flow_runs(limit=200)]
     assert names and not any(ch in n for n in names for ch in "/%&<>")
+
+
+@pytest.mark.parametrize("cell", [131_073, 5_000])
+def test_an_overlong_manifest_cell_is_one_clear_error_exit_2(tmp_path, capsys, cell):
+    from pipeline.cli.main import main
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(HEADER + "a.wav,s1,c1,t1,2026-01-02,research,2026-01-01\n"
+                        f"{'x' * cell}.wav,s2,c1,t1,2026-01-02,research,2026-01-01\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match="line 3: a cell"):
+        read_manifest(manifest)
+    code = main(["batch", str(manifest), "--db", str(tmp_path / "a.duckdb")])
+    out = capsys.readouterr()
+    assert code == 2 and "Traceback" not in out.out + out.err and "line 3: a cell" in out.err
+    assert "x" * 100 not in out.err
