@@ -27,6 +27,7 @@ from pipeline.analysis.session import SessionAnalysis, SessionMeta, analyse
 from pipeline.audio.decode import AudioOptions, load_audio, probe_audio, sha256_of
 from pipeline.engine.outcome import SessionOutcome, outcome_for_error
 from pipeline.errors import AllianceError, DatabaseLockedError, RunInterruptedError
+from pipeline.ids import clash_problem
 from pipeline.privacy.consent import Consent, check_matches, parse_consent, read_sidecar
 from pipeline.privacy.deid import get_ner_nlp
 from pipeline.private_files import private_dir, write_private
@@ -100,6 +101,17 @@ def check_consent(audio_path: Path, meta: SessionMeta, consent: dict | None) -> 
     return c
 
 
+def stored_id_clash(con: Any, meta: SessionMeta) -> str | None:  # noqa: ANN401 - a DuckDB connection
+    """Why the session, client or therapist id clashes with a different stored one."""
+    for kind, column, value in (("session", "session_id", meta.session_id), ("client", "client_id", meta.client_id),
+                                ("therapist", "therapist_id", meta.therapist_id)):
+        stored = [v for (v,) in con.execute(f"SELECT DISTINCT {column} FROM sessions").fetchall()]  # noqa: S608
+        problem = clash_problem(kind, value, stored)
+        if problem is not None:
+            return problem
+    return None
+
+
 def already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool,
                  log: Any = None) -> SessionOutcome | None:
     """Skip an identical re-run; refuse a withdrawn recording and a clash of session id and audio.
@@ -112,6 +124,10 @@ def already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool,
     with DB_LOCK, db.open(db_path) as con:
         existing = db.find_existing(con, session_id=meta.session_id, audio_sha256=sha256)
         refused = withdrawn(con, session_id=meta.session_id, audio_sha256=sha256)
+        clash = stored_id_clash(con, meta)
+    if clash is not None:  # S12 next to s12 or a Cyrillic Ѕ12: refused, never stored as a second id
+        return SessionOutcome("refused", "", meta.session_id, sha256, stage="storage", error_code="invalid_id",
+                              message=clash)
     if refused is not None:
         return SessionOutcome("refused", "", meta.session_id, sha256, stage="consent",
                               error_code="consent_withdrawn", message=refused)
