@@ -177,7 +177,7 @@ def run_stages(audio_path: Path, truth_path: Path, config: dict[str, Any], *, wo
     peaks["diarization_s"] = peaks["asr_and_diarization_s"]
 
     consent = parse_consent({"session_id": meta.session_id, "client_id": meta.client_id, "scope": "research",
-                             "consented_on": "2026-01-01"}, source="bench")
+                             "consented_on": "2026-01-01", "consented_by": ["client"]}, source="bench")
     result = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=nlp,
                      diarization_model=DIARIZATION_MODEL_NAME, options=opts.indicators)
     t = mark("markers_s", t)

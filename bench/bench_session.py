@@ -137,7 +137,7 @@ def run_one(audio: Path, truth_path: Path, backend: str, overlap: bool) -> dict:
         times["diarization_s"] = time.perf_counter() - t
     t = time.perf_counter()
     consent = parse_consent({"session_id": "b", "client_id": "c", "scope": "research",
-                             "consented_on": "2026-01-01"}, source="bench")
+                             "consented_on": "2026-01-01", "consented_by": ["client"]}, source="bench")
     result = analyse(a, transcript, diarization, meta=SessionMeta("b", "c", "t"), consent=consent,
                      diarization_model="bench")
     times["analysis_s"] = time.perf_counter() - t

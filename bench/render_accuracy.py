@@ -386,7 +386,7 @@ def run_pipeline(rendered: Sequence[Rendered], options: Any = None, *, log: bool
         audio = load_audio(r.audio, options=options.audio)
         meta = SessionMeta(r.audio.stem, "bench-client", "bench-therapist")
         consent = parse_consent({"session_id": meta.session_id, "client_id": meta.client_id, "scope": "research",
-                                 "consented_on": "2026-01-01"}, source="bench")
+                                 "consented_on": "2026-01-01", "consented_by": ["client"]}, source="bench")
         if options.overlap_stages:
             with ThreadPoolExecutor(2) as pool:
                 ft = pool.submit(transcriber.transcribe, audio.samples)

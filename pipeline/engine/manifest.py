@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
 import json
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ import yaml
 
 from pipeline.analysis.session import SessionMeta
 from pipeline.audio.decode import not_a_file_reason
-from pipeline.csv_cells import check_cells, csv_error_message
+from pipeline.csv_cells import csv_error_message
 from pipeline.errors import AllianceError, InvalidIdError
 from pipeline.ids import validate_id
 
@@ -74,10 +74,10 @@ class BatchItem:
     #: The failure code of ``problem`` (``manifest``, ``invalid_id``, ``audio_not_a_file``).
     problem_code: str = "manifest"
 
-    @property
-    def handle(self) -> str:
-        """An opaque name for this recording in Prefect's records (no id, name or path enters them)."""
-        return hashlib.sha256(f"{self.source}\x00{self.meta.session_id if self.meta else ''}".encode()).hexdigest()[:12]
+    #: An opaque name for this recording in Prefect's records (no id, name or path enters them): random, so
+    #: nothing left in Prefect after an erasure (the batch artifact's rows) can confirm a guessed session id
+    #: (a hash of row and session id could be recomputed from a guess).
+    handle: str = field(default_factory=lambda: secrets.token_hex(6), compare=False)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -202,13 +202,8 @@ def read_manifest(path: Path, *, allowed_root: Path | None = None) -> list[Batch
         if repeated:  # which of the two cells would count is anybody's guess: refuse, as the self-report import does
             raise ManifestError(f"manifest {path.name}: the header repeats the column(s) {repeated}; each column "
                                 "may appear once")
-        try:  # bounded cells; a csv.Error is one clear line, never a traceback
-            rows = []
-            for row in reader:
-                values = [v for v in row.values() if v is not None]
-                check_cells([c for v in values for c in (v if isinstance(v, list) else [v])],
-                            source=f"manifest {path.name}", line=reader.line_num, error=ManifestError)
-                rows.append(row)
+        try:  # a cell over csv's limit or malformed CSV: one clear line, never a traceback (long fields under
+            rows = list(reader)  # the limit are refused per row, below)
         except csv.Error as e:
             raise ManifestError(csv_error_message(e, source=f"manifest {path.name}", line=reader.reader.line_num)
                                 ) from None

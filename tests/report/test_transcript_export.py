@@ -55,7 +55,7 @@ def named_con(tmp_path):
              SpeakerTurn(11.4, 15.0, "SPEAKER_01"), SpeakerTurn(18.0, 21.0, "SPEAKER_00"))
     audio = Audio(np.zeros(22, dtype=np.float32), 1, "ab" * 32, "x.wav", "WAV", 16_000, 1)
     consent = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research",
-                             "consented_on": "2026-01-01"}, source="test")
+                             "consented_on": "2026-01-01", "consented_by": ["client"]}, source="test")
     a = analyse(audio, Transcript(words, "en", 0.99, "fake", "fake-asr"),
                 Diarization(turns, ("SPEAKER_00", "SPEAKER_01")),
                 meta=SessionMeta("s1", "c1", "t1", dt.date(2026, 1, 2), known_names=(NAME,)), consent=consent,
