@@ -33,6 +33,7 @@ from pipeline.privacy.deid import get_ner_nlp
 from pipeline.private_files import private_dir, write_private
 from pipeline.storage import audit, db, pending
 from pipeline.storage.erasure import withdrawn
+from pipeline.storage.integrity import check_blocks
 
 if TYPE_CHECKING:
     from pipeline.engine.runtime import PipelineOptions
@@ -153,7 +154,8 @@ def already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool,
 def check_database(db_path: Path) -> None:
     """Open the database once (created and migrated if new) before anything is computed.
 
-    A folder that cannot be written, a damaged or foreign file (SQLite, anything not DuckDB), a missing
+    A folder that cannot be written, a damaged or foreign file (SQLite, anything not DuckDB, a DuckDB file
+    with a corrupt block in use: every block is read once), a missing
     key or a lock held past the wait is then one clear error up front, not a failure after the
     recording was transcribed.
 
@@ -163,7 +165,7 @@ def check_database(db_path: Path) -> None:
         The database cannot be opened or read (one line, naming the file and the reason).
     """
     with DB_LOCK, db.open(db_path) as con:
-        con.execute("SELECT count(*) FROM sessions").fetchone()
+        check_blocks(con, name=db_path.name)  # corrupt blocks: refused here, before a run record is written
 
 
 def complete_outputs(outcome: SessionOutcome, *, db_path: Path, reports_dir: Path, run_id: str) -> SessionOutcome:
