@@ -131,3 +131,16 @@ def test_rows_are_read_as_a_stream():
     header, rows = read_csv_lines(lines, source="x")
     assert header == ["session_id", "value"] and lines.tell() < len(lines.getvalue())  # nothing read ahead
     assert [n for n, _ in rows] == [2, 3, 4, 5]
+
+
+def test_duplicate_messages_name_at_most_ten_lines(tmp_path):
+    # one item repeated on 5,000 lines: each of the 5,000 messages listed all 5,000 lines (quadratic memory:
+    # 200,000 such lines took 20 GB)
+    path = tmp_path / "srs.csv"
+    path.write_text("session_id,instrument,item,value\n" + "s1,srs,relationship,9\n" * 5_000, encoding="utf-8")
+    con = _db(tmp_path / "a.duckdb")
+    report = import_file(con, path, instrument=None, instruments=BUILTIN, today=TODAY, dry_run=True)
+    con.close()
+    dups = [i for i in report.issues if i.code == "duplicate"]
+    assert len(dups) == 5_000 and max(len(i.message) for i in dups) < 300
+    assert "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ... (5,000 lines in all)" in dups[0].message

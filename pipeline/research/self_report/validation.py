@@ -450,6 +450,17 @@ def _check_value(line: int, inst: Instrument, item: str, text: str, issues: list
     return ItemValue(line, inst.key, item, value, coded)
 
 
+#: Line numbers named in one duplicate message (the rest counted): a message per line naming every line
+#: made a file repeating one item 50,000 times hold 50,000 x 50,000 numbers (20 GB for 200,000 lines).
+MAX_LINES_NAMED = 10
+
+
+def _line_list(lines: Sequence[int]) -> str:
+    """``2, 5, 9`` or, past :data:`MAX_LINES_NAMED`, the first ten and ``... (N lines in all)``."""
+    shown = ", ".join(str(n) for n in lines[:MAX_LINES_NAMED])
+    return shown if len(lines) <= MAX_LINES_NAMED else f"{shown}, ... ({len(lines):,} lines in all)"
+
+
 def _group(values: Sequence[tuple[tuple, ItemValue]], instruments: Mapping[str, Instrument], known: KnownSessions,
            issues: list[ImportIssue], *, rejected: Mapping[tuple, set[str]],
            links: Mapping[tuple, tuple[str | None, int | None]] | None = None) -> tuple[Administration, ...]:
@@ -471,11 +482,11 @@ def _group(values: Sequence[tuple[tuple, ItemValue]], instruments: Mapping[str, 
                                           "is identified by instrument, session and timepoint, whatever its date)"))
             continue
         if len(same[dup]) > 1:
-            lines = sorted({v.line for k in same[dup] for v in by_key[k]})
+            lines = _line_list(sorted({v.line for k in same[dup] for v in by_key[k]}))
             for iv in ivs:
                 issues.append(ImportIssue(iv.line, iv.item, _fmt(iv.raw), "duplicate",
                                           f"{where}: the same administration is given on lines "
-                                          f"{', '.join(map(str, lines))} (with different dates or link): none is used"))
+                                          f"{lines} (with different dates or link): none is used"))
             continue
         lines_by_item: dict[str, list[ItemValue]] = defaultdict(list)
         for iv in ivs:
@@ -484,7 +495,7 @@ def _group(values: Sequence[tuple[tuple, ItemValue]], instruments: Mapping[str, 
         bad = set(rejected.get(key, set()))
         for item, group in lines_by_item.items():
             if len(group) > 1:
-                lines = ", ".join(str(g.line) for g in group)
+                lines = _line_list([g.line for g in group])
                 for g in group:
                     issues.append(ImportIssue(g.line, item, _fmt(g.raw), "duplicate",
                                               f"{where} item {item!r} is given on lines {lines}: none is used"))
