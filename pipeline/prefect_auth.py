@@ -79,12 +79,16 @@ def configure_client(home: str | os.PathLike[str]) -> bool:
     """Set ``PREFECT_API_AUTH_STRING`` from ``home``'s secret for a loopback ``PREFECT_API_URL``; True if set.
 
     Left alone when the variable is set already, when no URL or a remote one is set (a remote server has its
-    own credentials), or when ``home`` holds no secret.
+    own credentials), or when ``home`` holds no secret or one others can read (never raises: it runs before
+    the command's error handling).
     """
     url = os.environ.get("PREFECT_API_URL", "")
     if os.environ.get(CLIENT_ENV) or not url or not is_loopback(url):
         return False
-    found = read_auth_string(home)
+    try:
+        found = read_auth_string(home)
+    except ConfigError:  # readable by others: not used (`alliance server` refuses to start with it)
+        return False
     if found is None:
         return False
     os.environ[CLIENT_ENV] = found

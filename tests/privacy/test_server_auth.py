@@ -34,6 +34,9 @@ def test_clients_of_a_loopback_server_read_the_secret(tmp_path, monkeypatch):
     monkeypatch.setenv("PREFECT_API_URL", "https://prefect.example.org/api")
     assert not configure_client(home) and CLIENT_ENV not in os.environ  # a remote server has its own credentials
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    os.chmod(auth_file(home), 0o644)
+    assert not configure_client(home) and CLIENT_ENV not in os.environ  # others could read it: not used
+    os.chmod(auth_file(home), 0o600)
     assert configure_client(home) and os.environ[CLIENT_ENV] == secret
 
 
