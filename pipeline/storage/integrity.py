@@ -4,7 +4,8 @@ DuckDB checks a block's checksum only when the block is read. Opening a damaged 
 metadata only, so a run would start, write its run record and fail at its first real read or update (exit 3,
 a record in a broken file). :func:`check_blocks` reads every column of every table (``hash`` of each whole
 row), so any corrupt block in use raises here, before anything is written. Cost: one sequential read of
-the data (measured in ``bench/bad_input.py``).
+the data: 0.6-0.8 s for a 22 MB file of 3,000,000 ``run_items`` rows on 2 shared cores (2026-12-07, timed
+with ``time.perf_counter`` around this function; see docs/bad_input.md).
 """
 
 from __future__ import annotations
