@@ -15,6 +15,11 @@ import duckdb
 from pipeline.errors import StorageError
 
 
+def _quote(name: str) -> str:
+    """A table name read from the catalogue, double-quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def check_blocks(con: duckdb.DuckDBPyConnection, *, name: str) -> int:
     """Read every row of every table of the connection's database; return the number of tables read.
 
@@ -25,11 +30,11 @@ def check_blocks(con: duckdb.DuckDBPyConnection, *, name: str) -> int:
     """
     tables = [t for (t,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY 1").fetchall()]
-    for table in tables:
-        quoted = '"' + table.replace('"', '""') + '"'
+    db_name = name
+    for name in tables:  # noqa: PLR1704 - the loop names tables; the file's name is db_name
         try:
-            con.execute(f"SELECT count(hash(x)) FROM {quoted} x").fetchone()  # noqa: S608 - a catalogue name
+            con.execute(f"SELECT count(hash(x)) FROM {_quote(name)} x").fetchone()  # noqa: S608
         except duckdb.Error as e:
-            raise StorageError(f"database {name} is damaged (table {table}: {str(e).splitlines()[0][:200]}); "
+            raise StorageError(f"database {db_name} is damaged (table {name}: {str(e).splitlines()[0][:200]}); "
                                "nothing was written: restore it from a backup") from None
     return len(tables)
