@@ -574,7 +574,8 @@ def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, attributio
             asr_s = time.perf_counter() - t
             meta = SessionMeta(item["audio"].stem, "bench-client", "bench-therapist")
             consent = parse_consent({"session_id": meta.session_id, "client_id": meta.client_id,
-                                     "scope": "research", "consented_on": "2026-01-01"}, source="bench")
+                                     "scope": "research", "consented_on": "2026-01-01",
+                                     "consented_by": ["client"]}, source="bench")
             for method in attributions:
                 t = time.perf_counter()
                 try:

@@ -7,7 +7,8 @@ passed its consent, skip and database checks, :func:`start_background_server` st
 (the same uvicorn command, the same ephemeral settings, the database's Prefect home) *before* the
 models are imported and loaded, so its start-up overlaps theirs, and asks the kernel to stop it when
 this process dies, however it dies (Linux ``PR_SET_PDEATHSIG``). :meth:`BackgroundServer.wait_ready`
-is called just before the flow.
+is called just before the flow. The server answers only requests carrying its own random secret
+(Prefect's basic auth, :mod:`pipeline.prefect_auth`): other local users cannot list, read or create runs.
 
 Nothing here imports Prefect: ``PREFECT_API_URL`` must be set before Prefect reads its settings. With
 ``PREFECT_API_URL`` already set (a long-lived ``alliance server`` / ``prefect server start``), no server
@@ -28,6 +29,7 @@ import urllib.request
 from pathlib import Path
 
 from pipeline.errors import ConfigError
+from pipeline.prefect_auth import CLIENT_ENV, SERVER_ENV, new_auth_string
 
 MODE_ENV = "ALLIANCE_PREFECT_SERVER"
 
@@ -67,8 +69,10 @@ class BackgroundServer:
         if home:
             fd = os.open(os.path.join(home, "server.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             log = os.fdopen(fd, "ab")
+        #: this server's secret (Prefect basic auth): held in this process's environment only
+        self.auth_string = new_auth_string()
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-               "PREFECT__SERVER_FINAL": "1"}
+               "PREFECT__SERVER_FINAL": "1", SERVER_ENV: self.auth_string}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", _prefect_app_dir(), "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
@@ -141,4 +145,5 @@ def start_background_server(home: str | None = None) -> BackgroundServer | None:
         return None
     server = BackgroundServer(home)
     os.environ["PREFECT_API_URL"] = server.url
+    os.environ[CLIENT_ENV] = server.auth_string  # other local users get 401 from it
     return server

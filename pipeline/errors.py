@@ -71,6 +71,12 @@ class AudioTruncatedError(AudioUnreadableError):
     code = "audio_truncated"
 
 
+class AudioNonFiniteError(AudioUnreadableError):
+    """Decoded samples that are not numbers (NaN) or infinite: a broken float file, caught at decode."""
+
+    code = "audio_not_finite"
+
+
 class AudioSampleRateError(AudioUnreadableError):
     """The declared sample rate is outside the plausible range (``pipeline.audio.decode`` bounds)."""
 

@@ -50,6 +50,10 @@ def use_prefect_home(db_path: str | os.PathLike[str]) -> str | None:
     """
     import sys
 
+    if "prefect" not in sys.modules and os.path.isdir(prefect_home_for(db_path)):
+        from pipeline.prefect_auth import configure_client
+
+        configure_client(prefect_home_for(db_path))  # `alliance server`'s secret for a loopback PREFECT_API_URL
     if os.environ.get("PREFECT_HOME") or os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules:
         return None
     home = prefect_home_for(db_path)

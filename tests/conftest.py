@@ -184,7 +184,7 @@ def analysis(dialogue):
     audio = Audio(np.zeros(16_000 * 22, dtype=np.float32), 16_000, "ab" * 32, "x.wav", "WAV", 16_000, 1)
     meta = SessionMeta("s1", "c1", "t1", dt.date(2026, 1, 2))
     consent = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research",
-                             "consented_on": "2026-01-01"}, source="test")
+                             "consented_on": "2026-01-01", "consented_by": ["client"]}, source="test")
     return analyse(audio, Transcript(words, "en", 0.99, "fake", "fake-asr"),
                    Diarization(turns, ("SPEAKER_00", "SPEAKER_01")), meta=meta, consent=consent,
                    diarization_model="fake")

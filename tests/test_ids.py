@@ -9,7 +9,7 @@ from pipeline.ids import MAX_ID_CHARS, validate_id
 
 
 @pytest.mark.parametrize("value", ["s1", "S12", "a/b%c&d<e>", "s1'; DROP TABLE sessions; --", 't"1', "séance 3",
-                                   "患者-7", "x" * MAX_ID_CHARS, "a b", "émoji🙂"])
+                                   "患者-7", "x" * MAX_ID_CHARS, "a b", "émoji🙂", "Петров", "山田たろう", "Anna-李"])
 def test_valid_ids_are_returned(value):
     assert validate_id("session", value) == value
 
@@ -40,3 +40,22 @@ def test_ids_are_returned_in_nfc():
     assert validate_id("client", "Se\u0301ance") == "S\u00e9ance"
     # the length bound applies to the normalised form
     assert validate_id("client", "e\u0301" * MAX_ID_CHARS) == "\u00e9" * MAX_ID_CHARS
+
+
+@pytest.mark.parametrize("value, scripts", [("S\u0430m", "Cyrillic and Latin"), ("\u0405\u0430m", "Cyrillic and Latin"),
+                                            ("p\u03b1ul", "Greek and Latin")])
+def test_ids_mixing_look_alike_scripts_are_refused(value, scripts):
+    with pytest.raises(InvalidIdError, match=f"mixes letters of the {scripts} scripts") as e:
+        validate_id("client", value)
+    assert e.value.code == "invalid_id" and value not in str(e.value)
+
+
+def test_ids_that_differ_only_by_case_or_look_alike_letters_clash():
+    from pipeline.ids import clash_problem, id_key
+
+    # Latin, lower case, Cyrillic, fullwidth
+    assert id_key("S12") == id_key("s12") == id_key("\u040512") == id_key("\uff3312") == "s12"
+    assert id_key("S12") != id_key("S13") and id_key("\u041f\u0435\u0442\u0440\u043e\u0432") != id_key("Petrov")
+    assert "only by letter case" in clash_problem("session", "s12", ["S12", "x"])
+    assert "look-alike letters" in clash_problem("session", "\u040512", ["S12"])
+    assert clash_problem("session", "S12", ["S12", "S13"]) is None  # the same id is no clash

@@ -32,6 +32,7 @@ from pipeline.errors import (
     AudioChannelsError,
     AudioEmptyError,
     AudioMissingError,
+    AudioNonFiniteError,
     AudioNotAFileError,
     AudioSampleRateError,
     AudioSilentError,
@@ -53,6 +54,9 @@ MAX_SAMPLE_RATE_HZ = 384_000
 MAX_CHANNELS = 8
 #: Default longest recording accepted (``AudioOptions.max_duration_s``): a session is at most a few hours.
 MAX_DURATION_S = 4 * 3600.0
+#: A down-mix holding less than this share of the channels' mean energy cancels (-20 dB: phase-inverted
+#: channels); the loudest channel is then used alone (see ``_MonoResampler.cancelling_channel``).
+CANCELLING_MIX_RATIO = 0.01
 #: Source frames decoded, down-mixed and resampled at a time (8 channels of float32: 8 MiB).
 BLOCK_FRAMES = 1 << 18
 
@@ -271,29 +275,60 @@ def check_declared(path: Path, declared: Declared, *, max_duration_s: float) -> 
 class _MonoResampler:
     """Down-mix blocks of ``(frames, channels)`` float32 and resample them to 16 kHz as they come.
 
-    Counts the source frames and stops with :class:`AudioTooLongError` past ``max_frames``; the output is
-    identical to down-mixing and resampling the whole signal at once.
+    Counts the source frames and stops with :class:`AudioTooLongError` past ``max_frames``, and with
+    :class:`AudioNonFiniteError` at the first NaN or infinite sample; the output is identical to down-mixing
+    and resampling the whole signal at once. ``channel``: take that channel alone instead of the mean.
+    Keeps each channel's energy and the mix's, so :meth:`cancelling_channel` can tell a down-mix that
+    cancels (phase-inverted channels).
     """
 
-    def __init__(self, path: Path, rate: int, max_frames: int) -> None:
-        self.path, self.rate, self.max_frames = path, rate, max_frames
+    def __init__(self, path: Path, rate: int, max_frames: int, channel: int | None = None) -> None:
+        self.path, self.rate, self.max_frames, self.channel = path, rate, max_frames, channel
         self.frames = 0
         self.channels = 0
         self.parts: list[np.ndarray] = []
+        self.mix_energy = 0.0
+        self.channel_energy = np.zeros(0)
         self.stream = (soxr.ResampleStream(rate, SAMPLE_RATE_HZ, 1, dtype="float32", quality="HQ")
                        if rate != SAMPLE_RATE_HZ else None)
 
     def add(self, block: np.ndarray) -> None:
+        if not np.isfinite(block).all():
+            at = (self.frames + int(np.argmin(np.isfinite(block).all(axis=1)))) / max(self.rate, 1)
+            raise AudioNonFiniteError(f"{self.path.name}: NaN or infinite samples (first at {at:.2f} s): a broken "
+                                      "floating-point file; re-export the recording")
         self.frames += block.shape[0]
         self.channels = max(self.channels, block.shape[1])
         if self.frames > self.max_frames:
             raise AudioTooLongError(f"{self.path.name}: more than {self.max_frames / self.rate / 3600:g} h of "
                                     "audio decoded (more than the header declared): stopped")
-        if block.shape[1] > 1:
+        if self.channel is not None:
+            mono = np.array(block[:, min(self.channel, block.shape[1] - 1)], dtype=np.float32, copy=True)
+        elif block.shape[1] > 1:
             mono = block.mean(axis=1, dtype=np.float32)
+            energy = np.einsum("ij,ij->j", block, block, dtype=np.float64)
+            if self.channel_energy.shape != energy.shape:
+                self.channel_energy = np.resize(self.channel_energy, energy.shape)
+            self.channel_energy += energy
+            self.mix_energy += float(np.dot(mono, mono))
         else:  # a copy: the decoder may reuse its block buffer
             mono = np.array(block[:, 0], dtype=np.float32, copy=True)
         self.parts.append(self.stream.resample_chunk(mono) if self.stream is not None else mono)
+
+    def cancelling_channel(self) -> int | None:
+        """The loudest channel when the down-mix cancels, else None.
+
+        Cancels: the mix holds less than :data:`CANCELLING_MIX_RATIO` of the channels' mean energy per
+        channel. The mean of two identical channels keeps all of it, of two unrelated ones about half; of
+        a channel and its phase-inverted copy (a miswired microphone) nothing, and the recording would look
+        silent.
+        """
+        if self.channel is not None or self.channel_energy.size < 2:
+            return None
+        mean_channel = float(self.channel_energy.mean())
+        if mean_channel > 0 and self.mix_energy < CANCELLING_MIX_RATIO * mean_channel:
+            return int(np.argmax(self.channel_energy))
+        return None
 
     def result(self) -> np.ndarray:
         if self.stream is not None:
@@ -303,12 +338,13 @@ class _MonoResampler:
         return out
 
 
-def _decode_soundfile(path: Path, declared: Declared, max_duration_s: float) -> tuple[np.ndarray, int, str, int, int]:
+def _decode_soundfile(path: Path, declared: Declared, max_duration_s: float, channel: int | None = None
+                      ) -> tuple[np.ndarray, int, str, int, int, int | None]:
     try:
         with sf.SoundFile(str(path)) as f:
             rate, fmt = int(f.samplerate), str(f.format)
             check_declared(path, Declared(fmt, rate, int(f.channels), None), max_duration_s=max_duration_s)
-            out = _MonoResampler(path, rate, math.ceil(max_duration_s * rate))
+            out = _MonoResampler(path, rate, math.ceil(max_duration_s * rate), channel)
             for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
                 out.add(block)
             channels = int(f.channels)
@@ -316,7 +352,7 @@ def _decode_soundfile(path: Path, declared: Declared, max_duration_s: float) -> 
         if "channel" in str(e).lower():
             raise AudioChannelsError(f"{path.name}: implausible channel count in the header ({e})") from e
         raise AudioUnreadableError(f"{path.name}: not a readable audio file ({e})") from e
-    return out.result(), rate, fmt, channels, out.frames
+    return out.result(), rate, fmt, channels, out.frames, out.cancelling_channel()
 
 
 def _import_av(path: Path):  # the av module
@@ -340,7 +376,8 @@ def _frame_samples(frame) -> np.ndarray:  # an av.AudioFrame
     return data.astype(np.float32, copy=False)
 
 
-def _decode_pyav(path: Path, declared: Declared, max_duration_s: float) -> tuple[np.ndarray, int, str, int, int]:
+def _decode_pyav(path: Path, declared: Declared, max_duration_s: float, channel: int | None = None
+                 ) -> tuple[np.ndarray, int, str, int, int, int | None]:
     av = _import_av(path)
     rate = declared.sample_rate_hz
     out: _MonoResampler | None = None
@@ -353,7 +390,7 @@ def _decode_pyav(path: Path, declared: Declared, max_duration_s: float) -> tuple
                     rate = int(frame.sample_rate or rate)
                     check_declared(path, Declared(declared.format, rate, channels, None),
                                    max_duration_s=max_duration_s)
-                    out = _MonoResampler(path, rate, math.ceil(max_duration_s * rate))
+                    out = _MonoResampler(path, rate, math.ceil(max_duration_s * rate), channel)
                 block = _frame_samples(frame)
                 if block.shape[1] > MAX_CHANNELS:
                     raise AudioChannelsError(f"{path.name}: a frame holds {block.shape[1]} channels; accepted "
@@ -363,8 +400,8 @@ def _decode_pyav(path: Path, declared: Declared, max_duration_s: float) -> tuple
     except (StopIteration, av.error.FFmpegError, ValueError) as e:
         raise AudioUnreadableError(f"{path.name}: not a readable audio file ({e})") from e
     if out is None:
-        return np.zeros(0, dtype=np.float32), rate, declared.format, channels, 0
-    return out.result(), rate, declared.format, channels, out.frames
+        return np.zeros(0, dtype=np.float32), rate, declared.format, channels, 0, None
+    return out.result(), rate, declared.format, channels, out.frames, out.cancelling_channel()
 
 
 def frame_rms_dbfs(samples: np.ndarray, *, sample_rate_hz: int, frame_ms: float = 50.0) -> np.ndarray:
@@ -482,7 +519,9 @@ def load_audio(path: Path, *, options: AudioOptions = AudioOptions(), checked: C
         declared = probe_audio(path, options=options)
         digest = sha256_of(path)
     decode = _decode_pyav if path.suffix.lower() in _PYAV_SUFFIXES else _decode_soundfile
-    mono, rate, fmt, channels, frames = decode(path, declared, options.max_duration_s)
+    mono, rate, fmt, channels, frames, cancelling = decode(path, declared, options.max_duration_s)
+    if cancelling is not None:  # the channels cancel in the down-mix (phase-inverted): the loudest one alone
+        mono, rate, fmt, channels, frames, _ = decode(path, declared, options.max_duration_s, cancelling)
     if frames == 0:
         raise AudioEmptyError(f"{path.name}: the file holds no audio samples")
     mono = np.ascontiguousarray(mono, dtype=np.float32)  # a copy only where needed: no whole-file temporaries

@@ -6,7 +6,8 @@ models load: see ``flows/server.py``). On a machine that processes recordings al
     alliance server --db /data/alliance.duckdb            # keep it running (a terminal, a service)
     export PREFECT_API_URL=http://127.0.0.1:4200/api      # in the shells that run alliance
 
-The server listens on loopback only, keeps its records in the database's folder
+The server listens on loopback only, answers only clients that send the secret kept in its owner-only
+folder (Prefect's basic auth, ``pipeline/prefect_auth.py``), keeps its records in the database's folder
 (``.alliance-prefect``, owner-only) and has telemetry off like every command.
 """
 
@@ -35,14 +36,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_server(args: argparse.Namespace) -> int:
     from pipeline.offline import prefect_home_for
+    from pipeline.prefect_auth import CLIENT_ENV, SERVER_ENV, auth_file, ensure_auth_string
     from pipeline.private_files import private_dir
 
     home = str(private_dir(prefect_home_for(args.db)))
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", CLIENT_ENV)}
     env["PREFECT_HOME"] = home
+    env[SERVER_ENV] = ensure_auth_string(home)  # basic auth: only who can read the owner-only folder gets in
     url = f"http://127.0.0.1:{args.port}/api"
-    print(f"Prefect server for {Path(args.db).resolve().parent} on {url} (records in {home}).\n"
-          f"In the shells that run alliance:  export PREFECT_API_URL={url}\nCtrl-C stops it.", flush=True)
+    print(f"Prefect server for {Path(args.db).resolve().parent} on {url} (records in {home}; clients must "
+          f"authenticate with the secret in {auth_file(home)}).\n"
+          f"In the shells that run alliance:  export PREFECT_API_URL={url}\n"
+          "(alliance commands for this database read the secret themselves; other Prefect clients: "
+          f"export PREFECT_API_AUTH_STRING=\"$(cat {auth_file(home)})\")\nCtrl-C stops it.", flush=True)
     prefect = str(Path(sys.executable).with_name("prefect"))
     command = [prefect if os.path.exists(prefect) else "prefect", "server", "start", "--host", "127.0.0.1",
                "--port", str(args.port)]

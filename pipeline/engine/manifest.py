@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
 import json
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ import yaml
 
 from pipeline.analysis.session import SessionMeta
 from pipeline.audio.decode import not_a_file_reason
+from pipeline.csv_cells import csv_error_message
 from pipeline.errors import AllianceError, InvalidIdError
 from pipeline.ids import validate_id
 
@@ -71,10 +72,10 @@ class BatchItem:
     #: The failure code of ``problem`` (``manifest``, ``invalid_id``, ``audio_not_a_file``).
     problem_code: str = "manifest"
 
-    @property
-    def handle(self) -> str:
-        """An opaque name for this recording in Prefect's records (no id, name or path enters them)."""
-        return hashlib.sha256(f"{self.source}\x00{self.meta.session_id if self.meta else ''}".encode()).hexdigest()[:12]
+    #: An opaque name for this recording in Prefect's records (no id, name or path enters them): random, so
+    #: nothing left in Prefect after an erasure (the batch artifact's rows) can confirm a guessed session id
+    #: (a hash of row and session id could be recomputed from a guess).
+    handle: str = field(default_factory=lambda: secrets.token_hex(6), compare=False)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -188,6 +189,10 @@ def read_manifest(path: Path, *, allowed_root: Path | None = None) -> list[Batch
             raise ManifestError(f"manifest {path.name}: expected a list of mappings (or `recordings:` list)")
     else:
         reader = csv.DictReader(io.StringIO(text))
+        try:
+            reader.fieldnames  # noqa: B018 - reads the header line
+        except csv.Error as e:
+            raise ManifestError(csv_error_message(e, source=f"manifest {path.name}", line=1)) from None
         if not reader.fieldnames or "audio" not in [f.strip() for f in reader.fieldnames]:
             raise ManifestError(f"manifest {path.name}: the CSV header must include {', '.join(_REQUIRED)}")
         names = [f.strip() for f in reader.fieldnames]
@@ -195,7 +200,11 @@ def read_manifest(path: Path, *, allowed_root: Path | None = None) -> list[Batch
         if repeated:  # which of the two cells would count is anybody's guess: refuse, as the self-report import does
             raise ManifestError(f"manifest {path.name}: the header repeats the column(s) {repeated}; each column "
                                 "may appear once")
-        rows = list(reader)
+        try:  # a cell over csv's limit or malformed CSV: one clear line, never a traceback (long fields under
+            rows = list(reader)  # the limit are refused per row, below)
+        except csv.Error as e:
+            raise ManifestError(csv_error_message(e, source=f"manifest {path.name}", line=reader.reader.line_num)
+                                ) from None
     items = [_item_from_row(i + 1, row, base=path.parent, allowed_root=root) for i, row in enumerate(rows)]
     return mark_duplicates(items)
 

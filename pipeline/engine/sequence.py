@@ -27,11 +27,13 @@ from pipeline.analysis.session import SessionAnalysis, SessionMeta, analyse
 from pipeline.audio.decode import AudioOptions, CheckedAudio, check_audio, load_audio, probe_audio, sha256_of
 from pipeline.engine.outcome import SessionOutcome, outcome_for_error
 from pipeline.errors import AllianceError, DatabaseLockedError, RunInterruptedError
+from pipeline.ids import clash_problem
 from pipeline.privacy.consent import Consent, check_matches, parse_consent, read_sidecar
 from pipeline.privacy.deid import get_ner_nlp
 from pipeline.private_files import private_dir, write_private
 from pipeline.storage import audit, db, pending
 from pipeline.storage.erasure import withdrawn
+from pipeline.storage.integrity import check_blocks
 
 if TYPE_CHECKING:
     from pipeline.engine.runtime import PipelineOptions
@@ -114,6 +116,17 @@ def check_consent(audio_path: Path, meta: SessionMeta, consent: dict | None) -> 
     return c
 
 
+def stored_id_clash(con: Any, meta: SessionMeta) -> str | None:
+    """Why the session, client or therapist id clashes with a different stored one."""
+    for kind, column, value in (("session", "session_id", meta.session_id), ("client", "client_id", meta.client_id),
+                                ("therapist", "therapist_id", meta.therapist_id)):
+        stored = [v for (v,) in con.execute(f"SELECT DISTINCT {column} FROM sessions").fetchall()]
+        problem = clash_problem(kind, value, stored)
+        if problem is not None:
+            return problem
+    return None
+
+
 def already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool,
                  log: Any = None, con: Any = None) -> SessionOutcome | None:
     """Skip an identical re-run; refuse a withdrawn recording and a clash of session id and audio.
@@ -129,6 +142,10 @@ def already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool,
             return already_done(db_path, meta, sha256, force=force, log=log, con=own)
     existing = db.find_existing(con, session_id=meta.session_id, audio_sha256=sha256)
     refused = withdrawn(con, session_id=meta.session_id, audio_sha256=sha256)
+    clash = stored_id_clash(con, meta)
+    if clash is not None:  # S12 next to s12 or a Cyrillic Ѕ12: refused, never stored as a second id
+        return SessionOutcome("refused", "", meta.session_id, sha256, stage="storage", error_code="invalid_id",
+                              message=clash)
     if refused is not None:
         return SessionOutcome("refused", "", meta.session_id, sha256, stage="consent",
                               error_code="consent_withdrawn", message=refused)
@@ -154,7 +171,8 @@ def already_done(db_path: Path, meta: SessionMeta, sha256: str, *, force: bool,
 def check_database(db_path: Path) -> None:
     """Open the database once (created and migrated if new) before anything is computed.
 
-    A folder that cannot be written, a damaged or foreign file (SQLite, anything not DuckDB), a missing
+    A folder that cannot be written, a damaged or foreign file (SQLite, anything not DuckDB, a DuckDB file
+    with a corrupt block in use: every block is read once), a missing
     key or a lock held past the wait is then one clear error up front, not a failure after the
     recording was transcribed.
 
@@ -164,7 +182,7 @@ def check_database(db_path: Path) -> None:
         The database cannot be opened or read (one line, naming the file and the reason).
     """
     with DB_LOCK, db.open(db_path) as con:
-        con.execute("SELECT count(*) FROM sessions").fetchone()
+        check_blocks(con, name=db_path.name)  # corrupt blocks: refused here, before a run record is written
 
 
 def complete_outputs(outcome: SessionOutcome, *, db_path: Path, reports_dir: Path, run_id: str,
@@ -216,6 +234,7 @@ def precheck(audio_path: Path, meta: SessionMeta, consent: dict | None, *, db_pa
     if check_database:
         with DB_LOCK, db.open(db_path) as con:
             con.execute("SELECT count(*) FROM sessions").fetchone()
+            check_blocks(con, name=db_path.name)  # corrupt blocks: refused here, before a run record is written
             return _precheck(audio_path, meta, consent, db_path=db_path, force=force, log=log,
                              reports_dir=reports_dir, run_id=run_id, audio_options=audio_options, con=con)
     return _precheck(audio_path, meta, consent, db_path=db_path, force=force, log=log, reports_dir=reports_dir,

@@ -8,7 +8,8 @@ A record is refused (:class:`~pipeline.errors.ConsentInvalidError`, code ``conse
 
 - an id breaks the id rules of :mod:`pipeline.ids` (control or bidirectional characters, over 128
   characters, ...),
-- ``consented_by`` is given but empty, or does not name the client (``"client"`` or the client's id),
+- ``consented_by`` is missing (absent or null), empty, or does not name the client (``"client"`` or the
+  client's id): in every path (sidecar, manifest row with or without the column, folder batch),
 - ``consented_on`` is not an ISO date, lies in the future, or (:func:`check_matches`) after the recording
   date when that is known,
 - ``withdrawn_on`` is set but is not an ISO date (``"no"`` is an invalid record, not a withdrawal).
@@ -114,22 +115,23 @@ def parse_consent(raw: dict[str, Any], *, source: str, today: dt.date | None = N
             raise ConsentInvalidError(f"{source}: invalid withdrawn_on {_show(withdrawn_on)}: not an ISO date "
                                       "(YYYY-MM-DD); leave it out (or empty) unless consent was withdrawn") from e
         raise ConsentWithdrawnError(f"{source}: consent was withdrawn on {day}")
-    by: tuple[str, ...] = ()
-    if raw.get("consented_by") is not None:  # absent or null: not recorded (older records)
-        value = raw["consented_by"]
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list):
-            raise ConsentInvalidError(f"{source}: consented_by must be a list of names, got {_show(value)}")
-        try:
-            by = tuple(validate_id("consented_by", str(v) if isinstance(v, int) else v) for v in items)
-        except InvalidIdError as e:
-            raise ConsentInvalidError(f"{source}: invalid consent record: {e}") from e
-        if not by:
-            raise ConsentInvalidError(f"{source}: consented_by is empty: it must name at least the client "
-                                      "(\"client\" or the client's id)")
-        if not any(b.casefold() == "client" or b == client_id for b in by):
-            raise ConsentInvalidError(f"{source}: consented_by {list(by)} does not name the client: it must "
-                                      "include \"client\" or the client's id")
+    if raw.get("consented_by") is None:  # absent or null: nobody is recorded as having consented
+        raise ConsentInvalidError(f"{source}: consented_by is missing: it must name at least the client "
+                                  "(\"client\" or the client's id)")
+    value = raw["consented_by"]
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ConsentInvalidError(f"{source}: consented_by must be a list of names, got {_show(value)}")
+    try:
+        by = tuple(validate_id("consented_by", str(v) if isinstance(v, int) else v) for v in items)
+    except InvalidIdError as e:
+        raise ConsentInvalidError(f"{source}: invalid consent record: {e}") from e
+    if not by:
+        raise ConsentInvalidError(f"{source}: consented_by is empty: it must name at least the client "
+                                  "(\"client\" or the client's id)")
+    if not any(b.casefold() == "client" or b == client_id for b in by):
+        raise ConsentInvalidError(f"{source}: consented_by {list(by)} does not name the client: it must "
+                                  "include \"client\" or the client's id")
     return Consent(session_id, client_id, scope, consented_on, by, source)
 
 

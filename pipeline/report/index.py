@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.private_files import write_private
 from pipeline.report.render import _environment
 from pipeline.report.summary import DISCLAIMER, report_stem
 
@@ -50,8 +51,6 @@ def write_therapist_indexes(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         path = reports_dir / f"{report_stem(therapist, kind='index')}.html"
         html = template.render(therapist_id=therapist, sessions=rows, disclaimer=DISCLAIMER,
                                written_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
-        tmp = path.with_suffix(".html.partial")
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(path)
+        write_private(path, html.encode("utf-8"))  # owner-only: it joins session and client ids
         written.append(path)
     return written

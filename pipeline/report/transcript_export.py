@@ -1,9 +1,10 @@
-"""A stored session's transcript in the formats other tools read: JSON, SRT, WebVTT, RTTM, TextGrid, EAF.
+"""A stored session's transcript in the formats other tools read: JSON, SRT, WebVTT, text, TSV, RTTM, TextGrid, EAF.
 
 :func:`load_transcript` reads one session from the database (pure: a connection in, a frozen
 :class:`TranscriptDoc` out); the ``to_*`` functions turn it into a format; :func:`write_transcript` writes
-one file owner-only (0600), never readable by others even for a moment. ``docs/exports.md`` describes
-the formats, their fields and which tool opens which file.
+one format owner-only (0600), never readable by others even for a moment (RTTM with its UEM beside it);
+:class:`ExportOptions` holds the choices (subtitle line width and count, RTTM file id, EAF media link).
+``docs/exports.md`` describes the formats, their fields and which tool opens which file.
 
 Two views:
 
@@ -27,7 +28,9 @@ item overlapping an earlier one of the same tier goes to a numbered extra tier (
 from __future__ import annotations
 
 import json
+import mimetypes
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,16 +38,42 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.csv_safety import csv_safe
 from pipeline.diarization.rttm import write_rttm
 from pipeline.errors import AccessDeniedError, ConfigError
 from pipeline.report.data import MarkerRow, load_markers, load_session
+from pipeline.report.subtitles import Cue, CueOptions, turn_cues
 from pipeline.report.summary import report_stem
 from pipeline.research.pseudonyms import pseudonym
 from pipeline.types import Diarization, SpeakerTurn
 
 #: Format name -> file extension.
-FORMATS: dict[str, str] = {"json": "json", "srt": "srt", "vtt": "vtt", "rttm": "rttm", "textgrid": "TextGrid",
-                           "eaf": "eaf"}
+FORMATS: dict[str, str] = {"json": "json", "srt": "srt", "vtt": "vtt", "txt": "txt", "tsv": "tsv", "rttm": "rttm",
+                           "textgrid": "TextGrid", "eaf": "eaf"}
+DEFAULT_CUES = CueOptions()
+#: Files written beside a format's own file: format -> extensions.
+COMPANIONS: dict[str, tuple[str, ...]] = {"rttm": ("uem",)}
+#: An RTTM/UEM file id: one field without white space.
+_URI = re.compile(r"[^\s]{1,200}")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What a user may choose about an export.
+
+    ``cues``: subtitle line width and count (SRT, WebVTT). ``uri``: the RTTM and UEM file id (default: the
+    output file's stem). ``media``: a recording to link in the EAF (ELAN opens it with the annotations; the
+    path is written as given, resolved, and relative to the EAF file).
+    """
+
+    cues: CueOptions = CueOptions()
+    uri: str | None = None
+    media: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.uri is not None and not _URI.fullmatch(self.uri):
+            raise ConfigError("--uri must be one word of 1 to 200 characters without spaces (RTTM fields are "
+                              "separated by spaces)")
 #: Marker kinds put on the ``silences`` tier (the others get one tier per kind).
 SILENCE_KINDS = frozenset({"long_silence"})
 #: The version of the JSON layout (``format.version``).
@@ -297,12 +326,23 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def to_srt(doc: TranscriptDoc) -> str:
-    """One cue per turn, the text prefixed with the speaker (``Therapist: ...``)."""
-    cues = []
+def _cues(doc: TranscriptDoc, cue_options: CueOptions, *, prefixed: bool) -> list[tuple[int, int, TurnItem, Cue]]:
+    """(turn number, cue number within the turn, turn, cue) of every cue, in turn order."""
+    out = []
     for n, t in enumerate(doc.turns, start=1):
-        cues.append(f"{n}\n{_clock(t.start_s, ',')} --> {_clock(max(t.end_s, t.start_s), ',')}\n"
-                    f"{t.speaker}: {_one_line(t.text)}\n")
+        words = [(w.start_s, w.end_s, w.text) for w in t.words]
+        cues = turn_cues(t.start_s, max(t.end_s, t.start_s), _one_line(t.text), words=words,
+                         prefix=f"{t.speaker}: " if prefixed else "", options=cue_options)
+        out += [(n, k, t, c) for k, c in enumerate(cues, start=1)]
+    return out
+
+
+def to_srt(doc: TranscriptDoc, cue_options: CueOptions = DEFAULT_CUES) -> str:
+    """Cues of at most ``max_line_count`` lines of ``max_line_width`` characters, each opening with the speaker."""
+    cues = []
+    for i, (_n, _k, _t, c) in enumerate(_cues(doc, cue_options, prefixed=True), start=1):
+        text = "\n".join(c.lines)
+        cues.append(f"{i}\n{_clock(c.start_s, ',')} --> {_clock(c.end_s, ',')}\n{text}\n")
     return "\n".join(cues)
 
 
@@ -310,15 +350,37 @@ def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def to_vtt(doc: TranscriptDoc) -> str:
-    """One cue per turn with a voice span naming the speaker (``<v Therapist>...``)."""
+def to_vtt(doc: TranscriptDoc, cue_options: CueOptions = DEFAULT_CUES) -> str:
+    """Wrapped cues (``turn-N-K``: turn N, its K-th cue) with a voice span naming the speaker (``<v Therapist>``)."""
     lines = ["WEBVTT", ""]
     if doc.view == "research":
         lines = ["WEBVTT", "", "NOTE research view: pseudonymous ids, de-identified turn text", ""]
-    for n, t in enumerate(doc.turns, start=1):
-        lines += [f"turn-{n}", f"{_clock(t.start_s, '.')} --> {_clock(max(t.end_s, t.start_s), '.')}",
-                  f"<v {_vtt_escape(t.speaker)}>{_vtt_escape(_one_line(t.text))}", ""]
+    for n, k, t, c in _cues(doc, cue_options, prefixed=False):
+        text = "\n".join(_vtt_escape(line) for line in c.lines)
+        lines += [f"turn-{n}-{k}", f"{_clock(c.start_s, '.')} --> {_clock(c.end_s, '.')}",
+                  f"<v {_vtt_escape(t.speaker)}>{text}", ""]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- text, TSV
+
+
+def to_txt(doc: TranscriptDoc) -> str:
+    """One line per turn: ``Therapist: text`` (the turns' text; no times)."""
+    return "".join(f"{t.speaker}: {_one_line(t.text)}\n" for t in doc.turns)
+
+
+def to_tsv(doc: TranscriptDoc) -> str:
+    """Tab-separated, one row per turn: ``start``, ``end`` (integer milliseconds, as WhisperX), ``speaker``, ``text``.
+
+    Text cells that a spreadsheet would run as a formula get a leading ``'`` (:mod:`pipeline.csv_safety`).
+    """
+    rows = ["start\tend\tspeaker\ttext"]
+    for t in doc.turns:
+        start = max(0, round(t.start_s * 1000))
+        rows.append(f"{start}\t{max(start, round(t.end_s * 1000))}\t{csv_safe(t.speaker)}\t"
+                    f"{csv_safe(_one_line(t.text))}")
+    return "\n".join(rows) + "\n"
 
 
 # --------------------------------------------------------------------------------------------- RTTM
@@ -330,9 +392,17 @@ def to_diarization(doc: TranscriptDoc) -> Diarization:
     return Diarization(turns, tuple(sorted({t.speaker for t in turns})))
 
 
-def rttm_uri(doc: TranscriptDoc) -> str:
-    """The RTTM file id: the file stem (opaque for clinical exports, the pseudonym for research ones)."""
-    return doc.stem
+def rttm_uri(path: Path, options: ExportOptions | None = None) -> str:
+    """The RTTM/UEM file id: ``options.uri``, else the output file's stem.
+
+    By default the stem is ``session-HASH`` or, for a researcher, the pseudonym: no id.
+    """
+    return (options.uri if options else None) or Path(path).stem
+
+
+def to_uem(uri: str, duration_s: float) -> str:
+    """The UEM (scored region) of the whole recording: ``URI 1 0.000 END`` (NIST md-eval, pyannote ``load_uem``)."""
+    return f"{uri} 1 0.000 {max(0.0, float(duration_s)):.3f}\n"
 
 
 # --------------------------------------------------------------------------------------------- TextGrid, EAF
@@ -402,18 +472,90 @@ def to_textgrid(doc: TranscriptDoc):  # pympi.Praat.TextGrid
     return grid
 
 
-def to_eaf(doc: TranscriptDoc):  # pympi.Elan.Eaf
-    """An ELAN EAF document (pympi-ling) of :func:`tiers`, no media linked (link the recording in ELAN)."""
+#: EAF linguistic types: turns (free), words (time-aligned inside their turn), events (silences, markers).
+EAF_TURNS, EAF_WORDS, EAF_EVENTS = "turn", "word", "event"
+
+
+def _interval_ms(start_s: float, end_s: float) -> tuple[int, int]:
+    start = max(0, round(start_s * 1000))
+    return start, max(round(end_s * 1000), start + 1)
+
+
+def _within(word: WordItem, turn: tuple[int, int]) -> tuple[int, int]:
+    """The word's interval in ms clipped into its turn's (ELAN's Included_In needs the child inside the parent)."""
+    start, end = _interval_ms(word.start_s, word.end_s)
+    start = min(max(start, turn[0]), turn[1] - 1)
+    return start, max(min(end, turn[1]), start + 1)
+
+
+def eaf_tiers(doc: TranscriptDoc) -> list[tuple[Tier, str, str | None, str | None]]:
+    """(tier, linguistic type, parent tier, participant) of the EAF, parents before their children.
+
+    Per speaker: ``Therapist turns`` (participant ``Therapist``) and, clinical view only, ``Therapist words``
+    as its child (type ``word``, constraint Included_In: each word inside its turn). Turns of one speaker that
+    overlap go to ``Therapist turns 2`` with their own word tier (``Therapist words (turns 2)``); overlapping
+    words go to numbered extra word tiers under the same turn tier. Then silences and marker tiers.
+    """
+    out: list[tuple[Tier, str, str | None, str | None]] = []
+    for speaker in doc.speakers:
+        lanes: list[list[tuple[tuple[int, int], TurnItem]]] = []
+        for t in sorted((t for t in doc.turns if t.speaker == speaker), key=lambda t: (t.start_s, t.end_s)):
+            span = _interval_ms(t.start_s, t.end_s)
+            for lane in lanes:
+                if lane[-1][0][1] <= span[0]:
+                    lane.append((span, t))
+                    break
+            else:
+                lanes.append([(span, t)])
+        for i, lane in enumerate(lanes or [[]]):
+            name = f"{speaker} turns" if i == 0 else f"{speaker} turns {i + 1}"
+            out.append((Tier(name, tuple((*span, _one_line(t.text)) for span, t in lane)), EAF_TURNS, None, speaker))
+            if doc.view != "clinical":
+                continue
+            words = [(*_within(w, span), w.text) for span, t in lane for w in t.words]
+            base = f"{speaker} words" if i == 0 else f"{speaker} words (turns {i + 1})"
+            for tier in _lanes(base, ((a / 1000, b / 1000, text) for a, b, text in words)):
+                out.append((tier, EAF_WORDS, name, speaker))
+    rest = _lanes("silences", ((m.start_s, m.end_s, _marker_label(m)) for m in doc.markers if m.kind in SILENCE_KINDS))
+    for kind in sorted({m.kind for m in doc.markers} - SILENCE_KINDS):
+        rest += _lanes(f"marker {kind}", ((m.start_s, m.end_s, _marker_label(m)) for m in doc.markers
+                                          if m.kind == kind))
+    return out + [(tier, EAF_EVENTS, None, None) for tier in rest]
+
+
+def media_descriptor(media: Path, eaf_path: Path) -> tuple[str, str, str]:
+    """(absolute file URL, path relative to the EAF's folder, MIME type) of a linked recording."""
+    target = Path(media).resolve()
+    try:
+        relative = "./" + Path(os.path.relpath(target, Path(eaf_path).resolve().parent)).as_posix()
+    except ValueError:  # another drive (Windows)
+        relative = target.as_uri()
+    mime = {".wav": "audio/x-wav"}.get(target.suffix.lower()) or mimetypes.guess_type(target.name)[0] or "unknown"
+    return target.as_uri(), relative, mime
+
+
+def to_eaf(doc: TranscriptDoc, *, media: tuple[str, str, str] | None = None):
+    """An ELAN EAF document (pympi-ling) of :func:`eaf_tiers`, with participants and word tiers under turn tiers.
+
+    ``media``: a :func:`media_descriptor` to link the recording (none: link it in ELAN, Edit > Linked Files).
+    """
     from pympi.Elan import Eaf
 
     eaf = Eaf(author="alliance-pipeline")
     eaf.add_property("session_id", str(doc.session["session_id"]))
     eaf.add_property("view", doc.view)
-    for tier in tiers(doc):
-        eaf.add_tier(tier.name)
+    eaf.add_linguistic_type(EAF_TURNS)
+    eaf.add_linguistic_type(EAF_WORDS, constraints="Included_In")
+    eaf.add_linguistic_type(EAF_EVENTS)
+    if media is not None:
+        url, relative, mime = media
+        eaf.add_linked_file(url, relpath=relative, mimetype=mime)
+    for tier, ling, parent, participant in eaf_tiers(doc):
+        eaf.add_tier(tier.name, ling=ling, parent=parent, part=participant)
         for start, end, text in tier.intervals:
             eaf.add_annotation(tier.name, start, end, text)
     eaf.remove_tier("default")
+    eaf.remove_linguistic_type("default-lt")
     # ELAN numbers new annotations from this property: keep it past the ids used here
     eaf.remove_property("lastUsedAnnotation")
     eaf.add_property("lastUsedAnnotation", eaf.maxaid)
@@ -428,28 +570,43 @@ def default_name(doc: TranscriptDoc, fmt: str) -> str:
     return f"{doc.stem}.{FORMATS[fmt]}"
 
 
-def _write(doc: TranscriptDoc, fmt: str, path: Path) -> None:
+def output_paths(path: Path | str, fmt: str) -> tuple[Path, ...]:
+    """Every file :func:`write_transcript` writes for ``path``: the file itself, then its companions (RTTM: UEM)."""
+    path = Path(path)
+    return (path, *(path.with_suffix(f".{ext}") for ext in COMPANIONS.get(fmt, ())))
+
+
+def _write(doc: TranscriptDoc, fmt: str, tmp: Path, path: Path, options: ExportOptions) -> None:
+    """Write ``fmt`` into ``tmp`` (and its companions beside it); ``path`` is where it will be moved to."""
     if fmt == "json":
-        path.write_text(json.dumps(to_json(doc), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(to_json(doc), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     elif fmt == "srt":
-        path.write_text(to_srt(doc), encoding="utf-8")
+        tmp.write_text(to_srt(doc, options.cues), encoding="utf-8")
     elif fmt == "vtt":
-        path.write_text(to_vtt(doc), encoding="utf-8")
+        tmp.write_text(to_vtt(doc, options.cues), encoding="utf-8")
+    elif fmt == "txt":
+        tmp.write_text(to_txt(doc), encoding="utf-8")
+    elif fmt == "tsv":
+        tmp.write_text(to_tsv(doc), encoding="utf-8")
     elif fmt == "rttm":
-        write_rttm(to_diarization(doc), path, rttm_uri(doc))
+        uri = rttm_uri(path, options)
+        write_rttm(to_diarization(doc), tmp, uri)
+        tmp.with_suffix(".uem").write_text(to_uem(uri, doc.duration_s), encoding="utf-8")
     elif fmt == "textgrid":
-        to_textgrid(doc).to_file(str(path), codec="utf-8")
+        to_textgrid(doc).to_file(str(tmp), codec="utf-8")
     elif fmt == "eaf":
-        to_eaf(doc).to_file(str(path))
+        media = None if options.media is None else media_descriptor(options.media, path)
+        to_eaf(doc, media=media).to_file(str(tmp))
     else:
         raise ConfigError(f"unknown transcript format {fmt!r}; one of {', '.join(FORMATS)}")
 
 
-def write_transcript(doc: TranscriptDoc, path: Path | str, fmt: str) -> Path:
+def write_transcript(doc: TranscriptDoc, path: Path | str, fmt: str, options: ExportOptions | None = None
+                     ) -> Path:
     """Write ``doc`` as ``fmt`` to ``path`` (replaced if it exists), readable by its owner only (0600).
 
-    The file is written in a private temporary folder beside ``path`` and moved into place, so it is
-    never readable by others, not even while it is being written.
+    RTTM also writes its UEM beside it (:func:`output_paths`). Every file is written in a private temporary
+    folder beside ``path`` and moved into place, so it is never readable by others, not even while written.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown transcript format {fmt!r}; one of {', '.join(FORMATS)}")
@@ -458,9 +615,10 @@ def write_transcript(doc: TranscriptDoc, path: Path | str, fmt: str) -> Path:
     tmp_dir = Path(tempfile.mkdtemp(prefix=".transcript-", dir=path.parent))  # mode 0700
     try:
         tmp = tmp_dir / f"part.{FORMATS[fmt]}"
-        _write(doc, fmt, tmp)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        _write(doc, fmt, tmp, path, options or ExportOptions())
+        for part, target in zip(output_paths(tmp, fmt), output_paths(path, fmt), strict=True):
+            os.chmod(part, 0o600)
+            os.replace(part, target)
     finally:
         for leftover in tmp_dir.iterdir():
             leftover.unlink()

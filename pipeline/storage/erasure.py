@@ -12,6 +12,11 @@ then, after the commit, the files recorded for the session (Markdown summary, HT
 ``<session>.md|.html|.pdf`` in the given report folders; the source audio and its consent sidecar unless
 ``keep_audio``. Therapist index pages are rewritten by the caller.
 
+The command line stored for every run that looked at the sessions (``pipeline_runs.command``: ``batch
+/path/to/manifest.csv``, ``process NAME.flac``) is cut to its first word: a manifest path or a file name
+can name the client. Prefect's records hold only random handles (:attr:`pipeline.engine.manifest.BatchItem.
+handle`), never a hash a guessed id could reproduce; the session flow runs are deleted by the caller.
+
 What is kept (no content): a ``consent_withdrawals`` row per session (ids, audio SHA-256, when, who),
 so a re-submitted recording is refused; an ``erasures`` row with table row counts, a SHA-256 of each
 session's erased words (to prove later what was erased without keeping it) and the removed file paths;
@@ -41,6 +46,8 @@ from pipeline.storage.db import SESSION_TABLES, transaction
 #: Session-keyed tables erased besides SESSION_TABLES.
 _MORE_SESSION_TABLES = ("report_files", "run_items", "discrepancy_flags")
 _SELF_REPORT_BY_ADMIN = ("self_report_items", "self_report_scores")
+#: What remains of the command line of a run that processed an erased session (after its first word).
+ERASED_COMMAND = " [arguments removed: a session of this run was erased]"
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,11 @@ def withdraw(con: duckdb.DuckDBPyConnection, *, session_id: str | None = None, c
                 con, "self_report_administrations", "list_contains(?, administration_id)", [admin_ids])
             traj_where = in_ids if kind == "session" else "(list_contains(?, session_id) OR client_id = ?)"
             deleted["client_trajectories"] = _delete(con, "client_trajectories", traj_where, admin_params)
+            # the runs that looked at these sessions keep no command line: it names the manifest or recording
+            run_ids = [r for (r,) in con.execute(f"SELECT DISTINCT run_id FROM run_items WHERE {in_ids}",
+                                                 [ids]).fetchall()]
+            con.execute("UPDATE pipeline_runs SET command = regexp_extract(command, '^[a-z-]+') || ?"
+                        " WHERE list_contains(?, run_id) AND command IS NOT NULL", [ERASED_COMMAND, run_ids])
             for table in (*SESSION_TABLES, *_MORE_SESSION_TABLES):
                 deleted[table] = deleted.get(table, 0) + _delete(con, table, in_ids, [ids])
             for cid in sorted({r[1] for r in rows}):

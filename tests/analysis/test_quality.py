@@ -26,7 +26,8 @@ from pipeline.types import Audio, Diarization, Indicator, SpeakerTurn, Transcrip
 
 RATE = 16_000
 META = SessionMeta("s1", "c1", "t1", dt.date(2026, 1, 2))
-CONSENT = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research", "consented_on": "2026-01-01"},
+CONSENT = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research", "consented_on": "2026-01-01",
+                         "consented_by": ["client"]},
                         source="test")
 
 

@@ -121,3 +121,39 @@ def test_clipped_audio_is_accepted_and_bounded(tmp_path):
 def test_options_validated():
     with pytest.raises(ConfigError, match="-1"):
         AudioOptions(min_duration_s=-1)
+
+
+# --------------------------------------------------------------------------------------------- round 3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_infinite_samples_fail_at_decode_with_their_own_code(tmp_path, bad):
+    from pipeline.errors import AudioNonFiniteError
+
+    samples = tone(3.0)
+    samples[16_000 * 2] = bad
+    path = tmp_path / "broken.wav"
+    sf.write(path, samples, 16_000, subtype="FLOAT")
+    with pytest.raises(AudioNonFiniteError, match=r"broken.wav: NaN or infinite samples \(first at 2.00 s\)") as e:
+        load_audio(path)
+    assert e.value.code == "audio_not_finite"
+
+
+@pytest.mark.parametrize("fmt, subtype", [("wav", "PCM_16"), ("flac", "PCM_16")])
+def test_phase_inverted_stereo_is_not_silent_one_channel_is_used(tmp_path, fmt, subtype):
+    left = tone(3.0, rate=44_100)
+    path = tmp_path / f"inverted.{fmt}"
+    sf.write(path, np.stack([left, -left], axis=1), 44_100, format=fmt.upper(), subtype=subtype)
+    audio = load_audio(path)  # the down-mix is all zeros: it used to be refused as silent
+    reference = tmp_path / "left.wav"
+    sf.write(reference, left, 44_100, subtype=subtype)
+    mono = load_audio(reference).samples
+    assert audio.source_channels == 2 and np.max(np.abs(audio.samples - mono)) < 1e-3
+
+
+def test_ordinary_stereo_is_still_the_mean_of_its_channels(tmp_path):
+    rng = np.random.default_rng(1)
+    left, right = tone(3.0), (0.2 * rng.standard_normal(48_000)).astype(np.float32)
+    path = tmp_path / "two.wav"
+    sf.write(path, np.stack([left, right], axis=1), 16_000, subtype="FLOAT")
+    assert np.allclose(load_audio(path).samples, np.clip((left + right) / 2, -1, 1), atol=1e-6)

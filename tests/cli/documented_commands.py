@@ -59,6 +59,8 @@ HOW: dict[str, str] = {
         "parsed: needs a Dask scheduler at that address",
     # docs/exports.md
     "alliance export-transcript SESSION --therapist ID --format FORMAT [--out FILE]": RUN,
+    "alliance export-transcript SESSION --therapist ID --format all [--out FOLDER]": RUN,
+    "alliance export-transcript --index --therapist ID [--out FILE]": RUN,
     "alliance export-transcript --client ID --therapist ID --format FORMAT [--out FOLDER]": RUN,
     "alliance export-transcript --run RUN_ID --therapist ID --format FORMAT [--out FOLDER]": RUN,
     "alliance export-transcript sess-0417 --format vtt --out session.vtt --therapist T17": RUN,

@@ -51,7 +51,8 @@ def test_help_lists_every_format(capsys):
         main(["export-transcript", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for word in ("json", "srt", "vtt", "rttm", "textgrid", "eaf", "--client", "--run", "researcher"):
+    for word in ("json", "srt", "vtt", "txt", "tsv", "rttm", "textgrid", "eaf", "all", "--client", "--run",
+                 "researcher", "--index", "--max-line-width", "--max-line-count", "--uri", "--media"):
         assert word in out
 
 
@@ -64,7 +65,7 @@ def test_clinician_exports_own_session_owner_only_audited_and_recorded(dbp, tmp_
     assert _files(dbp) == [("s1", "transcript_vtt", str(out.resolve()))]
     ((role, ids, detail),) = _audit(dbp)
     assert role == "clinician" and ids == ["s1"] and detail.startswith("vtt: 1 file(s)")
-    assert "Exported 1 transcript(s) as vtt" in capsys.readouterr().out
+    assert "Exported 1 file(s) as vtt" in capsys.readouterr().out
 
 
 def test_clinician_cannot_export_another_therapists_session(dbp, tmp_path, capsys):
@@ -121,15 +122,69 @@ def test_researcher_gets_pseudonyms_and_research_scope_only(dbp, tmp_path, capsy
 
 def test_withdrawal_deletes_exported_transcripts(dbp, tmp_path):
     out = tmp_path / "all"
-    for fmt in ("json", "srt", "vtt", "rttm", "textgrid", "eaf"):
-        assert main(["export-transcript", "--run", "r1", "--format", fmt, "--out", str(out), "--db", str(dbp),
-                     "--role", "admin"]) == 0
+    assert main(["export-transcript", "--run", "r1", "--format", "all", "--out", str(out), "--db", str(dbp),
+                 "--role", "admin"]) == 0
+    exts = ("json", "srt", "vtt", "txt", "tsv", "rttm", "uem", "TextGrid", "eaf")
     mine = [p for p in out.iterdir() if p.name.startswith(report_stem("s1"))]
-    assert len(mine) == 6 and len(_files(dbp)) == 12
+    assert len(mine) == len(exts) and len(_files(dbp)) == 2 * len(exts)
     con = db.connect(dbp)
     result = withdraw(con, session_id="s1", actor="dpo", run_id="w1", keep_audio=True)
     con.close()
     assert sorted(result.files_removed) == sorted(str(p.resolve()) for p in mine)
     assert not any(p.exists() for p in mine)
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{report_stem('s2')}.{e}" for e in
-                                                           ("json", "srt", "vtt", "rttm", "TextGrid", "eaf"))
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{report_stem('s2')}.{e}" for e in exts)
+
+
+def test_format_all_of_one_session_into_a_folder_with_the_options(dbp, tmp_path, capsys):
+    from pyannote.database.util import load_rttm
+    from pympi.Elan import Eaf
+
+    out = tmp_path / "one"
+    media = tmp_path / "rec.wav"
+    media.write_bytes(b"")
+    assert main(["export-transcript", "s1", "--format", "all", "--out", str(out), "--db", str(dbp), "--therapist",
+                 "t1", "--max-line-width", "200", "--max-line-count", "1", "--uri", "dyad-1", "--media",
+                 str(media)]) == 0
+    stem = report_stem("s1")
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{stem}.{e}" for e in (
+        "json", "srt", "vtt", "txt", "tsv", "rttm", "uem", "TextGrid", "eaf"))
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in out.iterdir())
+    assert (out / f"{stem}.srt").read_text().count(" --> ") == 4  # one cue per turn at 200 x 1
+    assert list(load_rttm(out / f"{stem}.rttm")) == ["dyad-1"]
+    assert Eaf(str(out / f"{stem}.eaf")).get_linked_files()[0]["MEDIA_URL"] == media.resolve().as_uri()
+    assert "Exported 9 file(s) as all" in capsys.readouterr().out
+    assert main(["export-transcript", "s1", "--db", str(dbp), "--therapist", "t1"]) == 2  # no --format
+    assert "--format is required" in capsys.readouterr().err
+    assert main(["export-transcript", "s1", "--format", "rttm", "--uri", "a b", "--db", str(dbp),
+                 "--therapist", "t1"]) == 2
+    assert main(["export-transcript", "--run", "r1", "--format", "rttm", "--uri", "x", "--out", str(tmp_path / "r"),
+                 "--db", str(dbp), "--role", "admin"]) == 2
+    assert "--uri names one recording" in capsys.readouterr().err
+
+
+def test_file_index_maps_sessions_to_hashed_files_for_the_roles_that_may_see_it(dbp, tmp_path, capsys,
+                                                                                monkeypatch):
+    import csv
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["export-transcript", "--run", "r1", "--format", "json", "--db", str(dbp), "--role", "admin"]) == 0
+    assert main(["export-transcript", "--index", "--db", str(dbp), "--role", "supervisor"]) == 0
+    index = tmp_path / "reports" / "files-all.tsv"
+    assert stat.S_IMODE(index.stat().st_mode) == 0o600
+    rows = list(csv.DictReader(index.open(newline=""), delimiter="\t"))
+    assert sorted((r["session_id"], r["kind"], r["path"]) for r in rows) == [
+        (s, "transcript_json", str((tmp_path / "reports" / "transcripts" / f"{report_stem(s)}.json").resolve()))
+        for s in ("s1", "s2")]
+    assert rows[0]["client_id"] == "c1" and {r["therapist_id"] for r in rows} == {"t1", "t2"}
+    capsys.readouterr()
+    mine = tmp_path / "mine.tsv"
+    assert main(["export-transcript", "--index", "--out", str(mine), "--db", str(dbp), "--therapist", "t1"]) == 0
+    assert [r["session_id"] for r in csv.DictReader(mine.open(newline=""), delimiter="\t")] == ["s1"]
+    assert main(["export-transcript", "--index", "--db", str(dbp)]) == 2  # a clinician must name themselves
+    assert main(["export-transcript", "--index", "--db", str(dbp), "--role", "researcher"]) == 2
+    assert "no file index" in capsys.readouterr().err
+    # the index names s1: erasing s1 deletes every index that lists it
+    con = db.connect(dbp)
+    withdraw(con, session_id="s1", actor="dpo", run_id="w1", keep_audio=True)
+    con.close()
+    assert not index.exists() and not mine.exists()

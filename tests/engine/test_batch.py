@@ -19,12 +19,12 @@ from pipeline.errors import StorageError
 from pipeline.report.summary import report_stem
 from pipeline.storage.lock import exclusive_run
 
-HEADER = "audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on\n"
+HEADER = "audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on,consented_by\n"
 
 
 def test_manifest_rows_become_items(tmp_path):
     (tmp_path / "a.wav").write_bytes(b"x")
-    (tmp_path / "m.csv").write_text(HEADER + "a.wav,s1,c1,t1,2026-01-02,research,2026-01-01\n"
+    (tmp_path / "m.csv").write_text(HEADER + "a.wav,s1,c1,t1,2026-01-02,research,2026-01-01,client\n"
                                     "a.wav,s1,c1,t1,,,\n"
                                     "../etc/passwd,s3,c1,t1,,,\n"
                                     "a.wav,s4,c1,t1,02/01/2026,,\n"
@@ -174,8 +174,8 @@ def test_batch_runs_as_deployment_served_by_local_worker(tmp_path):
     inbox.mkdir()
     sf.write(inbox / "ok.flac", _excerpt(samples, 30.0, 12.0), RATE)
     sf.write(inbox / "silent.wav", np.zeros(RATE * 5, dtype=np.float32), RATE)
-    (inbox / "manifest.csv").write_text(HEADER + "ok.flac,dep-ok,c,t,,research,2026-01-01\n"
-                                        "silent.wav,dep-silent,c,t,,research,2026-01-01\n")
+    (inbox / "manifest.csv").write_text(HEADER + "ok.flac,dep-ok,c,t,,research,2026-01-01,client\n"
+                                        "silent.wav,dep-silent,c,t,,research,2026-01-01,client\n")
     prefect = str(Path(sys.executable).with_name("prefect"))
     with prefect_server(tmp_path) as env:
         run = lambda *args, **kw: subprocess.run([prefect, *args], env=env, cwd=ROOT, capture_output=True,  # noqa: E731
@@ -213,7 +213,7 @@ def test_file_disappearing_mid_batch_fails_alone(prefect_harness, tmp_path):
     rows = []
     for i, start in enumerate((20.0, 60.0, 100.0)):
         sf.write(inbox / f"r{i}.flac", _excerpt(samples, start, 8.0), RATE)
-        rows.append(f"r{i}.flac,mid-{i},c,t,,research,2026-01-01\n")
+        rows.append(f"r{i}.flac,mid-{i},c,t,,research,2026-01-01,client\n")
     (inbox / "manifest.csv").write_text(HEADER + "".join(rows))
 
     def delete_last(outcome, done, total, elapsed_s):

@@ -9,7 +9,7 @@ from conftest import write_consent
 
 from pipeline.engine.manifest import load_batch
 
-HEADER = "audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on\n"
+HEADER = "audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on,consented_by\n"
 
 
 def test_batch_writes_an_outcome_table_without_ids_paths_or_text(prefect_harness, fakes, recording, tmp_path):
@@ -34,9 +34,11 @@ def test_batch_writes_an_outcome_table_without_ids_paths_or_text(prefect_harness
                                             sort=ArtifactSort.CREATED_DESC, limit=1)
     assert artifact.type == "table"
     rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
-    handles = {item.handle for item in load_batch(manifest)}
     by_state = {r["state"]: r for r in rows[:-1]}
-    assert set(by_state) == {"processed", "refused", "failed"} and {r["handle"] for r in rows[:-1]} == handles
+    handles = {r["handle"] for r in rows[:-1]}  # random (issue 24): not a hash a guessed id could reproduce
+    assert set(by_state) == {"processed", "refused", "failed"} and len(handles) == 3
+    assert all(len(h) == 12 and int(h, 16) >= 0 for h in handles) and not handles & {i.handle for i in load_batch(
+        manifest)}
     assert by_state["failed"]["stage"] == "manifest" and by_state["failed"]["error_code"] == "manifest"
     assert by_state["refused"]["error_code"] == "no_consent"
     assert rows[-1] == {"handle": "counts", "state": "1 failed, 1 refused, 0 skipped, 1 processed", "stage": "",

@@ -18,7 +18,7 @@ from conftest import ROOT, prefect_server
 
 from pipeline.report.summary import report_stem
 
-HEADER = "audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on\n"
+HEADER = "audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on,consented_by\n"
 
 
 def test_dask_engine_without_prefect_api_refuses_clearly(monkeypatch):
@@ -46,9 +46,9 @@ def test_batch_on_two_dask_worker_processes(tmp_path):
     sf.write(inbox / "b.flac", _excerpt(samples, 60.0, 12.0), RATE)
     sf.write(inbox / "silent.wav", np.zeros(RATE * 5, dtype=np.float32), RATE)
     manifest = inbox / "manifest.csv"
-    manifest.write_text(HEADER + "a.flac,dask-a,c-a,t-1,,research,2026-01-01\n"
-                        "b.flac,dask-b,c-b,t-1,,research,2026-01-01\n"
-                        "silent.wav,dask-silent,c-s,t-1,,research,2026-01-01\n")
+    manifest.write_text(HEADER + "a.flac,dask-a,c-a,t-1,,research,2026-01-01,client\n"
+                        "b.flac,dask-b,c-b,t-1,,research,2026-01-01,client\n"
+                        "silent.wav,dask-silent,c-s,t-1,,research,2026-01-01,client\n")
     with prefect_server(tmp_path) as env:
         db_path = tmp_path / "dask.duckdb"
         cmd = [str(Path(sys.executable).with_name("alliance")), "batch", str(manifest), "--engine", "dask",
@@ -109,7 +109,7 @@ def test_three_engines_write_identical_rows(tmp_path):
     inbox.mkdir()
     sf.write(inbox / "a.flac", _excerpt(samples, 20.0, 12.0), RATE)
     manifest = inbox / "manifest.csv"
-    manifest.write_text(HEADER + "a.flac,same-a,c-a,t-1,,research,2026-01-01\n")
+    manifest.write_text(HEADER + "a.flac,same-a,c-a,t-1,,research,2026-01-01,client\n")
     (inbox / "a.flac.consent.json").write_text('{"session_id": "same-a", "client_id": "c-a", "scope": "research", '
                                           '"consented_on": "2026-01-01", "consented_by": ["client", "therapist"]}')
     alliance = str(Path(sys.executable).with_name("alliance"))

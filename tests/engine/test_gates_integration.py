@@ -15,7 +15,8 @@ from pipeline.privacy.consent import parse_consent
 
 RATE = 16_000
 META = SessionMeta("g1", "c1", "t1")
-CONSENT = parse_consent({"session_id": "g1", "client_id": "c1", "scope": "research", "consented_on": "2026-01-01"},
+CONSENT = parse_consent({"session_id": "g1", "client_id": "c1", "scope": "research", "consented_on": "2026-01-01",
+                         "consented_by": ["client"]},
                         source="test")
 
 

@@ -100,9 +100,10 @@ def test_yaml_lists_are_read_as_lists(tmp_path):
 @pytest.mark.parametrize("extra_header, extra_cells, recorded_on, match", [
     (",consented_by", ",", "", "consented_by is empty"),
     (",consented_by", ",therapist", "", "does not name the client"),
-    (",withdrawn_on", ",no", "", "invalid withdrawn_on"),
-    ("", "", "2025-12-31", "after the recording date"),
-    ("", "", "", None),
+    (",consented_by,withdrawn_on", ",client,no", "", "invalid withdrawn_on"),
+    (",consented_by", ",client", "2025-12-31", "after the recording date"),
+    ("", "", "", "consented_by is missing"),  # no column at all: refused as well (issue 24)
+    (",consented_by", ",client", "", None),
 ])
 def test_manifest_consent_rows_are_refused_with_the_reason(tmp_path, extra_header, extra_cells, recorded_on, match):
     sf.write(tmp_path / "a.wav", tone(2.0), 16_000)
@@ -151,3 +152,18 @@ def test_the_hostile_corpus_in_a_batch_ends_each_file_with_its_reason(prefect_ha
     with get_client(sync_client=True) as client:
         names = [r.name for r in client.read_flow_runs(limit=200)]
     assert names and not any(ch in n for n in names for ch in "/%&<>")
+
+
+@pytest.mark.parametrize("cell", [131_073, 1_000_000])
+def test_an_overlong_manifest_cell_is_one_clear_error_exit_2(tmp_path, capsys, cell):
+    from pipeline.cli.main import main
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(HEADER + "a.wav,s1,c1,t1,2026-01-02,research,2026-01-01\n"
+                        f"{'x' * cell}.wav,s2,c1,t1,2026-01-02,research,2026-01-01\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match="line 3: a cell"):
+        read_manifest(manifest)
+    code = main(["batch", str(manifest), "--db", str(tmp_path / "a.duckdb")])
+    out = capsys.readouterr()
+    assert code == 2 and "Traceback" not in out.out + out.err and "line 3: a cell" in out.err
+    assert "x" * 100 not in out.err

@@ -74,3 +74,21 @@ def test_hostile_consent_sidecars_are_refused_with_the_reason(tmp_path, content,
     (tmp_path / "a.wav.consent.json").write_bytes(content)
     with pytest.raises(ConsentError, match=match):
         read_sidecar(audio)
+
+
+@pytest.mark.parametrize("session, client, why", [
+    ("S1", "c1", "session id differs from the stored session id 's1' only by letter case"),
+    ("s1", "\u04411", "client id differs from the stored client id 'c1' only by look-alike letters"),  # Cyrillic с
+    ("s2", "C1", "client id differs from the stored client id 'c1' only by letter case"),
+])
+def test_ids_differing_only_by_case_or_look_alikes_are_refused_before_any_model(tmp_path, analysis, session,
+                                                                                client, why):
+    from pipeline.engine.sequence import already_done
+
+    path = tmp_path / "a.duckdb"
+    con = db.connect(path)
+    db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")  # s1 / c1 / t1
+    con.close()
+    out = already_done(path, SessionMeta(session, client, "t1"), "ef" * 32, force=True)
+    assert out is not None and out.state == "refused" and out.error_code == "invalid_id" and why in out.message
+    assert already_done(path, SessionMeta("s2", "c1", "t1"), "ef" * 32, force=False) is None  # the same ids: fine

@@ -8,7 +8,8 @@ from conftest import write_consent
 from pipeline.errors import ConsentError
 from pipeline.privacy.consent import check_matches, parse_consent, read_sidecar
 
-GOOD = {"session_id": "s1", "client_id": "c1", "scope": "clinical", "consented_on": "2026-01-01"}
+GOOD = {"session_id": "s1", "client_id": "c1", "scope": "clinical", "consented_on": "2026-01-01",
+        "consented_by": ["client"]}
 
 
 def test_sidecar_read(tone_wav):

@@ -15,7 +15,8 @@ from pipeline.engine import sequence
 from pipeline.errors import ConsentError, ConsentInvalidError, ConsentWithdrawnError
 from pipeline.privacy.consent import check_matches, parse_consent
 
-GOOD = {"session_id": "s1", "client_id": "c1", "scope": "clinical", "consented_on": "2026-01-01"}
+GOOD = {"session_id": "s1", "client_id": "c1", "scope": "clinical", "consented_on": "2026-01-01",
+        "consented_by": ["client"]}
 TODAY = dt.date(2026, 6, 1)
 
 
@@ -25,18 +26,20 @@ def _parse(**change):
 
 @pytest.mark.parametrize("by, ok", [
     ([], False), ("", False), (["therapist"], False), (["guardian", "therapist"], False), ([""], False),
-    (["client"], True), (["Client", "therapist"], True), (["c1"], True), ("client", True), (None, True),
+    (["client"], True), (["Client", "therapist"], True), (["c1"], True), ("client", True), (None, False),
 ])
 def test_consented_by_must_name_the_client(by, ok):
     if ok:
-        assert "client" in [b.casefold() for b in _parse(consented_by=by).consented_by] or by in (["c1"], None)
+        assert "client" in [b.casefold() for b in _parse(consented_by=by).consented_by] or by == ["c1"]
     else:
         with pytest.raises(ConsentInvalidError, match="consented_by|consented_by id"):
             _parse(consented_by=by)
 
 
-def test_consented_by_absent_is_accepted_as_before():
-    assert parse_consent(GOOD, source="test", today=TODAY).consented_by == ()
+def test_consented_by_absent_is_refused_in_every_path():  # issue 24: it was accepted as "an older record"
+    record = {k: v for k, v in GOOD.items() if k != "consented_by"}
+    with pytest.raises(ConsentInvalidError, match="consented_by is missing"):
+        parse_consent(record, source="test", today=TODAY)
 
 
 def test_consent_in_the_future_is_refused():

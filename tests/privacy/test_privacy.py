@@ -333,7 +333,7 @@ def test_researchers_read_only_de_identified_turns(tmp_path):
     turns = (SpeakerTurn(0.5, 5.0, "SPEAKER_00"), SpeakerTurn(5.6, 12.0, "SPEAKER_01"))
     audio = Audio(np.zeros(16_000 * 13, dtype=np.float32), 16_000, "ef" * 32, "x.wav", "WAV", 16_000, 1)
     consent = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research",
-                             "consented_on": "2026-01-01"}, source="test")
+                             "consented_on": "2026-01-01", "consented_by": ["client"]}, source="test")
     a = analyse(audio, Transcript(words, "en", 0.99, "fake", "fake-asr"),
                 Diarization(turns, ("SPEAKER_00", "SPEAKER_01")), meta=SessionMeta(
                     "s1", "c1", "t1", dt.date(2026, 1, 2), known_names=("Tom",)),

@@ -110,8 +110,8 @@ def test_thread_batch_subflows_use_the_same_handles(prefect_harness, fakes, reco
     from flows.batch_flow import run_batch
 
     (tmp_path / "m.csv").write_text("audio,session_id,client_id,therapist_id,recorded_on,consent_scope,consented_on,"
-                                    f"known_names\n{recording.name},{SECRETS[0]},{SECRETS[1]},{SECRETS[2]},,"
-                                    f"research,2026-01-01,{SECRETS[3]}\n")
+                                    f"consented_by,known_names\n{recording.name},{SECRETS[0]},{SECRETS[1]},{SECRETS[2]},,"
+                                    f"research,2026-01-01,client,{SECRETS[3]}\n")
     dbp = tmp_path / "a.duckdb"
     report = run_batch(str(tmp_path / "m.csv"), db_path=str(dbp), reports_dir=str(tmp_path / "reports"))
     assert report.count("processed") == 1, report.outcomes

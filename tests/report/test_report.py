@@ -33,7 +33,7 @@ def make_analysis(words, turns, *, session_id="s1", client_id="c1", recorded_on=
     audio = Audio(np.zeros(int(duration_s), dtype=np.float32), 1, sha * 32, "x.wav", "WAV", 16_000, 1)
     meta = SessionMeta(session_id, client_id, "t1", recorded_on)
     consent = parse_consent({"session_id": session_id, "client_id": client_id, "scope": "research",
-                             "consented_on": "2026-01-01"}, source="test")
+                             "consented_on": "2026-01-01", "consented_by": ["client"]}, source="test")
     return analyse(audio, Transcript(tuple(words), "en", 0.99, "fake", "fake-asr"),
                    Diarization(tuple(turns), ("SPEAKER_00", "SPEAKER_01")), meta=meta, consent=consent,
                    diarization_model="fake")

@@ -16,6 +16,7 @@ def test_index_lists_sessions_with_links_and_disclaimer(tmp_path, analysis):
     assert path.name == f"{report_stem('t1', kind='index')}.html"
     assert f'href="{report_stem("s1")}.html"' in html and "c1" in html and "not clinical judgements" in html
     assert "default-src 'none'" in html  # self-contained: no external requests
+    assert (path.stat().st_mode & 0o777) == 0o600  # owner-only even outside the CLI's umask (a deployment)
     assert write_therapist_indexes(con, reports, therapist_ids=["nobody"])[0].read_text().count("<tr>") == 1
 
 

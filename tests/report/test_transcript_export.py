@@ -55,7 +55,7 @@ def named_con(tmp_path):
              SpeakerTurn(11.4, 15.0, "SPEAKER_01"), SpeakerTurn(18.0, 21.0, "SPEAKER_00"))
     audio = Audio(np.zeros(22, dtype=np.float32), 1, "ab" * 32, "x.wav", "WAV", 16_000, 1)
     consent = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "research",
-                             "consented_on": "2026-01-01"}, source="test")
+                             "consented_on": "2026-01-01", "consented_by": ["client"]}, source="test")
     a = analyse(audio, Transcript(words, "en", 0.99, "fake", "fake-asr"),
                 Diarization(turns, ("SPEAKER_00", "SPEAKER_01")),
                 meta=SessionMeta("s1", "c1", "t1", dt.date(2026, 1, 2), known_names=(NAME,)), consent=consent,
@@ -109,32 +109,98 @@ def test_json_validates_and_round_trips_words_and_turns(con, tmp_path):
         assert " ".join(w["word"] for w in seg["words"]) == text  # each segment holds exactly its turn's words
 
 
-def test_srt_reads_back_with_the_role_as_prefix(con, tmp_path):
+def _by_turn(cues, turns, text_of):
+    """Cues grouped by the turn they spell out, in order (a long turn is several cues)."""
+    groups, at = [], 0
+    for _s, _e, text, _r in turns:
+        group, said = [], []
+        while " ".join(said) != text:
+            assert at < len(cues), f"cues ran out before {text!r}"
+            group.append(cues[at])
+            said.append(text_of(cues[at]))
+            at += 1
+        groups.append(group)
+    assert at == len(cues)
+    return groups
+
+
+def _fits(lines, width=42, count=2):
+    return len(lines) <= count and all(len(line) <= width or " " not in line for line in lines)
+
+
+def test_srt_reads_back_wrapped_42_by_2_with_the_role_as_prefix(con, tmp_path):
     import srt
 
     _, path = _write(con, tmp_path, "srt")
     subs = list(srt.parse(path.read_text(encoding="utf-8")))
     turns = _turns(con)
-    assert len(subs) == len(turns)
-    for sub, (s, e, text, role) in zip(subs, turns, strict=True):
-        assert _close(sub.start.total_seconds(), s) and _close(sub.end.total_seconds(), e)
-        assert sub.content == f"{role.capitalize()}: {text}"
+    assert len(subs) > len(turns)  # the conftest turns are longer than 84 characters: wrapped, not one line
+    groups = _by_turn(subs, turns, lambda c: " ".join(c.content.split("\n")).split(": ", 1)[1])
+    for group, (s, e, _text, role) in zip(groups, turns, strict=True):
+        assert _close(group[0].start.total_seconds(), s) and _close(group[-1].end.total_seconds(), e)
+        for cue in group:
+            assert cue.content.startswith(f"{role.capitalize()}: ") and _fits(cue.content.split("\n"))
+    ends = [(c.start.total_seconds(), c.end.total_seconds()) for c in subs]
+    assert all(a <= b for a, b in ends) and all(b <= c for (_, b), (c, _) in zip(ends, ends[1:], strict=False))
 
 
 def _seconds(ts) -> float:
     return ts.hours * 3600 + ts.minutes * 60 + ts.seconds + ts.milliseconds / 1000
 
 
-def test_vtt_reads_back_with_voice_spans(con, tmp_path):
+def test_vtt_reads_back_wrapped_with_voice_spans(con, tmp_path):
     import webvtt
 
     _, path = _write(con, tmp_path, "vtt")
     captions = list(webvtt.read(str(path)))
     turns = _turns(con)
-    assert len(captions) == len(turns)
-    for cap, (s, e, text, role) in zip(captions, turns, strict=True):
-        assert cap.voice == role.capitalize() and cap.text == text
-        assert _close(_seconds(cap.start_time), s) and _close(_seconds(cap.end_time), e)
+    groups = _by_turn(captions, turns, lambda c: " ".join(c.text.split("\n")))
+    for group, (s, e, _text, role) in zip(groups, turns, strict=True):
+        assert all(c.voice == role.capitalize() and _fits(c.text.split("\n")) for c in group)
+        assert _close(_seconds(group[0].start_time), s) and _close(_seconds(group[-1].end_time), e)
+    assert captions[0].identifier == "turn-1-1"
+
+
+def test_cue_width_and_count_are_options_and_word_times_split_a_turn(con, tmp_path):
+    import srt
+
+    from pipeline.report.subtitles import CueOptions
+    from pipeline.report.transcript_export import ExportOptions
+
+    doc = load_transcript(con, "s1")
+    wide = write_transcript(doc, tmp_path / "wide.srt", "srt", ExportOptions(CueOptions(200, 1)))
+    assert len(list(srt.parse(wide.read_text()))) == len(doc.turns)  # every turn fits one 200-character line
+    narrow = list(srt.parse(write_transcript(doc, tmp_path / "n.srt", "srt",
+                                             ExportOptions(CueOptions(20, 1))).read_text()))
+    assert all(_fits([c.content], 20, 1) for c in narrow)
+    # the first turn's second cue starts at its first word's own time
+    k = len(narrow[0].content.split(": ", 1)[1].split())
+    assert _close(narrow[1].start.total_seconds(), doc.turns[0].words[k].start_s)
+    assert _close(narrow[0].end.total_seconds(), doc.turns[0].words[k - 1].end_s)
+    with pytest.raises(ConfigError, match="width of at least 10"):
+        CueOptions(5, 2)
+
+
+def test_txt_and_tsv_one_line_per_turn(con, tmp_path):
+    import csv
+
+    _, txt = _write(con, tmp_path, "txt")
+    turns = _turns(con)
+    assert txt.read_text(encoding="utf-8").splitlines() == [f"{r.capitalize()}: {t}" for _, _, t, r in turns]
+    _, tsv = _write(con, tmp_path, "tsv")
+    rows = list(csv.DictReader(tsv.open(encoding="utf-8", newline=""), delimiter="\t"))
+    assert [r["text"] for r in rows] == [t for _, _, t, _ in turns]
+    for row, (s, e, _t, role) in zip(rows, turns, strict=True):
+        assert row["speaker"] == role.capitalize() and _close(int(row["start"]) / 1000, s)
+        assert _close(int(row["end"]) / 1000, e)
+
+
+def test_tsv_neutralises_formula_text():
+    from pipeline.report.transcript_export import to_tsv
+
+    doc = TranscriptDoc("clinical", "x", {"session_id": "s", "duration_s": 2.0}, (
+        TurnItem(0, 0.0, 1.0, "Client", "client", "=HYPERLINK(\"x\")\tand", ()),), (), ())
+    assert to_tsv(doc).splitlines()[1] == "0\t1000\tClient\t'=HYPERLINK(\"x\") and"
 
 
 def test_vtt_escapes_markup_in_text():
@@ -148,8 +214,8 @@ def test_vtt_escapes_markup_in_text():
     assert cap.voice == "Client" and "<b>" not in cap.raw_text and "&lt;b&gt; &amp; c --&gt; d" in cap.raw_text
 
 
-def test_rttm_reads_back_with_roles_as_speakers(con, tmp_path):
-    from pyannote.database.util import load_rttm
+def test_rttm_reads_back_with_roles_as_speakers_and_a_uem(con, tmp_path):
+    from pyannote.database.util import load_rttm, load_uem
 
     from pipeline.diarization.rttm import read_rttm
 
@@ -163,6 +229,23 @@ def test_rttm_reads_back_with_roles_as_speakers(con, tmp_path):
     assert uri == doc.stem and uri.startswith("session-")  # no session id in the file
     tracks = sorted((seg.start, seg.end, label) for seg, _, label in annotation.itertracks(yield_label=True))
     assert all(_close(a, s) and _close(b, e) and la == r for (a, b, la), (s, e, r) in zip(tracks, stored, strict=True))
+    ((uem_uri, timeline),) = load_uem(path.with_suffix(".uem")).items()
+    assert uem_uri == uri and len(timeline) == 1 and timeline[0].start == 0
+    assert _close(timeline[0].end, doc.duration_s) and stat.S_IMODE(path.with_suffix(".uem").stat().st_mode) == 0o600
+
+
+def test_rttm_file_id_is_the_output_stem_or_the_uri(con, tmp_path):
+    from pyannote.database.util import load_rttm, load_uem
+
+    from pipeline.report.transcript_export import ExportOptions
+
+    doc = load_transcript(con, "s1")
+    path = write_transcript(doc, tmp_path / "dyad07.rttm", "rttm")
+    assert list(load_rttm(path)) == ["dyad07"] and list(load_uem(tmp_path / "dyad07.uem")) == ["dyad07"]
+    path = write_transcript(doc, tmp_path / "x.rttm", "rttm", ExportOptions(uri="rec-3"))
+    assert list(load_rttm(path)) == ["rec-3"] and list(load_uem(tmp_path / "x.uem")) == ["rec-3"]
+    with pytest.raises(ConfigError, match="without spaces"):
+        ExportOptions(uri="two words")
 
 
 def _intervals(tier_data):
@@ -201,6 +284,7 @@ def test_eaf_reads_back_with_pympi(con, tmp_path):
     eaf = Eaf(str(path))
     assert "default" not in eaf.get_tier_names() and "Client words" in eaf.get_tier_names()
     assert dict(eaf.get_properties())["session_id"] == "s1"
+    assert eaf.get_linked_files() == []  # no media unless asked
     for role in ("therapist", "client"):
         got = sorted(eaf.get_annotation_data_for_tier(f"{role.capitalize()} words"))
         want = [(s, e, t) for s, e, t, r in _words(con) if r == role]
@@ -213,6 +297,41 @@ def test_eaf_reads_back_with_pympi(con, tmp_path):
     # ELAN numbers new annotations after this: no clash with the ones written
     ids = [int(a[1:]) for a in eaf.annotations]
     assert int(dict(eaf.get_properties())["lastUsedAnnotation"]) >= max(ids)
+
+
+def test_eaf_has_participants_and_words_inside_their_turns(con, tmp_path):
+    from pympi.Elan import Eaf
+
+    _, path = _write(con, tmp_path, "eaf")
+    eaf = Eaf(str(path))
+    for speaker in ("Therapist", "Client"):
+        turns_tier = eaf.get_parameters_for_tier(f"{speaker} turns")
+        words_tier = eaf.get_parameters_for_tier(f"{speaker} words")
+        assert turns_tier["PARTICIPANT"] == words_tier["PARTICIPANT"] == speaker
+        assert words_tier["PARENT_REF"] == f"{speaker} turns" and "PARENT_REF" not in turns_tier
+        ling = eaf.get_parameters_for_linguistic_type(words_tier["LINGUISTIC_TYPE_REF"])
+        assert ling["CONSTRAINTS"] == "Included_In" and ling["TIME_ALIGNABLE"] == "true"
+        assert eaf.get_child_tiers_for(f"{speaker} turns") == [f"{speaker} words"]
+        turns = eaf.get_annotation_data_for_tier(f"{speaker} turns")
+        for ws, we, word in eaf.get_annotation_data_for_tier(f"{speaker} words"):
+            (parent,) = [t for t in turns if t[0] <= ws and we <= t[1]]  # inside exactly one turn
+            assert word in parent[2].split()
+    assert eaf.get_parameters_for_tier("silences").get("PARENT_REF") is None
+
+
+def test_eaf_links_the_media_when_asked(con, tmp_path):
+    from pympi.Elan import Eaf
+
+    from pipeline.report.transcript_export import ExportOptions
+
+    media = tmp_path / "rec" / "session.flac"
+    media.parent.mkdir()
+    media.write_bytes(b"")
+    path = write_transcript(load_transcript(con, "s1"), tmp_path / "coding" / "x.eaf", "eaf",
+                            ExportOptions(media=media))
+    (linked,) = Eaf(str(path)).get_linked_files()
+    assert linked["MEDIA_URL"] == media.resolve().as_uri() and linked["MIME_TYPE"] == "audio/flac"
+    assert linked["RELATIVE_MEDIA_URL"] == "./../rec/session.flac"
 
 
 def test_overlaps_and_zero_length_items_keep_textgrid_and_eaf_valid(tmp_path):
@@ -233,7 +352,8 @@ def test_overlaps_and_zero_length_items_keep_textgrid_and_eaf_valid(tmp_path):
     assert _intervals(grid.get_tier("marker we_language").get_intervals()) == [(2.0, 2.001, "Client 1")]
     eaf = Eaf(str(write_transcript(doc, tmp_path / "x.eaf", "eaf")))
     assert eaf.get_annotation_data_for_tier("Client words 2") == [(1500, 2500, "two")]
-    assert sorted(eaf.get_annotation_data_for_tier("Client words")) == [(1000, 2000, "one"), (3000, 3001, "three")]
+    # EAF words sit inside their turn (Included_In): the zero-length word at the turn's end gets its last ms
+    assert sorted(eaf.get_annotation_data_for_tier("Client words")) == [(1000, 2000, "one"), (2999, 3000, "three")]
 
 
 # --------------------------------------------------------------------------------------------- files
@@ -244,7 +364,8 @@ def test_files_are_owner_only_and_nothing_is_left_behind(con, tmp_path):
         _, path = _write(con, tmp_path, fmt)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, fmt
         assert path.name.startswith("session-") and "s1" not in path.name
-    assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == sorted(f".{e}" for e in FORMATS.values())
+    assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == sorted([*(f".{e}" for e in FORMATS.values()),
+                                                                             ".uem"])
     with pytest.raises(ConfigError, match="unknown transcript format"):
         write_transcript(load_transcript(con, "s1"), tmp_path / "x.doc", "doc")
 

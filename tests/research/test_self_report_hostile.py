@@ -78,3 +78,69 @@ def test_csv_safe_frame_touches_text_only():
     assert list(out["n"]) == [-1.0, 2.0, 3.0]
     assert list(out.columns) == ["a", "n", "'=col"] and list(out["'=col"]) == ["'+y", "-2", "z"]
     assert frame["a"].iloc[0] == "=x"  # the input is not changed
+
+
+# --------------------------------------------------------------------------------------------- round 3: size
+
+
+def _run_cli(argv, capsys):
+    from pipeline.cli.main import main
+
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+@pytest.mark.parametrize("cell", [131_073, 5_000])
+def test_an_overlong_cell_is_one_clear_error_exit_2_nothing_stored(tmp_path, capsys, cell):
+    path = tmp_path / "srs.csv"
+    path.write_text("session_id,relationship,goals,approach,overall\n"
+                    f"s1,9,9,9,9\ns1,{'9' * cell},9,9,9\n", encoding="utf-8")
+    _db(tmp_path / "a.duckdb").close()
+    code, text = _run_cli(["import-self-report", str(path), "--instrument", "srs", "--db",
+                           str(tmp_path / "a.duckdb")], capsys)
+    assert code == 2 and "Traceback" not in text
+    assert "line 3: a cell" in text and "at most 4,096" in text and "9" * 100 not in text
+    con = db.connect(tmp_path / "a.duckdb", read_only=True)
+    assert con.execute("SELECT count(*) FROM self_report_administrations").fetchone()[0] == 0
+    con.close()
+
+
+def test_a_file_with_too_many_lines_is_refused_while_streaming(tmp_path, monkeypatch):
+    from pipeline.errors import SelfReportImportError
+    from pipeline.research.self_report import validation
+
+    monkeypatch.setattr(validation, "MAX_IMPORT_ROWS", 50)
+    path = tmp_path / "srs.csv"
+    path.write_text("session_id,relationship,goals,approach,overall\n" + "s1,9,9,9,9\n" * 51, encoding="utf-8")
+    con = _db(tmp_path / "a.duckdb")
+    with pytest.raises(SelfReportImportError, match="more than 50 data lines"):
+        import_file(con, path, instrument="srs", instruments=BUILTIN, today=TODAY)
+    path.write_text("session_id,relationship,goals,approach,overall\n" + "s1,9,9,9,9\n" * 50, encoding="utf-8")
+    report = import_file(con, path, instrument="srs", instruments=BUILTIN, today=TODAY, dry_run=True)
+    assert report.lines_read == 50
+    con.close()
+
+
+def test_rows_are_read_as_a_stream():
+    import io
+
+    from pipeline.research.self_report.validation import read_csv_lines
+
+    lines = io.StringIO("session_id,value\ns1,1\n" + "s1,1\n" * 3, newline="")
+    header, rows = read_csv_lines(lines, source="x")
+    assert header == ["session_id", "value"] and lines.tell() < len(lines.getvalue())  # nothing read ahead
+    assert [n for n, _ in rows] == [2, 3, 4, 5]
+
+
+def test_duplicate_messages_name_at_most_ten_lines(tmp_path):
+    # one item repeated on 5,000 lines: each of the 5,000 messages listed all 5,000 lines (quadratic memory:
+    # 200,000 such lines took 20 GB)
+    path = tmp_path / "srs.csv"
+    path.write_text("session_id,instrument,item,value\n" + "s1,srs,relationship,9\n" * 5_000, encoding="utf-8")
+    con = _db(tmp_path / "a.duckdb")
+    report = import_file(con, path, instrument=None, instruments=BUILTIN, today=TODAY, dry_run=True)
+    con.close()
+    dups = [i for i in report.issues if i.code == "duplicate"]
+    assert len(dups) == 5_000 and max(len(i.message) for i in dups) < 300
+    assert "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ... (5,000 lines in all)" in dups[0].message

@@ -20,7 +20,7 @@ from pipeline.research.self_report.storage import (
     new_import_id,
     store_import,
 )
-from pipeline.research.self_report.validation import ImportReport, read_csv_text, validate_rows, write_report_csv
+from pipeline.research.self_report.validation import ImportReport, read_csv_lines, validate_rows, write_report_csv
 
 __all__ = ["MAX_IMPORT_BYTES", "ImportReport", "import_file", "write_report_csv"]
 
@@ -55,20 +55,22 @@ def import_file(con: duckdb.DuckDBPyConnection, path: Path | str, *, instrument:
         if size > MAX_IMPORT_BYTES:
             raise SelfReportImportError(f"{path} is {size} bytes, more than the {MAX_IMPORT_BYTES} a self-report "
                                         "file may have: split it")
-        data = path.read_bytes()
-        text = data.decode("utf-8")
+        with path.open("rb") as f:
+            sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+        # read row by row: only the current line and what validation keeps are in memory
+        with path.open(encoding="utf-8", newline="") as f:
+            header, rows = read_csv_lines(f, source=str(path))
+            report = validate_rows(header, rows, instruments=instruments, instrument=instrument,
+                                   known=known_from_db(con, today=today, window_days=link_window_days),
+                                   ignore_columns=ignore_columns, source=str(path))
     except (OSError, UnicodeDecodeError) as e:
         raise SelfReportImportError(f"cannot read {path} as UTF-8 text: {e}") from e
-    header, rows = read_csv_text(text, source=str(path))
-    report = validate_rows(header, rows, instruments=instruments, instrument=instrument,
-                           known=known_from_db(con, today=today, window_days=link_window_days),
-                           ignore_columns=ignore_columns, source=str(path))
     if dry_run:
         return report
     import_id = new_import_id()
     report = ImportReport(**{**report.__dict__, "import_id": import_id})
     try:
-        store_import(con, report, import_id=import_id, sha256=hashlib.sha256(data).hexdigest(),
+        store_import(con, report, import_id=import_id, sha256=sha256,
                      instruments=instruments, command=command, link_window_days=link_window_days)
     except duckdb.Error as e:
         raise StorageError(f"storing self-report from {path} failed and was rolled back: {e}") from e

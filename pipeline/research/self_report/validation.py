@@ -26,15 +26,18 @@ import io
 import math
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.csv_cells import checked_rows
 from pipeline.csv_safety import csv_safe_row
 from pipeline.errors import InvalidIdError, SelfReportImportError
 from pipeline.ids import validate_id
 from pipeline.research.self_report.instruments import Instrument, ScaleScore, item_score, score
 
+#: Most data lines one import checks (a study's self-report export is far smaller; more: split the file).
+MAX_IMPORT_ROWS = 200_000
 ID_COLUMNS = ("session_id", "client_id", "date", "administered_on", "timepoint")
 LONG_COLUMNS = ("instrument", "item", "value")
 
@@ -192,32 +195,52 @@ class ImportReport:
         return out
 
 
-def read_csv_text(text: str, *, source: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header and ``(line number, row)`` pairs, every cell a stripped string.
+def read_csv_lines(lines: Iterable[str], *, source: str, max_rows: int | None = None
+                   ) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """Header and a stream of ``(line number, row)`` pairs, every cell a stripped string, read row by row.
+
+    Only the current row is held, so a large file is checked in bounded memory; a file with more than
+    ``max_rows`` (default :data:`MAX_IMPORT_ROWS`) data lines is refused when the stream reaches that line.
 
     Raises
     ------
     SelfReportImportError
-        No header, repeated column names, or a line with more cells than the header.
+        No header, repeated column names, a line with more cells than the header, a cell longer than
+        :data:`pipeline.csv_cells.MAX_CELL_CHARS`, malformed CSV, or too many lines (the last four while
+        the rows are read).
     """
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    limit = MAX_IMPORT_ROWS if max_rows is None else max_rows
+    records = checked_rows(lines, source=source, error=SelfReportImportError)
     try:
-        header = [h.strip() for h in next(reader)]
+        _, first = next(records)
     except StopIteration:
         raise SelfReportImportError(f"{source} is empty: expected a CSV header line") from None
-    if len(set(header)) != len(header) or "" in header:
+    header = [h.strip() for h in ([first[0].lstrip("\ufeff"), *first[1:]] if first else first)]
+    if not header or len(set(header)) != len(header) or "" in header:
         raise SelfReportImportError(f"{source}: the header {header} has blank or repeated column names")
-    rows = []
-    for cells in reader:
-        line = reader.line_num
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) > len(header):
-            raise SelfReportImportError(f"{source} line {line}: {len(cells)} cells but the header has "
-                                        f"{len(header)} columns")
-        cells = cells + [""] * (len(header) - len(cells))
-        rows.append((line, {h: c.strip() for h, c in zip(header, cells, strict=True)}))
-    return header, rows
+
+    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+        count = 0
+        for line, cells in records:
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) > len(header):
+                raise SelfReportImportError(f"{source} line {line}: {len(cells)} cells but the header has "
+                                            f"{len(header)} columns")
+            count += 1
+            if count > limit:
+                raise SelfReportImportError(f"{source} has more than {limit:,} data lines, more than one import "
+                                            "may check: split it")
+            cells = cells + [""] * (len(header) - len(cells))
+            yield line, {h: c.strip() for h, c in zip(header, cells, strict=True)}
+
+    return header, rows()
+
+
+def read_csv_text(text: str, *, source: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """:func:`read_csv_lines` of a string, the rows as a list."""
+    header, rows = read_csv_lines(io.StringIO(text, newline=""), source=source)
+    return header, list(rows)
 
 
 #: A numeral as a self-report cell may hold it: ASCII digits, an optional sign, at most one decimal point.
@@ -310,7 +333,7 @@ def _identity(line: int, row: Mapping[str, str], known: KnownSessions,
     return cid, sid, day, tp, rule, distance
 
 
-def validate_rows(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, str]]], *,
+def validate_rows(header: Sequence[str], rows: Iterable[tuple[int, Mapping[str, str]]], *,
                   instruments: Mapping[str, Instrument], instrument: str | None, known: KnownSessions,
                   ignore_columns: Sequence[str] = (), source: str = "file") -> ImportReport:
     """Check every line and value, group accepted values into administrations, and score them.
@@ -318,7 +341,7 @@ def validate_rows(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, 
     Parameters
     ----------
     header, rows
-        From :func:`read_csv_text`.
+        From :func:`read_csv_lines` (a stream, read once) or :func:`read_csv_text`.
     instruments : mapping key -> Instrument
         The instruments lines may name (built-in plus custom).
     instrument : str or None
@@ -346,7 +369,7 @@ def validate_rows(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, 
     values: list[tuple[tuple, ItemValue]] = []
     rejected: dict[tuple, set[str]] = defaultdict(set)  # administration key -> items with a rejected value
     links: dict[tuple, tuple[str | None, int | None]] = {}  # administration key -> (link rule, distance in days)
-    n_values = 0
+    n_values = n_lines = 0
     if is_long:
         if "instrument" not in cols and instrument is None:
             raise SelfReportImportError(f"{source}: long format needs an instrument column or --instrument")
@@ -356,6 +379,7 @@ def validate_rows(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, 
                                         f"{list(LONG_COLUMNS)}); skip them with --ignore-column")
         for line, row in rows:
             n_values += 1
+            n_lines += 1
             ident = _identity(line, row, known, issues)
             inst_key = row.get("instrument", "") or instrument or ""
             if instrument is not None and inst_key != instrument:
@@ -394,6 +418,7 @@ def validate_rows(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, 
                 f"missing {missing}, unknown {extra} (skip extra columns with --ignore-column)")
         for line, row in rows:
             n_values += len(inst.items)
+            n_lines += 1
             ident = _identity(line, row, known, issues)
             checked = [(item, _check_value(line, inst, item, row[item], issues)) for item in inst.items]
             if ident is None:
@@ -405,7 +430,7 @@ def validate_rows(header: Sequence[str], rows: Sequence[tuple[int, Mapping[str, 
         used = (inst.key,)
     administrations = _group(values, instruments, known, issues, rejected=rejected, links=links)
     return ImportReport(source=source, file_format="long" if is_long else "wide", instruments=used,
-                        lines_read=len(rows), values_read=n_values, administrations=administrations,
+                        lines_read=n_lines, values_read=n_values, administrations=administrations,
                         issues=tuple(sorted(issues, key=lambda i: (i.line, i.field))))
 
 
@@ -423,6 +448,17 @@ def _check_value(line: int, inst: Instrument, item: str, text: str, issues: list
                                   f"{inst.min_value:g} to {inst.max_value:g}{codes}"))
         return None
     return ItemValue(line, inst.key, item, value, coded)
+
+
+#: Line numbers named in one duplicate message (the rest counted): a message per line naming every line
+#: made a file repeating one item 50,000 times hold 50,000 x 50,000 numbers (20 GB for 200,000 lines).
+MAX_LINES_NAMED = 10
+
+
+def _line_list(lines: Sequence[int]) -> str:
+    """``2, 5, 9`` or, past :data:`MAX_LINES_NAMED`, the first ten and ``... (N lines in all)``."""
+    shown = ", ".join(str(n) for n in lines[:MAX_LINES_NAMED])
+    return shown if len(lines) <= MAX_LINES_NAMED else f"{shown}, ... ({len(lines):,} lines in all)"
 
 
 def _group(values: Sequence[tuple[tuple, ItemValue]], instruments: Mapping[str, Instrument], known: KnownSessions,
@@ -446,11 +482,11 @@ def _group(values: Sequence[tuple[tuple, ItemValue]], instruments: Mapping[str, 
                                           "is identified by instrument, session and timepoint, whatever its date)"))
             continue
         if len(same[dup]) > 1:
-            lines = sorted({v.line for k in same[dup] for v in by_key[k]})
+            lines = _line_list(sorted({v.line for k in same[dup] for v in by_key[k]}))
             for iv in ivs:
                 issues.append(ImportIssue(iv.line, iv.item, _fmt(iv.raw), "duplicate",
                                           f"{where}: the same administration is given on lines "
-                                          f"{', '.join(map(str, lines))} (with different dates or link): none is used"))
+                                          f"{lines} (with different dates or link): none is used"))
             continue
         lines_by_item: dict[str, list[ItemValue]] = defaultdict(list)
         for iv in ivs:
@@ -459,7 +495,7 @@ def _group(values: Sequence[tuple[tuple, ItemValue]], instruments: Mapping[str, 
         bad = set(rejected.get(key, set()))
         for item, group in lines_by_item.items():
             if len(group) > 1:
-                lines = ", ".join(str(g.line) for g in group)
+                lines = _line_list([g.line for g in group])
                 for g in group:
                     issues.append(ImportIssue(g.line, item, _fmt(g.raw), "duplicate",
                                               f"{where} item {item!r} is given on lines {lines}: none is used"))
