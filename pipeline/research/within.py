@@ -313,3 +313,147 @@ def mixedlm_within(x: Sequence[float], y: Sequence[float], clients: Sequence[obj
     if not fit.converged:
         out["note"] = "mixed model did not converge"
     return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# trend of any shape: the session's position in the client's course as a categorical fixed effect
+
+#: Shapes of the shared trend :func:`ordered_within` can remove: ``session_order`` (one fixed effect per session
+#: position: any shape), ``spline`` (natural cubic spline of the position, at most 4 df), ``linear``.
+TRENDS = ("session_order", "spline", "linear")
+SPLINE_DF = 4
+
+
+def trend_basis(order: np.ndarray, trend: str) -> np.ndarray:
+    """Columns that describe a trend shared by all clients over session position ``order``, shape (n, q).
+
+    ``session_order``: a dummy for every position but the first (patsy ``C(order)``, treatment coding), so the
+    removed trend may take any shape; ``spline``: patsy's natural cubic regression spline ``cr(order, df)``
+    (centred) with ``df = min(4, positions - 1)`` (the dummies when that leaves fewer than 3 df); ``linear``: the position itself.
+    """
+    import patsy
+
+    order = np.asarray(order, dtype=float)
+    if trend not in TRENDS:
+        raise ValueError(f"trend {trend!r} unknown; use one of {list(TRENDS)}")
+    if trend == "linear":
+        return order[:, None]
+    positions = len(np.unique(order))
+    df = min(SPLINE_DF, positions - 1)
+    if trend == "spline" and df >= 3:
+        return np.asarray(patsy.dmatrix(f"cr(order, df={df}, constraints='center')", {"order": order}))[:, 1:]
+    if positions < 2:
+        return np.zeros((len(order), 0))
+    return np.asarray(patsy.dmatrix("C(order)", {"order": order}))[:, 1:]
+
+
+def cluster_ols(y: np.ndarray, design: np.ndarray, groups: np.ndarray, *, absorbed: int = 0
+                ) -> tuple[float, float, int, int]:
+    """OLS of ``y`` on ``design`` (coefficient of column 0) with a CR1 cluster-robust standard error.
+
+    The fit and covariance are ``statsmodels`` OLS ``cov_type="cluster"`` (Stata's CR1: G / (G - 1) x
+    (N - 1) / (N - K)); ``absorbed`` parameters removed before the fit (client means) are added to K, so the
+    result equals the fit with one dummy per client. Returns ``(coefficient, se, rank, G)``; inference uses t with
+    G - 1 df.
+    """
+    import statsmodels.api as sm
+
+    _, codes = np.unique(groups, return_inverse=True)
+    g = int(codes.max()) + 1
+    fit = sm.OLS(y, design).fit(cov_type="cluster", cov_kwds={"groups": codes, "use_correction": False},
+                                use_t=True)
+    n, rank = len(y), int(np.linalg.matrix_rank(design))
+    factor = g / (g - 1) * (n - 1) / max(n - rank - absorbed, 1)
+    se = math.sqrt(max(float(fit.cov_params()[0, 0]) * factor, 0.0))
+    return float(fit.params[0]), se, rank, g
+
+
+def _client_demean(values: np.ndarray, codes: np.ndarray, g: int) -> np.ndarray:
+    """Each column minus its client's mean, shape as ``values`` (n,) or (n, q)."""
+    v = values.reshape(len(codes), -1)
+    counts = np.bincount(codes, minlength=g).astype(float)
+    means = np.stack([np.bincount(codes, weights=v[:, j], minlength=g) for j in range(v.shape[1])], axis=1)
+    return (v - means[codes] / counts[codes, None]).reshape(values.shape)
+
+
+def ordered_within(x: Sequence[float], y: Sequence[float], clients: Sequence[object], order: Sequence[float], *,
+                   trend: str = "session_order", min_clients: int = 5, count_client_means: bool = True
+                   ) -> WithinEstimate:
+    """Within-client slope of y on x with a shared trend of any shape over session position removed.
+
+    The model is ``y_ij = a_i + f(order_ij) + b x_ij + e_ij``: a fixed effect per client (the within-client
+    centring of the mixed model, so client means never enter) and a shared trend ``f`` of the session's position
+    in the client's course (:func:`trend_basis`: by default one fixed effect per position, so f may be linear,
+    saturating, a step or U-shaped). It is fitted with ``statsmodels`` OLS on the client-centred columns (the
+    same coefficient as with one dummy per client) with a CR1 cluster-robust (client) standard error and t with
+    G - 1 df, so autocorrelated sessions and client-specific trend deviations widen the interval instead of
+    producing false positives. The estimate is standardised: x and y are divided by their SDs left after client
+    means and the shared trend are removed (with no trend it is the repeated-measures correlation's slope).
+
+    Parameters
+    ----------
+    x, y : sequence of float, shape (n,)
+        Indicator value and score per session.
+    clients : sequence, shape (n,)
+    order : sequence of float, shape (n,)
+        The session's position in the client's course (1 = first session; NaN: unknown).
+    trend : {"session_order", "spline", "linear"}
+    min_clients : int
+        Fewer clients with two or more sessions: no estimate.
+    count_client_means : bool
+        Count the absorbed client means in K of the CR1 factor (as a fit with client dummies does: the
+        conservative choice, chosen by ``bench/calibration.py``); False: as Stata's ``xtreg, fe``.
+
+    Returns
+    -------
+    WithinEstimate
+        ``estimate`` None with the reason in ``note`` when a session has no known position (no date and no
+        order: no trend can be removed, so the estimate is refused), when too few clients have two or more
+        sessions, or when nothing varies within clients once the trend is removed.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    order = np.asarray(order, dtype=float)
+    label = trend
+    ci = "cluster"
+    labels, codes = np.unique(np.asarray(clients).astype(str), return_inverse=True)
+    unknown = ~np.isfinite(order)
+    if unknown.any():
+        return WithinEstimate(None, None, None, None, None, len(x), len(labels), 0, ci, label,
+                              f"{int(unknown.sum())} session(s) of {len(np.unique(codes[unknown]))} client(s) have "
+                              "neither a date nor an order: a trend over the course of therapy cannot be separated "
+                              "from the association, so the within-client estimate is refused (record the session "
+                              "dates)")
+    counts = np.bincount(codes)
+    keep = counts[codes] >= 2
+    x, y, order = x[keep], y[keep], order[keep]
+    _, codes = np.unique(codes[keep], return_inverse=True)
+    g, n_obs = (int(codes.max()) + 1 if len(codes) else 0), int(keep.sum())
+    if g < max(min_clients, 3):
+        return WithinEstimate(None, None, None, None, None, n_obs, g, 0, ci, label,
+                              f"too few clients with 2+ sessions ({g})")
+    basis = trend_basis(order, trend)
+    xw, yw, bw = (_client_demean(v, codes, g) for v in (x, y, basis))
+    sxx, syy = _residual_ss(xw, yw, bw)
+    if sxx <= 1e-12 * max(1.0, float(xw @ xw)) or syy <= 1e-12 * max(1.0, float(yw @ yw)):
+        return WithinEstimate(None, None, None, None, None, n_obs, g, 0, ci, label,
+                              "no within-client variation left in x or y once the trend is removed")
+    beta, se, _, _ = cluster_ols(yw, np.column_stack([xw, bw]), codes, absorbed=g if count_client_means else 0)
+    scale = math.sqrt(sxx / syy)
+    est, se = beta * scale, se * scale
+    df = g - 1
+    if se == 0:
+        return WithinEstimate(est, est, est, 0.0, 0.0, n_obs, g, df, ci, label, "zero standard error")
+    q = float(sps.t.ppf(0.975, df))
+    return WithinEstimate(est, est - q * se, est + q * se, float(2 * sps.t.sf(abs(est / se), df)), se, n_obs, g, df,
+                          ci, label)
+
+
+def _residual_ss(xw: np.ndarray, yw: np.ndarray, basis: np.ndarray) -> tuple[float, float]:
+    """Residual sums of squares of x and y after the (client-centred) trend columns (statsmodels OLS)."""
+    import statsmodels.api as sm
+
+    if basis.shape[1] == 0:
+        return float(xw @ xw), float(yw @ yw)
+    resid = sm.OLS(np.column_stack([xw, yw]), basis).fit().resid
+    resid = np.asarray(resid)
+    return float(resid[:, 0] @ resid[:, 0]), float(resid[:, 1] @ resid[:, 1])
