@@ -314,11 +314,13 @@ def markdown(doc: dict) -> str:
                      + f" | {_fmt(sel['worst_null_cell'][n], sel['cell_tolerance'])} | {sel['mean_power'][n]:.3f} | "
                      f"{'yes' if n in sel['eligible'] else 'no'} |")
     default = "+".join(DEFAULT_COVARIATES)
+    verdict = (f"`{sel['chosen']}`" if sel["chosen"] else "none eligible (see *Outcome and deviation* above)")
     lines += [
         "",
-        f"**Chosen by the rule**: `{sel['chosen']}`. **The code's default** (`alliance compare`, "
+        f"**Chosen by the rule**: {verdict}. **The code's default** (`alliance compare`, "
         f"`pipeline.research.compare.DEFAULT_COVARIATES`): `{default}`"
-        + (" (the same)." if sel["chosen"] == default else " (DIFFERS: fix one)."),
+        + (" (the same)." if sel["chosen"] == default else
+           " (a deviation from the rule, stated above)." if sel["chosen"] is None else " (DIFFERS: fix one)."),
         "",
         f"Every cell (share of data sets with p < .05: the false-positive rate in null cells, power in effect "
         f"cells). Bold: a null cell above the per-cell bound {sel['cell_tolerance']:.3f}. Design: clients x "
@@ -361,7 +363,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="replace the results section of this Markdown file "
                     "(default: print it)")
     ap.add_argument("--from-json", type=Path, help="re-render a stored run (JSON from --json) instead of running")
+    ap.add_argument("--only", action="append", metavar="CELL", help="run only this cell (its name as in the "
+                    "table, e.g. 'saturating 20x3-20 phi0.8'; repeatable): a confirmatory run, JSON only")
     args = ap.parse_args(argv)
+    if args.only:
+        grid = tuple(c for c in cells() if c.name in args.only)
+        missing = sorted(set(args.only) - {c.name for c in grid})
+        if missing:
+            ap.error(f"no cell named {missing}")
+        doc = run(args.reps, check=args.check, seed=args.seed, grid=grid)
+        text = json.dumps(doc, indent=1) + "\n"
+        args.json.write_text(text, encoding="utf-8") if args.json else print(text)
+        return 0
     if args.from_json:
         doc = json.loads(args.from_json.read_text(encoding="utf-8"))
         doc["selection"] = select_default(doc)
