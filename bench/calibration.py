@@ -160,7 +160,7 @@ def simulate(cell: Cell, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def first_difference(x: np.ndarray, y: np.ndarray, client: np.ndarray, order: np.ndarray) -> float | None:
-    """p of dy on dx (with an intercept) over consecutive sessions of each client, CR1, t with G - 1 df."""
+    """The p of dy on dx (with an intercept) over consecutive sessions of each client, CR1, t with G - 1 df."""
     from scipy import stats as sps
 
     from pipeline.research.within import cluster_ols
@@ -194,7 +194,7 @@ def estimate_p(name: str, data: dict[str, np.ndarray]) -> float | None:
 
 
 def statsmodels_reference_p(data: dict[str, np.ndarray]) -> float:
-    """p of x in ``y ~ x + C(client) + C(order)`` (statsmodels formula, cluster-robust, t): ``session_order``."""
+    """The p of x in ``y ~ x + C(client) + C(order)`` (statsmodels formula, cluster-robust, t): ``session_order``."""
     import pandas as pd
     import statsmodels.formula.api as smf
 
@@ -269,7 +269,7 @@ def select_default(doc: dict, *, max_fpr: float = MAX_FPR) -> dict:
                              / max(sum(c["estimable"][n] for c in nulls if c["shape"] == s), 1), 4)
                     for s in shapes} for n in names}
     worst_cell = {n: max(rate(c, n) for c in nulls) for n in names}
-    power = {n: round(sum(rate(c, n) if c["rate"][n] is not None else 0.0 for c in effects) / len(effects), 4)
+    power = {n: round(sum(0.0 if c["rate"][n] is None else c["rate"][n] for c in effects) / max(len(effects), 1), 4)
              for n in names}
     eligible = [n for n in names if max(by_shape[n].values()) <= max_fpr and worst_cell[n] <= tolerance + 1e-12]
     chosen = None
@@ -298,7 +298,8 @@ def markdown(doc: dict) -> str:
         "",
         f"Reproduce: `.venv/bin/python -m bench.calibration --reps {doc['reps']} --json bench/calibration.json "
         "--markdown docs/research_calibration.md` "
-        f"({doc['seconds']} s on this machine, one process, seed {doc['seed']}). {doc['reps']} data sets per cell; "
+        f"({doc['seconds']} s wall, one process, on a 2-core machine shared with other jobs; seed {doc['seed']}). "
+        f"{doc['reps']} data sets per cell; "
         f"Monte Carlo standard error of a rate near .05: {doc['mc_se_at_05']:.3f} per cell (a single cell may "
         f"exceed .07 by chance; the rule's per-cell bound is {sel['cell_tolerance']:.3f}), about "
         f"{doc['mc_se_at_05'] / math.sqrt(11):.3f} for a shape's pooled rate (11-12 null cells per shape).",

@@ -321,15 +321,18 @@ def mixedlm_within(x: Sequence[float], y: Sequence[float], clients: Sequence[obj
 #: Shapes of the shared trend :func:`ordered_within` can remove: ``session_order`` (one fixed effect per session
 #: position: any shape), ``spline`` (natural cubic spline of the position, at most 4 df), ``linear``.
 TRENDS = ("session_order", "spline", "linear")
+#: The trend controls that are covariates of ``alliance compare`` (``linear`` there is ``session_number``).
+ORDERED_TRENDS = ("session_order", "spline")
 SPLINE_DF = 4
 
 
 def trend_basis(order: np.ndarray, trend: str) -> np.ndarray:
     """Columns that describe a trend shared by all clients over session position ``order``, shape (n, q).
 
-    ``session_order``: a dummy for every position but the first (patsy ``C(order)``, treatment coding), so the
+    ``session_order``: patsy ``C(order)`` (treatment coding: a dummy for every position but the first), so the
     removed trend may take any shape; ``spline``: patsy's natural cubic regression spline ``cr(order, df)``
-    (centred) with ``df = min(4, positions - 1)`` (the dummies when that leaves fewer than 3 df); ``linear``: the position itself.
+    (centred) with ``df = min(4, positions - 1)`` (the dummies when that leaves fewer than 3 df); ``linear``: the
+    position itself.
     """
     import patsy
 
@@ -338,13 +341,14 @@ def trend_basis(order: np.ndarray, trend: str) -> np.ndarray:
         raise ValueError(f"trend {trend!r} unknown; use one of {list(TRENDS)}")
     if trend == "linear":
         return order[:, None]
-    positions = len(np.unique(order))
-    df = min(SPLINE_DF, positions - 1)
+    positions, inverse = np.unique(order, return_inverse=True)
+    df = min(SPLINE_DF, len(positions) - 1)
     if trend == "spline" and df >= 3:
         return np.asarray(patsy.dmatrix(f"cr(order, df={df}, constraints='center')", {"order": order}))[:, 1:]
-    if positions < 2:
+    if len(positions) < 2:
         return np.zeros((len(order), 0))
-    return np.asarray(patsy.dmatrix("C(order)", {"order": order}))[:, 1:]
+    per_position = np.asarray(patsy.dmatrix("C(order)", {"order": positions}))[:, 1:]  # one row per position
+    return per_position[inverse]
 
 
 def cluster_ols(y: np.ndarray, design: np.ndarray, groups: np.ndarray, *, absorbed: int = 0
@@ -352,9 +356,9 @@ def cluster_ols(y: np.ndarray, design: np.ndarray, groups: np.ndarray, *, absorb
     """OLS of ``y`` on ``design`` (coefficient of column 0) with a CR1 cluster-robust standard error.
 
     The fit and covariance are ``statsmodels`` OLS ``cov_type="cluster"`` (Stata's CR1: G / (G - 1) x
-    (N - 1) / (N - K)); ``absorbed`` parameters removed before the fit (client means) are added to K, so the
-    result equals the fit with one dummy per client. Returns ``(coefficient, se, rank, G)``; inference uses t with
-    G - 1 df.
+    (N - 1) / (N - K)); ``absorbed`` parameters removed before the fit (client means, trend columns partialled
+    out) are added to K, so the result equals the fit with those columns in the design. Returns
+    ``(coefficient, se, rank, G)``; inference uses t with G - 1 df.
     """
     import statsmodels.api as sm
 
@@ -364,8 +368,8 @@ def cluster_ols(y: np.ndarray, design: np.ndarray, groups: np.ndarray, *, absorb
                                 use_t=True)
     n, rank = len(y), int(np.linalg.matrix_rank(design))
     factor = g / (g - 1) * (n - 1) / max(n - rank - absorbed, 1)
-    se = math.sqrt(max(float(fit.cov_params()[0, 0]) * factor, 0.0))
-    return float(fit.params[0]), se, rank, g
+    se = math.sqrt(max(float(np.asarray(fit.cov_params())[0, 0]) * factor, 0.0))
+    return float(np.asarray(fit.params)[0]), se, rank, g
 
 
 def _client_demean(values: np.ndarray, codes: np.ndarray, g: int) -> np.ndarray:
@@ -376,19 +380,79 @@ def _client_demean(values: np.ndarray, codes: np.ndarray, g: int) -> np.ndarray:
     return (v - means[codes] / counts[codes, None]).reshape(values.shape)
 
 
+@dataclass(frozen=True)
+class TrendProjection:
+    """Client means and a shared trend over session position, ready to remove from columns of the same rows.
+
+    Built once for a set of rows (:func:`trend_projection`) and reused for every indicator measured on them
+    (Frisch-Waugh-Lovell: the slope of y on x with client and trend columns equals the slope of the residuals,
+    and so does its cluster-robust covariance).
+
+    Attributes
+    ----------
+    keep : ndarray of bool, shape (n_input,)
+        Rows of clients with two or more sessions (the others carry no within-client information).
+    codes : ndarray of int, shape (n,)
+        Client code of each kept row, 0..g-1.
+    n_clients : int
+    basis : ndarray, shape (n, q)
+        Client-centred trend columns.
+    solve : ndarray, shape (q, n)
+        Pseudo-inverse of ``basis``.
+    rank : int
+        Rank of ``basis`` (the trend parameters).
+    trend : str
+    """
+
+    keep: np.ndarray
+    codes: np.ndarray
+    n_clients: int
+    basis: np.ndarray
+    solve: np.ndarray
+    rank: int
+    trend: str
+
+    def remove(self, values: np.ndarray) -> np.ndarray:
+        """Residuals of kept rows' ``values`` (n, k) after client means and the trend, shape (n, k)."""
+        centred_values = _client_demean(np.asarray(values, dtype=float), self.codes, self.n_clients)
+        return centred_values - self.basis @ (self.solve @ centred_values)
+
+
+def trend_projection(clients: Sequence[object], order: Sequence[float], *, trend: str = "session_order"
+                     ) -> TrendProjection:
+    """The :class:`TrendProjection` of rows with these clients and session positions.
+
+    With an unknown position among the kept rows the trend has no columns: :func:`ordered_within` refuses first.
+    """
+    order = np.asarray(order, dtype=float)
+    _, codes = np.unique(np.asarray(clients).astype(str), return_inverse=True)
+    keep = np.bincount(codes)[codes] >= 2
+    _, codes = np.unique(codes[keep], return_inverse=True)
+    g = int(codes.max()) + 1 if len(codes) else 0
+    known = np.isfinite(order[keep]).all()
+    basis = _client_demean(trend_basis(order[keep], trend), codes, g) if g and known else np.zeros((len(codes), 0))
+    if basis.shape[1] == 0:
+        return TrendProjection(keep, codes, g, basis, np.zeros((0, len(codes))), 0, trend)
+    solve = np.linalg.pinv(basis)
+    return TrendProjection(keep, codes, g, basis, solve, int(np.linalg.matrix_rank(basis)), trend)
+
+
 def ordered_within(x: Sequence[float], y: Sequence[float], clients: Sequence[object], order: Sequence[float], *,
-                   trend: str = "session_order", min_clients: int = 5, count_client_means: bool = True
-                   ) -> WithinEstimate:
+                   trend: str = "session_order", min_clients: int = 5, count_client_means: bool = True,
+                   projection: TrendProjection | None = None) -> WithinEstimate:
     """Within-client slope of y on x with a shared trend of any shape over session position removed.
 
     The model is ``y_ij = a_i + f(order_ij) + b x_ij + e_ij``: a fixed effect per client (the within-client
     centring of the mixed model, so client means never enter) and a shared trend ``f`` of the session's position
     in the client's course (:func:`trend_basis`: by default one fixed effect per position, so f may be linear,
-    saturating, a step or U-shaped). It is fitted with ``statsmodels`` OLS on the client-centred columns (the
-    same coefficient as with one dummy per client) with a CR1 cluster-robust (client) standard error and t with
-    G - 1 df, so autocorrelated sessions and client-specific trend deviations widen the interval instead of
-    producing false positives. The estimate is standardised: x and y are divided by their SDs left after client
-    means and the shared trend are removed (with no trend it is the repeated-measures correlation's slope).
+    saturating, a step or U-shaped). Client means and trend columns are partialled out
+    (:class:`TrendProjection`), then ``statsmodels`` OLS of the residuals gives the slope with a CR1
+    cluster-robust (client) standard error counting every partialled parameter, t with G - 1 df: the same
+    coefficient and p as ``y ~ x + C(client) + C(order)`` with statsmodels' cluster covariance (a test checks
+    it). Autocorrelated sessions and client-specific trend deviations widen the interval instead of producing
+    false positives (``bench/calibration.py``). The estimate is standardised: x and y are divided by their SDs
+    left after client means and the shared trend are removed (with no trend it is the repeated-measures
+    correlation's slope).
 
     Parameters
     ----------
@@ -403,41 +467,42 @@ def ordered_within(x: Sequence[float], y: Sequence[float], clients: Sequence[obj
     count_client_means : bool
         Count the absorbed client means in K of the CR1 factor (as a fit with client dummies does: the
         conservative choice, chosen by ``bench/calibration.py``); False: as Stata's ``xtreg, fe``.
+    projection : TrendProjection, optional
+        Of the same rows, clients, order and trend (to reuse it across indicators); built here if omitted.
 
     Returns
     -------
     WithinEstimate
-        ``estimate`` None with the reason in ``note`` when a session has no known position (no date and no
-        order: no trend can be removed, so the estimate is refused), when too few clients have two or more
-        sessions, or when nothing varies within clients once the trend is removed.
+        ``estimate`` None with the reason in ``note`` when a contributing session has no known position (no
+        date and no order: no trend can be removed, so the estimate is refused), when too few clients have two
+        or more sessions, or when nothing varies within clients once the trend is removed.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     order = np.asarray(order, dtype=float)
-    label = trend
-    ci = "cluster"
-    labels, codes = np.unique(np.asarray(clients).astype(str), return_inverse=True)
-    unknown = ~np.isfinite(order)
-    if unknown.any():
-        return WithinEstimate(None, None, None, None, None, len(x), len(labels), 0, ci, label,
-                              f"{int(unknown.sum())} session(s) of {len(np.unique(codes[unknown]))} client(s) have "
-                              "neither a date nor an order: a trend over the course of therapy cannot be separated "
-                              "from the association, so the within-client estimate is refused (record the session "
-                              "dates)")
-    counts = np.bincount(codes)
-    keep = counts[codes] >= 2
-    x, y, order = x[keep], y[keep], order[keep]
-    _, codes = np.unique(codes[keep], return_inverse=True)
-    g, n_obs = (int(codes.max()) + 1 if len(codes) else 0), int(keep.sum())
+    label, ci = trend, "cluster"
+    if projection is not None:
+        keep, codes, g = projection.keep, projection.codes, projection.n_clients
+    else:
+        _, codes = np.unique(np.asarray(clients).astype(str), return_inverse=True)
+        keep = np.bincount(codes)[codes] >= 2
+        codes = np.unique(codes[keep], return_inverse=True)[1]
+        g = int(codes.max()) + 1 if len(codes) else 0
+    n_obs = int(keep.sum())
+    if not np.isfinite(order[keep]).all():
+        return WithinEstimate(None, None, None, None, None, n_obs, g, 0, ci, label,
+                              order_unknown_note(order[keep], codes))
     if g < max(min_clients, 3):
         return WithinEstimate(None, None, None, None, None, n_obs, g, 0, ci, label,
                               f"too few clients with 2+ sessions ({g})")
-    basis = trend_basis(order, trend)
-    xw, yw, bw = (_client_demean(v, codes, g) for v in (x, y, basis))
-    sxx, syy = _residual_ss(xw, yw, bw)
-    if sxx <= 1e-12 * max(1.0, float(xw @ xw)) or syy <= 1e-12 * max(1.0, float(yw @ yw)):
+    proj = projection if projection is not None else trend_projection(clients, order, trend=trend)
+    resid = proj.remove(np.column_stack([x, y])[proj.keep])
+    xt, yt = resid[:, 0], resid[:, 1]
+    sxx, syy = float(xt @ xt), float(yt @ yt)
+    if sxx <= 1e-12 * max(1.0, float(x @ x)) or syy <= 1e-12 * max(1.0, float(y @ y)):
         return WithinEstimate(None, None, None, None, None, n_obs, g, 0, ci, label,
                               "no within-client variation left in x or y once the trend is removed")
-    beta, se, _, _ = cluster_ols(yw, np.column_stack([xw, bw]), codes, absorbed=g if count_client_means else 0)
+    beta, se, _, _ = cluster_ols(yt, xt[:, None], proj.codes,
+                                 absorbed=proj.rank + (g if count_client_means else 0))
     scale = math.sqrt(sxx / syy)
     est, se = beta * scale, se * scale
     df = g - 1
@@ -448,12 +513,10 @@ def ordered_within(x: Sequence[float], y: Sequence[float], clients: Sequence[obj
                           ci, label)
 
 
-def _residual_ss(xw: np.ndarray, yw: np.ndarray, basis: np.ndarray) -> tuple[float, float]:
-    """Residual sums of squares of x and y after the (client-centred) trend columns (statsmodels OLS)."""
-    import statsmodels.api as sm
-
-    if basis.shape[1] == 0:
-        return float(xw @ xw), float(yw @ yw)
-    resid = sm.OLS(np.column_stack([xw, yw]), basis).fit().resid
-    resid = np.asarray(resid)
-    return float(resid[:, 0] @ resid[:, 0]), float(resid[:, 1] @ resid[:, 1])
+def order_unknown_note(order: np.ndarray, codes: np.ndarray) -> str:
+    """Why the within-client estimate is refused when some sessions have no known position."""
+    unknown = ~np.isfinite(np.asarray(order, dtype=float))
+    return (f"{len(np.unique(np.asarray(codes)[unknown]))} client(s) have a session with neither a date nor an "
+            f"order, so the position of {int(unknown.sum())} session(s) in the course of therapy is unknown: a trend "
+            "over the course of therapy cannot be separated from the association, and the within-client estimate "
+            "is refused (record the session dates)")
