@@ -52,6 +52,7 @@ from pipeline.research.within import (
     covariate_label,
     mixedlm_within,
     moments_from_sums,
+    order_unknown_note,
     ordered_within,
     trend_projection,
     within_estimate,
@@ -583,15 +584,18 @@ def estimate_table(agg: dict[str, np.ndarray], *, levels: Sequence[str] = LEVELS
             frame = raw_rows(key) if raw_rows is not None and (ci == "model" or NEEDS_ORDER & set(covariates)) \
                 else None
             ordered = [c for c in covariates if c in ORDERED_TRENDS]
-            refused = _order_refusal(frame, covariates)
+            codes = None if frame is None else pd.factorize(frame["client_id"])[0]
+            refused = _order_refusal(frame, codes, covariates)
             if refused is not None:
                 est, note_m, n_s, n_c = (None, None, None, None), refused[0], refused[1], refused[2]
                 ci_m = "none: refused"
             elif ordered:
                 if frame is None:
                     raise ValueError(f"covariate {ordered[0]} needs raw_rows")
-                w = ordered_within(frame["x"], frame["y"], frame["client_id"], frame["o"], trend=ordered[0],
-                                   min_clients=min_n, projection=_projection(projections, frame, ordered[0]))
+                order = frame["o"].to_numpy(dtype=float)
+                w = ordered_within(frame["x"].to_numpy(dtype=float), frame["y"].to_numpy(dtype=float), codes, order,
+                                   trend=ordered[0], min_clients=min_n,
+                                   projection=_projection(projections, codes, order, ordered[0]))
                 est, note_m, n_s, n_c = (w.estimate, w.ci_low, w.ci_high, w.p), w.note, w.n_sessions, w.n_clients
                 ci_m = "cluster-robust (CR1, clients), t with G - 1 df"
                 if w.estimate is not None and n_c < 20:
@@ -627,28 +631,27 @@ def _within_method(ordered: Sequence[str]) -> str:
             f"{NOT_TREND_ADJUSTED})")
 
 
-def _projection(cache: dict, frame: pd.DataFrame, trend: str) -> TrendProjection:
-    """The trend projection of these rows (client, position), built once per distinct set of rows."""
-    codes = pd.factorize(frame["client_id"])[0]
-    order = frame["o"].to_numpy(dtype=float)
-    key = (trend, hash(codes.tobytes()), hash(order.tobytes()), len(codes))
-    if key not in cache:
-        cache.clear()  # keys arrive grouped by measure: keep one
-        cache[key] = trend_projection(codes, order, trend=trend)
-    return cache[key]
+def _projection(cache: dict, codes: np.ndarray, order: np.ndarray, trend: str) -> TrendProjection:
+    """The trend projection of these rows (client codes, positions), built once per distinct set of rows."""
+    held = cache.get(trend)  # keys arrive grouped by measure: the last set of rows is the one to reuse
+    if held is None or not (np.array_equal(held[0], codes) and np.array_equal(held[1], order, equal_nan=True)):
+        cache[trend] = held = (codes, order, trend_projection(codes, order, trend=trend))
+    return held[2]
 
 
-def _order_refusal(frame: pd.DataFrame | None, covariates: Sequence[str]) -> tuple[str, int, int] | None:
-    """``(reason, sessions, clients)`` when the trend control needs an order some contributing session lacks."""
-    if frame is None or not NEEDS_ORDER & set(covariates) or "o" not in frame:
+def _order_refusal(frame: pd.DataFrame | None, codes: np.ndarray | None, covariates: Sequence[str]
+                   ) -> tuple[str, int, int] | None:
+    """``(reason, sessions, clients)`` when the trend control needs an order some contributing session lacks.
+
+    ``codes``: the client code of each row of ``frame`` (contributing: clients with two or more rows).
+    """
+    if frame is None or codes is None or not NEEDS_ORDER & set(covariates) or "o" not in frame:
         return None
-    used = frame[frame.groupby("client_id")["x"].transform("size") >= 2]
-    order = used["o"].to_numpy(dtype=float)
+    used = np.bincount(codes)[codes] >= 2
+    order = frame["o"].to_numpy(dtype=float)[used]
     if np.isfinite(order).all():
         return None
-    from pipeline.research.within import order_unknown_note
-
-    return order_unknown_note(order, used["client_id"].to_numpy()), len(used), int(used["client_id"].nunique())
+    return order_unknown_note(order, codes[used]), int(used.sum()), len(np.unique(codes[used]))
 
 
 def _rm(mom: np.ndarray, method: str, min_n: int):

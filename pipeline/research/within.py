@@ -329,10 +329,10 @@ SPLINE_DF = 4
 def trend_basis(order: np.ndarray, trend: str) -> np.ndarray:
     """Columns that describe a trend shared by all clients over session position ``order``, shape (n, q).
 
-    ``session_order``: patsy ``C(order)`` (treatment coding: a dummy for every position but the first), so the
-    removed trend may take any shape; ``spline``: patsy's natural cubic regression spline ``cr(order, df)``
-    (centred) with ``df = min(4, positions - 1)`` (the dummies when that leaves fewer than 3 df); ``linear``: the
-    position itself.
+    ``session_order``: patsy's treatment coding of the positions (``C(order)``: a dummy for every position but
+    the first), so the removed trend may take any shape; ``spline``: patsy's natural cubic regression spline
+    ``cr(order, df)`` (centred) with ``df = min(4, positions - 1)`` (the dummies when that leaves fewer than 3
+    df); ``linear``: the position itself.
     """
     import patsy
 
@@ -347,7 +347,7 @@ def trend_basis(order: np.ndarray, trend: str) -> np.ndarray:
         return np.asarray(patsy.dmatrix(f"cr(order, df={df}, constraints='center')", {"order": order}))[:, 1:]
     if len(positions) < 2:
         return np.zeros((len(order), 0))
-    per_position = np.asarray(patsy.dmatrix("C(order)", {"order": positions}))[:, 1:]  # one row per position
+    per_position = patsy.contrasts.Treatment().code_without_intercept(list(positions)).matrix  # (L, L - 1)
     return per_position[inverse]
 
 
@@ -370,6 +370,14 @@ def cluster_ols(y: np.ndarray, design: np.ndarray, groups: np.ndarray, *, absorb
     factor = g / (g - 1) * (n - 1) / max(n - rank - absorbed, 1)
     se = math.sqrt(max(float(np.asarray(fit.cov_params())[0, 0]) * factor, 0.0))
     return float(np.asarray(fit.params)[0]), se, rank, g
+
+
+def _client_codes(clients: Sequence[object]) -> np.ndarray:
+    """Client labels as codes 0..k-1, shape (n,) (integer labels kept as numbers, others compared as text)."""
+    labels = np.asarray(clients)
+    if labels.dtype.kind not in "iub":
+        labels = labels.astype(str)
+    return np.unique(labels, return_inverse=True)[1].reshape(-1)
 
 
 def _client_demean(values: np.ndarray, codes: np.ndarray, g: int) -> np.ndarray:
@@ -397,8 +405,8 @@ class TrendProjection:
     n_clients : int
     basis : ndarray, shape (n, q)
         Client-centred trend columns.
-    solve : ndarray, shape (q, n)
-        Pseudo-inverse of ``basis``.
+    solve : ndarray, shape (q, q)
+        Pseudo-inverse of ``basis' basis`` (the normal equations: q x q, never n x n).
     rank : int
         Rank of ``basis`` (the trend parameters).
     trend : str
@@ -415,7 +423,7 @@ class TrendProjection:
     def remove(self, values: np.ndarray) -> np.ndarray:
         """Residuals of kept rows' ``values`` (n, k) after client means and the trend, shape (n, k)."""
         centred_values = _client_demean(np.asarray(values, dtype=float), self.codes, self.n_clients)
-        return centred_values - self.basis @ (self.solve @ centred_values)
+        return centred_values - self.basis @ (self.solve @ (self.basis.T @ centred_values))
 
 
 def trend_projection(clients: Sequence[object], order: Sequence[float], *, trend: str = "session_order"
@@ -425,16 +433,15 @@ def trend_projection(clients: Sequence[object], order: Sequence[float], *, trend
     With an unknown position among the kept rows the trend has no columns: :func:`ordered_within` refuses first.
     """
     order = np.asarray(order, dtype=float)
-    _, codes = np.unique(np.asarray(clients).astype(str), return_inverse=True)
+    codes = _client_codes(clients)
     keep = np.bincount(codes)[codes] >= 2
     _, codes = np.unique(codes[keep], return_inverse=True)
     g = int(codes.max()) + 1 if len(codes) else 0
     known = np.isfinite(order[keep]).all()
     basis = _client_demean(trend_basis(order[keep], trend), codes, g) if g and known else np.zeros((len(codes), 0))
-    if basis.shape[1] == 0:
-        return TrendProjection(keep, codes, g, basis, np.zeros((0, len(codes))), 0, trend)
-    solve = np.linalg.pinv(basis)
-    return TrendProjection(keep, codes, g, basis, solve, int(np.linalg.matrix_rank(basis)), trend)
+    gram = basis.T @ basis  # shape (q, q)
+    return TrendProjection(keep, codes, g, basis, np.linalg.pinv(gram, hermitian=True),
+                           int(np.linalg.matrix_rank(gram, hermitian=True)) if gram.size else 0, trend)
 
 
 def ordered_within(x: Sequence[float], y: Sequence[float], clients: Sequence[object], order: Sequence[float], *,
@@ -483,7 +490,7 @@ def ordered_within(x: Sequence[float], y: Sequence[float], clients: Sequence[obj
     if projection is not None:
         keep, codes, g = projection.keep, projection.codes, projection.n_clients
     else:
-        _, codes = np.unique(np.asarray(clients).astype(str), return_inverse=True)
+        codes = _client_codes(clients)
         keep = np.bincount(codes)[codes] >= 2
         codes = np.unique(codes[keep], return_inverse=True)[1]
         g = int(codes.max()) + 1 if len(codes) else 0
