@@ -1031,8 +1031,8 @@ def format_table(results: pd.DataFrame) -> str:
     ``estimate`` is the primary estimate (within: the mixed model's standardised within-client slope;
     between: Spearman rho of client means); the repeated-measures / client-mean correlations follow it.
     """
-    lines = ["| indicator | measure | level | sessions | clients | estimate [95% CI] | q | Spearman rho [95% CI] | "
-             "Pearson r [95% CI] (within: not adjusted for trend) | reading |",
+    lines = ["| indicator | measure | level | sessions | clients | estimate [95% CI] | q | Spearman rho [95% CI] "
+             "(within: not adjusted for trend) | Pearson r [95% CI] (within: not adjusted for trend) | reading |",
              "|---|---|---|---:|---:|---|---:|---|---|---|"]
     r = results.sort_values(["level", "instrument", "scale", "timepoint", "indicator", "speaker_role"],
                             na_position="first")
