@@ -403,27 +403,39 @@ class TrendProjection:
     codes : ndarray of int, shape (n,)
         Client code of each kept row, 0..g-1.
     n_clients : int
-    basis : ndarray, shape (n, q)
-        Client-centred trend columns.
+    basis : ndarray, shape (n, q), or None
+        Client-centred trend columns (``spline``, ``linear``); None for ``session_order``, whose q = L - 1
+        client-centred dummies are never built: ``position`` and per-position sums stand in for them.
+    position : ndarray of int, shape (n,), or None
+        ``session_order``: index of each kept row's position among the L positions (0: the reference).
     solve : ndarray, shape (q, q)
-        Pseudo-inverse of ``basis' basis`` (the normal equations: q x q, never n x n).
+        Pseudo-inverse of the trend columns' cross-products (the normal equations: q x q, never n x n).
     rank : int
-        Rank of ``basis`` (the trend parameters).
+        Rank of the trend columns (the trend parameters).
     trend : str
     """
 
     keep: np.ndarray
     codes: np.ndarray
     n_clients: int
-    basis: np.ndarray
+    basis: np.ndarray | None
+    position: np.ndarray | None
     solve: np.ndarray
     rank: int
     trend: str
 
     def remove(self, values: np.ndarray) -> np.ndarray:
         """Residuals of kept rows' ``values`` (n, k) after client means and the trend, shape (n, k)."""
-        centred_values = _client_demean(np.asarray(values, dtype=float), self.codes, self.n_clients)
-        return centred_values - self.basis @ (self.solve @ (self.basis.T @ centred_values))
+        v = _client_demean(np.asarray(values, dtype=float), self.codes, self.n_clients)
+        if self.position is None:
+            return v if self.basis is None else v - self.basis @ (self.solve @ (self.basis.T @ v))
+        levels = self.solve.shape[0] + 1
+        # dummies' cross-products with v: per-position sums (v is client-centred, so the dummies' client means
+        # contribute nothing); the fitted trend D c, client-centred, is what the centred dummies fit
+        sums = np.stack([np.bincount(self.position, weights=v[:, j], minlength=levels) for j in range(v.shape[1])],
+                        axis=1)[1:]
+        coef = np.vstack([np.zeros((1, v.shape[1])), self.solve @ sums])  # (L, k), reference position 0
+        return v - _client_demean(coef[self.position], self.codes, self.n_clients)
 
 
 def trend_projection(clients: Sequence[object], order: Sequence[float], *, trend: str = "session_order"
@@ -437,11 +449,23 @@ def trend_projection(clients: Sequence[object], order: Sequence[float], *, trend
     keep = np.bincount(codes)[codes] >= 2
     _, codes = np.unique(codes[keep], return_inverse=True)
     g = int(codes.max()) + 1 if len(codes) else 0
-    known = np.isfinite(order[keep]).all()
-    basis = _client_demean(trend_basis(order[keep], trend), codes, g) if g and known else np.zeros((len(codes), 0))
+    if not g or not np.isfinite(order[keep]).all():
+        return TrendProjection(keep, codes, g, None, None, np.zeros((0, 0)), 0, trend)
+    if trend == "session_order":
+        positions, position = np.unique(order[keep], return_inverse=True)
+        if len(positions) < 2:
+            return TrendProjection(keep, codes, g, None, None, np.zeros((0, 0)), 0, trend)
+        counts = np.zeros((g, len(positions)))  # sessions per client and position, shape (g, L)
+        np.add.at(counts, (codes, position), 1.0)
+        # centred dummies' cross-products: D'D - D' (client means of D) = diag(per position) - N' diag(1/n) N
+        gram = np.diag(counts.sum(axis=0)) - counts.T @ (counts / counts.sum(axis=1, keepdims=True))
+        gram = gram[1:, 1:]
+        return TrendProjection(keep, codes, g, None, position.reshape(-1), np.linalg.pinv(gram, hermitian=True),
+                               int(np.linalg.matrix_rank(gram, hermitian=True)), trend)
+    basis = _client_demean(trend_basis(order[keep], trend), codes, g)
     gram = basis.T @ basis  # shape (q, q)
-    return TrendProjection(keep, codes, g, basis, np.linalg.pinv(gram, hermitian=True),
-                           int(np.linalg.matrix_rank(gram, hermitian=True)) if gram.size else 0, trend)
+    return TrendProjection(keep, codes, g, basis, None, np.linalg.pinv(gram, hermitian=True),
+                           int(np.linalg.matrix_rank(gram, hermitian=True)), trend)
 
 
 def ordered_within(x: Sequence[float], y: Sequence[float], clients: Sequence[object], order: Sequence[float], *,
