@@ -904,8 +904,9 @@ def estimates(staged: Staged, options: CompareOptions) -> pd.DataFrame:
 
         def raw(key: tuple) -> pd.DataFrame:
             at = (staged.measure == measure[tuple(key[2:])]) & ~np.isnan(staged.x[:, column[tuple(key[:2])]])
-            return pd.DataFrame({"x": staged.x[at, column[tuple(key[:2])]], "y": staged.y[at],
-                                 "client_id": staged.client_id[at], "therapist_id": staged.therapist_id[at],
+            labels = {"client_id": staged.client_id[at], "therapist_id": staged.therapist_id[at]} \
+                if options.ci == "model" else {"client_id": staged.client[at]}  # codes: no text columns to build
+            return pd.DataFrame({"x": staged.x[at, column[tuple(key[:2])]], "y": staged.y[at], **labels,
                                  "s": staged.s[at], "d": staged.d[at],
                                  "o": staged.s[at] if staged.order is None else staged.order[at]})
     return estimate_table(agg, levels=options.levels, min_n=options.min_n, covariates=options.covariates,

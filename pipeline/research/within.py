@@ -362,7 +362,7 @@ def cluster_ols(y: np.ndarray, design: np.ndarray, groups: np.ndarray, *, absorb
     """
     import statsmodels.api as sm
 
-    _, codes = np.unique(groups, return_inverse=True)
+    codes = _codes(groups)
     g = int(codes.max()) + 1
     fit = sm.OLS(y, design).fit(cov_type="cluster", cov_kwds={"groups": codes, "use_correction": False},
                                 use_t=True)
@@ -372,12 +372,14 @@ def cluster_ols(y: np.ndarray, design: np.ndarray, groups: np.ndarray, *, absorb
     return float(np.asarray(fit.params)[0]), se, rank, g
 
 
-def _client_codes(clients: Sequence[object]) -> np.ndarray:
-    """Client labels as codes 0..k-1, shape (n,) (integer labels kept as numbers, others compared as text)."""
-    labels = np.asarray(clients)
-    if labels.dtype.kind not in "iub":
-        labels = labels.astype(str)
-    return np.unique(labels, return_inverse=True)[1].reshape(-1)
+def _codes(labels: Sequence[object]) -> np.ndarray:
+    """Labels as codes 0..k-1 in order of first appearance, shape (n,) (hashing: no sort of n labels)."""
+    import pandas as pd
+
+    values = np.asarray(labels)
+    if values.dtype.kind not in "iufb":
+        values = values.astype(str)
+    return np.asarray(pd.factorize(values)[0], dtype=np.intp)
 
 
 def _client_demean(values: np.ndarray, codes: np.ndarray, g: int) -> np.ndarray:
@@ -407,7 +409,8 @@ class TrendProjection:
         Client-centred trend columns (``spline``, ``linear``); None for ``session_order``, whose q = L - 1
         client-centred dummies are never built: ``position`` and per-position sums stand in for them.
     position : ndarray of int, shape (n,), or None
-        ``session_order``: index of each kept row's position among the L positions (0: the reference).
+        ``session_order``: index of each kept row's position among the L positions (0, the reference, is the
+        first met: the projection does not depend on which).
     solve : ndarray, shape (q, q)
         Pseudo-inverse of the trend columns' cross-products (the normal equations: q x q, never n x n).
     rank : int
@@ -445,17 +448,18 @@ def trend_projection(clients: Sequence[object], order: Sequence[float], *, trend
     With an unknown position among the kept rows the trend has no columns: :func:`ordered_within` refuses first.
     """
     order = np.asarray(order, dtype=float)
-    codes = _client_codes(clients)
+    codes = _codes(clients)
     keep = np.bincount(codes)[codes] >= 2
-    _, codes = np.unique(codes[keep], return_inverse=True)
+    codes = _codes(codes[keep])
     g = int(codes.max()) + 1 if len(codes) else 0
     if not g or not np.isfinite(order[keep]).all():
         return TrendProjection(keep, codes, g, None, None, np.zeros((0, 0)), 0, trend)
     if trend == "session_order":
-        positions, position = np.unique(order[keep], return_inverse=True)
-        if len(positions) < 2:
+        position = _codes(order[keep])  # any position may be the reference: the projection is the same
+        levels = int(position.max()) + 1
+        if levels < 2:
             return TrendProjection(keep, codes, g, None, None, np.zeros((0, 0)), 0, trend)
-        counts = np.zeros((g, len(positions)))  # sessions per client and position, shape (g, L)
+        counts = np.zeros((g, levels))  # sessions per client and position, shape (g, L)
         np.add.at(counts, (codes, position), 1.0)
         # centred dummies' cross-products: D'D - D' (client means of D) = diag(per position) - N' diag(1/n) N
         gram = np.diag(counts.sum(axis=0)) - counts.T @ (counts / counts.sum(axis=1, keepdims=True))
@@ -514,9 +518,9 @@ def ordered_within(x: Sequence[float], y: Sequence[float], clients: Sequence[obj
     if projection is not None:
         keep, codes, g = projection.keep, projection.codes, projection.n_clients
     else:
-        codes = _client_codes(clients)
+        codes = _codes(clients)
         keep = np.bincount(codes)[codes] >= 2
-        codes = np.unique(codes[keep], return_inverse=True)[1]
+        codes = _codes(codes[keep])
         g = int(codes.max()) + 1 if len(codes) else 0
     n_obs = int(keep.sum())
     if not np.isfinite(order[keep]).all():
