@@ -1,6 +1,11 @@
-"""Within-client estimates for repeated sessions: the mixed model, trend covariates, cluster-robust intervals.
+"""Within-client estimates for repeated sessions: the mixed model, trend controls, cluster-robust intervals.
 
-The primary model for an indicator ``x`` and a self-report score ``y`` measured on the same sessions is a
+The headline estimate of ``alliance compare`` is :func:`ordered_within` (end of this module): client means and
+a trend shared by indicator and score of any shape over the session's position removed, cluster-robust
+interval; chosen by ``python -m bench.calibration`` (``docs/research_calibration.md``). The linear trend
+controls below remain as options.
+
+The mixed model for an indicator ``x`` and a self-report score ``y`` measured on the same sessions is a
 linear mixed model with a random intercept per client (and per therapist where there are several)::
 
     y_ij = b0 + bW (x_ij - xbar_i) + bB xbar_i + g' (c_ij - cbar_i) + h' cbar_i + u_i [+ v_t] + e_ij
