@@ -315,7 +315,8 @@ def compare_queries(client: str) -> list[Query]:
               "and version checks, one row per scored session with every indicator fetched from indicators_wide",
               "call", call=stage),
         Query("compare:estimates", "compare.estimates: per-client sums of every indicator (numpy, column-wise), "
-              "then the mixed model (cluster-robust), rmcorr and client-mean correlations", "call",
+              "then the within-client estimate with session position as fixed effects (cluster-robust), the "
+              "repeated-measures correlations (not adjusted for trend) and client-mean correlations", "call",
               call=lambda c: compare.estimates(held["staged"], opts)),
         Query("compare:discrepancy_flags", "compare.flags_for", "call",
               call=lambda c: compare.flags_for(held["staged"], opts)),

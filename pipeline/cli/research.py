@@ -69,9 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--flags", type=int, default=10, metavar="N", help="print at most N discrepancy flags "
                    "(default 10; all are stored)")
     c.add_argument("--covariate", action="append", default=None, metavar="NAME",
-                   choices=("session_number", "days_since_first", "client_trend", "none"),
-                   help="trend covariate of the within-client model: session_number (default), days_since_first, "
-                   "client_trend (each client's own linear trend removed) or none; repeatable")
+                   choices=("session_order", "spline", "session_number", "days_since_first", "client_trend", "none"),
+                   help="trend control of the within-client estimate: session_order (default: one effect per "
+                   "session position, any trend shape), spline, or the linear session_number, days_since_first, "
+                   "client_trend (each client's own linear trend removed), or none; repeatable (linear ones only)")
     c.add_argument("--ci", choices=("cluster", "bootstrap", "model"), default="cluster",
                    help="within-client interval: cluster-robust (default), client bootstrap, or the mixed model's "
                    "own (statsmodels MixedLM, REML; assumes independent sessions)")

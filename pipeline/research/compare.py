@@ -3,12 +3,14 @@
 The unit of analysis is a session with both an indicator value and a self-report score linked to it. For
 every indicator (name and role) x measure (instrument, scale, timepoint) and level:
 
-* **within** clients (primary for repeated sessions): the mixed model of :mod:`pipeline.research.within`
-  (random client intercept, the indicator split into its within-client part and the client mean, trend
-  covariates session number and/or days since the first session). Its estimate is the standardised
-  within-client slope; its interval is cluster-robust by default (chosen by ``python -m bench.calibration``,
-  table in ``docs/research_calibration.md``), or a client bootstrap, or model-based. The repeated-measures
-  correlation (Spearman and Pearson, Bakdash & Marusich 2017) is kept beside it as a description.
+* **within** clients (primary for repeated sessions): by default client-centred with one fixed effect per
+  session position, so a trend of any shape shared by indicator and score is removed
+  (:func:`pipeline.research.within.ordered_within`, statsmodels OLS, CR1 cluster-robust interval, t with G - 1
+  df; chosen by ``python -m bench.calibration``, table in ``docs/research_calibration.md``). A client with an
+  undated session has no known order: the estimate is then refused with that reason. The linear controls
+  (session number, days since the first session, each client's own linear trend) remain as options, with the
+  mixed model's bootstrap or model-based intervals. The repeated-measures correlation (Spearman and Pearson,
+  Bakdash & Marusich 2017) is kept beside it as a description, **not adjusted for trend**.
 * **between** clients: Spearman (primary) and Pearson correlations of the client means (n = clients).
 
 Every row says how many sessions and clients contribute, the method, interval method and covariates, and the
@@ -40,14 +42,19 @@ import pandas as pd
 
 from pipeline.analysis.definitions import ACCURACY_WORDS, accuracy_of, evidence_of
 from pipeline.errors import ComparisonError, StorageError
-from pipeline.research.correlation import Correlation, benjamini_hochberg, correlate, from_r
+from pipeline.research.correlation import NOT_TREND_ADJUSTED, Correlation, benjamini_hochberg, correlate, from_r
 from pipeline.research.within import (
     CI_METHODS,
     COVARIATES,
+    ORDERED_TRENDS,
     SUM_NAMES,
+    TrendProjection,
     covariate_label,
     mixedlm_within,
     moments_from_sums,
+    order_unknown_note,
+    ordered_within,
+    trend_projection,
     within_estimate,
 )
 from pipeline.storage.wide import indicator_columns, sync_indicators_wide
@@ -55,9 +62,12 @@ from pipeline.storage.wide import indicator_columns, sync_indicators_wide
 LEVELS = ("between", "within")
 #: Indicators that describe the recording or the role rule rather than the process.
 NOT_PROCESS = frozenset({"duration", "role_confidence"})
-#: Chosen by bench/calibration.py (docs/research_calibration.md): false-positive rate <= .07 in every scenario.
+#: Chosen by bench/calibration.py (docs/research_calibration.md): false-positive rate <= .07 under every shared
+#: trend shape (linear, saturating, step, U-shaped), AR(1) errors to phi .8, 10-40 clients x 3-20 sessions.
 DEFAULT_CI = "cluster"
-DEFAULT_COVARIATES: tuple[str, ...] = ("session_number",)
+DEFAULT_COVARIATES: tuple[str, ...] = ("session_order",)
+#: Covariates that need each session's position in the client's course (refused where it is unknown).
+NEEDS_ORDER = frozenset({"session_number", "client_trend", *ORDERED_TRENDS})
 #: Changes within this of the reliable-change criterion count as reaching it (scores are decimals).
 RC_TOLERANCE = 1e-9
 DUPLICATE_RULES = ("refuse", "latest")
@@ -115,8 +125,12 @@ class CompareOptions:
         Without a published cutoff an alliance rating is *high* at or above this quantile of the
         sample and *low* at or below ``1 - rating_quantile``.
     covariates : tuple of str
-        Trend covariates of the within-client model: ``session_number``, ``days_since_first`` and/or
-        ``client_trend`` (each client's own linear trend removed). Default: session number.
+        Trend control of the within-client estimate. Default ``session_order``: one fixed effect per session
+        position, so a shared trend of any shape is removed (:func:`pipeline.research.within.ordered_within`);
+        ``spline``: a natural spline of session position; or the linear controls ``session_number``,
+        ``days_since_first`` and/or ``client_trend`` (each client's own linear trend removed). Every control
+        but ``days_since_first`` needs the sessions' order: a client with an undated session has none, and the
+        within-client estimate is then refused with that reason.
     ci : {"cluster", "bootstrap", "model"}
         Interval of the within-client estimate (default cluster-robust).
     bootstrap : int
@@ -160,9 +174,16 @@ class CompareOptions:
         bad = set(self.levels) - set(LEVELS)
         if bad:
             raise ComparisonError(f"levels {sorted(bad)} unknown; use {list(LEVELS)}")
-        bad = set(self.covariates) - set(COVARIATES) - {"client_trend"}
+        bad = set(self.covariates) - set(COVARIATES) - {"client_trend", *ORDERED_TRENDS}
         if bad:
-            raise ComparisonError(f"covariates {sorted(bad)} unknown; use {[*COVARIATES, 'client_trend']}")
+            raise ComparisonError(f"covariates {sorted(bad)} unknown; use "
+                                  f"{[*ORDERED_TRENDS, *COVARIATES, 'client_trend']}")
+        ordered = set(self.covariates) & set(ORDERED_TRENDS)
+        if ordered and (len(self.covariates) > 1 or self.ci != "cluster"):
+            raise ComparisonError(f"covariate {sorted(ordered)[0]} stands alone with the cluster-robust interval "
+                                  "(--ci cluster); --ci bootstrap|model and combined covariates go with the linear "
+                                  "trend controls (session_number, days_since_first, client_trend), which do not "
+                                  "hold under a nonlinear shared trend (docs/research_calibration.md)")
         if self.ci not in CI_METHODS:
             raise ComparisonError(f"ci {self.ci!r} unknown; use one of {list(CI_METHODS)}")
         if self.duplicates not in DUPLICATE_RULES:
@@ -228,7 +249,8 @@ def _sessions_sql() -> str:
     return ("SELECT session_id, client_id, therapist_id, recorded_on, coalesce(markers_version, 'unknown')"
             " AS markers_version,"
             " row_number() OVER (PARTITION BY client_id ORDER BY recorded_on NULLS LAST, session_id) AS session_number,"
-            " date_diff('day', min(recorded_on) OVER (PARTITION BY client_id), recorded_on) AS days_since_first"
+            " date_diff('day', min(recorded_on) OVER (PARTITION BY client_id), recorded_on) AS days_since_first,"
+            " count(recorded_on) OVER (PARTITION BY client_id) = count(*) OVER (PARTITION BY client_id) AS order_known"
             " FROM research_sessions")
 
 
@@ -254,6 +276,8 @@ class Staged:
     clients : ndarray of str
     s, d : ndarray of float, shape (n,)
         Session number and days since the client's first session (NaN: no date).
+    order : ndarray of float, shape (n,)
+        Session number where the client's order is known (every research session of the client dated), else NaN.
     x : ndarray of float, shape (n, k)
         Indicator values of the row's session; NaN where missing or not finite.
     markers_versions : list of str
@@ -278,6 +302,7 @@ class Staged:
     markers_versions: list
     n_sessions: int
     n_clients: int
+    order: np.ndarray | None = None
 
 
 def stage(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> Staged:
@@ -320,6 +345,7 @@ def stage(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> Staged:
     table = con.execute(
         "SELECT sc.instrument, sc.scale, sc.timepoint, sc.value, sc.kind, sc.concern_below, ss.session_id,"
         " ss.client_id, ss.therapist_id, ss.session_number::DOUBLE AS s, ss.days_since_first::DOUBLE AS d,"
+        " CASE WHEN ss.order_known THEN ss.session_number END::DOUBLE AS o,"
         f" ss.markers_version{wide_cols} FROM _cmp_scores sc JOIN _cmp_sessions ss USING (session_id)"
         " JOIN indicators_wide w USING (session_id)").to_arrow_table()
     x = np.column_stack([table.column(col).to_numpy(zero_copy_only=False) for col, _, _ in chosen]).astype(float)
@@ -350,7 +376,7 @@ def stage(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> Staged:
                   session_id=session_id, client_id=client_id, therapist_id=col("therapist_id"), client=client,
                   clients=np.asarray(clients, dtype=object), s=col("s", float), d=col("d", float), x=x,
                   markers_versions=[str(v) for v in versions.index], n_sessions=int(len(pd.unique(session_id))),
-                  n_clients=int(len(clients)))
+                  n_clients=int(len(clients)), order=col("o", float))
 
 
 def _resolve_duplicates(con: duckdb.DuckDBPyConnection, rule: str) -> None:
@@ -529,10 +555,13 @@ def estimate_table(agg: dict[str, np.ndarray], *, levels: Sequence[str] = LEVELS
                    seed: int = 0, raw_rows=None) -> pd.DataFrame:
     """Every indicator x measure x level from the per-client sums of :func:`pair_sums`.
 
-    ``raw_rows(key) -> DataFrame`` (x, y, client_id, therapist_id, s, d) is needed for ``ci="model"`` only
-    (the model is then fitted with ``statsmodels``).
+    ``raw_rows(key) -> DataFrame`` (x, y, client_id, therapist_id, s, d, o) is needed for ``ci="model"`` (the
+    model is then fitted with ``statsmodels``), for the ``session_order`` and ``spline`` trend controls
+    (:func:`pipeline.research.within.ordered_within`), and to refuse a within-client estimate whose trend control
+    needs the sessions' order where it is unknown (``o`` NaN); without it the linear controls use ``s`` as given.
     """
     rng = np.random.default_rng(seed)
+    projections: dict = {}  # one trend projection per set of rows, shared by the indicators measured on them
     n_rows = len(agg["n"])
     rows = []
     if n_rows:
@@ -566,8 +595,27 @@ def estimate_table(agg: dict[str, np.ndarray], *, levels: Sequence[str] = LEVELS
             else:
                 sp = Correlation("spearman", None, None, None, None, pe.n, pe.df, "")  # not asked for
             label = covariate_label(covariates)
-            if ci == "model":
-                est, note_m, n_s, n_c = _model_fit(raw_rows(key) if raw_rows else None, covariates, min_n)
+            frame = raw_rows(key) if raw_rows is not None and (ci == "model" or NEEDS_ORDER & set(covariates)) \
+                else None
+            ordered = [c for c in covariates if c in ORDERED_TRENDS]
+            codes = None if frame is None else pd.factorize(frame["client_id"])[0]
+            refused = _order_refusal(frame, codes, covariates)
+            if refused is not None:
+                est, note_m, n_s, n_c = (None, None, None, None), refused[0], refused[1], refused[2]
+                ci_m = "none: refused"
+            elif ordered:
+                if frame is None:
+                    raise ValueError(f"covariate {ordered[0]} needs raw_rows")
+                order = frame["o"].to_numpy(dtype=float)
+                w = ordered_within(frame["x"].to_numpy(dtype=float), frame["y"].to_numpy(dtype=float), codes, order,
+                                   trend=ordered[0], min_clients=min_n,
+                                   projection=_projection(projections, codes, order, ordered[0]))
+                est, note_m, n_s, n_c = (w.estimate, w.ci_low, w.ci_high, w.p), w.note, w.n_sessions, w.n_clients
+                ci_m = "cluster-robust (CR1, clients), t with G - 1 df"
+                if w.estimate is not None and n_c < 20:
+                    note_m = f"only {n_c} clients: cluster-level intervals are approximate"
+            elif ci == "model":
+                est, note_m, n_s, n_c = _model_fit(frame, covariates, min_n)
                 ci_m = "model-based (statsmodels MixedLM, REML, Wald z)"
             else:
                 w = within_estimate(mom, covariates=covariates, ci=ci, min_clients=min_n, bootstrap=bootstrap,
@@ -578,15 +626,46 @@ def estimate_table(agg: dict[str, np.ndarray], *, levels: Sequence[str] = LEVELS
                 if w.estimate is not None and n_c < 20:
                     note_m = f"only {n_c} clients: cluster-level intervals are approximate"
             rows.append(_row(key, level, n=pe.n, n_clients=n_c, n_sessions=n_s, sp=sp, pe=pe,
-                             method="mixed model: random client intercept, within/between split; standardised "
-                                    "within-client slope (rmcorr beside it)",
-                             est=est, ci_method=ci_m, covariates=label, note=note_m or sp.note or pe.note))
+                             method=_within_method(ordered), est=est, ci_method=ci_m, covariates=label,
+                             note=note_m or sp.note or pe.note))
     out = pd.DataFrame(rows, columns=[c for c in RESULT_COLUMNS if c not in ("markers_version", "lexicons_version")])
     if not out.empty:
         for col in ("spearman", "pearson", "estimate"):
             p = out[f"{col}_p"].astype(object).where(out[f"{col}_p"].notna(), None)
             out[f"{col}_q"] = benjamini_hochberg(list(p))
     return out
+
+
+def _within_method(ordered: Sequence[str]) -> str:
+    trend = {"session_order": "one fixed effect per session position (a shared trend of any shape)",
+             "spline": "a natural spline of session position"}
+    head = (f"client-centred, {trend[ordered[0]]} removed" if ordered
+            else "mixed model: random client intercept, within/between split")
+    return (f"{head}; standardised within-client slope (the within-client Spearman and Pearson beside it: "
+            f"{NOT_TREND_ADJUSTED})")
+
+
+def _projection(cache: dict, codes: np.ndarray, order: np.ndarray, trend: str) -> TrendProjection:
+    """The trend projection of these rows (client codes, positions), built once per distinct set of rows."""
+    held = cache.get(trend)  # keys arrive grouped by measure: the last set of rows is the one to reuse
+    if held is None or not (np.array_equal(held[0], codes) and np.array_equal(held[1], order, equal_nan=True)):
+        cache[trend] = held = (codes, order, trend_projection(codes, order, trend=trend))
+    return held[2]
+
+
+def _order_refusal(frame: pd.DataFrame | None, codes: np.ndarray | None, covariates: Sequence[str]
+                   ) -> tuple[str, int, int] | None:
+    """``(reason, sessions, clients)`` when the trend control needs an order some contributing session lacks.
+
+    ``codes``: the client code of each row of ``frame`` (contributing: clients with two or more rows).
+    """
+    if frame is None or codes is None or not NEEDS_ORDER & set(covariates) or "o" not in frame:
+        return None
+    used = np.bincount(codes)[codes] >= 2
+    order = frame["o"].to_numpy(dtype=float)[used]
+    if np.isfinite(order).all():
+        return None
+    return order_unknown_note(order, codes[used]), int(used.sum()), len(np.unique(codes[used]))
 
 
 def _rm(mom: np.ndarray, method: str, min_n: int):
@@ -636,7 +715,9 @@ def correlation_table(pairs: pd.DataFrame, *, levels: Sequence[str] = LEVELS, mi
     Columns: name, role_label, instrument, scale, timepoint, client_id, x, y and optionally session_number /
     days_since_first.
 
-    ``covariates`` None: session number when the frame has it, else none.
+    ``covariates`` None: :data:`DEFAULT_COVARIATES` (session position as fixed effects): without a
+    ``session_number`` column the sessions' order is unknown and the within-client estimate is refused, with
+    the reason in ``note``; pass ``covariates=()`` for no trend control.
     """
     bad = set(levels) - set(LEVELS)
     if bad:
@@ -645,10 +726,20 @@ def correlation_table(pairs: pd.DataFrame, *, levels: Sequence[str] = LEVELS, mi
                          s=pairs["session_number"] if "session_number" in pairs else 0.0,
                          d=pairs["days_since_first"] if "days_since_first" in pairs else 0.0)
     if covariates is None:
-        covariates = ("session_number",) if "session_number" in pairs else ()
+        covariates = DEFAULT_COVARIATES
     labels, client = np.unique(frame["client_id"].astype(str).to_numpy(), return_inverse=True)
     pieces = []
-    for key, g in frame.groupby(KEYS, sort=True).indices.items():
+    groups = frame.groupby(KEYS, sort=True).indices
+    order = frame["s"].to_numpy(dtype=float) if "session_number" in pairs else np.full(len(frame), np.nan)
+
+    def raw(key: tuple) -> pd.DataFrame:
+        g = groups[tuple(key)]
+        g = g[np.isfinite(frame["x"].to_numpy(dtype=float)[g]) & np.isfinite(frame["y"].to_numpy(dtype=float)[g])]
+        return pd.DataFrame({"x": frame["x"].to_numpy(dtype=float)[g], "y": frame["y"].to_numpy(dtype=float)[g],
+                             "client_id": labels[client[g]], "therapist_id": "", "s": frame["s"].to_numpy(float)[g],
+                             "d": frame["d"].to_numpy(dtype=float)[g], "o": order[g]})
+
+    for key, g in groups.items():
         x = frame["x"].to_numpy(dtype=float)[g][:, None]
         y = frame["y"].to_numpy(dtype=float)[g]
         x[~np.isfinite(x)] = np.nan
@@ -658,7 +749,7 @@ def correlation_table(pairs: pd.DataFrame, *, levels: Sequence[str] = LEVELS, mi
         pieces.append((key, labels[codes[present]], {k: v[present, 0] for k, v in sums.items()}))
     agg = _assemble(pieces)
     return estimate_table(agg, levels=levels, min_n=min_n, covariates=covariates, ci=ci, bootstrap=bootstrap,
-                          seed=seed)
+                          seed=seed, raw_rows=raw)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -826,15 +917,17 @@ def estimates(staged: Staged, options: CompareOptions) -> pd.DataFrame:
     """The estimate table of the staged rows (:func:`stage` first)."""
     agg = pair_sums(staged, need_days="days_since_first" in options.covariates, ranks=options.spearman_within)
     raw = None
-    if options.ci == "model" and "within" in options.levels:
+    if "within" in options.levels and (options.ci == "model" or NEEDS_ORDER & set(options.covariates)):
         column = {ind: j for j, ind in enumerate(staged.indicators)}
         measure = {m: i for i, m in enumerate(staged.measures)}
 
         def raw(key: tuple) -> pd.DataFrame:
             at = (staged.measure == measure[tuple(key[2:])]) & ~np.isnan(staged.x[:, column[tuple(key[:2])]])
-            return pd.DataFrame({"x": staged.x[at, column[tuple(key[:2])]], "y": staged.y[at],
-                                 "client_id": staged.client_id[at], "therapist_id": staged.therapist_id[at],
-                                 "s": staged.s[at], "d": staged.d[at]})
+            labels = {"client_id": staged.client_id[at], "therapist_id": staged.therapist_id[at]} \
+                if options.ci == "model" else {"client_id": staged.client[at]}  # codes: no text columns to build
+            return pd.DataFrame({"x": staged.x[at, column[tuple(key[:2])]], "y": staged.y[at], **labels,
+                                 "s": staged.s[at], "d": staged.d[at],
+                                 "o": staged.s[at] if staged.order is None else staged.order[at]})
     return estimate_table(agg, levels=options.levels, min_n=options.min_n, covariates=options.covariates,
                           ci=options.ci, bootstrap=options.bootstrap, seed=options.seed, raw_rows=raw)
 
@@ -959,8 +1052,9 @@ def format_table(results: pd.DataFrame) -> str:
     ``estimate`` is the primary estimate (within: the mixed model's standardised within-client slope;
     between: Spearman rho of client means); the repeated-measures / client-mean correlations follow it.
     """
-    lines = ["| indicator | measure | level | sessions | clients | estimate [95% CI] | q | Spearman rho [95% CI] | "
-             "Pearson r [95% CI] | reading | accuracy | evidence |",
+    lines = ["| indicator | measure | level | sessions | clients | estimate [95% CI] | q | Spearman rho [95% CI] "
+             "(within: not adjusted for trend) | Pearson r [95% CI] (within: not adjusted for trend) | reading | "
+             "accuracy | evidence |",
              "|---|---|---|---:|---:|---|---:|---|---|---|---|---|"]
     r = results.sort_values(["level", "instrument", "scale", "timepoint", "indicator", "speaker_role"],
                             na_position="first")
@@ -1010,8 +1104,11 @@ def reading(row: pd.Series) -> str:
 
 
 CAVEAT = ("Associations, not effects; the literature expects them to be small (text-based models predicted "
-          "client-rated alliance at about rho = .15). Within clients the estimate is the mixed model's "
-          "standardised within-client slope (random client intercept, client means split off, adjusted for the "
-          "listed covariates; cluster-robust 95 % interval unless told otherwise); between clients it is Spearman "
-          "rho of client means. Read the intervals, not the point estimates; q = Benjamini-Hochberg over every "
-          "test of this run. Indicators are process signals for reflection, not clinical judgements.")
+          "client-rated alliance at about rho = .15). Within clients the estimate is the standardised "
+          "within-client slope with client means and the listed trend control removed (default session_order: "
+          "one effect per session position, so a trend of any shape shared by indicator and score is removed; "
+          "cluster-robust 95 % interval unless told otherwise); the within-client Spearman and Pearson columns are "
+          "repeated-measures correlations not adjusted for trend, a description only. Between clients the "
+          "estimate is Spearman rho of client means. Read the intervals, not the point estimates; "
+          "q = Benjamini-Hochberg over every test of this run. Indicators are process signals for reflection, "
+          "not clinical judgements.")

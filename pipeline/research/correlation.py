@@ -8,7 +8,10 @@ error ``sqrt(1.06 / (n - 3))``.
 *Within-client* (repeated-measures correlation, Bakdash & Marusich 2017): both variables are centred on
 each client's mean and correlated over all ``N`` observations of ``k`` clients; ``df = N - k - 1`` for
 the p-value and ``N - k + 1`` plays the role of ``n`` in the CI. The Spearman version does the same on
-ranks taken over all observations.
+ranks taken over all observations. **Not adjusted for trend**: a trend over the course of therapy shared by
+both variables makes them correlate within clients (in ``bench/calibration.py`` it rejected a true null in
+most data sets under every shared trend shape), so they describe, and are never printed as the association;
+the headline within-client estimate is :func:`pipeline.research.within.ordered_within`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from scipy import stats as sps
 Method = Literal["pearson", "spearman"]
 Z_95 = 1.959963984540054
 SPEARMAN_SE_FACTOR = 1.06
+#: How a within-client (repeated-measures) correlation is labelled wherever it is shown.
+NOT_TREND_ADJUSTED = "repeated-measures correlation, not adjusted for trend"
 
 
 @dataclass(frozen=True)
@@ -102,9 +107,10 @@ def correlate(x: Sequence[float], y: Sequence[float], *, method: Method, min_n: 
 
 def correlate_within(x: Sequence[float], y: Sequence[float], groups: Sequence[object], *, method: Method,
                      min_n: int = 4) -> Correlation:
-    """Within-client correlation (each variable centred on its client's mean).
+    """Within-client correlation (each variable centred on its client's mean): not adjusted for trend.
 
-    Clients with a single observation carry no within-client information and are dropped first.
+    See :data:`NOT_TREND_ADJUSTED`. Clients with a single observation carry no within-client information and
+    are dropped first.
 
     Parameters
     ----------

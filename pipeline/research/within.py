@@ -1,6 +1,11 @@
-"""Within-client estimates for repeated sessions: the mixed model, trend covariates, cluster-robust intervals.
+"""Within-client estimates for repeated sessions: the mixed model, trend controls, cluster-robust intervals.
 
-The primary model for an indicator ``x`` and a self-report score ``y`` measured on the same sessions is a
+The headline estimate of ``alliance compare`` is :func:`ordered_within` (end of this module): client means and
+a trend shared by indicator and score of any shape over the session's position removed, cluster-robust
+interval; chosen by ``python -m bench.calibration`` (``docs/research_calibration.md``). The linear trend
+controls below remain as options.
+
+The mixed model for an indicator ``x`` and a self-report score ``y`` measured on the same sessions is a
 linear mixed model with a random intercept per client (and per therapist where there are several)::
 
     y_ij = b0 + bW (x_ij - xbar_i) + bB xbar_i + g' (c_ij - cbar_i) + h' cbar_i + u_i [+ v_t] + e_ij
@@ -313,3 +318,245 @@ def mixedlm_within(x: Sequence[float], y: Sequence[float], clients: Sequence[obj
     if not fit.converged:
         out["note"] = "mixed model did not converge"
     return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# trend of any shape: the session's position in the client's course as a categorical fixed effect
+
+#: Shapes of the shared trend :func:`ordered_within` can remove: ``session_order`` (one fixed effect per session
+#: position: any shape), ``spline`` (natural cubic spline of the position, at most 4 df), ``linear``.
+TRENDS = ("session_order", "spline", "linear")
+#: The trend controls that are covariates of ``alliance compare`` (``linear`` there is ``session_number``).
+ORDERED_TRENDS = ("session_order", "spline")
+SPLINE_DF = 4
+
+
+def trend_basis(order: np.ndarray, trend: str) -> np.ndarray:
+    """Columns that describe a trend shared by all clients over session position ``order``, shape (n, q).
+
+    ``session_order``: patsy's treatment coding of the positions (``C(order)``: a dummy for every position but
+    the first), so the removed trend may take any shape; ``spline``: patsy's natural cubic regression spline
+    ``cr(order, df)`` (centred) with ``df = min(4, positions - 1)`` (the dummies when that leaves fewer than 3
+    df); ``linear``: the position itself.
+    """
+    import patsy
+
+    order = np.asarray(order, dtype=float)
+    if trend not in TRENDS:
+        raise ValueError(f"trend {trend!r} unknown; use one of {list(TRENDS)}")
+    if trend == "linear":
+        return order[:, None]
+    positions, inverse = np.unique(order, return_inverse=True)
+    df = min(SPLINE_DF, len(positions) - 1)
+    if trend == "spline" and df >= 3:
+        return np.asarray(patsy.dmatrix(f"cr(order, df={df}, constraints='center')", {"order": order}))[:, 1:]
+    if len(positions) < 2:
+        return np.zeros((len(order), 0))
+    per_position = patsy.contrasts.Treatment().code_without_intercept(list(positions)).matrix  # (L, L - 1)
+    return per_position[inverse]
+
+
+def cluster_ols(y: np.ndarray, design: np.ndarray, groups: np.ndarray, *, absorbed: int = 0
+                ) -> tuple[float, float, int, int]:
+    """OLS of ``y`` on ``design`` (coefficient of column 0) with a CR1 cluster-robust standard error.
+
+    The fit and covariance are ``statsmodels`` OLS ``cov_type="cluster"`` (Stata's CR1: G / (G - 1) x
+    (N - 1) / (N - K)); ``absorbed`` parameters removed before the fit (client means, trend columns partialled
+    out) are added to K, so the result equals the fit with those columns in the design. Returns
+    ``(coefficient, se, rank, G)``; inference uses t with G - 1 df.
+    """
+    import statsmodels.api as sm
+
+    codes = _codes(groups)
+    g = int(codes.max()) + 1
+    fit = sm.OLS(y, design).fit(cov_type="cluster", cov_kwds={"groups": codes, "use_correction": False},
+                                use_t=True)
+    n, rank = len(y), int(np.linalg.matrix_rank(design))
+    factor = g / (g - 1) * (n - 1) / max(n - rank - absorbed, 1)
+    se = math.sqrt(max(float(np.asarray(fit.cov_params())[0, 0]) * factor, 0.0))
+    return float(np.asarray(fit.params)[0]), se, rank, g
+
+
+def _codes(labels: Sequence[object]) -> np.ndarray:
+    """Labels as codes 0..k-1 in order of first appearance, shape (n,) (hashing: no sort of n labels)."""
+    import pandas as pd
+
+    values = np.asarray(labels)
+    if values.dtype.kind not in "iufb":
+        values = values.astype(str)
+    return np.asarray(pd.factorize(values)[0], dtype=np.intp)
+
+
+def _client_demean(values: np.ndarray, codes: np.ndarray, g: int) -> np.ndarray:
+    """Each column minus its client's mean, shape as ``values`` (n,) or (n, q)."""
+    v = values.reshape(len(codes), -1)
+    counts = np.bincount(codes, minlength=g).astype(float)
+    means = np.stack([np.bincount(codes, weights=v[:, j], minlength=g) for j in range(v.shape[1])], axis=1)
+    return (v - means[codes] / counts[codes, None]).reshape(values.shape)
+
+
+@dataclass(frozen=True)
+class TrendProjection:
+    """Client means and a shared trend over session position, ready to remove from columns of the same rows.
+
+    Built once for a set of rows (:func:`trend_projection`) and reused for every indicator measured on them
+    (Frisch-Waugh-Lovell: the slope of y on x with client and trend columns equals the slope of the residuals,
+    and so does its cluster-robust covariance).
+
+    Attributes
+    ----------
+    keep : ndarray of bool, shape (n_input,)
+        Rows of clients with two or more sessions (the others carry no within-client information).
+    codes : ndarray of int, shape (n,)
+        Client code of each kept row, 0..g-1.
+    n_clients : int
+    basis : ndarray, shape (n, q), or None
+        Client-centred trend columns (``spline``, ``linear``); None for ``session_order``, whose q = L - 1
+        client-centred dummies are never built: ``position`` and per-position sums stand in for them.
+    position : ndarray of int, shape (n,), or None
+        ``session_order``: index of each kept row's position among the L positions (0, the reference, is the
+        first met: the projection does not depend on which).
+    solve : ndarray, shape (q, q)
+        Pseudo-inverse of the trend columns' cross-products (the normal equations: q x q, never n x n).
+    rank : int
+        Rank of the trend columns (the trend parameters).
+    trend : str
+    """
+
+    keep: np.ndarray
+    codes: np.ndarray
+    n_clients: int
+    basis: np.ndarray | None
+    position: np.ndarray | None
+    solve: np.ndarray
+    rank: int
+    trend: str
+
+    def remove(self, values: np.ndarray) -> np.ndarray:
+        """Residuals of kept rows' ``values`` (n, k) after client means and the trend, shape (n, k)."""
+        v = _client_demean(np.asarray(values, dtype=float), self.codes, self.n_clients)
+        if self.position is None:
+            return v if self.basis is None else v - self.basis @ (self.solve @ (self.basis.T @ v))
+        levels = self.solve.shape[0] + 1
+        # dummies' cross-products with v: per-position sums (v is client-centred, so the dummies' client means
+        # contribute nothing); the fitted trend D c, client-centred, is what the centred dummies fit
+        sums = np.stack([np.bincount(self.position, weights=v[:, j], minlength=levels) for j in range(v.shape[1])],
+                        axis=1)[1:]
+        coef = np.vstack([np.zeros((1, v.shape[1])), self.solve @ sums])  # (L, k), reference position 0
+        return v - _client_demean(coef[self.position], self.codes, self.n_clients)
+
+
+def trend_projection(clients: Sequence[object], order: Sequence[float], *, trend: str = "session_order"
+                     ) -> TrendProjection:
+    """The :class:`TrendProjection` of rows with these clients and session positions.
+
+    With an unknown position among the kept rows the trend has no columns: :func:`ordered_within` refuses first.
+    """
+    order = np.asarray(order, dtype=float)
+    codes = _codes(clients)
+    keep = np.bincount(codes)[codes] >= 2
+    codes = _codes(codes[keep])
+    g = int(codes.max()) + 1 if len(codes) else 0
+    if not g or not np.isfinite(order[keep]).all():
+        return TrendProjection(keep, codes, g, None, None, np.zeros((0, 0)), 0, trend)
+    if trend == "session_order":
+        position = _codes(order[keep])  # any position may be the reference: the projection is the same
+        levels = int(position.max()) + 1
+        if levels < 2:
+            return TrendProjection(keep, codes, g, None, None, np.zeros((0, 0)), 0, trend)
+        counts = np.zeros((g, levels))  # sessions per client and position, shape (g, L)
+        np.add.at(counts, (codes, position), 1.0)
+        # centred dummies' cross-products: D'D - D' (client means of D) = diag(per position) - N' diag(1/n) N
+        gram = np.diag(counts.sum(axis=0)) - counts.T @ (counts / counts.sum(axis=1, keepdims=True))
+        gram = gram[1:, 1:]
+        return TrendProjection(keep, codes, g, None, position.reshape(-1), np.linalg.pinv(gram, hermitian=True),
+                               int(np.linalg.matrix_rank(gram, hermitian=True)), trend)
+    basis = _client_demean(trend_basis(order[keep], trend), codes, g)
+    gram = basis.T @ basis  # shape (q, q)
+    return TrendProjection(keep, codes, g, basis, None, np.linalg.pinv(gram, hermitian=True),
+                           int(np.linalg.matrix_rank(gram, hermitian=True)), trend)
+
+
+def ordered_within(x: Sequence[float], y: Sequence[float], clients: Sequence[object], order: Sequence[float], *,
+                   trend: str = "session_order", min_clients: int = 5, count_client_means: bool = True,
+                   projection: TrendProjection | None = None) -> WithinEstimate:
+    """Within-client slope of y on x with a shared trend of any shape over session position removed.
+
+    The model is ``y_ij = a_i + f(order_ij) + b x_ij + e_ij``: a fixed effect per client (the within-client
+    centring of the mixed model, so client means never enter) and a shared trend ``f`` of the session's position
+    in the client's course (:func:`trend_basis`: by default one fixed effect per position, so f may be linear,
+    saturating, a step or U-shaped). Client means and trend columns are partialled out
+    (:class:`TrendProjection`), then ``statsmodels`` OLS of the residuals gives the slope with a CR1
+    cluster-robust (client) standard error counting every partialled parameter, t with G - 1 df: the same
+    coefficient and p as ``y ~ x + C(client) + C(order)`` with statsmodels' cluster covariance (a test checks
+    it). Autocorrelated sessions and client-specific trend deviations widen the interval instead of producing
+    false positives (``bench/calibration.py``). The estimate is standardised: x and y are divided by their SDs
+    left after client means and the shared trend are removed (with no trend it is the repeated-measures
+    correlation's slope).
+
+    Parameters
+    ----------
+    x, y : sequence of float, shape (n,)
+        Indicator value and score per session.
+    clients : sequence, shape (n,)
+    order : sequence of float, shape (n,)
+        The session's position in the client's course (1 = first session; NaN: unknown).
+    trend : {"session_order", "spline", "linear"}
+    min_clients : int
+        Fewer clients with two or more sessions: no estimate.
+    count_client_means : bool
+        Count the absorbed client means in K of the CR1 factor (as a fit with client dummies does: the
+        conservative choice, chosen by ``bench/calibration.py``); False: as Stata's ``xtreg, fe``.
+    projection : TrendProjection, optional
+        Of the same rows, clients, order and trend (to reuse it across indicators); built here if omitted.
+
+    Returns
+    -------
+    WithinEstimate
+        ``estimate`` None with the reason in ``note`` when a contributing session has no known position (no
+        date and no order: no trend can be removed, so the estimate is refused), when too few clients have two
+        or more sessions, or when nothing varies within clients once the trend is removed.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    order = np.asarray(order, dtype=float)
+    label, ci = trend, "cluster"
+    if projection is not None:
+        keep, codes, g = projection.keep, projection.codes, projection.n_clients
+    else:
+        codes = _codes(clients)
+        keep = np.bincount(codes)[codes] >= 2
+        codes = _codes(codes[keep])
+        g = int(codes.max()) + 1 if len(codes) else 0
+    n_obs = int(keep.sum())
+    if not np.isfinite(order[keep]).all():
+        return WithinEstimate(None, None, None, None, None, n_obs, g, 0, ci, label,
+                              order_unknown_note(order[keep], codes))
+    if g < max(min_clients, 3):
+        return WithinEstimate(None, None, None, None, None, n_obs, g, 0, ci, label,
+                              f"too few clients with 2+ sessions ({g})")
+    proj = projection if projection is not None else trend_projection(clients, order, trend=trend)
+    resid = proj.remove(np.column_stack([x, y])[proj.keep])
+    xt, yt = resid[:, 0], resid[:, 1]
+    sxx, syy = float(xt @ xt), float(yt @ yt)
+    if sxx <= 1e-12 * max(1.0, float(x @ x)) or syy <= 1e-12 * max(1.0, float(y @ y)):
+        return WithinEstimate(None, None, None, None, None, n_obs, g, 0, ci, label,
+                              "no within-client variation left in x or y once the trend is removed")
+    beta, se, _, _ = cluster_ols(yt, xt[:, None], proj.codes,
+                                 absorbed=proj.rank + (g if count_client_means else 0))
+    scale = math.sqrt(sxx / syy)
+    est, se = beta * scale, se * scale
+    df = g - 1
+    if se == 0:
+        return WithinEstimate(est, est, est, 0.0, 0.0, n_obs, g, df, ci, label, "zero standard error")
+    q = float(sps.t.ppf(0.975, df))
+    return WithinEstimate(est, est - q * se, est + q * se, float(2 * sps.t.sf(abs(est / se), df)), se, n_obs, g, df,
+                          ci, label)
+
+
+def order_unknown_note(order: np.ndarray, codes: np.ndarray) -> str:
+    """Why the within-client estimate is refused when some sessions have no known position."""
+    unknown = ~np.isfinite(np.asarray(order, dtype=float))
+    return (f"{len(np.unique(np.asarray(codes)[unknown]))} client(s) have a session with neither a date nor an "
+            f"order, so the position of {int(unknown.sum())} session(s) in the course of therapy is unknown: a trend "
+            "over the course of therapy cannot be separated from the association, and the within-client estimate "
+            "is refused (record the session dates)")

@@ -281,10 +281,11 @@ def test_every_row_names_its_method_covariates_counts_and_versions(tmp_path):
                          " AND speaker_role = 'client' ORDER BY level").fetchall()
     between, within = stored
     assert between[:3] == ("between", 12, 4) and "client means" in between[3]
-    assert within[:3] == ("within", 12, 4) and "mixed model" in within[3] and within[4] == "session_number"
+    assert within[:3] == ("within", 12, 4) and "session position" in within[3] and within[4] == "session_order"
+    assert "not adjusted for trend" in within[3]
     assert "cluster-robust" in within[5] and within[6] == MARKERS_VERSION and "pronouns 1.0.0" in within[7]
     assert within[8] is not None and "only 4 clients" in within[9]
-    # we_rate rises by exactly 0.2 a session in every client: nothing is left once session number is adjusted for
+    # we_rate rises by exactly 0.2 a session in every client: nothing is left once session position is adjusted for
     we = result.results.query("indicator == 'we_rate' and level == 'within'").iloc[0]
     assert pd.isna(we["estimate"]) and "no within-client variation" in we["note"]
     assert result.markers_version == MARKERS_VERSION

@@ -273,11 +273,11 @@ def test_mibot_worked_example_runs_on_the_real_data(tmp_path, capsys):
 def test_estimates_from_the_wide_table_equal_those_from_the_long_indicators_table(tmp_path):
     """The comparison reads indicators_wide and sums in numpy: recompute it from the long table.
 
-    Every within-client estimate again from the long ``indicators`` table (pairs joined in SQL, per-client moments
-    by within.client_moments).
+    Every within-client estimate again from the long ``indicators`` table (pairs joined in SQL; the default
+    estimate by within.ordered_within, the repeated-measures correlation from within.client_moments).
     """
     from bench.bench_duckdb_scale import _sync_wide, fill_database
-    from pipeline.research.within import client_moments, rmcorr, within_estimate
+    from pipeline.research.within import client_moments, ordered_within, rmcorr
 
     con = db.connect(tmp_path / "scale.duckdb")
     try:
@@ -298,8 +298,7 @@ def test_estimates_from_the_wide_table_equal_those_from_the_long_indicators_tabl
     checked = 0
     for (name, role), g in pairs.groupby(["name", "role"]):
         row = within[(within["indicator"] == name) & (within["speaker_role"].fillna("session") == role)].iloc[0]
-        mom = client_moments(g["x"], g["y"], g["client_id"], session_number=g["sn"])[1]
-        ref = within_estimate(mom, covariates=("session_number",), min_clients=5)
+        ref = ordered_within(g["x"], g["y"], g["client_id"], g["sn"], trend="session_order", min_clients=5)
         assert row["estimate"] == pytest.approx(ref.estimate, abs=1e-9)
         assert row["estimate_ci_low"] == pytest.approx(ref.ci_low, abs=1e-9)
         assert (row["n_sessions"], row["n_clients"]) == (ref.n_sessions, ref.n_clients)
