@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -627,13 +628,13 @@ class OpenAIWhisperTranscriber:
                     fp16=opts.device == "cuda",
                     verbose=None,
                 )
-                for segment in result["segments"]:
-                    n_segments += 1
-                    if segment.get("compression_ratio", 0.0) > opts.max_compression_ratio:
-                        n_dropped += 1
-                        continue
+                for window in _windows(SimpleNamespace(**s) for s in result["segments"]):
+                    n_segments += len(window)
+                    if getattr(window[0], "compression_ratio", 0.0) > opts.max_compression_ratio:  # per window
+                        window, dropped = self._redecode(samples[start:end], window, language=language)
+                        n_dropped += dropped
                     raw.extend(Word(w["start"] + offset_s, w["end"] + offset_s, w["word"], w["probability"])
-                               for w in segment.get("words", ()))
+                               for segment in window for w in getattr(segment, "words", None) or ())
         except (RuntimeError, ValueError) as e:
             raise StageError(STAGE, f"openai-whisper failed on {duration_s:.1f} s of audio: {e}") from e
         if progress is not None:
@@ -647,6 +648,20 @@ class OpenAIWhisperTranscriber:
             segments=n_segments,
             segments_dropped=n_dropped,
         )
+
+    def _redecode(self, piece: np.ndarray, window: list[Any], *, language: str) -> tuple[list[Any], int]:
+        """As :meth:`FasterWhisperTranscriber._redecode`: each segment of a repetitive window decoded alone."""
+        clips = _segment_clips(window, duration_s=piece.size / SAMPLE_RATE_HZ)
+        if not clips:
+            return [], len(window)
+        opts = self.options
+        result = self._model.transcribe(piece, language=language, task="transcribe", temperature=0.0,
+                                        beam_size=opts.beam_size if opts.beam_size > 1 else None,
+                                        word_timestamps=True, condition_on_previous_text=False,
+                                        clip_timestamps=clips, fp16=opts.device == "cuda", verbose=None)
+        segments = [SimpleNamespace(**s) for s in result["segments"]]
+        kept = [s for s in segments if getattr(s, "compression_ratio", 0.0) <= opts.max_compression_ratio]
+        return kept, len(segments) - len(kept)
 
     def _language(self, samples: np.ndarray) -> tuple[str, float]:
         """Return the configured language (probability 1), or the one detected in the first 30 s."""

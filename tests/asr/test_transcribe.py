@@ -229,8 +229,11 @@ def test_faster_whisper_transcriber_decodes_deterministically_and_reports_progre
 
 
 class _FakeRepeatModel:
-    """One 30 s window in which a sentence is said twice: the window's text compresses like a loop (ratio 2.6,
-    faster-whisper's ratio is per window), each sentence decoded alone does not (1.0)."""
+    """One 30 s window in which a sentence is said twice.
+
+    The window's text compresses like a loop (ratio 2.6: faster-whisper's ratio is per window); each sentence
+    decoded alone does not (1.0).
+    """
 
     def __init__(self) -> None:
         self.clip_calls: list = []
@@ -255,6 +258,30 @@ def test_a_sentence_said_twice_is_kept_and_a_loop_in_one_segment_is_dropped() ->
     assert [w.text for w in transcript.words] == ["We", "argued", "again."] * 2  # was: both dropped
     assert transcript.segments_dropped == 0
     assert model.clip_calls == [[0.8, 1.8, 2.8, 3.8]]  # each segment's span (+-0.2 s), decoded alone
+
+
+def test_openai_whisper_keeps_a_sentence_said_twice_too() -> None:
+    class Model:
+        clip_calls: list = []
+
+        def transcribe(self, samples, **kwargs):
+            def seg(start, ratio, seek=0):
+                words = [{"word": f" {w}", "start": start + 0.2 * i, "end": start + 0.2 * i + 0.2, "probability": 0.9}
+                         for i, w in enumerate(["We", "argued", "again."])]
+                return {"seek": seek, "start": start, "end": start + 0.6, "compression_ratio": ratio, "words": words}
+
+            if "clip_timestamps" in kwargs:
+                clips = kwargs["clip_timestamps"]
+                self.clip_calls.append(clips)
+                return {"segments": [seg(clips[i] + 0.2, 1.0, seek=i) for i in range(0, len(clips), 2)]}
+            return {"segments": [seg(1.0, 2.6), seg(3.0, 2.6)]}
+
+    model = Model()
+    options = TranscribeOptions(backend="openai-whisper")
+    transcript = OpenAIWhisperTranscriber(model, model_name="fake", options=options).transcribe(
+        np.zeros(5 * SAMPLE_RATE_HZ, np.float32))
+    assert [w.text for w in transcript.words] == ["We", "argued", "again."] * 2  # was: both dropped
+    assert transcript.segments_dropped == 0 and model.clip_calls == [[0.8, 1.8, 2.8, 3.8]]
 
 
 def test_language_auto_is_detected_over_speech_regions() -> None:
