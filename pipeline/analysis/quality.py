@@ -10,9 +10,9 @@ Gates (raise, so nothing is stored):
 - **not language** (reversed speech, babble, music with voice): Whisper still writes words, but with low
   confidence; when the median probability of the words inside speech is below ``min_median_word_probability``
   -> :class:`~pipeline.errors.NoSpeechError` (``not_language``);
-- **one voice**: the diarizer, held to two speakers, splits a single voice into two clusters whose embedding
-  centroids are nearly the same; when the two closest centroids are nearer than ``min_speaker_distance``
-  (cosine) -> :class:`~pipeline.errors.SingleSpeakerError` (``single_speaker``);
+- **one voice**: held to two speakers, the diarizer finds speech by one only, or splits a single voice into two
+  clusters whose embedding centroids are nearly the same (the two closest nearer than ``min_speaker_distance``,
+  cosine) -> :class:`~pipeline.errors.SingleSpeakerError` (``single_speaker``);
 - **impossible values**: a speaker with words but no speaking time, or a speech rate beyond
   ``max_speech_rate_wpm`` -> :class:`~pipeline.errors.ImplausibleValueError`.
 
@@ -58,8 +58,9 @@ class QualityOptions:
         speech, in rooms, babble noise at 10 dB and over a phone line, 0.8 and above.
     min_speaker_distance : float
         Below this cosine distance between the two closest speaker centroids the session fails with
-        ``single_speaker``. Measured: one voice split in two 0.03-0.05 (four flite voices, reversed speech,
-        babble); two and three voices 0.35 (pyannote's real sample) to 0.62.
+        ``single_speaker``. Measured (``bench/bench_gates.py``): one voice split in two 0.03-0.04 (four flite
+        voices, 43-49 s), 0.16 (jfk.flac inside 90 s of low noise: the second cluster is mostly noise); two and
+        three voices 0.35 (pyannote's real sample) to 0.73. The threshold sits between the two groups.
     min_high_band_db : float
         ``narrowband`` below this (:func:`estimate_high_band_db`; wideband renders -13 to -31 dB, telephone-band
         audio -67 to -75 dB).
@@ -77,7 +78,7 @@ class QualityOptions:
     min_word_probability: float = 0.6
     min_role_confidence: float = 0.5
     min_median_word_probability: float = 0.5
-    min_speaker_distance: float = 0.15
+    min_speaker_distance: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("min_speech_s", "low_speech_s", "low_speech_share", "word_margin_s", "run_gap_s",
@@ -209,11 +210,22 @@ def require_language(words: Sequence[Word], *, options: QualityOptions = Quality
     return median
 
 
-def require_two_voices(diarization: Diarization, *, options: QualityOptions = QualityOptions()) -> None:
-    """:class:`SingleSpeakerError` when the two closest speakers' embedding centroids are nearly the same voice.
+def require_two_voices(diarization: Diarization, *, expected: int | None = 2,
+                       options: QualityOptions = QualityOptions()) -> None:
+    """:class:`SingleSpeakerError` when a recording meant for two or more speakers holds one voice.
 
-    Nothing is checked when the diarization carries no centroid distance (RTTM, text-only, one speaker asked for).
+    One voice shows in two ways: the diarizer, held to ``expected`` speakers, gives turns to one speaker only
+    (a short monologue), or splits the voice into clusters whose embedding centroids are nearly the same
+    (``diarization.speaker_distance`` below ``options.min_speaker_distance``). Nothing is checked when fewer
+    than two speakers are expected; the distance is not checked when the diarization carries none (RTTM,
+    text-only).
     """
+    if expected is None or expected < 2:
+        return
+    if len(diarization.speakers) < 2:
+        raise SingleSpeakerError(
+            f"one voice: {expected} speakers were expected and the diarizer found speech by "
+            f"{len(diarization.speakers)}: not a two-person conversation; nothing is stored")
     distance = diarization.speaker_distance
     if distance is not None and distance < options.min_speaker_distance:
         raise SingleSpeakerError(

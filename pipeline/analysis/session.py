@@ -103,7 +103,7 @@ def analyse(
     require_speech(diarization, options=quality)
     kept, dropped = words_in_speech(transcript.words, diarization=diarization, options=quality)
     require_language(kept, options=quality)
-    require_two_voices(diarization, options=quality)
+    require_two_voices(diarization, expected=meta.num_speakers, options=quality)
     words = assign_words(kept, diarization, method=attribution)
     turns = build_turns(words)
     roles = assign_roles(turns, override=meta.role_override)

@@ -94,6 +94,10 @@ def test_one_voice_split_in_two_fails_with_single_speaker_and_two_voices_pass():
     assert _analyse(words, _two_voices(0.35)).roles.therapist  # pyannote's real two-speaker sample: 0.35
     assert _analyse(words, _two_voices(None)).roles.therapist  # no centroids (RTTM, text-only): not judged
     require_two_voices(_two_voices(0.03), options=QualityOptions(min_speaker_distance=0.0))
+    one = _diar((0.5, 5.0, "SPEAKER_00"), (5.6, 9.0, "SPEAKER_00"))  # held to two, turns for one (jfk.flac)
+    with pytest.raises(SingleSpeakerError, match="found speech by 1"):
+        _analyse(words, one)
+    require_two_voices(one, expected=1)  # one speaker asked for: not judged
 
 
 def test_words_whisper_invents_over_speech_that_is_not_language_fail_with_not_language():
