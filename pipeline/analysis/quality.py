@@ -54,13 +54,13 @@ class QualityOptions:
         Flag thresholds (see :func:`quality_flags`).
     min_median_word_probability : float
         Below this median word probability (words inside speech) the session fails with ``not_language``.
-        Measured (``bench/bench_gates.py``): reversed speech and six-voice babble 0.22-0.34; real and rendered
-        speech, in rooms, babble noise at 10 dB and over a phone line, 0.8 and above.
+        Measured (``bench/bench_gates.py``, ``docs/gates.md``): reversed speech 0.21-0.28; real and rendered
+        speech, clean, under six-voice babble at 10 dB and over a phone line, 0.97-0.99.
     min_speaker_distance : float
         Below this cosine distance between the two closest speaker centroids the session fails with
-        ``single_speaker``. Measured (``bench/bench_gates.py``): one voice split in two 0.03-0.04 (four flite
-        voices, 43-49 s), 0.16 (jfk.flac inside 90 s of low noise: the second cluster is mostly noise); two and
-        three voices 0.35 (pyannote's real sample) to 0.73. The threshold sits between the two groups.
+        ``single_speaker``. Measured (``bench/bench_gates.py``, ``docs/gates.md``): one voice split in two
+        0.025-0.037 (four flite voices, 43-49 s), 0.163 (jfk.flac inside 90 s of low noise: the second cluster is
+        mostly noise); two and three voices 0.347 (pyannote's real sample) to 0.728. The threshold sits between.
     min_high_band_db : float
         ``narrowband`` below this (:func:`estimate_high_band_db`; wideband renders -13 to -31 dB, telephone-band
         audio -67 to -75 dB).

@@ -85,7 +85,7 @@ def test_one_voice_is_refused_as_single_speaker_and_nothing_is_stored(tmp_path):
 
 @pytest.mark.integration
 def test_reversed_speech_stores_no_words(tmp_path):
-    # pyannote's real two-speaker sample played backwards: Whisper wrote 66 fluent words (median p 0.22)
+    # pyannote's real two-speaker sample played backwards: Whisper writes 66 fluent words (median p 0.21)
     x, sr = sf.read(pyannote_sample(), dtype="float32")
     path = tmp_path / "reversed.wav"
     sf.write(path, x[::-1], sr)
