@@ -91,10 +91,12 @@ class TranscribeOptions:
         Feed the previous window's text as a prompt. Off by default: on the same clip it made faster-whisper
         repeat a sentence at the end (WER 0.185 -> 0.247) and no transcript got better.
     max_compression_ratio : float
-        The hallucination guard: a decoded segment whose text compresses better than this (gzip ratio;
-        Whisper's own threshold, 2.4) is a repetition loop and is dropped and counted
-        (``Transcript.segments_dropped``). Segments with a high no-speech probability and a low average
-        log-probability are already skipped by both backends.
+        The hallucination guard (gzip ratio; Whisper's own threshold, 2.4). Whisper computes the ratio over a
+        whole 30 s decoding window, so a window in which a sentence is said twice looks like a repetition loop:
+        a window above the threshold is re-decoded segment by segment (each segment's span alone), and only a
+        clip whose own text still compresses above it is dropped and counted (``Transcript.segments_dropped``).
+        A sentence said twice is kept (``bench/bench_gates.py``, ``docs/gates.md``). Segments with a high
+        no-speech probability and a low average log-probability are already skipped by both backends.
     refine_beam_size : int or None
         faster-whisper sequential decoding only: after greedy decoding, re-decode the low-confidence stretches
         (segments whose average token log-probability is below ``refine_below_logprob``, merged with 0.2 s of
