@@ -148,6 +148,13 @@ class NoSpeechError(AllianceError):
         self.stage = "analysis"
 
 
+class SingleSpeakerError(AllianceError):
+    """The recording holds one voice, not a two-person conversation (plausibility gate): nothing is stored."""
+
+    code = "single_speaker"
+    stage = "analysis"
+
+
 class ImplausibleValueError(AllianceError):
     """A computed value is impossible (e.g. a speech rate no human reaches): the session is not stored."""
 

@@ -107,6 +107,10 @@ class Diarization:
 
     turns: tuple[SpeakerTurn, ...]
     speakers: tuple[str, ...]
+    #: Cosine distance between the two closest speakers' embedding centroids (CAM++), when the diarizer
+    #: reports centroids and found two or more speakers; None otherwise (RTTM files, text-only sessions).
+    #: Near 0 when one voice was split into two clusters (the one-voice gate, :mod:`pipeline.analysis.quality`).
+    speaker_distance: float | None = None
 
 
 @dataclass(frozen=True, order=True)

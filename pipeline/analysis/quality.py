@@ -7,6 +7,12 @@ Gates (raise, so nothing is stored):
 - **words outside speech** (the hallucination guard): a run of recognised words none of which, widened by
   ``word_margin_s`` on each side, touches detected speech is dropped and counted; when no word is left,
   :class:`~pipeline.errors.NoSpeechError` (``no_recognised_speech``);
+- **not language** (reversed speech, babble, music with voice): Whisper still writes words, but with low
+  confidence; when the median probability of the words inside speech is below ``min_median_word_probability``
+  -> :class:`~pipeline.errors.NoSpeechError` (``not_language``);
+- **one voice**: held to two speakers, the diarizer finds speech by one only, or splits a single voice into two
+  clusters whose embedding centroids are nearly the same (the two closest nearer than ``min_speaker_distance``,
+  cosine) -> :class:`~pipeline.errors.SingleSpeakerError` (``single_speaker``);
 - **impossible values**: a speaker with words but no speaking time, or a speech rate beyond
   ``max_speech_rate_wpm`` -> :class:`~pipeline.errors.ImplausibleValueError`.
 
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import ConfigError, ImplausibleValueError, NoSpeechError
+from pipeline.errors import ConfigError, ImplausibleValueError, NoSpeechError, SingleSpeakerError
 from pipeline.types import SAMPLE_RATE_HZ, AttributedWord, Diarization, Indicator, RoleAssignment, Transcript, Word
 
 
@@ -46,6 +52,15 @@ class QualityOptions:
         about 200-300; the guard is generous so it never fires on real speech).
     min_snr_db, max_overlap_share, min_word_probability, min_role_confidence : float
         Flag thresholds (see :func:`quality_flags`).
+    min_median_word_probability : float
+        Below this median word probability (words inside speech) the session fails with ``not_language``.
+        Measured (``bench/bench_gates.py``, ``docs/gates.md``): reversed speech 0.21-0.28; real and rendered
+        speech, clean, under six-voice babble at 10 dB and over a phone line, 0.97-0.99.
+    min_speaker_distance : float
+        Below this cosine distance between the two closest speaker centroids the session fails with
+        ``single_speaker``. Measured (``bench/bench_gates.py``, ``docs/gates.md``): one voice split in two
+        0.025-0.037 (four flite voices, 43-49 s), 0.163 (jfk.flac inside 90 s of low noise: the second cluster is
+        mostly noise); two and three voices 0.347 (pyannote's real sample) to 0.728. The threshold sits between.
     min_high_band_db : float
         ``narrowband`` below this (:func:`estimate_high_band_db`; wideband renders -13 to -31 dB, telephone-band
         audio -67 to -75 dB).
@@ -62,11 +77,14 @@ class QualityOptions:
     max_overlap_share: float = 0.15
     min_word_probability: float = 0.6
     min_role_confidence: float = 0.5
+    min_median_word_probability: float = 0.5
+    min_speaker_distance: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("min_speech_s", "low_speech_s", "low_speech_share", "word_margin_s", "run_gap_s",
                      "max_speech_rate_wpm",
-                     "max_overlap_share", "min_word_probability", "min_role_confidence"):
+                     "max_overlap_share", "min_word_probability", "min_role_confidence",
+                     "min_median_word_probability", "min_speaker_distance"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -174,6 +192,45 @@ def words_in_speech(words: Sequence[Word], *, diarization: Diarization,
             f"no recognised speech: {len(words)} word(s) recognised, none inside detected speech; nothing is stored",
             code="no_recognised_speech")
     return tuple(kept), len(words) - len(kept)
+
+
+def require_language(words: Sequence[Word], *, options: QualityOptions = QualityOptions()) -> float:
+    """The median probability of ``words``; :class:`NoSpeechError` (``not_language``) when it is too low.
+
+    Whisper writes fluent-looking words over speech that is not language (reversed speech, babble, music
+    with voice), but with low confidence; real speech, even in noise, is recognised with a high median.
+    """
+    median = float(np.median([w.probability for w in words])) if words else 0.0
+    if words and median < options.min_median_word_probability:
+        raise NoSpeechError(
+            f"not language: the {len(words)} recognised word(s) have a median confidence of {median:.2f} "
+            f"(at least {options.min_median_word_probability:g} needed): speech that is not language (reversed, "
+            "babble, music with voice) or not in the transcription language; nothing is stored",
+            code="not_language")
+    return median
+
+
+def require_two_voices(diarization: Diarization, *, expected: int | None = 2,
+                       options: QualityOptions = QualityOptions()) -> None:
+    """:class:`SingleSpeakerError` when a recording meant for two or more speakers holds one voice.
+
+    One voice shows in two ways: the diarizer, held to ``expected`` speakers, gives turns to one speaker only
+    (a short monologue), or splits the voice into clusters whose embedding centroids are nearly the same
+    (``diarization.speaker_distance`` below ``options.min_speaker_distance``). Nothing is checked when fewer
+    than two speakers are expected; the distance is not checked when the diarization carries none (RTTM,
+    text-only).
+    """
+    if expected is None or expected < 2:
+        return
+    if len(diarization.speakers) < 2:
+        raise SingleSpeakerError(
+            f"one voice: {expected} speakers were expected and the diarizer found speech by "
+            f"{len(diarization.speakers)}: not a two-person conversation; nothing is stored")
+    distance = diarization.speaker_distance
+    if distance is not None and distance < options.min_speaker_distance:
+        raise SingleSpeakerError(
+            f"one voice: the diarizer's speakers are one voice split in two (embedding distance {distance:.2f}, "
+            f"at least {options.min_speaker_distance:g} needed): not a two-person conversation; nothing is stored")
 
 
 def check_plausible(indicators: Sequence[Indicator], *, options: QualityOptions = QualityOptions()) -> None:

@@ -16,7 +16,9 @@ from pipeline.analysis.quality import (
     SessionQuality,
     check_plausible,
     measure_quality,
+    require_language,
     require_speech,
+    require_two_voices,
     words_in_speech,
 )
 from pipeline.analysis.roles import assign_roles
@@ -100,12 +102,17 @@ def analyse(
     Raises
     ------
     NoSpeechError
-        No speech detected, or no recognised word inside detected speech (nothing may be stored).
+        No speech detected, no recognised word inside detected speech, or words whose confidence says the
+        speech is not language (nothing may be stored).
+    SingleSpeakerError
+        One voice split in two by the diarizer: not a two-person conversation (nothing is stored).
     ImplausibleValueError
         An impossible value (a speaker with words but no speaking time, an impossible speech rate).
     """
     require_speech(diarization, options=quality)
     kept, dropped = words_in_speech(transcript.words, diarization=diarization, options=quality)
+    require_language(kept, options=quality)
+    require_two_voices(diarization, expected=meta.num_speakers, options=quality)
     words = assign_words(kept, diarization, method=attribution)
     turns = build_turns(words)
     roles = assign_roles(turns, override=meta.role_override)

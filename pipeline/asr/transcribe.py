@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -90,10 +91,12 @@ class TranscribeOptions:
         Feed the previous window's text as a prompt. Off by default: on the same clip it made faster-whisper
         repeat a sentence at the end (WER 0.185 -> 0.247) and no transcript got better.
     max_compression_ratio : float
-        The hallucination guard: a decoded segment whose text compresses better than this (gzip ratio;
-        Whisper's own threshold, 2.4) is a repetition loop and is dropped and counted
-        (``Transcript.segments_dropped``). Segments with a high no-speech probability and a low average
-        log-probability are already skipped by both backends.
+        The hallucination guard (gzip ratio; Whisper's own threshold, 2.4). Whisper computes the ratio over a
+        whole 30 s decoding window, so a window in which a sentence is said twice looks like a repetition loop:
+        a window above the threshold is re-decoded segment by segment (each segment's span alone), and only a
+        clip whose own text still compresses above it is dropped and counted (``Transcript.segments_dropped``).
+        A sentence said twice is kept (``bench/bench_gates.py``, ``docs/gates.md``). Segments with a high
+        no-speech probability and a low average log-probability are already skipped by both backends.
     refine_beam_size : int or None
         faster-whisper sequential decoding only: after greedy decoding, re-decode the low-confidence stretches
         (segments whose average token log-probability is below ``refine_below_logprob``, merged with 0.2 s of
@@ -295,6 +298,29 @@ def merge_regions(spans: list[tuple[float, float]]) -> list[tuple[float, float]]
     return out
 
 
+def _windows(segments: Iterable[Any]) -> Iterable[list[Any]]:
+    """faster-whisper's segments grouped by the decoding window they came from (their ``seek``)."""
+    window: list[Any] = []
+    for segment in segments:
+        if window and getattr(segment, "seek", None) != getattr(window[0], "seek", None):
+            yield window
+            window = []
+        window.append(segment)
+    if window:
+        yield window
+
+
+def _segment_clips(window: list[Any], *, duration_s: float, pad_s: float = 0.2) -> list[float]:
+    """Flat ``[start, end, start, end, ...]`` of each segment's span widened by ``pad_s``, never overlapping."""
+    clips: list[float] = []
+    for segment in sorted(window, key=lambda s: s.start):
+        lo = max(0.0, segment.start - pad_s, clips[-1] if clips else 0.0)
+        hi = min(duration_s, segment.end + pad_s)
+        if hi - lo >= 2 * MIN_WORD_DURATION_S:
+            clips += [round(lo, 3), round(hi, 3)]
+    return clips
+
+
 def _pieces(samples: np.ndarray, piece_s: float | None) -> tuple[tuple[int, int], ...]:
     return ((0, samples.shape[0]),) if piece_s is None else piece_bounds(samples, piece_s=piece_s)
 
@@ -415,6 +441,29 @@ class FasterWhisperTranscriber:
         out = [w for w in words if not inside(w)] + [w for r in keep for w in better[r] if inside(w)]
         return sorted(out, key=lambda w: w.start_s), dropped
 
+    def _redecode(self, piece: np.ndarray, window: list[Any], *, language: str | None) -> tuple[list[Any], int]:
+        """Re-decode a repetitive window segment by segment; drop only clips that are repetitive on their own.
+
+        faster-whisper computes the compression ratio over a whole 30 s window, so a window in which a sentence
+        is said twice (real speech) reads as a repetition loop. Each segment's span is decoded alone (greedy,
+        no context from the window): a sentence said twice decodes as itself twice, each clip compressing like
+        ordinary text; a loop within one clip still compresses better than ``max_compression_ratio`` and is
+        dropped. Returns the kept segments and how many were dropped.
+        """
+        clips = _segment_clips(window, duration_s=piece.size / SAMPLE_RATE_HZ)
+        if not clips:
+            return [], len(window)
+        segments, _ = self._model.transcribe(piece, language=language, beam_size=self.options.beam_size,
+                                             temperature=0.0, word_timestamps=True, clip_timestamps=clips,
+                                             condition_on_previous_text=False)
+        kept, dropped = [], 0
+        for seg in segments:
+            if seg.compression_ratio > self.options.max_compression_ratio:  # the clip's own ratio
+                dropped += 1
+            else:
+                kept.append(seg)
+        return kept, dropped
+
     def _batched(self) -> Any:
         from faster_whisper import BatchedInferencePipeline
 
@@ -459,17 +508,19 @@ class FasterWhisperTranscriber:
                         condition_on_previous_text=opts.condition_on_previous_text,
                     )
                 unsure: list[tuple[float, float, float]] = []  # (start, end, avg log-probability) to re-decode
-                for segment in segments:  # a generator: decoding happens while iterating
-                    n_segments += 1
-                    if segment.compression_ratio > opts.max_compression_ratio:
-                        n_dropped += 1
-                        continue
-                    raw.extend(Word(w.start + offset_s, w.end + offset_s, w.word, w.probability)
-                               for w in segment.words or ())
-                    if opts.refine_beam_size and segment.avg_logprob < opts.refine_below_logprob:
-                        unsure.append((segment.start, segment.end, segment.avg_logprob))
-                    if progress is not None:
-                        progress(min((offset_s + segment.end) / duration_s, 1.0))
+                piece = samples[start:end]
+                for window in _windows(segments):  # a generator: decoding happens while iterating
+                    n_segments += len(window)
+                    if window[0].compression_ratio > opts.max_compression_ratio:  # one ratio per 30 s window
+                        window, dropped = self._redecode(piece, window, language=language)
+                        n_dropped += dropped
+                    for segment in window:
+                        raw.extend(Word(w.start + offset_s, w.end + offset_s, w.word, w.probability)
+                                   for w in segment.words or ())
+                        if opts.refine_beam_size and segment.avg_logprob < opts.refine_below_logprob:
+                            unsure.append((segment.start, segment.end, segment.avg_logprob))
+                    if progress is not None and window:
+                        progress(min((offset_s + window[-1].end) / duration_s, 1.0))
                 if unsure:
                     raw, dropped = self._refine(samples, raw, unsure, language=language)
                     n_dropped += dropped
@@ -583,13 +634,13 @@ class OpenAIWhisperTranscriber:
                     fp16=opts.device == "cuda",
                     verbose=None,
                 )
-                for segment in result["segments"]:
-                    n_segments += 1
-                    if segment.get("compression_ratio", 0.0) > opts.max_compression_ratio:
-                        n_dropped += 1
-                        continue
+                for window in _windows(SimpleNamespace(**s) for s in result["segments"]):
+                    n_segments += len(window)
+                    if getattr(window[0], "compression_ratio", 0.0) > opts.max_compression_ratio:  # per window
+                        window, dropped = self._redecode(samples[start:end], window, language=language)
+                        n_dropped += dropped
                     raw.extend(Word(w["start"] + offset_s, w["end"] + offset_s, w["word"], w["probability"])
-                               for w in segment.get("words", ()))
+                               for segment in window for w in getattr(segment, "words", None) or ())
         except (RuntimeError, ValueError) as e:
             raise StageError(STAGE, f"openai-whisper failed on {duration_s:.1f} s of audio: {e}") from e
         if progress is not None:
@@ -603,6 +654,20 @@ class OpenAIWhisperTranscriber:
             segments=n_segments,
             segments_dropped=n_dropped,
         )
+
+    def _redecode(self, piece: np.ndarray, window: list[Any], *, language: str) -> tuple[list[Any], int]:
+        """As :meth:`FasterWhisperTranscriber._redecode`: each segment of a repetitive window decoded alone."""
+        clips = _segment_clips(window, duration_s=piece.size / SAMPLE_RATE_HZ)
+        if not clips:
+            return [], len(window)
+        opts = self.options
+        result = self._model.transcribe(piece, language=language, task="transcribe", temperature=0.0,
+                                        beam_size=opts.beam_size if opts.beam_size > 1 else None,
+                                        word_timestamps=True, condition_on_previous_text=False,
+                                        clip_timestamps=clips, fp16=opts.device == "cuda", verbose=None)
+        segments = [SimpleNamespace(**s) for s in result["segments"]]
+        kept = [s for s in segments if getattr(s, "compression_ratio", 0.0) <= opts.max_compression_ratio]
+        return kept, len(segments) - len(kept)
 
     def _language(self, samples: np.ndarray) -> tuple[str, float]:
         """Return the configured language (probability 1), or the one detected in the first 30 s."""

@@ -36,7 +36,7 @@ with warnings.catch_warnings():
     from pyannote.audio.pipelines import SpeakerDiarization
     from pyannote.audio.telemetry import metrics as _telemetry
 
-__all__ = ["DiarizeOptions", "Diarizer", "check_device", "load_diarizer", "Hook"]
+__all__ = ["DiarizeOptions", "Diarizer", "check_device", "closest_centroids", "load_diarizer", "Hook"]
 
 #: pyannote's progress callback: ``hook(step_name, artefact, *, file, total=None, completed=None)``.
 Hook = Callable[..., Any]
@@ -306,7 +306,29 @@ class Diarizer:
             SpeakerTurn(start_s=float(segment.start), end_s=float(segment.end), speaker=str(label))
             for segment, _, label in annotation.itertracks(yield_label=True)
         )
-        return Diarization(turns=tuple(turns), speakers=tuple(sorted({t.speaker for t in turns})))
+        speakers = tuple(sorted({t.speaker for t in turns}))
+        return Diarization(turns=tuple(turns), speakers=speakers,
+                           speaker_distance=closest_centroids(getattr(output, "speaker_embeddings", None),
+                                                              list(annotation.labels()), speakers))
+
+
+def closest_centroids(centroids: np.ndarray | None, labels: list[str], speakers: tuple[str, ...]) -> float | None:
+    """Smallest cosine distance between the centroids of two speakers that have turns (None if under two).
+
+    ``centroids`` (shape (n_labels, dim)) are pyannote's ``speaker_embeddings``, one row per label of its
+    annotation in ``labels`` order; rows that are all zero or not finite (speakers pyannote padded in) are
+    skipped.
+    """
+    if centroids is None:
+        return None
+    rows = [np.asarray(centroids[i], dtype=np.float64) for i, label in enumerate(labels)
+            if label in speakers and i < len(centroids)]
+    rows = [r for r in rows if np.all(np.isfinite(r)) and np.linalg.norm(r) > 0]
+    if len(rows) < 2:
+        return None
+    unit = np.stack([r / np.linalg.norm(r) for r in rows])  # shape: (n_speakers, dim)
+    distance = 1.0 - unit @ unit.T
+    return round(float(distance[np.triu_indices(len(rows), 1)].min()), 4)
 
 
 def _as_waveform(samples: np.ndarray) -> torch.Tensor:

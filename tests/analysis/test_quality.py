@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import THERAPIST_1, words_from
+from conftest import CLIENT_1, THERAPIST_1, words_from
 
 from pipeline.analysis.quality import (
     QualityOptions,
@@ -16,11 +16,13 @@ from pipeline.analysis.quality import (
     estimate_high_band_db,
     estimate_snr_db,
     overlap_seconds,
+    require_language,
+    require_two_voices,
     speech_union,
     words_in_speech,
 )
 from pipeline.analysis.session import SessionMeta, analyse
-from pipeline.errors import ConfigError, ImplausibleValueError, NoSpeechError
+from pipeline.errors import ConfigError, ImplausibleValueError, NoSpeechError, SingleSpeakerError
 from pipeline.privacy.consent import parse_consent
 from pipeline.types import Audio, Diarization, Indicator, SpeakerTurn, Transcript, Word
 
@@ -78,6 +80,37 @@ def test_only_invented_words_fail_with_no_recognised_speech():
     with pytest.raises(NoSpeechError) as e:
         _analyse(words_from("you you you you", 50, 52), _diar((1, 8, "A"), (9, 15, "B")))
     assert e.value.code == "no_recognised_speech"
+
+
+def _two_voices(distance):
+    d = _diar((0.5, 5.0, "SPEAKER_00"), (5.6, 9.0, "SPEAKER_01"))
+    return Diarization(d.turns, d.speakers, speaker_distance=distance)
+
+
+def test_one_voice_split_in_two_fails_with_single_speaker_and_two_voices_pass():
+    words = words_from(THERAPIST_1, 0.5, 5.0) + words_from(CLIENT_1, 5.6, 9.0)
+    with pytest.raises(SingleSpeakerError) as e:  # a monologue's two clusters (measured 0.025-0.037)
+        _analyse(words, _two_voices(0.03))
+    assert e.value.code == "single_speaker" and e.value.stage == "analysis" and "0.03" in str(e.value)
+    with pytest.raises(SingleSpeakerError):  # jfk.flac inside 90 s of noise: the second cluster is noise
+        require_two_voices(_two_voices(0.163))
+    assert _analyse(words, _two_voices(0.35)).roles.therapist  # pyannote's real two-speaker sample: 0.347
+    assert _analyse(words, _two_voices(None)).roles.therapist  # no centroids (RTTM, text-only): not judged
+    require_two_voices(_two_voices(0.03), options=QualityOptions(min_speaker_distance=0.0))
+    one = _diar((0.5, 5.0, "SPEAKER_00"), (5.6, 9.0, "SPEAKER_00"))  # held to two, turns for one (jfk.flac)
+    with pytest.raises(SingleSpeakerError, match="found speech by 1"):
+        _analyse(words, one)
+    require_two_voices(one, expected=1)  # one speaker asked for: not judged
+
+
+def test_words_whisper_invents_over_speech_that_is_not_language_fail_with_not_language():
+    said = words_from(THERAPIST_1 + " " + CLIENT_1, 0.5, 9.0)
+    unsure = tuple(Word(w.start_s, w.end_s, w.text, p) for w, p in zip(said, [0.2, 0.3, 0.9, 0.25] * 9, strict=True))
+    with pytest.raises(NoSpeechError) as e:  # reversed speech: fluent words, median confidence 0.21-0.28
+        _analyse(unsure, _two_voices(0.6))
+    assert e.value.code == "not_language" and "median confidence of 0.28" in str(e.value)
+    assert require_language(words_from(THERAPIST_1, 0.5, 5.0)) == pytest.approx(0.9)
+    assert require_language(unsure, options=QualityOptions(min_median_word_probability=0.2)) < 0.5
 
 
 def test_impossible_values_fail_the_session():

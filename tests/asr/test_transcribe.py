@@ -169,23 +169,28 @@ def test_tidy_words_of_nothing_is_empty() -> None:
 
 
 class _FakeFasterModel:
-    """Stands in for faster_whisper.WhisperModel: two segments, words with leading spaces."""
+    """Stands in for faster_whisper.WhisperModel: three windows (``seek``), words with leading spaces."""
 
     def __init__(self) -> None:
         self.kwargs: dict = {}
+        self.clips: list = []
 
     def transcribe(self, samples: np.ndarray, **kwargs):
-        self.kwargs = kwargs
         word = SimpleNamespace
+        # a repetition loop (Whisper's hallucination on noise): re-decoded alone it loops again, so it is dropped
+        loop = SimpleNamespace(seek=200, start=1.9, end=2.0, compression_ratio=9.5,
+                               words=[word(start=1.9, end=2.0, word=" you you you you", probability=0.3)])
+        if "clip_timestamps" in kwargs:
+            self.clips.append(kwargs["clip_timestamps"])
+            return iter([loop]), SimpleNamespace(language="en", language_probability=0.97)
+        self.kwargs = kwargs
         segments = [
-            SimpleNamespace(end=1.0, compression_ratio=1.1,
+            SimpleNamespace(seek=0, start=0.1, end=1.0, compression_ratio=1.1,
                             words=[word(start=0.1, end=0.5, word=" Hi", probability=0.9),
                                    word(start=0.5, end=0.5, word=" there.", probability=0.8)]),
-            SimpleNamespace(end=2.0, compression_ratio=1.3,
+            SimpleNamespace(seek=100, start=1.2, end=2.0, compression_ratio=1.3,
                             words=[word(start=1.2, end=1.9, word=" Bye.", probability=0.7)]),
-            # a repetition loop (Whisper's hallucination on noise): dropped and counted
-            SimpleNamespace(end=2.0, compression_ratio=9.5,
-                            words=[word(start=1.9, end=2.0, word=" you you you you", probability=0.3)]),
+            loop,
         ]
         return iter(segments), SimpleNamespace(language="en", language_probability=0.97)
 
@@ -221,6 +226,62 @@ def test_faster_whisper_transcriber_decodes_deterministically_and_reports_progre
     assert model.kwargs["temperature"] == 0.0 and model.kwargs["word_timestamps"] is True
     assert model.kwargs["condition_on_previous_text"] is False and model.kwargs["beam_size"] == 1
     assert seen == [0.5, 1.0, 1.0]
+
+
+class _FakeRepeatModel:
+    """One 30 s window in which a sentence is said twice.
+
+    The window's text compresses like a loop (ratio 2.6: faster-whisper's ratio is per window); each sentence
+    decoded alone does not (1.0).
+    """
+
+    def __init__(self) -> None:
+        self.clip_calls: list = []
+
+    def transcribe(self, samples: np.ndarray, **kwargs):
+        def seg(start: float, ratio: float, seek: int = 0):
+            words = [SimpleNamespace(start=start + 0.2 * i, end=start + 0.2 * i + 0.2, word=f" {w}", probability=0.9)
+                     for i, w in enumerate(["We", "argued", "again."])]
+            return SimpleNamespace(seek=seek, start=start, end=start + 0.6, compression_ratio=ratio, words=words)
+
+        if "clip_timestamps" in kwargs:
+            clips = kwargs["clip_timestamps"]
+            self.clip_calls.append(clips)
+            return iter([seg(clips[i] + 0.2, 1.0, seek=i) for i in range(0, len(clips), 2)]), None
+        return iter([seg(1.0, 2.6), seg(3.0, 2.6)]), None
+
+
+def test_a_sentence_said_twice_is_kept_and_a_loop_in_one_segment_is_dropped() -> None:
+    model = _FakeRepeatModel()
+    transcriber = FasterWhisperTranscriber(model, model_name="fake", options=TranscribeOptions())
+    transcript = transcriber.transcribe(np.zeros(5 * SAMPLE_RATE_HZ, np.float32))
+    assert [w.text for w in transcript.words] == ["We", "argued", "again."] * 2  # was: both dropped
+    assert transcript.segments_dropped == 0
+    assert model.clip_calls == [[0.8, 1.8, 2.8, 3.8]]  # each segment's span (+-0.2 s), decoded alone
+
+
+def test_openai_whisper_keeps_a_sentence_said_twice_too() -> None:
+    class Model:
+        clip_calls: list = []
+
+        def transcribe(self, samples, **kwargs):
+            def seg(start, ratio, seek=0):
+                words = [{"word": f" {w}", "start": start + 0.2 * i, "end": start + 0.2 * i + 0.2, "probability": 0.9}
+                         for i, w in enumerate(["We", "argued", "again."])]
+                return {"seek": seek, "start": start, "end": start + 0.6, "compression_ratio": ratio, "words": words}
+
+            if "clip_timestamps" in kwargs:
+                clips = kwargs["clip_timestamps"]
+                self.clip_calls.append(clips)
+                return {"segments": [seg(clips[i] + 0.2, 1.0, seek=i) for i in range(0, len(clips), 2)]}
+            return {"segments": [seg(1.0, 2.6), seg(3.0, 2.6)]}
+
+    model = Model()
+    options = TranscribeOptions(backend="openai-whisper")
+    transcript = OpenAIWhisperTranscriber(model, model_name="fake", options=options).transcribe(
+        np.zeros(5 * SAMPLE_RATE_HZ, np.float32))
+    assert [w.text for w in transcript.words] == ["We", "argued", "again."] * 2  # was: both dropped
+    assert transcript.segments_dropped == 0 and model.clip_calls == [[0.8, 1.8, 2.8, 3.8]]
 
 
 def test_language_auto_is_detected_over_speech_regions() -> None:

@@ -24,7 +24,7 @@ for _name, _value in (
     os.environ.setdefault(_name, _value)
 
 from evaluation.metrics import diarization_error_rate  # noqa: E402
-from pipeline.diarization.diarize import DiarizeOptions, load_diarizer  # noqa: E402
+from pipeline.diarization.diarize import DiarizeOptions, closest_centroids, load_diarizer  # noqa: E402
 from pipeline.diarization.rttm import read_rttm, write_rttm  # noqa: E402
 from pipeline.errors import AudioEmptyError, ConfigError, ModelError, ModelMissingError  # noqa: E402
 from pipeline.types import Diarization, SpeakerTurn  # noqa: E402
@@ -322,6 +322,7 @@ def test_diarize_pyannote_sample(diarizer, sample) -> None:
     assert {"segmentation", "embeddings", "discrete_diarization"} <= set(steps)
     der = diarization_error_rate(reference, hypothesis)
     assert der < 0.10, f"DER {der:.3f}"
+    assert 0.2 < hypothesis.speaker_distance < 0.5  # two real voices (0.35): far above one voice split in two
 
 
 @pytest.mark.integration
@@ -389,6 +390,16 @@ def test_file_level_embeddings_match_pyannotes_per_chunk_path(sample) -> None:
                                      masks=torch.ones(1, 1, 589))[0, 0]
     cosine = torch.nn.functional.cosine_similarity(own, cut, dim=0).item()
     assert cosine > 0.9, cosine
+
+
+def test_closest_centroids_is_the_smallest_cosine_distance_between_speakers_with_turns() -> None:
+    c = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 0.1], [0.0, 0.0]])
+    labels = ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02", "SPEAKER_03"]
+    assert closest_centroids(c, labels, ("SPEAKER_00", "SPEAKER_01")) == pytest.approx(1.0)
+    assert closest_centroids(c, labels, tuple(labels)) == pytest.approx(1 - 1 / np.hypot(1, 0.1), abs=1e-4)
+    assert closest_centroids(c, labels, ("SPEAKER_00", "SPEAKER_03")) is None  # a padded (zero) centroid
+    assert closest_centroids(None, labels, tuple(labels)) is None
+    assert closest_centroids(c[:1], labels[:1], ("SPEAKER_00",)) is None
 
 
 def test_embedding_scope_is_checked() -> None:
