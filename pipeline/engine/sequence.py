@@ -25,6 +25,7 @@ from pipeline import PIPELINE_VERSION
 from pipeline.analysis.indicators import MARKERS_VERSION
 from pipeline.analysis.session import SessionAnalysis, SessionMeta, analyse
 from pipeline.audio.decode import AudioOptions, load_audio, probe_audio, sha256_of
+from pipeline.audio.enhance import inputs_for_stages
 from pipeline.engine.outcome import SessionOutcome, outcome_for_error
 from pipeline.errors import AllianceError, DatabaseLockedError, RunInterruptedError
 from pipeline.privacy.consent import Consent, check_matches, parse_consent, read_sidecar
@@ -258,16 +259,17 @@ def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, op
         log.info("%.1f s of audio decoded", audio.duration_s)
         stage = "transcription+diarization"
         transcriber, diarizer = get_transcriber(options.transcribe), get_diarizer(options.diarize)
+        asr_samples, diar_samples = inputs_for_stages(audio.samples, options.enhance)  # untouched unless chosen
 
         # Set when this thread is interrupted (Ctrl-C, SIGTERM) or a stage fails: the other stage's thread
         # then stops at its next progress hook instead of running to the end while the run waits for it.
         stop = threading.Event()
 
         def transcribe() -> Any:
-            return transcriber.transcribe(audio.samples, progress=asr_progress(log, stop))
+            return transcriber.transcribe(asr_samples, progress=asr_progress(log, stop))
 
         def diarize() -> Any:
-            return diarizer.diarize(audio.samples, num_speakers=meta.num_speakers,
+            return diarizer.diarize(diar_samples, num_speakers=meta.num_speakers,
                                     hook=diarization_progress(log, stop))
 
         def diarize_then_prosody() -> tuple[Any, Any]:
