@@ -56,9 +56,14 @@ bench-long: setup
 		--markdown bench/results/long10.md > bench/results/long10.json
 
 # docs/realistic_bench.md: rooms, noise, overlaps and codecs on AnnoMI renders + pyannote's real sample
-# (needs ../shared/data/annomi and flite; about 20 min on 2 cores). Writes bench/results/realistic.{json,md}.
+# (needs ../shared/data/annomi and flite; about 20 min on 2 cores, +25 min for the front ends). Writes
+# bench/results/realistic{,-frontends}.{json,md} and room.{json,md}.
 bench-realistic: setup
 	$(BIN)/python -m bench.bench_realistic
+	# issue #21: front ends (none / WPE / DeepFilterNet / both) in one run, cpWER beside WER; room estimate calibration
+	$(BIN)/python -m bench.bench_realistic --sessions 1 --conditions clean room-near room-far phone-amr \
+		--front-end none wpe denoise wpe+denoise --out realistic-frontends
+	$(BIN)/python -m bench.bench_room
 
 # docs/benchmarks.md: research queries on a synthetic database of 100,000 sessions (about 14 GB of memory)
 bench-duckdb: setup
