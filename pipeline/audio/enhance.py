@@ -47,6 +47,9 @@ class EnhanceOptions:
         or ``wpe+denoise`` (WPE, then the denoiser).
     apply_to : str
         ``asr`` (default: only the transcription sees the enhanced audio), ``diarization`` or ``both``.
+    min_rt60_s : float or None
+        Enhance only recordings whose estimated reverberation time (:func:`pipeline.audio.room.estimate_room`)
+        is above this; None (default): every recording. A recording too short to estimate is left untouched.
     wpe_taps, wpe_delay, wpe_iterations : int
         WPE's prediction filter length and delay (in STFT frames) and its iterations.
     stft_size, stft_shift : int
@@ -58,6 +61,7 @@ class EnhanceOptions:
 
     method: str = "none"
     apply_to: str = "asr"
+    min_rt60_s: float | None = None
     wpe_taps: int = 10
     wpe_delay: int = 3
     wpe_iterations: int = 3
@@ -74,6 +78,8 @@ class EnhanceOptions:
             raise ConfigError("wpe_taps, wpe_delay and wpe_iterations must be >= 1")
         if not (0 < self.stft_shift <= self.stft_size // 2):
             raise ConfigError("stft_shift must be in (0, stft_size / 2]")
+        if self.min_rt60_s is not None and not self.min_rt60_s >= 0:
+            raise ConfigError("min_rt60_s must be >= 0 or None")
         if not self.denoise_atten_lim_db > 0:
             raise ConfigError("denoise_atten_lim_db must be > 0")
 
@@ -191,9 +197,24 @@ def enhance(samples: np.ndarray, options: EnhanceOptions) -> np.ndarray:
     return out * (0.99 / peak) if peak > 0.99 else out
 
 
-def inputs_for_stages(samples: np.ndarray, options: EnhanceOptions) -> tuple[np.ndarray, np.ndarray]:
-    """``(for ASR, for diarization)``: the enhanced samples where ``apply_to`` says, the originals elsewhere."""
+def applies(samples: np.ndarray, options: EnhanceOptions) -> bool:
+    """Whether the front end runs on this recording (a method is chosen and the room estimate allows it)."""
     if options.method == "none":
+        return False
+    if options.min_rt60_s is None:
+        return True
+    from pipeline.audio.room import estimate_room
+
+    rt60 = estimate_room(samples).rt60_s
+    return rt60 is not None and rt60 > options.min_rt60_s
+
+
+def inputs_for_stages(samples: np.ndarray, options: EnhanceOptions) -> tuple[np.ndarray, np.ndarray]:
+    """``(for ASR, for diarization)``: the enhanced samples where ``apply_to`` says, the originals elsewhere.
+
+    Both are the originals (the same array) when :func:`applies` says no.
+    """
+    if not applies(samples, options):
         return samples, samples
     enhanced = enhance(samples, options)
     return (enhanced if options.apply_to in ("asr", "both") else samples,

@@ -156,3 +156,16 @@ def test_the_session_sequence_gives_asr_the_enhanced_audio_and_diarization_the_o
     assert computed.outcome is None
     assert not np.array_equal(seen["asr"], seen["diar"])
     assert np.array_equal(seen["diar"], sequence_mod.load_audio(recording).samples)
+
+
+def test_min_rt60_enhances_only_recordings_the_room_estimate_calls_reverberant():
+    dry = _real_speech(20.0)
+    wet = fftconvolve(dry, _rir(0.9))[: dry.size]
+    gated = enh.EnhanceOptions(method="wpe", min_rt60_s=0.5)
+    assert not enh.applies(dry, gated) and enh.applies(wet, gated)
+    assert all(y is dry for y in enh.inputs_for_stages(dry, gated))
+    asr, diar = enh.inputs_for_stages(wet, gated)
+    assert asr is not wet and diar is wet
+    assert not enh.applies(np.zeros(SR), gated)  # nothing to estimate: untouched
+    with pytest.raises(ConfigError):
+        enh.EnhanceOptions(min_rt60_s=-0.1)
