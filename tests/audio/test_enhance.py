@@ -169,3 +169,17 @@ def test_min_rt60_enhances_only_recordings_the_room_estimate_calls_reverberant()
     assert not enh.applies(np.zeros(SR), gated)  # nothing to estimate: untouched
     with pytest.raises(ConfigError):
         enh.EnhanceOptions(min_rt60_s=-0.1)
+
+
+def test_the_denoiser_leaves_telephone_band_audio_untouched():
+    from scipy.signal import butter, resample_poly, sosfiltfilt
+
+    rng = np.random.default_rng(5)
+    wide = _speechlike(6.0, seed=5) + 0.003 * rng.standard_normal(6 * SR)
+    sos = butter(8, [300, 3400], btype="bandpass", fs=SR, output="sos")
+    phone = resample_poly(resample_poly(sosfiltfilt(sos, wide), 1, 2), 2, 1)  # through 8 kHz
+    assert enh.is_narrowband(phone) and not enh.is_narrowband(wide)
+    assert not enh.is_narrowband(np.zeros(SR))
+    assert enh.enhance(phone, enh.EnhanceOptions(method="denoise")) is phone
+    both = enh.enhance(phone, enh.EnhanceOptions(method="wpe+denoise"))
+    assert np.allclose(both, enh.dereverberate(phone))  # WPE only
