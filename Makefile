@@ -60,9 +60,14 @@ bench-long: setup
 		--markdown bench/results/long10.md > bench/results/long10.json
 
 # docs/realistic_bench.md: rooms, noise, overlaps and codecs on AnnoMI renders + pyannote's real sample
-# (needs ../shared/data/annomi and flite; about 20 min on 2 cores). Writes bench/results/realistic.{json,md}.
+# (needs ../shared/data/annomi and flite; about 20 min on 2 cores, +25 min for the front ends). Writes
+# bench/results/realistic{,-frontends}.{json,md} and room.{json,md}.
 bench-realistic: setup
 	$(BIN)/python -m bench.bench_realistic
+	# issue #21: front ends (none / WPE / DeepFilterNet / both) in one run, cpWER beside WER; room estimate calibration
+	$(BIN)/python -m bench.bench_realistic --sessions 1 --conditions clean room-near room-far phone-amr \
+		--front-end none wpe denoise wpe+denoise --out realistic-frontends
+	$(BIN)/python -m bench.bench_room
 
 # docs/process_codes.md: the shipped MI process coder scored once on the held-out AnnoMI test transcripts
 # (gold text), with both baselines, expert-expert agreement and session summaries (needs ../shared/data/annomi;

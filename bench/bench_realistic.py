@@ -67,6 +67,8 @@ from evaluation.synthetic import (
     write_truth,
 )
 from pipeline.analysis.attribute import METHODS
+from pipeline.audio.enhance import METHODS as ENHANCE_METHODS
+from pipeline.audio.enhance import STAGES as ENHANCE_STAGES
 from pipeline.types import SAMPLE_RATE_HZ
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -354,6 +356,27 @@ def _whisper_wers(truth: SessionTruth, transcript: Any) -> dict[str, Any]:
             "wer_whisper_without_backchannels": word_error_rate(ref_no_bc, hyp)}
 
 
+def attributed_wers(truth: SessionTruth, analysis: Any, label_to_truth: dict[str, str]) -> dict[str, Any]:
+    """cpWER, tcpWER (collar 5 s) and WER per role of the words the pipeline kept, against the truth utterances.
+
+    Per role: ``wer_therapist``, ``wer_client`` (on the real sample, per truth speaker). Each word counts for
+    the speaker the pipeline gave it; texts under Whisper's normaliser (the strict one without openai-whisper).
+    See :func:`evaluation.realistic.speaker_attributed_wers`.
+    """
+    try:
+        _canon_whisper("ok")
+        normalise = _canon_whisper
+    except ImportError:
+        normalise = _canon
+    ref = [rl.Segment(u.role, u.start_s, u.end_s, u.text) for u in truth.utterances]
+    hyp = [rl.Segment(w.speaker or "unknown", w.start_s, w.end_s, w.text) for w in analysis.words]
+    res = rl.speaker_attributed_wers(ref, hyp, normalise=normalise, role_of=label_to_truth)
+    by = res.pop("wer_by_speaker", {})
+    for spk, v in by.items():
+        res[f"wer_{spk}"], res[f"wer_{spk}_errors"], res[f"wer_{spk}_length"] = v["wer"], v["errors"], v["length"]
+    return res
+
+
 def backchannel_scores(truth: SessionTruth, analysis: Any, *, tolerance_s: float = 0.3,
                        max_nested_s: float = 1.5) -> dict[str, Any]:
     """The backchannel marker, and short nested diarization turns, against the truth's backchannels.
@@ -443,6 +466,7 @@ def score(truth: SessionTruth, transcript: Any, analysis: Any, *, ref_turns: Seq
         "n_ref_words": len(ref_all.split()),
     }
     out.update(_whisper_wers(truth, transcript))
+    out.update(attributed_wers(truth, analysis, label_to_truth))
     out.update(backchannel_scores(truth, analysis))
     # word attribution, and attribution inside overlapped speech (owner decided by the word's text)
     truth_ov = rl.overlap_regions(_by_speaker([(u.start_s, u.end_s, u.role) for u in utts]))
@@ -539,19 +563,46 @@ def best_mapping(words: Sequence[Any], truth: SessionTruth) -> dict[str, str]:
 # --------------------------------------------------------------------------- running
 
 
-def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, attributions: Sequence[str] = ("overlap-aware",),
-        log: bool = True) -> list[dict[str, Any]]:
-    """Diarize each recording once, transcribe it with every ASR configuration, analyse and score.
-
-    Each transcript is analysed once per word-attribution method (``attributions``, names of
-    :data:`pipeline.analysis.attribute.METHODS`), on the same ASR and diarization output.
-    """
+def _analyse_and_score(item: dict[str, Any], audio: Any, transcript: Any, diarization: Any, method: str,
+                       nlp: Any, options: Any) -> dict[str, Any]:
+    """Analyse one transcript + diarization as the product does and score it (``error`` when a gate refused it)."""
     from pipeline.analysis.session import SessionMeta, analyse
-    from pipeline.asr.transcribe import TranscribeOptions
-    from pipeline.audio.decode import load_audio
-    from pipeline.engine.runtime import DIARIZATION_MODEL_NAME, PipelineOptions, get_diarizer, get_nlp, get_transcriber
+    from pipeline.engine.runtime import DIARIZATION_MODEL_NAME
     from pipeline.errors import AllianceError
     from pipeline.privacy.consent import parse_consent
+
+    meta = SessionMeta(item["audio"].stem, "bench-client", "bench-therapist")
+    consent = parse_consent({"session_id": meta.session_id, "client_id": meta.client_id,
+                             "scope": "research", "consented_on": "2026-01-01", "consented_by": ["client"]}, source="bench")
+    t = time.perf_counter()
+    try:
+        analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=nlp,
+                           diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators, attribution=method)
+    except AllianceError as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+    analysis_s = time.perf_counter() - t
+    truth = item["truth"]
+    mapping = best_mapping(analysis.words, truth) if item.get("real") else None
+    scores = score(truth, transcript, analysis, ref_turns=item["ref_turns"], label_to_truth=mapping,
+                   min_silence_s=options.indicators.silences.min_silence_s)
+    return {"analysis_s": round(analysis_s, 2), **scores}
+
+
+def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, attributions: Sequence[str] = ("overlap-aware",),
+        front_ends: Sequence[str] = ("none",), enhance_stage: str = "asr", log: bool = True) -> list[dict[str, Any]]:
+    """Diarize each recording once, transcribe it with every front end and ASR configuration, analyse and score.
+
+    Each transcript is analysed once per word-attribution method (``attributions``, names of
+    :data:`pipeline.analysis.attribute.METHODS`), on the same ASR and diarization output. ``front_ends``: names of
+    :data:`pipeline.audio.enhance.METHODS`, applied to the input of ``enhance_stage`` (``asr``: diarization runs
+    once on the recording as decoded; ``diarization`` or ``both``: once per front end). The analysis (quality
+    flags, prosody) always reads the recording as decoded, as the product does.
+    """
+    from pipeline.asr.transcribe import TranscribeOptions
+    from pipeline.audio.decode import load_audio
+    from pipeline.audio.enhance import EnhanceOptions, inputs_for_stages
+    from pipeline.audio.room import estimate_room
+    from pipeline.engine.runtime import PipelineOptions, get_diarizer, get_nlp, get_transcriber
 
     options = PipelineOptions()
     t0 = time.perf_counter()
@@ -565,41 +616,37 @@ def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, attributio
     rows = []
     for item in items:
         audio = load_audio(item["audio"], options=options.audio)
-        t = time.perf_counter()
-        diarization = diarizer.diarize(audio.samples, num_speakers=2)
-        diar_s = time.perf_counter() - t
-        for name in asr_names:
+        room = estimate_room(audio.samples)
+        room_cols = {"rt60_est_s": room.rt60_s, "early_drop_db": room.early_drop_db, "room_decays": room.decays}
+        diarized: dict[int, tuple[Any, float]] = {}  # by the identity of the diarization's input
+        for front_end in front_ends:
             t = time.perf_counter()
-            transcript = transcribers[name].transcribe(audio.samples)
-            asr_s = time.perf_counter() - t
-            meta = SessionMeta(item["audio"].stem, "bench-client", "bench-therapist")
-            consent = parse_consent({"session_id": meta.session_id, "client_id": meta.client_id,
-                                     "scope": "research", "consented_on": "2026-01-01",
-                                     "consented_by": ["client"]}, source="bench")
-            for method in attributions:
+            asr_in, diar_in = inputs_for_stages(audio.samples,
+                                                EnhanceOptions(method=front_end, apply_to=enhance_stage))
+            enhance_s = time.perf_counter() - t
+            if id(diar_in) not in diarized:
                 t = time.perf_counter()
-                try:
-                    analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=nlp,
-                                       diarization_model=DIARIZATION_MODEL_NAME, options=options.indicators,
-                                       attribution=method)
-                except AllianceError as e:
-                    rows.append({**item["row"], "asr": name, "attribution_method": method,
-                                 "error": f"{type(e).__name__}: {e}"})
-                    continue
-                analysis_s = time.perf_counter() - t
-                truth = item["truth"]
-                mapping = best_mapping(analysis.words, truth) if item.get("real") else None
-                scores = score(truth, transcript, analysis, ref_turns=item["ref_turns"], label_to_truth=mapping,
-                               min_silence_s=options.indicators.silences.min_silence_s)
-                row = {**item["row"], "asr": name, "attribution_method": method, "audio_s": round(audio.duration_s, 2),
-                       "asr_s": round(asr_s, 2), "diarization_s": round(diar_s, 2), "analysis_s": round(analysis_s, 2),
-                       "rtf": round((asr_s + diar_s + analysis_s) / audio.duration_s, 3), **scores}
-                rows.append(row)
-                if log:
-                    print(f"{row['session']} {row['condition']} {name} {method}: WER {row['wer']:.3f} "
-                          f"DER {row['der']:.3f} attr {_f(row['attribution'])} in overlap "
-                          f"{_f(row['overlap_attribution'])} RTF {row['rtf']:.3f} (asr {asr_s:.0f} s, "
-                          f"diar {diar_s:.0f} s)", file=sys.stderr, flush=True)
+                diarized[id(diar_in)] = (diarizer.diarize(diar_in, num_speakers=2), time.perf_counter() - t)
+            diarization, diar_s = diarized[id(diar_in)]
+            for name in asr_names:
+                t = time.perf_counter()
+                transcript = transcribers[name].transcribe(asr_in)
+                asr_s = time.perf_counter() - t
+                head = {**item["row"], "front_end": front_end, "asr": name}
+                for method in attributions:
+                    row = _analyse_and_score(item, audio, transcript, diarization, method, nlp, options)
+                    if "error" not in row:
+                        total = enhance_s + asr_s + diar_s + row["analysis_s"]
+                        row.update(audio_s=round(audio.duration_s, 2), enhance_s=round(enhance_s, 2),
+                                   asr_s=round(asr_s, 2), diarization_s=round(diar_s, 2),
+                                   rtf=round(total / audio.duration_s, 3))
+                    rows.append({**head, "attribution_method": method, **room_cols, **row})
+                    if log and "error" not in row:
+                        print(f"{head['session']} {head['condition']} {front_end} {name} {method}: "
+                              f"WER {row['wer']:.3f} cpWER {_f(row.get('cpwer'))} DER {row['der']:.3f} "
+                              f"attr {_f(row['attribution'])} RT60 est {_f(room.rt60_s, 2)} RTF {row['rtf']:.3f} "
+                              f"(enhance {enhance_s:.0f} s, asr {asr_s:.0f} s, diar {diar_s:.0f} s)",
+                              file=sys.stderr, flush=True)
     return [{**r, "load_s": {k: round(v, 2) for k, v in load_s.items()}} for r in rows]
 
 
@@ -610,8 +657,16 @@ def pool(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         tot = sum(w for _, w in pairs)
         return sum(v * w for v, w in pairs) / tot if tot else None
 
+    def counts(key: str) -> float | None:
+        length = sum(r.get(f"{key}_length") or 0 for r in rows)
+        return sum(r.get(f"{key}_errors") or 0 for r in rows) / length if length else None
+
     audio = sum(r["audio_s"] for r in rows)
+    rt60 = [r["rt60_est_s"] for r in rows if r.get("rt60_est_s") is not None]
     out = {"n": len(rows), "audio_s": audio, "wer": wavg("wer", "n_ref_words"),
+           "cpwer": counts("cpwer"), "tcpwer": counts("tcpwer"), "wer_therapist": counts("wer_therapist"),
+           "wer_client": counts("wer_client"), "rt60_est_s": float(np.mean(rt60)) if rt60 else None,
+           "enhance_s": sum(r.get("enhance_s", 0.0) for r in rows),
            "wer_without_backchannels": wavg("wer_without_backchannels", "n_ref_words"), "der": wavg("der", "audio_s"),
            "wer_whisper": wavg("wer_whisper", "n_ref_words_whisper"),
            "wer_whisper_without_backchannels": wavg("wer_whisper_without_backchannels", "n_ref_words_whisper"),
@@ -634,7 +689,7 @@ def pool(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
               "backchannels_inserted_matched", "nested_turns", "nested_turns_matched", "nested_turns_inserted_matched",
               "listener_turns", "listener_turns_matched", "listener_turns_inserted_matched"):
         out[k] = sum(r.get(k, 0) for r in rows)
-    out["rtf"] = (out["asr_s"] + out["diarization_s"] + out["analysis_s"]) / audio if audio else None
+    out["rtf"] = (out["enhance_s"] + out["asr_s"] + out["diarization_s"] + out["analysis_s"]) / audio if audio else None
     out["flags"] = sorted({f for r in rows for f in r.get("quality_flags", [])})
     return out
 
@@ -665,25 +720,30 @@ def _backchannel_cell(p: dict[str, Any], prefix: str = "backchannels") -> str:
 
 
 def markdown(doc: dict[str, Any]) -> str:
-    head = ("| condition | ASR | attribution method | audio s | WER (without backchannels) | "
-            "WER Whisper normaliser (without bc.) | DER | attribution | attr. in overlap (n) | "
+    head = ("| condition | front end | ASR | attribution method | audio s | WER (without backchannels) | "
+            "WER Whisper normaliser (without bc.) | cpWER | tcpWER | WER therapist / client | DER | attribution | "
+            "attr. in overlap (n) | "
             "backchannel marker R / P (inserted R) | listener turns R / P (inserted R) | "
             "nested diar. turns R / P (inserted R) | "
             "silence F1 (onset ≤0.25 s) | overlap R / P | roles | onset err med s | words in non-speech raw/kept | "
-            "ASR s | diar s | RTF | flags |")
+            "RT60 est. s | enhance s | ASR s | diar s | RTF | flags |")
     lines = [f"Machine: {doc['machine']}. Render/scoring recipe v{RENDER_VERSION}; sessions: "
              f"{', '.join(doc['sessions'])}.", "", head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
     for p in doc["pooled"]:
         lines.append(
-            f"| {p['condition']} | {p['asr']} | {p.get('attribution_method', 'max-overlap')} | {p['audio_s']:.0f} | "
+            f"| {p['condition']} | {p.get('front_end', 'none')} | {p['asr']} | "
+            f"{p.get('attribution_method', 'max-overlap')} | {p['audio_s']:.0f} | "
             f"{_f(p['wer'], pct=True)} ({_f(p['wer_without_backchannels'], pct=True)}) | "
             f"{_f(p.get('wer_whisper'), pct=True)} ({_f(p.get('wer_whisper_without_backchannels'), pct=True)}) | "
+            f"{_f(p.get('cpwer'), pct=True)} | {_f(p.get('tcpwer'), pct=True)} | "
+            f"{_f(p.get('wer_therapist'), pct=True)} / {_f(p.get('wer_client'), pct=True)} | "
             f"{_f(p['der'], pct=True)} | {_f(p['attribution'], pct=True)} | "
             f"{_f(p['overlap_attribution'], pct=True)} ({p['overlap_attribution_n']}) | {_backchannel_cell(p)} | "
             f"{_backchannel_cell(p, 'listener_turns')} | {_backchannel_cell(p, 'nested_turns')} | "
             f"{_f(p['silence_f1'], 2)} ({_f(p['silence_f1_onset'], 2)}) | "
             f"{_f(p['overlap_recall'], 2)} / {_f(p['overlap_precision'], 2)} | {p['roles_ok']} | "
             f"{_f(p['onset_error_median_s'], 2)} | {p['invented_words_raw']}/{p['invented_words_kept']} | "
+            f"{_f(p.get('rt60_est_s'), 2)} | {p.get('enhance_s', 0.0):.0f} | "
             f"{p['asr_s']:.0f} | {p['diarization_s']:.0f} | {_f(p['rtf'], 3)} | {', '.join(p['flags']) or '–'} |")
     lines += ["", "Renders (per session): achieved overlap share, measured RT60, measured SNR, client level "
               "relative to therapist.", "", "| session | condition | audio s | overlap share | RT60 s | SNR dB | "
@@ -719,6 +779,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--attribution", nargs="+", default=["overlap-aware"], choices=list(METHODS),
                     help="word -> speaker methods, each scored on the same ASR and diarization output "
                          "(default: overlap-aware, the product default; max-overlap: before issue #14)")
+    ap.add_argument("--front-end", nargs="+", default=["none"], choices=list(ENHANCE_METHODS),
+                    help="front ends before the stage --enhance-stage names, each on the same recording "
+                         "(default: none, the product default; wpe, denoise, wpe+denoise)")
+    ap.add_argument("--enhance-stage", default="asr", choices=list(ENHANCE_STAGES),
+                    help="which stage's input the front end changes (default: asr; diarization runs once)")
     ap.add_argument("--no-sample", action="store_true", help="skip pyannote's real 30 s sample")
     ap.add_argument("--render-only", action="store_true")
     ap.add_argument("--force", action="store_true", help="render again even when cached")
@@ -755,20 +820,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(renders, indent=1))
         return 0
     t = time.perf_counter()
-    rows = run(items, args.asr, attributions=args.attribution)
+    rows = run(items, args.asr, attributions=args.attribution, front_ends=args.front_end,
+               enhance_stage=args.enhance_stage)
     run_s = time.perf_counter() - t
     pooled = []
     for name in [*args.conditions, "real-sample"]:
-        for asr in args.asr:
-            for method in args.attribution:
-                sel = [r for r in rows if r["condition"] == name and r["asr"] == asr
-                       and r["attribution_method"] == method and "error" not in r]
-                if sel:
-                    pooled.append({"condition": name, "asr": asr, "attribution_method": method, **pool(sel)})
+        for front_end in args.front_end:
+            for asr in args.asr:
+                for method in args.attribution:
+                    sel = [r for r in rows if r["condition"] == name and r["front_end"] == front_end
+                           and r["asr"] == asr and r["attribution_method"] == method and "error" not in r]
+                    if sel:
+                        pooled.append({"condition": name, "front_end": front_end, "asr": asr,
+                                       "attribution_method": method, **pool(sel)})
     doc = {"machine": _machine(), "sessions": [f"annomi-{s.transcript_id} ({s.therapist_voice}/{s.client_voice})"
                                                for s in SESSIONS[: args.sessions]],
            "conditions": [dataclasses.asdict(CONDITION_BY_NAME[c]) for c in args.conditions],
            "asr": {a: ASR_CONFIGS[a] for a in args.asr}, "attribution_methods": list(args.attribution),
+           "front_ends": list(args.front_end), "enhance_stage": args.enhance_stage,
            "render_s": round(render_s, 1), "run_s": round(run_s, 1),
            "renders": renders, "rows": rows, "pooled": pooled}
     RESULTS.mkdir(parents=True, exist_ok=True)

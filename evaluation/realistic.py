@@ -23,8 +23,9 @@ input's length, so truth times hold to within one sample.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import soxr
@@ -520,3 +521,68 @@ def overlap_share(placements: Sequence[Placement], sr: int) -> float:
         by_role.setdefault(p.role, []).append((p.start_sample / sr, p.end_sample / sr))
     total = speech_union_s([iv for v in by_role.values() for iv in v])
     return sum(e - s for s, e in overlap_regions(by_role)) / total if total else 0.0
+
+
+# --------------------------------------------------------------------------- speaker-attributed scoring
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of text spoken by one speaker (a truth utterance, or one recognised word)."""
+
+    speaker: str
+    start_s: float
+    end_s: float
+    text: str
+
+
+def _seglst(segments: Sequence[Segment], normalise: Callable[[str], str], session: str) -> list[dict]:
+    out = []
+    for s in segments:
+        words = normalise(s.text)
+        if words.strip():
+            out.append({"session_id": session, "speaker": s.speaker, "start_time": float(s.start_s),
+                        "end_time": float(max(s.end_s, s.start_s)), "words": words})
+    return out
+
+
+def speaker_attributed_wers(reference: Sequence[Segment], hypothesis: Sequence[Segment], *,
+                            normalise: Callable[[str], str], collar_s: float = 5.0,
+                            role_of: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """cpWER, tcpWER (``meeteval``) and the WER of each reference speaker, after ``normalise`` on every segment.
+
+    - **cpWER** (CHiME-6): each speaker's words concatenated in time order, hypothesis speakers matched to
+      reference speakers by the permutation with the fewest errors; a word given to the wrong speaker costs a
+      deletion and an insertion.
+    - **tcpWER** (CHiME-7/8): the same with a time constraint: a hypothesis word can only match a reference word
+      whose span (a pseudo-word timing inside its utterance, widened by ``collar_s``) it overlaps.
+    - **per-speaker WER** (``wer_by_speaker``): hypothesis speakers mapped by ``role_of`` (diarization label ->
+      reference speaker, e.g. the pipeline's roles; default the cpWER assignment), then each reference
+      speaker's stream scored against the words given to that speaker (WER of the therapist, of the client).
+
+    Returns counts too (``*_errors``, ``*_length``) so rows can be pooled by reference words.
+    """
+    from meeteval.wer.wer.cp import cp_word_error_rate
+    from meeteval.wer.wer.siso import siso_word_error_rate
+    from meeteval.wer.wer.time_constrained import time_constrained_minimum_permutation_word_error_rate
+
+    ref = _seglst(reference, normalise, "s")
+    hyp = _seglst(hypothesis, normalise, "s")
+    ref_speakers = sorted({s["speaker"] for s in ref})
+    if not ref:
+        return {}
+    hyp_or_empty = hyp or [{"session_id": "s", "speaker": "none", "start_time": 0.0, "end_time": 0.0, "words": ""}]
+    cp = cp_word_error_rate(ref, hyp_or_empty)
+    tcp = time_constrained_minimum_permutation_word_error_rate(ref, hyp_or_empty, collar=collar_s)
+    if role_of is None:
+        role_of = {h: r for r, h in cp.assignment if r is not None and h is not None}
+    out: dict[str, Any] = {"cpwer": cp.error_rate, "cpwer_errors": cp.errors, "cpwer_length": cp.length,
+                           "tcpwer": tcp.error_rate, "tcpwer_errors": tcp.errors, "tcpwer_length": tcp.length,
+                           "tcpwer_collar_s": collar_s, "wer_by_speaker": {}}
+    for spk in ref_speakers:
+        ref_words = " ".join(s["words"] for s in sorted(ref, key=lambda s: s["start_time"]) if s["speaker"] == spk)
+        hyp_words = " ".join(s["words"] for s in sorted(hyp, key=lambda s: s["start_time"])
+                             if role_of.get(s["speaker"]) == spk)
+        er = siso_word_error_rate(ref_words, hyp_words)
+        out["wer_by_speaker"][spk] = {"wer": er.error_rate, "errors": er.errors, "length": er.length}
+    return out

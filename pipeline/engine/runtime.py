@@ -15,6 +15,7 @@ import numpy as np
 from pipeline.analysis.indicators import MARKERS_VERSION, IndicatorOptions
 from pipeline.asr.transcribe import TranscribeOptions, Transcriber, load_transcriber
 from pipeline.audio.decode import AudioOptions
+from pipeline.audio.enhance import EnhanceOptions
 from pipeline.diarization.diarize import DiarizeOptions, Diarizer, check_device, load_diarizer
 from pipeline.errors import ConfigError
 from pipeline.types import Diarization, Transcript
@@ -29,6 +30,8 @@ class PipelineOptions:
     audio: AudioOptions = field(default_factory=AudioOptions)
     transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
     diarize: DiarizeOptions = field(default_factory=DiarizeOptions)
+    #: Front end before ASR and/or diarization (dereverberation, denoiser); off by default.
+    enhance: EnhanceOptions = field(default_factory=EnhanceOptions)
     indicators: IndicatorOptions = field(default_factory=IndicatorOptions)
     #: Run transcription and diarization of a session at the same time (two threads).
     overlap_stages: bool = True

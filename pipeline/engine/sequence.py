@@ -25,6 +25,7 @@ from pipeline import PIPELINE_VERSION
 from pipeline.analysis.indicators import MARKERS_VERSION
 from pipeline.analysis.session import SessionAnalysis, SessionMeta, analyse
 from pipeline.audio.decode import AudioOptions, CheckedAudio, check_audio, load_audio, probe_audio, sha256_of
+from pipeline.audio.enhance import inputs_for_stages
 from pipeline.engine.outcome import SessionOutcome, outcome_for_error
 from pipeline.errors import AllianceError, DatabaseLockedError, RunInterruptedError
 from pipeline.ids import clash_problem
@@ -339,17 +340,18 @@ def compute_session(audio_path: Path, meta: SessionMeta, consent: Consent, *, op
         stage = "transcription+diarization"
         transcriber, diarizer = timed("models", lambda: (get_transcriber(options.transcribe),
                                                          get_diarizer(options.diarize)))
+        asr_samples, diar_samples = inputs_for_stages(audio.samples, options.enhance)  # untouched unless chosen
 
         # Set when this thread is interrupted (Ctrl-C, SIGTERM) or a stage fails: the other stage's thread
         # then stops at its next progress hook instead of running to the end while the run waits for it.
         stop = threading.Event()
 
         def transcribe() -> Any:
-            return timed("transcription", lambda: transcriber.transcribe(audio.samples,
+            return timed("transcription", lambda: transcriber.transcribe(asr_samples,
                                                                          progress=asr_progress(log, stop)))
 
         def diarize() -> Any:
-            return timed("diarization", lambda: diarizer.diarize(audio.samples, num_speakers=meta.num_speakers,
+            return timed("diarization", lambda: diarizer.diarize(diar_samples, num_speakers=meta.num_speakers,
                                                                  hook=diarization_progress(log, stop)))
 
         def diarize_then_prosody() -> tuple[Any, Any]:

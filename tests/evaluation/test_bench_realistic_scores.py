@@ -58,3 +58,30 @@ def test_whisper_wer_is_reported_next_to_the_strict_one():
     out = _whisper_wers(TRUTH, SimpleNamespace(words=words))
     assert out["wer_whisper"] == 0.0  # "Mm-hmm" is a filler, "two" is "2"
     assert out["n_ref_words_whisper"] == 15
+
+
+def test_attributed_wers_give_each_role_its_wer_and_the_pooled_row_counts_them():
+    pytest.importorskip("meeteval")
+    from bench.bench_realistic import attributed_wers, markdown, pool
+    from pipeline.types import AttributedWord
+
+    truth = SimpleNamespace(utterances=(_utt(0, "therapist", 0.0, 2.0, "How are you?"),
+                                        _utt(1, "client", 2.5, 4.0, "Fine thanks.")))
+    words = [AttributedWord(0.1, 0.4, "How", 1.0, "A"), AttributedWord(0.5, 0.8, "are", 1.0, "A"),
+             AttributedWord(0.9, 1.2, "you?", 1.0, "A"), AttributedWord(2.6, 2.9, "Fine", 1.0, "B"),
+             AttributedWord(3.0, 3.3, "thanks.", 1.0, "A")]
+    out = attributed_wers(truth, SimpleNamespace(words=words), {"A": "therapist", "B": "client"})
+    assert (out["cpwer_errors"], out["cpwer_length"]) == (2, 5)
+    assert (out["wer_client"], out["wer_therapist"]) == (0.5, 1 / 3)
+    base = {"audio_s": 4.0, "n_ref_words": 5, "wer": 0.0, "wer_without_backchannels": 0.0, "der": 0.0,
+            "attribution": 1.0, "attribution_n": 5, "overlap_attribution": None, "overlap_attribution_n": 0,
+            "silence_f1": None, "silences_true": 0, "silence_f1_onset": None, "overlap_recall": None,
+            "overlap_precision": None, "overlap_true_s": 0.0, "roles_ok": True, "onset_error_median_s": None,
+            "onset_n": 0, "invented_words_raw": 0, "invented_words_kept": 0, "asr_s": 1.0, "diarization_s": 1.0,
+            "analysis_s": 0.0, "enhance_s": 2.0, "rt60_est_s": 0.5}
+    pooled = pool([{**base, **out}, {**base, **out}])
+    assert pooled["cpwer"] == 0.4 and pooled["wer_client"] == 0.5 and pooled["rtf"] == 1.0  # (2+1+1 s) / 4 s
+    md = markdown({"machine": "m", "sessions": [], "renders": [],
+                   "pooled": [{"condition": "clean", "front_end": "wpe", "asr": "greedy", **pooled}]})
+    assert "| cpWER | tcpWER | WER therapist / client |" in md and "| clean | wpe | greedy |" in md
+    assert "| 40.0 % | 40.0 % | 33.3 % / 50.0 % |" in md

@@ -135,3 +135,61 @@ def test_place_builds_a_track_per_speaker() -> None:
     track = rl.place(placements, clips, n)
     assert np.isclose(track.sum(), 0.1 * sum(p.n_samples for p in placements))
     assert rl.overlap_share(placements, SR) == 0.0
+
+
+# --------------------------------------------------------------------------- speaker-attributed WER (meeteval)
+
+REF = (rl.Segment("therapist", 0.0, 2.0, "How are you today?"), rl.Segment("client", 2.5, 4.0, "Fine, thanks."),
+       rl.Segment("therapist", 4.5, 6.0, "Good."))
+
+
+def _words(*spec: tuple[str, float, str]) -> list:
+    return [rl.Segment(spk, t, t + 0.3, w) for spk, t, w in spec]
+
+
+def _lower(text: str) -> str:
+    return " ".join(w.strip(".,?!").lower() for w in text.split())
+
+
+PERFECT = (("A", 0.1, "how"), ("A", 0.5, "are"), ("A", 0.9, "you"), ("A", 1.3, "today"), ("B", 2.6, "fine"),
+           ("B", 3.0, "thanks"), ("A", 4.6, "good"))
+
+
+def test_cpwer_and_tcpwer_are_zero_for_the_right_words_speakers_and_times():
+    pytest.importorskip("meeteval")
+    out = rl.speaker_attributed_wers(REF, _words(*PERFECT), normalise=_lower, role_of={"A": "therapist",
+                                                                                        "B": "client"})
+    assert (out["cpwer"], out["tcpwer"], out["cpwer_length"]) == (0.0, 0.0, 7)
+    assert out["wer_by_speaker"] == {"client": {"wer": 0.0, "errors": 0, "length": 2},
+                                     "therapist": {"wer": 0.0, "errors": 0, "length": 5}}
+
+
+def test_a_word_given_to_the_wrong_speaker_costs_cpwer_a_deletion_and_an_insertion():
+    pytest.importorskip("meeteval")
+    swapped = list(PERFECT)
+    swapped[5] = ("A", 3.0, "thanks")  # the client's word given to the therapist's label
+    out = rl.speaker_attributed_wers(REF, _words(*swapped), normalise=_lower, role_of={"A": "therapist",
+                                                                                       "B": "client"})
+    assert out["cpwer_errors"] == 2 and out["tcpwer_errors"] == 2
+    assert out["wer_by_speaker"]["client"] == {"wer": 0.5, "errors": 1, "length": 2}
+    assert out["wer_by_speaker"]["therapist"]["errors"] == 1  # one insertion
+
+
+def test_tcpwer_counts_a_right_word_at_the_wrong_time_cpwer_does_not():
+    pytest.importorskip("meeteval")
+    late = list(PERFECT)
+    late[6] = ("A", 14.0, "good")  # 9.5 s after its utterance ended: outside the 5 s collar
+    out = rl.speaker_attributed_wers(REF, _words(*late), normalise=_lower)
+    assert out["cpwer"] == 0.0
+    assert out["tcpwer_errors"] == 2
+
+
+def test_speaker_labels_are_matched_by_the_best_permutation_and_roles_by_role_of():
+    pytest.importorskip("meeteval")
+    relabelled = [("X" if s == "A" else "Y", t, w) for s, t, w in PERFECT]
+    out = rl.speaker_attributed_wers(REF, _words(*relabelled), normalise=_lower)
+    assert out["cpwer"] == 0.0 and out["wer_by_speaker"]["client"]["wer"] == 0.0  # role_of from the assignment
+    swapped_roles = rl.speaker_attributed_wers(REF, _words(*relabelled), normalise=_lower,
+                                               role_of={"X": "client", "Y": "therapist"})
+    assert swapped_roles["cpwer"] == 0.0  # cpWER does not care which label is which
+    assert swapped_roles["wer_by_speaker"]["client"]["wer"] > 1.0  # the per-role WER does

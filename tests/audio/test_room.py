@@ -1,0 +1,73 @@
+"""Blind room estimates of pipeline/audio/room.py: reverberation time from speech decays, quality flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import fftconvolve
+
+from pipeline.audio.room import RoomOptions, estimate_room
+from pipeline.errors import ConfigError
+
+SR = 16_000
+
+
+def _real_speech(seconds: float) -> np.ndarray:
+    import soundfile as sf
+
+    pyannote_audio = pytest.importorskip("pyannote.audio")
+    x, _ = sf.read(Path(pyannote_audio.__file__).parent / "sample" / "sample.wav")
+    return x[: int(seconds * SR)]
+
+
+def _rir(rt60_s: float, seed: int = 1) -> np.ndarray:
+    """A direct impulse and an exponentially decaying noise tail of RT60 ``rt60_s`` (twice the direct energy)."""
+    rng = np.random.default_rng(seed)
+    n = int(1.2 * rt60_s * SR)
+    t = np.arange(n) / SR
+    tail = rng.standard_normal(n) * 10 ** (-3 * t / rt60_s)
+    tail[: int(0.005 * SR)] = 0.0
+    tail *= np.sqrt(2.0 / np.sum(tail ** 2))
+    tail[0] = 1.0
+    return tail
+
+
+def test_the_estimate_grows_with_the_room_s_reverberation_time_and_dry_speech_reads_low():
+    dry = _real_speech(30.0)
+    floor = np.random.default_rng(0).standard_normal(dry.size) * 10 ** (-55 / 20)
+    est = {rt: estimate_room(fftconvolve(dry, _rir(rt))[: dry.size] + floor).rt60_s for rt in (0.3, 0.6, 0.9)}
+    dry_est = estimate_room(dry + floor).rt60_s
+    assert dry_est < 0.3
+    assert dry_est < est[0.3] < est[0.6] < est[0.9], (dry_est, est)
+    assert abs(est[0.9] - 0.9) < 0.3 and abs(est[0.3] - 0.3) < 0.3, est  # calibrated on other rooms
+
+
+def test_too_little_speech_gives_no_estimate_rather_than_a_guess():
+    assert estimate_room(np.zeros(SR * 5)).rt60_s is None
+    assert estimate_room(np.zeros(100)).decays == 0
+    with pytest.raises(ConfigError):
+        RoomOptions(band_hz=(4000.0, 300.0))
+
+
+def test_long_recordings_are_read_in_pieces_with_the_same_answer():
+    dry = _real_speech(30.0)
+    wet = fftconvolve(dry, _rir(0.8))[: dry.size]
+    whole = estimate_room(wet).rt60_s
+    pieces = estimate_room(np.tile(wet, 3), max_s=60.0).rt60_s
+    assert pieces == pytest.approx(whole, abs=0.1)
+
+
+def test_a_reverberant_recording_raises_the_reverberant_flag_with_what_not_to_trust():
+    from pipeline.analysis.quality import QualityOptions, SessionQuality, quality_flags
+
+    base = dict(speech_s=600.0, speech_share=0.9, snr_db=30.0, overlap_share=0.02, mean_word_probability=0.9,
+                asr_segments=10, asr_segments_dropped=0, words_dropped_outside_speech=0,
+                word_attribution_overlap=1.0, role_confidence=0.9, language="en", language_probability=1.0)
+    assert quality_flags(SessionQuality(**base, rt60_s=0.5), duration_s=700) == ()
+    assert quality_flags(SessionQuality(**base, rt60_s=None), duration_s=700) == ()
+    (flag,) = quality_flags(SessionQuality(**base, rt60_s=0.8), duration_s=700)
+    assert flag.code == "reverberant" and "0.8 s" in flag.message and "text markers" in flag.distrust
+    with pytest.raises(ConfigError, match="max_rt60_s"):
+        QualityOptions(max_rt60_s=-1.0)
