@@ -573,7 +573,8 @@ def _analyse_and_score(item: dict[str, Any], audio: Any, transcript: Any, diariz
 
     meta = SessionMeta(item["audio"].stem, "bench-client", "bench-therapist")
     consent = parse_consent({"session_id": meta.session_id, "client_id": meta.client_id,
-                             "scope": "research", "consented_on": "2026-01-01", "consented_by": ["client"]}, source="bench")
+                             "scope": "research", "consented_on": "2026-01-01", "consented_by": ["client"]},
+                            source="bench")
     t = time.perf_counter()
     try:
         analysis = analyse(audio, transcript, diarization, meta=meta, consent=consent, nlp=nlp,
