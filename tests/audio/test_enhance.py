@@ -150,7 +150,7 @@ def test_the_session_sequence_gives_asr_the_enhanced_audio_and_diarization_the_o
     monkeypatch.setattr(sequence_mod, "get_diarizer", lambda options: Recording(d, "diar"))
     meta = SessionMeta("s1", "c1", "t1")
     consent = parse_consent({"session_id": "s1", "client_id": "c1", "scope": "clinical",
-                             "consented_on": "2026-01-01"}, source="test")
+                             "consented_on": "2026-01-01", "consented_by": ["client"]}, source="test")
     options = PipelineOptions(enhance=enh.EnhanceOptions(method="wpe", apply_to="asr"), overlap_stages=False)
     computed = sequence_mod.compute_session(recording, meta, consent, options=options)
     assert computed.outcome is None

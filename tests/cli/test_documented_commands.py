@@ -38,7 +38,7 @@ def _analysis():
              SpeakerTurn(11.4, 15.0, "SPEAKER_01"), SpeakerTurn(18.0, 21.0, "SPEAKER_00"))
     audio = Audio(np.zeros(16_000 * 22, dtype=np.float32), 16_000, "ab" * 32, "x.wav", "WAV", 16_000, 1)
     consent = parse_consent({"session_id": "S12", "client_id": "C7", "scope": "research",
-                             "consented_on": "2026-11-01"}, source="test")
+                             "consented_on": "2026-11-01", "consented_by": ["client"]}, source="test")
     return analyse(audio, Transcript(words, "en", 0.99, "fake", "fake-asr"),
                    Diarization(turns, ("SPEAKER_00", "SPEAKER_01")),
                    meta=SessionMeta("S12", "C7", "T3", dt.date(2026, 11, 2)), consent=consent,
