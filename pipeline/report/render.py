@@ -22,15 +22,16 @@ from pipeline.errors import AllianceError
 from pipeline.report import codes as mi_codes
 from pipeline.report import derive, figures
 from pipeline.report.data import ReportData, load_report_data
+from pipeline.report.indicator_table import indicator_groups
 from pipeline.report.summary import (
     DISCLAIMER,
-    INDICATOR_ROWS,
     clock,
     format_value,
     grade_cells,
     grade_legend,
     quality_lines,
 )
+from pipeline.report.verdict import quality_verdict
 
 #: Below this role confidence the report warns prominently (as the Markdown summary does).
 LOW_ROLE_CONFIDENCE = 0.5
@@ -58,10 +59,6 @@ SPARK_SCALE: dict[str, tuple[float, float]] = {
     "long_silence_count": (0.0, 10.0),
     "mean_switching_gap": (-1.0, 3.0),
 }
-
-#: Indicator table rows: (name, label, format), shared with the Markdown summary.
-TABLE = INDICATOR_ROWS
-
 
 class ReportError(AllianceError):
     """A report cannot be written (for example PDF without Chromium)."""
@@ -188,10 +185,6 @@ def build_context(data: ReportData) -> dict:
     gaps = derive.question_gaps(data.turns, data.speech)
     conf = s.get("role_confidence")
     review = [e for e in evs if e.kind in derive.REVIEW_KINDS]
-    table = [{"label": label, "therapist": fmt(data.indicators.get((n, "therapist")), how),
-              "client": fmt(data.indicators.get((n, "client")), how),
-              **dict(zip(("accuracy", "evidence"), grade_cells(data.grades, n), strict=True))}
-             for n, label, how in TABLE]
     stored_cues = sum(1 for m in data.markers if m.kind in derive.EXPLORATORY_DETECTORS)
     detectors = moment_detectors()
     unlisted = [{"label": derive.kind_label(k), "detects": d.detects, "may_indicate": d.may_indicate,
@@ -228,10 +221,11 @@ def build_context(data: ReportData) -> dict:
         "unlisted_detectors": unlisted,
         "stored_cues": stored_cues,
         "quality": data.quality,
+        "verdict": quality_verdict(data.quality),
+        "indicator_groups": indicator_groups(data.indicators, data.grades),
         "quality_lines": quality_lines(data.quality),
         "grade_legend": grade_legend(data.grades),
         "self_report": _self_report_context(data),
-        "table": table,
         "pipeline_version": PIPELINE_VERSION,
         "miti": {"coded": bool(data.codes), "rows": mi_codes.miti_rows(data.indicators),
                  "groups": mi_codes.utterances_by_code(data.codes, clock), "agreement": mi_codes.agreement_line(),

@@ -370,7 +370,7 @@ def test_report_leads_with_the_miti_summary_and_the_turns_behind_each_code(tmp_p
     audio = Audio(np.zeros(22, dtype=np.float32), 1, "cd" * 32, "x.wav", "WAV", 16_000, 1)
     meta = SessionMeta("s2", "c1", "t1", dt.date(2026, 1, 3))
     consent = parse_consent({"session_id": "s2", "client_id": "c1", "scope": "research",
-                             "consented_on": "2026-01-01"}, source="test")
+                             "consented_on": "2026-01-01", "consented_by": ["client"]}, source="test")
     words, turns = dialogue
     coded = analyse(audio, Transcript(tuple(words), "en", 0.99, "fake", "fake-asr"),
                     Diarization(tuple(turns), ("SPEAKER_00", "SPEAKER_01")), meta=meta, consent=consent,
