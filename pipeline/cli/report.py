@@ -23,20 +23,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="html (default), pdf (needs chromium) or md")
     p.add_argument("--out", type=Path, metavar="PATH",
                    help="output file (default: reports/session-HASH.html, .pdf or .md; HASH from the session id)")
+    p.add_argument("--audio", type=Path, metavar="PATH",
+                   help="the session's local recording: the HTML report gets a player linked to it by relative "
+                   "path (never embedded) whose time codes seek it; needs --audio-playback-consented, and the "
+                   "file's SHA-256 must match the session's")
+    p.add_argument("--audio-playback-consented", action="store_true",
+                   help="confirm that the client agreed to the recording being played from the report (the "
+                   "stored consent record does not say)")
     add_db_argument(p)
     add_viewer_arguments(p)
     p.set_defaults(handler=_cmd_report)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.report import write_report  # matplotlib: imported when a report is made, not per command
+    from pipeline.report import ReportOptions, write_report  # matplotlib: imported per report, not per command
+    from pipeline.report.audio_link import audio_href
     from pipeline.report.summary import report_stem
     from pipeline.storage import audit, db
 
     out = args.out or Path("reports") / f"{report_stem(args.session_id)}.{args.report_format}"
     with db.open(args.db, create=False) as con:
         check_viewer(con, args.session_id, args)
-        path = write_report(con, args.session_id, out, fmt_name=args.report_format)
+        options = ReportOptions()
+        if args.audio is not None:
+            options = ReportOptions(audio_href=audio_href(con, args.session_id, args.audio, out,
+                                                          playback_consented=args.audio_playback_consented))
+        path = write_report(con, args.session_id, out, fmt_name=args.report_format, options=options)
         kind = {"md": "summary_md", "html": "report_html", "pdf": "report_pdf"}[args.report_format]
         db.record_files(con, session_id=args.session_id, files=[(str(path), kind)], run_id="report-command")
         audit.record(con, action="report", actor=audit.current_actor(args.actor), role=args.role,

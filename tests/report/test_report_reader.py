@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from html import unescape
 
 import pytest
-from test_report import make_analysis
+from test_report import make_analysis, needs_chromium
 
 from pipeline.report import derive, load_report_data, render_html
 from pipeline.report.data import MarkerRow
@@ -109,3 +110,113 @@ def test_all_indicators_means_every_stored_indicator(con):
         assert table.rfind('<details class="exploratory">', 0, pos) > table.rfind("</details>", 0, pos)
     talk = table.index('data-indicator="talk_time_share"')
     assert table.rfind('<details class="exploratory">', 0, talk) <= table.rfind("</details>", 0, talk)
+
+
+# --- transcript view with time-coded anchors ---------------------------------------------------------------
+
+
+def test_transcript_view_shows_deidentified_turns_folded_and_events_link_to_them(con):
+    con.execute("UPDATE turns_deidentified SET text = '[PERSON] said hello' WHERE session_id = 's1' AND turn_index = 0")
+    data = load_report_data(con, "s1")
+    assert len(data.transcript) == len(data.turns) and data.transcript[0].text == "[PERSON] said hello"
+    assert [t.speaker_role for t in data.transcript] == [t.speaker_role for t in data.turns]
+    html = unescape(render_html(data))
+    section = html[html.index('id="transcript"'):html.index('id="we-heading"')]
+    assert '<details id="transcript-details">' in section  # folded by default (no "open")
+    for t in data.transcript:
+        assert f'<li id="turn-{t.turn_index}" data-t="{t.start_s:.2f}">' in section
+    assert "[PERSON] said hello" in section and ">0:11</a>" in section  # third turn starts at 11.4 s
+    events = html[html.index('id="events-heading"'):html.index('id="transcript"')]
+    links = re.findall(r'<a class="tc" href="#(turn-\d+)" data-t="([\d.]+)"', events)
+    assert len(links) == len(derive.events(data)) and links
+    assert all(f'id="{anchor}"' in section for anchor, _ in links)
+    # without a recording the page has no player and the CSP still blocks media
+    assert "<audio" not in html and "media-src" not in html
+
+
+# --- the audio player: a local file, linked, only with confirmed consent -----------------------------------
+
+
+@pytest.fixture
+def recording(con, tmp_path):
+    """A real 22 s WAV whose SHA-256 is stored as the session's."""
+    import hashlib
+
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path / "audio" / "rec.wav"
+    path.parent.mkdir()
+    t = np.arange(22 * 8000) / 8000
+    sf.write(path, (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 8000)
+    con.execute("UPDATE sessions SET audio_sha256 = ? WHERE session_id = 's1'",
+                [hashlib.sha256(path.read_bytes()).hexdigest()])
+    return path
+
+
+def test_audio_link_needs_confirmed_consent_and_the_right_file(con, recording, tmp_path):
+    from pipeline.report.audio_link import AudioLinkError, audio_href
+
+    out = tmp_path / "reports" / "r.html"
+    with pytest.raises(AudioLinkError, match="--audio-playback-consented"):
+        audio_href(con, "s1", recording, out, playback_consented=False)
+    other = tmp_path / "audio" / "other.wav"
+    other.write_bytes(recording.read_bytes() + b"\0")
+    with pytest.raises(AudioLinkError, match="not this session's recording") as e:
+        audio_href(con, "s1", other, out, playback_consented=True)
+    assert "other.wav" not in str(e.value)
+    with pytest.raises(AudioLinkError, match="cannot be read"):
+        audio_href(con, "s1", tmp_path / "missing.wav", out, playback_consented=True)
+    assert audio_href(con, "s1", recording, out, playback_consented=True) == "../audio/rec.wav"
+    con.execute("DELETE FROM consents WHERE session_id = 's1'")
+    with pytest.raises(AudioLinkError, match="no consent record"):
+        audio_href(con, "s1", recording, out, playback_consented=True)
+
+
+def test_report_with_audio_links_the_file_and_allows_only_file_media(con, recording, tmp_path):
+    from pipeline.report import ReportOptions
+
+    html = render_html(load_report_data(con, "s1"), ReportOptions(audio_href="../audio/rec.wav"))
+    assert '<audio id="recording" controls preload="metadata" src="../audio/rec.wav">' in html
+    assert "media-src file:" in unescape(html) and "default-src 'none'" in unescape(html)
+    assert "base64" not in html.split("<audio", 1)[1][:300]  # linked, not embedded
+    assert "play and read from" in html
+
+
+def test_cli_report_audio(con, recording, tmp_path, capsys):
+    from pipeline.cli.main import main
+
+    dbp = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
+    con.close()
+    out = tmp_path / "reports" / "r.html"
+    base = ["report", "s1", "--db", dbp, "--role", "supervisor", "--out", str(out), "--audio", str(recording)]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "--audio-playback-consented" in err and "Traceback" not in err and "rec.wav" not in err
+    assert not out.exists()
+    assert main([*base, "--audio-playback-consented"]) == 0
+    assert 'src="../audio/rec.wav"' in out.read_text()
+    assert main([*base, "--audio-playback-consented", "--format", "md", "--out", str(tmp_path / "r.md")]) == 2
+    assert "only written into the HTML report" in capsys.readouterr().err
+
+
+@needs_chromium
+def test_player_and_transcript_in_headless_chromium(con, recording, tmp_path):
+    """The CSP lets the linked file play, a #turn- link opens the transcript there and seeks the player."""
+    from test_report import BROWSER_BACKGROUND, _console, _requests, _run_chromium
+
+    from pipeline.report import ReportOptions, write_html_report
+    from pipeline.report.audio_link import audio_href
+
+    out = tmp_path / "reports" / "r.html"
+    href = audio_href(con, "s1", recording, out, playback_consented=True)
+    page = write_html_report(con, "s1", out, ReportOptions(audio_href=href))
+    proc = _run_chromium(tmp_path, page, "--dump-dom", "--virtual-time-budget=5000", url_suffix="#turn-2")
+    dom = proc.stdout
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _console(proc.stderr) == []  # no CSP violation, no script error
+    assert [u for u in _requests(proc.stderr) if not BROWSER_BACKGROUND.match(u) and not u.startswith("file:")] == []
+    assert 'data-report-error="' not in dom and 'data-audio-error="' not in dom
+    assert 'data-audio-s="22.00"' in dom  # the recording's metadata loaded through media-src file:
+    assert 'data-audio-at="11.40"' in dom  # the third turn (11.4 s) set the player's time
+    assert '<details id="transcript-details" open="">' in dom
