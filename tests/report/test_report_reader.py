@@ -220,3 +220,38 @@ def test_player_and_transcript_in_headless_chromium(con, recording, tmp_path):
     assert 'data-audio-s="22.00"' in dom  # the recording's metadata loaded through media-src file:
     assert 'data-audio-at="11.40"' in dom  # the third turn (11.4 s) set the player's time
     assert '<details id="transcript-details" open="">' in dom
+
+
+# --- the per-client page: trends across sessions -----------------------------------------------------------
+
+
+def test_client_page_shows_each_indicator_across_sessions(tmp_path, dialogue, capsys):
+    import datetime as dt
+
+    from pipeline.cli.main import main
+    from pipeline.report.client_page import load_client_page, render_client_html
+
+    dbp = tmp_path / "c.duckdb"
+    c = db.connect(dbp)
+    for k, (sid, day) in enumerate((("s1", 2), ("s2", 9), ("s3", 16))):
+        db.write_session(c, make_analysis(*dialogue, session_id=sid, recorded_on=dt.date(2026, 1, day),
+                                          sha=f"{k}f"), run_id=f"r{k}", pipeline_version="0.1.0")
+    c.execute("UPDATE sessions SET therapist_id = 't2' WHERE session_id = 's3'")
+    page = load_client_page(c, "c1")
+    assert [h.session_id for h in page.history] == ["s1", "s2", "s3"]
+    html = unescape(render_client_html(page))
+    assert "default-src 'none'" in html and "<script" not in html
+    row = html[html.index('data-indicator="talk_time_share" data-role="client"'):]
+    row = row[:row.index("</tr>")]
+    assert "<svg" in row and "s1: " in row and "s3: " in row  # a sparkline over the three sessions
+    assert '<details class="exploratory">' in html
+    # a clinician sees only their own sessions of the client
+    assert [h.session_id for h in load_client_page(c, "c1", therapist_id="t1").history] == ["s1", "s2"]
+    c.close()
+    out = tmp_path / "reports" / "client.html"
+    assert main(["report", "--client", "c1", "--therapist", "t1", "--db", str(dbp), "--out", str(out)]) == 0
+    assert "2 sessions" in capsys.readouterr().out and "s3: " not in unescape(out.read_text())
+    assert main(["report", "--client", "c9", "--therapist", "t1", "--db", str(dbp), "--out", str(out)]) == 2
+    assert main(["report", "s1", "--client", "c1", "--role", "supervisor", "--db", str(dbp)]) == 2
+    err = capsys.readouterr().err
+    assert "either SESSION_ID or --client" in err and "Traceback" not in err
