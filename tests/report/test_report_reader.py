@@ -255,3 +255,12 @@ def test_client_page_shows_each_indicator_across_sessions(tmp_path, dialogue, ca
     assert main(["report", "s1", "--client", "c1", "--role", "supervisor", "--db", str(dbp)]) == 2
     err = capsys.readouterr().err
     assert "either SESSION_ID or --client" in err and "Traceback" not in err
+
+
+def test_markdown_summary_opens_its_quality_section_with_the_verdict(con):
+    from pipeline.report.summary import load_summary, render_markdown
+
+    summary = load_summary(con, "s1")
+    md = render_markdown(replace(summary, quality=_quality([_flag("noisy")])))
+    section = md[md.index("## Recording quality"):]
+    assert section.index("**Usable with care (noisy)") < section.index("Speech 100 s")
