@@ -86,6 +86,6 @@ def _cmd_client(args: argparse.Namespace) -> int:
             db.record_files(con, session_id=sid, files=[(str(out), "client_html")], run_id="report-command")
         audit.record(con, action="report", actor=audit.current_actor(args.actor), role=args.role,
                      session_ids=sessions, detail=f"client html {out}")
-    print(f"Client page ({len(sessions)} sessions): {out.resolve()}")
+    print(f"Client page ({len(sessions)} session{'' if len(sessions) == 1 else 's'}): {out.resolve()}")
     print("  (process signals for reflection, not clinical judgements)")
     return 0
