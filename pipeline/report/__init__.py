@@ -6,7 +6,14 @@ reflection, not clinical judgements; the report says so.
 """
 
 from pipeline.report.data import ReportData, load_report_data
-from pipeline.report.render import ReportError, html_to_pdf, render_html, write_html_report, write_report
+from pipeline.report.render import (
+    ReportError,
+    ReportOptions,
+    html_to_pdf,
+    render_html,
+    write_html_report,
+    write_report,
+)
 
-__all__ = ["ReportData", "ReportError", "html_to_pdf", "load_report_data", "render_html", "write_html_report",
-           "write_report"]
+__all__ = ["ReportData", "ReportError", "ReportOptions", "html_to_pdf", "load_report_data", "render_html",
+           "write_html_report", "write_report"]

@@ -108,6 +108,17 @@ class CodedRow:
     coder_version: str
 
 
+@dataclass(frozen=True, order=True)
+class TranscriptTurn:
+    """A turn of the de-identified transcript (``turns_deidentified`` text with the ``turns`` times and role)."""
+
+    start_s: float
+    end_s: float
+    turn_index: int
+    speaker_role: str | None
+    text: str
+
+
 @dataclass(frozen=True)
 class ReportData:
     """Everything the report shows about one session."""
@@ -125,6 +136,8 @@ class ReportData:
     grades: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: The MI process codes of the session's turns (``coded_utterances``), in time order; empty when not coded.
     codes: tuple[CodedRow, ...] = ()
+    #: The de-identified transcript, in time order (empty when none is stored).
+    transcript: tuple[TranscriptTurn, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -234,7 +247,17 @@ def load_report_data(con: duckdb.DuckDBPyConnection, session_id: str) -> ReportD
         quality=load_quality(con, session_id),
         grades=load_grades(con, session.get("markers_version")),
         codes=load_codes(con, session_id),
+        transcript=load_transcript(con, session_id),
     )
+
+
+def load_transcript(con: duckdb.DuckDBPyConnection, session_id: str) -> tuple[TranscriptTurn, ...]:
+    """The session's de-identified turns with their times and roles, in time order."""
+    rows = con.execute(
+        "SELECT t.start_s, t.end_s, t.turn_index, t.speaker_role, d.text FROM turns_deidentified d "
+        "JOIN turns t USING (session_id, turn_index) WHERE d.session_id = ? ORDER BY t.start_s, t.turn_index",
+        [session_id]).fetchall()
+    return tuple(TranscriptTurn(float(s), float(e), int(i), r, x) for s, e, i, r, x in rows)
 
 
 def load_codes(con: duckdb.DuckDBPyConnection, session_id: str) -> tuple[CodedRow, ...]:

@@ -192,10 +192,25 @@ def _quote_around(turn: TurnRow, token: str | None, *, max_chars: int = 160) -> 
     return ("..." if a else "") + text[a:b].strip() + ("..." if b < len(text) else "")
 
 
+def _same_token(a: MarkerRow, b: MarkerRow) -> bool:
+    return a.speaker_role == b.speaker_role and abs(a.start_s - b.start_s) < 0.01 and abs(a.end_s - b.end_s) < 0.01
+
+
+def listed_markers(markers: Sequence[MarkerRow]) -> tuple[MarkerRow, ...]:
+    """The markers listed as events: unlisted kinds left out, and each "we" token once.
+
+    A collaborative "we" is stored twice: as a ``we_language`` token and as a ``collaborative_we`` marker of
+    the same span and speaker. It is listed once, as the collaborative one.
+    """
+    collab = [m for m in markers if m.kind == "collaborative_we"]
+    return tuple(m for m in markers if m.kind not in UNLISTED_KINDS
+                 and not (m.kind == "we_language" and any(_same_token(m, c) for c in collab)))
+
+
 def events(data: ReportData) -> tuple[Event, ...]:
-    """Every marker event with a quote from the transcript, in time order."""
+    """Every listed marker event (:func:`listed_markers`) with a quote from the transcript, in time order."""
     out: list[Event] = []
-    for m in (m for m in data.markers if m.kind not in UNLISTED_KINDS):
+    for m in listed_markers(data.markers):
         n = len(out)
         label = kind_label(m.kind)
         if m.kind == "long_silence":
@@ -217,6 +232,9 @@ def events(data: ReportData) -> tuple[Event, ...]:
             quote = f"\u201c{quoted}\u201d" if quoted else ""
             if m.kind == "we_language":
                 note = f"\u201c{m.detail}\u201d by the {m.speaker_role or 'unknown speaker'}"
+            elif m.kind == "collaborative_we":
+                note = (f"\u201c{d.get('token') or 'we'}\u201d by the {m.speaker_role or 'unknown speaker'}, "
+                        "about the two of you" + (f" (cue: {d['cue']})" if d.get("cue") else ""))
             elif d:
                 kind = str(d.get("reason") or d.get("why") or d.get("type") or d.get("phrase") or "")
                 parts = [kind.replace("_", " ").capitalize(),

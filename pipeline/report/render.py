@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -22,15 +23,17 @@ from pipeline.errors import AllianceError
 from pipeline.report import codes as mi_codes
 from pipeline.report import derive, figures
 from pipeline.report.data import ReportData, load_report_data
+from pipeline.report.indicator_table import indicator_groups
 from pipeline.report.summary import (
     DISCLAIMER,
-    INDICATOR_ROWS,
     clock,
     format_value,
     grade_cells,
     grade_legend,
     quality_lines,
 )
+from pipeline.report.transcript_view import anchor_at, transcript_rows
+from pipeline.report.verdict import quality_verdict
 
 #: Below this role confidence the report warns prominently (as the Markdown summary does).
 LOW_ROLE_CONFIDENCE = 0.5
@@ -38,6 +41,19 @@ LOW_ROLE_CONFIDENCE = 0.5
 SHORT_SESSION_S = 5 * 60.0
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
        "font-src data:; base-uri 'none'; form-action 'none'")
+#: Added to the CSP only when the report links a local recording: media from file: URLs, nothing else.
+CSP_MEDIA = "; media-src file:"
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How the HTML report is written.
+
+    ``audio_href``: the checked relative link of the session's local recording
+    (:func:`pipeline.report.audio_link.audio_href`); None (default) writes no player.
+    """
+
+    audio_href: str | None = None
 
 #: Headline indicators shown as small multiples: (name, role, label, format).
 HEADLINE = (
@@ -58,10 +74,6 @@ SPARK_SCALE: dict[str, tuple[float, float]] = {
     "long_silence_count": (0.0, 10.0),
     "mean_switching_gap": (-1.0, 3.0),
 }
-
-#: Indicator table rows: (name, label, format), shared with the Markdown summary.
-TABLE = INDICATOR_ROWS
-
 
 class ReportError(AllianceError):
     """A report cannot be written (for example PDF without Chromium)."""
@@ -181,17 +193,13 @@ def _self_report_context(data: ReportData) -> dict:
             "has_current": any(s.session_id == current_id for s in sr.scores)}
 
 
-def build_context(data: ReportData) -> dict:
+def build_context(data: ReportData, options: ReportOptions = ReportOptions()) -> dict:
     """Everything the template needs, as plain values (figures already rendered to SVG)."""
     s = data.session
     evs = derive.events(data)
     gaps = derive.question_gaps(data.turns, data.speech)
     conf = s.get("role_confidence")
     review = [e for e in evs if e.kind in derive.REVIEW_KINDS]
-    table = [{"label": label, "therapist": fmt(data.indicators.get((n, "therapist")), how),
-              "client": fmt(data.indicators.get((n, "client")), how),
-              **dict(zip(("accuracy", "evidence"), grade_cells(data.grades, n), strict=True))}
-             for n, label, how in TABLE]
     stored_cues = sum(1 for m in data.markers if m.kind in derive.EXPLORATORY_DETECTORS)
     detectors = moment_detectors()
     unlisted = [{"label": derive.kind_label(k), "detects": d.detects, "may_indicate": d.may_indicate,
@@ -200,7 +208,8 @@ def build_context(data: ReportData) -> dict:
     return {
         "s": s,
         "title": f"Session process summary: {s['session_id']}",
-        "csp": CSP,
+        "csp": CSP + (CSP_MEDIA if options.audio_href else ""),
+        "audio_href": options.audio_href,
         "disclaimer": DISCLAIMER,
         "duration": clock(data.duration_s),
         "speech_time": fmt(data.indicators.get(("speech_time", None)), "mmss"),
@@ -213,7 +222,9 @@ def build_context(data: ReportData) -> dict:
         "cards": _cards(data),
         "timeline_svg": figures.timeline(data, evs),
         "timeline_text": _timeline_text(data, evs),
-        "events": [{**e.__dict__, "at": clock(e.start_s), "role": e.speaker_role or ""} for e in evs],
+        "events": [{**e.__dict__, "at": clock(e.start_s), "role": e.speaker_role or "",
+                    "t": f"{e.start_s:.2f}", "turn": anchor_at(data.transcript, e.start_s)} for e in evs],
+        "transcript": transcript_rows(data.transcript, clock),
         "event_json": [{"id": e.event_id, "label": e.label, "at": clock(e.start_s), "quote": e.quote,
                         "note": e.note, "role": e.speaker_role or ""} for e in evs],
         "we_svg": figures.we_language(data),
@@ -228,10 +239,11 @@ def build_context(data: ReportData) -> dict:
         "unlisted_detectors": unlisted,
         "stored_cues": stored_cues,
         "quality": data.quality,
+        "verdict": quality_verdict(data.quality),
+        "indicator_groups": indicator_groups(data.indicators, data.grades),
         "quality_lines": quality_lines(data.quality),
         "grade_legend": grade_legend(data.grades),
         "self_report": _self_report_context(data),
-        "table": table,
         "pipeline_version": PIPELINE_VERSION,
         "miti": {"coded": bool(data.codes), "rows": mi_codes.miti_rows(data.indicators),
                  "groups": mi_codes.utterances_by_code(data.codes, clock), "agreement": mi_codes.agreement_line(),
@@ -250,12 +262,13 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_html(data: ReportData) -> str:
+def render_html(data: ReportData, options: ReportOptions = ReportOptions()) -> str:
     """The self-contained HTML report of one session."""
-    return _environment().get_template("report.html.j2").render(**build_context(data))
+    return _environment().get_template("report.html.j2").render(**build_context(data, options))
 
 
-def write_html_report(con: duckdb.DuckDBPyConnection, session_id: str, out_path: Path | str) -> Path:
+def write_html_report(con: duckdb.DuckDBPyConnection, session_id: str, out_path: Path | str,
+                      options: ReportOptions = ReportOptions()) -> Path:
     """Write the session's HTML report to ``out_path`` (parents created) and return the path.
 
     Raises
@@ -265,7 +278,7 @@ def write_html_report(con: duckdb.DuckDBPyConnection, session_id: str, out_path:
     """
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    html = render_html(load_report_data(con, session_id))
+    html = render_html(load_report_data(con, session_id), options)
     out.write_text(html, encoding="utf-8")
     return out
 
@@ -334,7 +347,7 @@ def html_to_pdf(html_path: Path | str, pdf_path: Path | str, *, chromium: str | 
 
 
 def write_report(con: duckdb.DuckDBPyConnection, session_id: str, out_path: Path | str, *,
-                 fmt_name: str = "html") -> Path:
+                 fmt_name: str = "html", options: ReportOptions = ReportOptions()) -> Path:
     """Write the report as ``html``, ``pdf`` (HTML printed by Chromium) or ``md`` (the Markdown summary).
 
     Raises
@@ -346,7 +359,9 @@ def write_report(con: duckdb.DuckDBPyConnection, session_id: str, out_path: Path
     """
     out = Path(out_path)
     if fmt_name == "html":
-        return write_html_report(con, session_id, out)
+        return write_html_report(con, session_id, out, options)
+    if options.audio_href:
+        raise ReportError("an audio player is only written into the HTML report (--format html)")
     if fmt_name == "md":
         from pipeline.report.summary import load_summary, render_markdown
 
@@ -362,5 +377,5 @@ def write_report(con: duckdb.DuckDBPyConnection, session_id: str, out_path: Path
     raise ReportError(f"unknown report format {fmt_name!r}: use html, pdf or md")
 
 
-__all__: Sequence[str] = ("ReportError", "build_context", "find_chromium", "html_to_pdf", "render_html",
-                          "require_chromium", "write_html_report", "write_report")
+__all__: Sequence[str] = ("ReportError", "ReportOptions", "build_context", "find_chromium", "html_to_pdf",
+                          "render_html", "require_chromium", "write_html_report", "write_report")

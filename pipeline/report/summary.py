@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from pipeline.report.verdict import quality_verdict
 from pipeline.storage.db import require_session
 
 DISCLAIMER = (
@@ -219,7 +220,8 @@ def render_markdown(summary: SessionSummary) -> str:
             "recording; a supervisor can re-run with an explicit role override.",
             "",
         ]
-    lines += ["## Recording quality", ""] + quality_lines(summary.quality)
+    lines += ["## Recording quality", "", f"**{quality_verdict(summary.quality).sentence}**", ""]
+    lines += quality_lines(summary.quality)
     from pipeline.report.codes import markdown_lines
 
     lines += markdown_lines(i, coded=any(n.startswith("mi_") and v is not None for (n, _), v in i.items()))

@@ -51,6 +51,9 @@ HOW: dict[str, str] = {
         "parsed: run by bench.mibot_compare on ../shared/data/mibot",
     # README clinician report, batch, Dask
     "alliance report S12 --therapist T3 [--format html|pdf|md] [--out PATH] [--db alliance.duckdb]": RUN,
+    "alliance report S12 --therapist T3 --audio RECORDING.flac --audio-playback-consented":
+        "parsed: needs the session's own recording (tests/report/test_report_reader.py runs it on a real file)",
+    "alliance report --client C7 --therapist T3 [--out PATH] [--db alliance.duckdb]": RUN,
     "alliance batch FOLDER_OR_MANIFEST [--db alliance.duckdb] [--reports-dir reports] [--workers N] "
     "[--wait SECONDS] [--engine threads|dask] [--dask-address tcp://HOST:PORT]": MODELS,
     "alliance batch inbox/manifest.csv --engine dask --workers 2":
