@@ -72,7 +72,6 @@ def _float(value: object) -> float | None:
 
 def _rows(path: Path, fmt: str) -> list[tuple[str, list[LabelledUtterance]]]:
     if fmt in ("csv", "annomi"):
-        csv.field_size_limit(1 << 20)
         with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
         if fmt == "annomi":

@@ -99,13 +99,12 @@ def _print_text(conv, result, agreement: dict) -> None:
 
 
 def _write_csv(path: Path, results) -> None:
+    from pipeline.csv_safety import csv_safe_row
     from pipeline.private_files import write_private
 
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(COLUMNS)
-    from pipeline.csv_safety import csv_safe_row
-
+    w.writerow(csv_safe_row(list(COLUMNS)))
     for r in results:
         for c in r.codes:
             u = r.utterances[c.index]

@@ -65,12 +65,20 @@ HOW: dict[str, str] = {
     "alliance export-transcript SESSION --therapist ID --format all [--out FOLDER]": RUN,
     "alliance export-transcript --index --therapist ID [--out FILE]": RUN,
     "alliance export-transcript --client ID --therapist ID --format FORMAT [--out FOLDER]": RUN,
+    "alliance export-transcript --index --role supervisor": RUN,
+    "alliance export-transcript --index --therapist T17": RUN,
+    "alliance export-transcript sess-0417 --format all --role supervisor --out sess-0417-files/": RUN,
+    "alliance export-transcript sess-0417 --format eaf --role supervisor --out session.eaf "
+    "--media recordings/0417.flac": RUN,
+    # docs/gates.md
+    "alliance process one-slt.wav --session-id S-one-slt --client-id C1 --therapist-id T1 --db a.duckdb "
+    "--reports-dir reports": "parsed: the one-voice render bench.bench_gates makes "
+                             "(tests/engine/test_gates_integration.py runs the same refusal with the real models)",
     "alliance export-transcript --run RUN_ID --therapist ID --format FORMAT [--out FOLDER]": RUN,
     "alliance export-transcript sess-0417 --format vtt --out session.vtt --therapist T17": RUN,
     "alliance export-transcript sess-0417 --format srt --out session.srt --therapist T17": RUN,
     "alliance export-transcript sess-0417 --format json --role supervisor": RUN,
     "alliance export-transcript sess-0417 --format textgrid --role supervisor --out session.TextGrid": RUN,
-    "alliance export-transcript sess-0417 --format eaf --role supervisor --out session.eaf": RUN,
     "alliance export-transcript --run run-20261102T210000Z-1a2b3c4d --format rttm --role admin --out rttm/": RUN,
     "alliance export-transcript --client C-5e0c1a9d2b7f4e31 --format eaf --role researcher "
     "--study-key-file study.key --out coding/": RUN,

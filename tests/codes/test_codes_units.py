@@ -133,3 +133,18 @@ def test_readers_keep_only_role_tiers_of_the_pipelines_own_exports(tmp_path: Pat
     assert [(u.role, u.text) for u in conv.utterances] == [("therapist", "What brings you in today?"),
                                                             ("client", "I want to stop smoking.")]
     assert conv.role_method == "given by the transcript"
+
+
+def test_reading_a_transcript_changes_no_process_wide_csv_limit(tmp_path: Path) -> None:
+    """The manifest and self-report readers rely on csv's default cell limit: reading a transcript keeps it."""
+    import csv
+
+    before = csv.field_size_limit()
+    path = tmp_path / "t.csv"
+    path.write_text("role,text\ntherapist,How are things?\nclient,Fine.\n", encoding="utf-8")
+    read_for_coding(path)
+    assert csv.field_size_limit() == before
+    huge = tmp_path / "huge.csv"
+    huge.write_text("role,text\ntherapist," + "x" * (before + 1) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a readable csv"):
+        read_for_coding(huge)

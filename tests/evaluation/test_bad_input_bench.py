@@ -11,7 +11,8 @@ def test_every_bad_input_case_ends_as_expected(tmp_path, monkeypatch):
     assert len(cases) >= 35
     wrong = [(c.name, c.state, c.code, c.expected, c.detail) for c in cases if not c.ok]
     assert wrong == []
-    assert {c.klass for c in cases} == {"audio", "ids", "consent", "manifest", "cli"}
+    assert {c.klass for c in cases} == {"audio", "ids", "consent", "manifest", "cli", "csv", "server", "erasure",
+                                        "database"}
     assert max(c.seconds for c in cases if c.klass != "manifest") < 30
     table = bad_input.markdown(cases)
     assert table.count("\n") == len(cases) + 1 and "(!)" not in table
