@@ -13,6 +13,19 @@ import numpy as np
 
 Role = Literal["therapist", "client"]
 ROLES: tuple[Role, Role] = ("therapist", "client")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One utterance of a conversation: who said it (a role), its text, its times in seconds (None if unknown).
+
+    What the text-only path measures (``analysis.text_only``) and what the MI coders code (``codes``).
+    """
+
+    role: Role
+    text: str
+    start_s: float | None = None
+    end_s: float | None = None
 SAMPLE_RATE_HZ = 16_000
 
 

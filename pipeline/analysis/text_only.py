@@ -34,7 +34,16 @@ from pipeline.analysis.attribute import build_turns
 from pipeline.analysis.indicators import IndicatorOptions, SessionMeasures, measure_session
 from pipeline.errors import ConfigError
 from pipeline.markers.dialogue import Language, clean_text
-from pipeline.types import ROLES, AttributedWord, Diarization, Role, RoleAssignment, SpeakerTurn, Turn
+from pipeline.types import (
+    ROLES,
+    AttributedWord,
+    Diarization,
+    Role,
+    RoleAssignment,
+    SpeakerTurn,
+    Turn,
+    Utterance,
+)
 
 #: Indicators that measure time; dropped when the times are synthetic.
 TIME_BASED_INDICATORS = frozenset({
@@ -50,14 +59,8 @@ _ROLE_ALIASES = {"therapist": "therapist", "counsellor": "therapist", "counselor
                  "client": "client", "patient": "client", "c": "client"}
 
 
-@dataclass(frozen=True)
-class TranscriptUtterance:
-    """One utterance of a transcript; times in seconds, None when the transcript has none."""
-
-    role: Role
-    text: str
-    start_s: float | None = None
-    end_s: float | None = None
+#: One utterance of a transcript (:class:`pipeline.types.Utterance`); times None when the transcript has none.
+TranscriptUtterance = Utterance
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-ROLES = ("therapist", "client")
+from pipeline.types import Utterance
 
-
-@dataclass(frozen=True)
-class CodingUtterance:
-    """One utterance or turn: who said it (``therapist``/``client``), its text, and its times when known."""
-
-    role: str
-    text: str
-    start_s: float | None = None
-    end_s: float | None = None
+#: One utterance or turn a coder sees (:class:`pipeline.types.Utterance`: role, text, times when known).
+CodingUtterance = Utterance
 
 
 @dataclass(frozen=True)
