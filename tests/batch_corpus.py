@@ -87,7 +87,9 @@ def build_batch(folder: Path, *, outside: Path, n_extra_good: int = 4, excerpt_s
     x = _excerpt(samples, next(offset), excerpt_s)
     good("séance ünïcode name.ogg", "unicode", x, format="OGG", subtype="VORBIS")
     noise = (10 ** (-55 / 20) * np.random.default_rng(1).standard_normal(RATE * 45)).astype(np.float32)
-    good("long_silence_first.flac", "long-silence", np.concatenate([noise, _excerpt(samples, next(offset), 15.0)]))
+    next(offset)  # keeps the later excerpts where they were
+    # both voices speak in it (therapist 8 s, client 5 s): a span where one barely speaks is refused as one voice
+    good("long_silence_first.flac", "long-silence", np.concatenate([noise, _excerpt(samples, 30.5, 15.0)]))
     one = np.concatenate([samples[int(s * RATE): int(e * RATE)] for s, e, r in utterances if r == "therapist"][:8])
     good("one_speaker.wav", "one-speaker", one)
     third = _third_voice(folder)

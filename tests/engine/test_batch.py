@@ -211,7 +211,7 @@ def test_file_disappearing_mid_batch_fails_alone(prefect_harness, tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     rows = []
-    for i, start in enumerate((20.0, 60.0, 100.0)):
+    for i, start in enumerate((20.0, 30.0, 40.0)):  # both voices speak 3-4 s in each (one voice is refused)
         sf.write(inbox / f"r{i}.flac", _excerpt(samples, start, 8.0), RATE)
         rows.append(f"r{i}.flac,mid-{i},c,t,,research,2026-01-01,client\n")
     (inbox / "manifest.csv").write_text(HEADER + "".join(rows))

@@ -43,7 +43,7 @@ def test_batch_on_two_dask_worker_processes(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     sf.write(inbox / "a.flac", _excerpt(samples, 20.0, 12.0), RATE)
-    sf.write(inbox / "b.flac", _excerpt(samples, 60.0, 12.0), RATE)
+    sf.write(inbox / "b.flac", _excerpt(samples, 40.0, 12.0), RATE)  # both voices speak (one voice is refused)
     sf.write(inbox / "silent.wav", np.zeros(RATE * 5, dtype=np.float32), RATE)
     manifest = inbox / "manifest.csv"
     manifest.write_text(HEADER + "a.flac,dask-a,c-a,t-1,,research,2026-01-01,client\n"
