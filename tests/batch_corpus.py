@@ -91,7 +91,8 @@ def build_batch(folder: Path, *, outside: Path, n_extra_good: int = 4, excerpt_s
     # both voices speak in it (therapist 8 s, client 5 s): a span where one barely speaks is refused as one voice
     good("long_silence_first.flac", "long-silence", np.concatenate([noise, _excerpt(samples, 30.5, 15.0)]))
     one = np.concatenate([samples[int(s * RATE): int(e * RATE)] for s, e, r in utterances if r == "therapist"][:8])
-    good("one_speaker.wav", "one-speaker", one)
+    sf.write(folder / "one_speaker.wav", one, RATE)  # one voice is not a session (docs/gates.md)
+    add("one_speaker.wav", "one-speaker", "failed", "single_speaker")
     third = _third_voice(folder)
     if third is not None:  # two demo voices, then a third speaker (flite's rms voice)
         good("three_speakers.wav", "three-speakers",
