@@ -14,7 +14,10 @@ from pipeline.report.summary import DISCLAIMER, report_stem
 _QUERY = """
 SELECT s.session_id, s.client_id, s.recorded_on, s.duration_s, s.role_confidence, s.processed_at,
        max(i.value) FILTER (WHERE i.name = 'talk_time_share' AND i.speaker_role = 'client') AS client_share,
-       max(i.value) FILTER (WHERE i.name = 'long_silence_count' AND i.speaker_role IS NULL) AS silences
+       max(i.value) FILTER (WHERE i.name = 'long_silence_count' AND i.speaker_role IS NULL) AS silences,
+       max(i.value) FILTER (WHERE i.name = 'mi_reflection_question_ratio') AS rq,
+       max(i.value) FILTER (WHERE i.name = 'mi_complex_reflection_pct') AS cr,
+       max(i.value) FILTER (WHERE i.name = 'mi_change_talk_share') AS ct
 FROM sessions s LEFT JOIN indicators i USING (session_id)
 WHERE s.therapist_id = ?
 GROUP BY ALL
@@ -37,13 +40,17 @@ def write_therapist_indexes(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     for therapist in therapist_ids:
         rows = []
         found = con.execute(_QUERY, [therapist]).fetchall()
-        for sid, client, recorded_on, duration_s, conf, _processed_at, share, silences in found:
+        for sid, client, recorded_on, duration_s, conf, _processed_at, share, silences, rq, cr, ct in found:
             report = f"{report_stem(sid)}.html"
             rows.append({
                 "session_id": sid, "client_id": client, "recorded_on": recorded_on,
                 "length": f"{int(duration_s // 60)}:{int(duration_s % 60):02d}",
                 "client_share": "n/a" if share is None else f"{100 * share:.0f} %",
                 "silences": "n/a" if silences is None else f"{silences:.0f}",
+                # MITI 4.2.1 summaries from the MI coder (n/a: not coded, or no question/reflection/CT or ST)
+                "rq": "n/a" if rq is None else f"{rq:.2f}",
+                "cr": "n/a" if cr is None else f"{cr:.0f} %",
+                "ct": "n/a" if ct is None else f"{100 * ct:.0f} %",
                 "role_confidence": "n/a" if conf is None else f"{conf:.2f}",
                 "low_confidence": conf is None or conf < 0.5,
                 "report": report if (reports_dir / report).is_file() else None,

@@ -28,3 +28,20 @@ def test_report_stems_are_opaque_and_unique_per_exact_id():
         assert stem.startswith("session-") and len(stem) == len("session-") + 16
         assert all(c.isalnum() or c == "-" for c in stem) and i not in stem
     assert report_stem("X 1") == report_stem("X 1") != report_stem("X 1", kind="index")
+
+
+def test_index_gives_each_sessions_miti_summaries(tmp_path, analysis):
+    """The supervisor's page per therapist shows R:Q, % complex reflections and change-talk share per session."""
+    from dataclasses import replace
+
+    from pipeline.types import Indicator
+
+    coded = replace(analysis, measures=replace(analysis.measures, indicators=analysis.measures.indicators + (
+        Indicator("mi_reflection_question_ratio", "therapist", 1.5, "ratio"),
+        Indicator("mi_complex_reflection_pct", "therapist", 40.0, "%"),
+        Indicator("mi_change_talk_share", "client", 0.25, "share"))))
+    con = db.connect(tmp_path / "a.duckdb")
+    db.write_session(con, coded, run_id="r1", pipeline_version="0.1.0")
+    (path,) = write_therapist_indexes(con, tmp_path / "reports")
+    html = path.read_text()
+    assert "R:Q" in html and ">1.50<" in html and ">40 %<" in html and ">25 %<" in html
