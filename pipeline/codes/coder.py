@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from pipeline.codes.context import CodingUtterance, Context, contexts
+from pipeline.codes.encoder import EncodedTexts
 from pipeline.codes.features import CodeFeaturizer, Encoder, FeatureOptions
 from pipeline.errors import ModelChecksumError, ModelMissingError
 
@@ -98,6 +99,7 @@ class ProcessCoder:
     def code(self, utterances: Sequence[CodingUtterance], encoder: Encoder) -> list[UtteranceCode]:
         """Code every therapist and client utterance (others are skipped), in order."""
         items = contexts(utterances)
+        encoder = EncodedTexts(encoder, ["", *(u.text for u in utterances)])  # every context field is one of these
         out: dict[int, UtteranceCode] = {}
         for role, coder in (("therapist", self.therapist), ("client", self.client)):
             idx = [i for i, c in enumerate(items) if c.role == role]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.codes.features import Encoder
 from pipeline.errors import ModelError
 
 ENCODER_KEY = "minilm-l6-v2"
@@ -70,6 +71,23 @@ class SentenceEncoder:
         finally:
             torch.set_num_threads(threads)
         return out
+
+
+class EncodedTexts:
+    """An encoder over one conversation's texts, each encoded once.
+
+    The coders of a session (therapist, client, each subtype) embed the same utterances as text, as the other's
+    last turn and as the speaker's own last turn; this encodes every distinct text one time up front.
+    """
+
+    def __init__(self, encoder: Encoder, texts: Sequence[str]) -> None:
+        unique = sorted(set(texts))
+        self._rows = dict(zip(unique, encoder.encode(unique), strict=True))
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, EMBEDDING_DIM), np.float32)
+        return np.stack([self._rows[t] for t in texts])
 
 
 def load_encoder(folder: Path | None = None, options: EncoderOptions = EncoderOptions()) -> SentenceEncoder:

@@ -92,11 +92,11 @@ class CodeFeaturizer:
                 raise ValueError("these features need a sentence encoder")
             fields = [[getattr(c, f) for c in contexts] for f in o.embed]
             unique = sorted({t for column in fields for t in column})
-            vectors = encoder.encode(unique) if unique else np.zeros((0, 384), np.float32)
+            vectors = encoder.encode(unique)
             row = {t: i for i, t in enumerate(unique)}
             for column in fields:
-                dense = vectors[[row[t] for t in column]] if column else np.zeros((0, vectors.shape[1]))
-                dense = np.where(np.array([[bool(t)] for t in column]), dense, 0.0) if column else dense
+                dense = vectors[[row[t] for t in column]]
+                dense[[not t for t in column]] = 0.0  # no such turn (start of the session): a zero vector
                 blocks.append(sparse.csr_matrix(dense * o.embed_weight))
         texts = [c.text for c in contexts]
         if self._words is not None:
