@@ -49,6 +49,7 @@ def run(minutes: float, repeats: int, variants: list[str] | None = None) -> dict
                              "naive_wer": naive.get("wer"), "naive_der": naive.get("der"),
                              "whole_command_s": ours["total_s"], "in_flow_s": ours["in_flow_s"],
                              "exit": ours["exit"], "phases": ours.get("phases"),
+                             "peak_rss_mb": ours.get("peak_rss_mb"),
                              "load_avg_1m": round(os.getloadavg()[0], 2)})
     for r in rows:
         if r["naive_error"] or r["exit"] != 0:
@@ -65,12 +66,13 @@ def markdown(doc: dict) -> str:
            "in-flow >= 5x.",
            "",
            "| repeat | `alliance process` | naive chain s | whole `alliance process` s | in flow s | whole vs naive | "
-           "in flow vs naive |",
-           "|---:|---|---:|---:|---:|---:|---:|"]
+           "in flow vs naive | peak RSS MB | load (1 min) |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in doc["rows"]:
         args = " ".join(VARIANTS[r.get("variant", "default")]) or "defaults"
         out.append(f"| {r['repeat']} | {args} | {r['naive_wall_s']} | {r['whole_command_s']} | {r['in_flow_s']} | "
-                   f"{r.get('speedup_whole', 'n/a')}x | {r.get('speedup_in_flow', 'n/a')}x |")
+                   f"{r.get('speedup_whole', 'n/a')}x | {r.get('speedup_in_flow', 'n/a')}x | "
+                   f"{r.get('peak_rss_mb', '-')} | {r.get('load_avg_1m', '-')} |")
     return "\n".join(out)
 
 

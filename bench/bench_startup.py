@@ -68,11 +68,14 @@ def alliance_run(args: list[str], env: dict[str, str]) -> dict:
         stderr.append(line)
         if line.startswith("startup-timings "):
             phases, printed_at = json.loads(line.split(" ", 1)[1]), time.perf_counter() - started
-    proc.wait(timeout=900)
+    # wait4, not Popen.wait: the kernel's peak resident set of this one process (its own threads included; the
+    # background Prefect server it may start is another process and is not counted)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     reader.join(timeout=60)
     total = time.perf_counter() - started
     row = {"exit": proc.returncode, "total_s": round(total, 2), "in_flow_s": phases.pop("in_flow_s", None),
-           "load_avg_1m": round(os.getloadavg()[0], 2),
+           "peak_rss_mb": round(usage.ru_maxrss / 1024), "load_avg_1m": round(os.getloadavg()[0], 2),
            "tail": "".join(stdout + stderr)[-400:] if proc.returncode not in (0, 3) else ""}
     if phases and printed_at is not None:
         timed = ("imports_s", "models_s", "server_s", "flow_s")
@@ -199,7 +202,8 @@ def markdown(doc: dict) -> str:
     lines = [f"Audio: `{doc['audio']}` ({doc['audio_s']} s); {doc['cpus']} CPU cores; 1-minute load average "
              f"during the runs {min(loads, default=0):.1f}-{max(loads, default=0):.1f}.", "",
              "| run | exit | whole command (s) | in flow (s) | start-up (s) | of which: checks / imports / models "
-             "/ waiting for the server / Prefect around the flow / exit (s) |", "|---|---:|---:|---:|---:|---|"]
+             "/ waiting for the server / Prefect around the flow / exit (s) | peak RSS (MB) |",
+             "|---|---:|---:|---:|---:|---|---:|"]
     for key, label in LABELS.items():
         row = doc["rows"].get(key)
         if row is None:
@@ -209,7 +213,7 @@ def markdown(doc: dict) -> str:
         if p:
             split += f" / {fmt(p['flow_s'] - row['in_flow_s'])} / {fmt(p.get('exit_s'))}"
         lines.append(f"| {label} | {row['exit']} | {fmt(row['total_s'])} | {fmt(row.get('in_flow_s'))} | "
-                     f"{fmt(row.get('start_up_s'))} | {split} |")
+                     f"{fmt(row.get('start_up_s'))} | {split} | {row.get('peak_rss_mb', '-')} |")
     if "long-lived" in doc["rows"]:
         lines.append(f"\n`alliance server` itself took {doc['rows']['long-lived']['server_start_s']:.1f} s to "
                      "answer (paid once, not per run).")
