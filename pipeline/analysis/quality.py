@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.audio.room import estimate_room
+from pipeline.audio.room import estimate_room, modulation_ratio_db
 from pipeline.errors import ConfigError, ImplausibleValueError, NoSpeechError, SingleSpeakerError
 from pipeline.types import SAMPLE_RATE_HZ, AttributedWord, Diarization, Indicator, RoleAssignment, Transcript, Word
 
@@ -126,6 +126,8 @@ class SessionQuality:
     language_probability: float
     high_band_db: float | None = None
     rt60_s: float | None = None
+    early_drop_db: float | None = None
+    modulation_ratio_db: float | None = None
     flags: tuple[QualityFlag, ...] = ()
 
 
@@ -380,6 +382,7 @@ def measure_quality(samples: np.ndarray, *, duration_s: float, transcript: Trans
     """Every quality measure of a session and the flags they raise."""
     speech_s = sum(e - s for s, e in speech_union(diarization))
     probabilities = [w.probability for w in words]
+    room = estimate_room(samples)
     q = SessionQuality(
         speech_s=round(speech_s, 3),
         speech_share=round(speech_s / duration_s, 4) if duration_s > 0 else 0.0,
@@ -394,6 +397,8 @@ def measure_quality(samples: np.ndarray, *, duration_s: float, transcript: Trans
         language=transcript.language,
         language_probability=transcript.language_probability,
         high_band_db=estimate_high_band_db(samples, diarization),
-        rt60_s=estimate_room(samples).rt60_s,
+        rt60_s=room.rt60_s,
+        early_drop_db=room.early_drop_db,
+        modulation_ratio_db=modulation_ratio_db(samples),
     )
     return SessionQuality(**{**q.__dict__, "flags": quality_flags(q, duration_s=duration_s, options=options)})
