@@ -17,8 +17,9 @@ Gates (raise, so nothing is stored):
   ``max_speech_rate_wpm`` -> :class:`~pipeline.errors.ImplausibleValueError`.
 
 Flags (stored in ``session_quality`` and shown at the top of the summary and report): low speech, low
-estimated SNR, heavy overlap, low ASR confidence, dropped hallucinations, uncertain roles. Each flag says
-which indicators not to trust.
+estimated SNR, narrowband audio, a reverberant room, heavy overlap, low ASR confidence, dropped hallucinations,
+uncertain roles. Each flag says which indicators not to trust. The room measures behind ``reverberant``
+(``rt60_s``, ``early_drop_db``, ``modulation_ratio_db``) are columns of the row (migration 0012).
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ class QualityOptions:
         audio -67 to -75 dB).
     max_rt60_s : float
         ``reverberant`` above this estimated reverberation time (:func:`pipeline.audio.room.estimate_room`;
-        the realistic bench's near room and phone line, RT60 0.39 s, read 0.49-0.56 s, its far room, 0.77 s,
-        reads 0.77-0.79 s).
+        the realistic bench's near room and phone line, RT60 0.39 s, read 0.46-0.56 s, the near room with HVAC
+        noise at 15 dB 0.57-0.61 s, its far room, 0.77 s, reads 0.77-0.80 s).
     """
 
     min_speech_s: float = 1.0
