@@ -186,10 +186,11 @@ def modulation_ratio_db(samples: np.ndarray, *, sample_rate_hz: int = SAMPLE_RAT
     """Speech-to-reverberation modulation energy ratio in dB (SRMR-like; Falk, Zheng & Chan 2010).
 
     Each of 16 gammatone channels (125 Hz-6 kHz, scipy) gives a temporal envelope (power smoothed below 150 Hz,
-    400 samples/s); each envelope is split into 8 modulation bands (4-128 Hz, octave-spaced, half-octave wide each
-    side). The ratio is the energy of the four lowest bands (4-23 Hz: the syllable rhythm of speech) over that of
-    the four highest (32-128 Hz: filled in by reverberation, which smears the envelope). Dry, close speech reads high;
-    a reverberant room and a far talker lower it. At most ``max_s`` of audio is read (evenly spread 10 s pieces).
+    400 samples/s); each envelope is split into 8 modulation bands centred at 4-128 Hz (log-spaced, each from half
+    an octave below its centre to half an octave above). The ratio is the energy of the four lowest bands (centred
+    at 4-18 Hz: the syllable rhythm of speech) over that of the four highest (centred at 29-128 Hz: filled in by
+    reverberation, which smears the envelope). Dry, close speech reads high; a reverberant room and a far talker
+    lower it. At most ``max_s`` of audio is read (evenly spread 10 s pieces).
     None for less than 2 s of audio or a sample rate below 16 kHz.
     """
     from scipy.signal import butter, gammatone, lfilter, sosfilt
