@@ -180,3 +180,25 @@ def test_dialogue_session_has_quality_and_no_flags_beyond_expected(dialogue):
     q = a.quality
     assert q.words_dropped_outside_speech == 0 and q.overlap_share == 0.0 and q.snr_db > 30
     assert json.dumps([f.code for f in q.flags]) == '["low_speech", "hallucinations_dropped"]'
+
+
+def test_a_session_in_a_reverberant_room_carries_its_room_measures_and_the_reverberant_flag():
+    """The room measures go into the quality row (migration 0012), not only into the flag's message."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from evaluation import realistic as rl
+
+    pyannote_audio = pytest.importorskip("pyannote.audio")
+    dry, _ = sf.read(Path(pyannote_audio.__file__).parent / "sample" / "sample.wav")
+    (rir,), _ = rl.room_impulse_responses((6.0, 5.0, 3.0), 1.2, [3.5], sr=RATE)
+    wet = rl.reverberate(dry[: RATE * 30], rir)
+    wet = (wet * 10 ** (-23 / 20) / np.sqrt(rl.active_power(wet, RATE))).astype(np.float32)
+    words = words_from(THERAPIST_1, 1.0, 12.0) + words_from("I have been okay I think", 14.0, 25.0)
+    a = _analyse(words, _diar((1.0, 12.0, "SPEAKER_01"), (14.0, 25.0, "SPEAKER_00")), seconds=30.0, samples=wet)
+    q = a.quality
+    assert q.rt60_s is not None and q.rt60_s > QualityOptions().max_rt60_s, q
+    assert q.early_drop_db is not None and q.modulation_ratio_db is not None
+    flag = next(f for f in q.flags if f.code == "reverberant")
+    assert f"{q.rt60_s:.1f} s" in flag.message and "text markers" in flag.distrust

@@ -71,3 +71,59 @@ def test_a_reverberant_recording_raises_the_reverberant_flag_with_what_not_to_tr
     assert flag.code == "reverberant" and "0.8 s" in flag.message and "text markers" in flag.distrust
     with pytest.raises(ConfigError, match="max_rt60_s"):
         QualityOptions(max_rt60_s=-1.0)
+
+
+def _simulated(dry: np.ndarray, room_m: tuple[float, float, float], rt60_s: float, distance_m: float) -> np.ndarray:
+    """``dry`` in a pyroomacoustics shoebox at ``distance_m`` from the microphone, at -23 dBFS active level."""
+    from evaluation import realistic as rl
+
+    (rir,), _ = rl.room_impulse_responses(room_m, rt60_s, [distance_m], sr=SR)
+    wet = rl.reverberate(dry, rir)
+    return wet * 10 ** (-23 / 20) / np.sqrt(rl.active_power(wet, SR))
+
+
+NEAR_ROOM = ((4.0, 3.5, 2.7), 0.4)  # the realistic bench's near room (simulated RT60 0.39 s)
+FAR_ROOM = ((6.0, 5.0, 3.0), 0.8)  # its far room (0.77 s)
+
+
+def test_simulated_rooms_of_two_reverberation_times_read_in_order():
+    dry = _real_speech(30.0)
+    floor = np.random.default_rng(0).standard_normal(dry.size) * 10 ** (-55 / 20)
+    near = estimate_room(_simulated(dry, *NEAR_ROOM, 1.0) + floor).rt60_s
+    far = estimate_room(_simulated(dry, *FAR_ROOM, 1.0) + floor).rt60_s
+    assert estimate_room(dry + floor).rt60_s < 0.3 < near < far, (near, far)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_steady_ventilation_noise_is_not_read_as_a_reverberant_room(seed):
+    """HVAC noise at 15 dB in the near room: the decays run into the noise; read raw they looked slow (0.65 s)."""
+    from evaluation import realistic as rl
+    from pipeline.analysis.quality import QualityOptions
+
+    dry = _real_speech(30.0)
+    floor = np.random.default_rng(0).standard_normal(dry.size) * 10 ** (-55 / 20)
+    wet = _simulated(dry, *NEAR_ROOM, 1.5)
+    noisy, _ = rl.mix_at_snr(wet, rl.hvac_noise(wet.size, SR, np.random.default_rng(seed)), 15.0, SR)
+    quiet_est, noisy_est = estimate_room(wet + floor), estimate_room(noisy + floor)
+    assert noisy_est.decays >= 10 and noisy_est.rt60_s is not None
+    assert noisy_est.rt60_s < QualityOptions().max_rt60_s, noisy_est
+    assert abs(noisy_est.rt60_s - quiet_est.rt60_s) < 0.1, (quiet_est, noisy_est)
+
+
+def test_the_modulation_ratio_falls_with_reverberation_and_needs_wideband_audio():
+    from pipeline.audio.room import modulation_ratio_db
+
+    dry = _real_speech(30.0)
+    dry_db = modulation_ratio_db(dry)
+    near_db = modulation_ratio_db(_simulated(dry, *NEAR_ROOM, 1.0))
+    far_db = modulation_ratio_db(_simulated(dry, *FAR_ROOM, 3.5))
+    assert dry_db > near_db > far_db, (dry_db, near_db, far_db)
+    assert modulation_ratio_db(dry[: SR]) is None  # under 2 s
+    assert modulation_ratio_db(dry[::2], sample_rate_hz=8000) is None
+    assert modulation_ratio_db(np.zeros(SR * 5)) is None  # silence: nothing to compare
+    assert modulation_ratio_db(np.tile(dry, 6), max_s=60.0) == pytest.approx(modulation_ratio_db(dry), abs=1.0)
+
+
+def test_noise_percentile_must_be_a_percentile():
+    with pytest.raises(ConfigError, match="noise_percentile"):
+        RoomOptions(noise_percentile=150.0)

@@ -164,3 +164,28 @@ def test_client_history_indicators_follow_the_clients_sessions(tmp_path, dialogu
     withdraw(con, session_id="s1", actor="t", run_id="r3", keep_audio=True)
     assert share("s2") is None
     con.close()
+
+
+def test_migration_0012_adds_the_room_measures_to_session_quality(tmp_path):
+    """An empty row written before 0012 keeps NULL room measures; migration 0012 is the next after 0011."""
+    assert [(v, n) for v, n, _ in available_migrations()][11] == (12, "quality_room")
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    for version, name, sql in available_migrations()[:11]:
+        con.execute(sql)
+        con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT "
+                    "NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+    con.execute("INSERT INTO session_quality (session_id, run_id) VALUES ('s0', 'r0')")
+    assert 12 in migrate(con)
+    assert con.execute("SELECT rt60_s, early_drop_db, modulation_ratio_db, run_id FROM session_quality").fetchall() \
+        == [(None, None, None, "r0")]
+
+
+def test_the_room_measures_are_stored_in_the_session_s_quality_row(tmp_path, analysis):
+    from dataclasses import replace
+
+    q = replace(analysis.quality, rt60_s=0.79, early_drop_db=4.6, modulation_ratio_db=6.9)
+    con = db.connect(tmp_path / "a.duckdb")
+    db.write_session(con, replace(analysis, quality=q), run_id="r1", pipeline_version="0.1.0")
+    assert con.execute("SELECT rt60_s, early_drop_db, modulation_ratio_db, run_id FROM session_quality"
+                       ).fetchall() == [(0.79, 4.6, 6.9, "r1")]
