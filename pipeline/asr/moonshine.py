@@ -19,19 +19,18 @@ Nothing here downloads anything; the files come from the verified model cache (`
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.errors import ConfigError, ModelError, ModelMissingError, StageError
+from pipeline.asr.base import Heard, ProgressHook, Recogniser
+from pipeline.errors import ConfigError, ModelError, ModelMissingError
 from pipeline.types import SAMPLE_RATE_HZ, Transcript, Word
 
 __all__ = ["MoonshineTranscriber", "Region", "speech_regions", "windows"]
 
-STAGE = "transcribe"
 MODEL_NAME = "moonshine-base"
 MODEL_FILES = ("encoder_model.ort", "decoder_model_merged.ort", "tokenizer.json")
 MAX_REGION_S = 20.0  # Moonshine is trained on utterances; long inputs degrade
@@ -79,7 +78,7 @@ def _compression_ratio(text: str) -> float:
     return len(raw) / len(zlib.compress(raw)) if raw else 0.0
 
 
-class MoonshineTranscriber:
+class MoonshineTranscriber(Recogniser):
     """Transcriber: Moonshine base text per VAD region, word times by Whisper forced alignment.
 
     Parameters
@@ -90,23 +89,18 @@ class MoonshineTranscriber:
     aligner : faster_whisper.WhisperModel
         The Whisper model whose alignment heads time the words.
     options : TranscribeOptions
-    check, tidy : callable
-        ``pipeline.asr.transcribe``'s sample validation and word clean-up (passed in by ``load_transcriber``, so
-        that this module does not import the one that imports it).
     """
 
     name = "moonshine"
     model_name = MODEL_NAME
+    label = "Moonshine"
 
-    def __init__(self, encoder: Any, decoder: Any, tokenizer: Any, aligner: Any, *, options: Any,
-                 check: Callable[[np.ndarray], np.ndarray], tidy: Callable[..., tuple[Word, ...]]) -> None:
+    def __init__(self, encoder: Any, decoder: Any, tokenizer: Any, aligner: Any, *, options: Any) -> None:
         self._encoder, self._decoder, self._tokenizer, self._aligner = encoder, decoder, tokenizer, aligner
         self.options = options
-        self._check, self._tidy = check, tidy
 
     @classmethod
-    def load(cls, moonshine_dir: Path, *, ct2_dir: Path, options: Any, check: Callable[[np.ndarray], np.ndarray],
-             tidy: Callable[..., tuple[Word, ...]]) -> MoonshineTranscriber:
+    def load(cls, moonshine_dir: Path, *, ct2_dir: Path, options: Any) -> MoonshineTranscriber:
         """Load Moonshine's ONNX Runtime files and the Whisper model used for alignment.
 
         Raises
@@ -142,7 +136,7 @@ class MoonshineTranscriber:
                                    cpu_threads=options.cpu_threads, local_files_only=True)
         except (RuntimeError, ValueError, OSError, Exception) as e:  # onnxruntime raises its own exception types
             raise ModelError(f"Moonshine could not load {moonshine_dir} (aligner {ct2_dir}): {e}") from e
-        return cls(encoder, decoder, tokenizer, aligner, options=options, check=check, tidy=tidy)
+        return cls(encoder, decoder, tokenizer, aligner, options=options)
 
     # ------------------------------------------------------------------ recognition
 
@@ -197,53 +191,46 @@ class MoonshineTranscriber:
             k += n
         return out
 
-    def transcribe(self, samples: np.ndarray, *, progress: Any = None) -> Transcript:
-        """Recognise words in float32 mono 16 kHz ``samples`` (shape (n,)).
+    def _nothing_heard(self) -> Transcript:
+        return Transcript(words=(), language="en", language_probability=1.0, backend=self.name,
+                          model_name=self.model_name)
 
-        Raises
-        ------
-        StageError
-            If the samples are malformed or decoding fails.
-        """
-        samples = self._check(samples)
-        duration_s = samples.size / SAMPLE_RATE_HZ
-        raw: list[Word] = []
-        n_segments = n_dropped = 0
-        try:
-            regions = speech_regions(samples) if samples.size else ()
-            done = 0
-            for group in windows(regions):
-                texts, kept = [], []
-                for r in group:
-                    n_segments += 1
-                    text = self._decode(samples[r.start : r.end])
-                    if text and _compression_ratio(text) > self.options.max_compression_ratio:
-                        n_dropped += 1
-                        continue
-                    if text:
-                        texts.append(text)
-                        kept.append(r)
-                if texts:
-                    w0 = group[0].start
-                    aligned = self._align(samples[w0 : group[-1].end], texts)
-                    for r, text, words in zip(kept, texts, aligned, strict=True):
-                        lo, hi = r.start / SAMPLE_RATE_HZ, r.end / SAMPLE_RATE_HZ
-                        if not words:  # alignment failed: spread the words evenly over the region
-                            parts = text.split()
-                            step = (hi - lo) / len(parts)
-                            raw.extend(Word(lo + i * step, lo + (i + 1) * step, p, 0.0) for i, p in enumerate(parts))
-                            continue
-                        for w in words:
-                            s = min(max(w0 / SAMPLE_RATE_HZ + float(w["start"]), lo), hi)
-                            e = min(max(w0 / SAMPLE_RATE_HZ + float(w["end"]), s), hi)
-                            raw.append(Word(s, e, w["word"], float(w["probability"])))
-                done = group[-1].end
-                if progress is not None:
-                    progress(min(done / samples.size, 1.0))
-        except (RuntimeError, ValueError) as e:
-            raise StageError(STAGE, f"Moonshine failed on {duration_s:.1f} s of audio: {e}") from e
-        if progress is not None:
-            progress(1.0)
-        return Transcript(words=self._tidy(raw, duration_s=duration_s), language="en", language_probability=1.0,
-                          backend=self.name, model_name=self.model_name, segments=n_segments,
-                          segments_dropped=n_dropped)
+    def _recognise(self, samples: np.ndarray, progress: ProgressHook | None) -> Heard:
+        heard = Heard("en", 1.0, [])
+        for group in windows(speech_regions(samples)):
+            texts, kept = [], []
+            for r in group:
+                heard.segments += 1
+                text = self._decode(samples[r.start : r.end])
+                if text and _compression_ratio(text) > self.options.max_compression_ratio:
+                    heard.segments_dropped += 1
+                    continue
+                if text:
+                    texts.append(text)
+                    kept.append(r)
+            if texts:
+                w0 = group[0].start
+                aligned = self._align(samples[w0 : group[-1].end], texts)
+                for r, text, words in zip(kept, texts, aligned, strict=True):
+                    heard.words.extend(_timed_words(r, text, words, offset_s=w0 / SAMPLE_RATE_HZ))
+            if progress is not None:
+                progress(min(group[-1].end / samples.size, 1.0))
+        return heard
+
+
+def _timed_words(region: Region, text: str, aligned: list[dict], *, offset_s: float) -> list[Word]:
+    """A region's words with their aligned times (seconds from ``offset_s``) kept inside the region.
+
+    Where alignment failed (``aligned`` empty) the text's words are spread evenly over the region.
+    """
+    lo, hi = region.start / SAMPLE_RATE_HZ, region.end / SAMPLE_RATE_HZ
+    if not aligned:
+        parts = text.split()
+        step = (hi - lo) / len(parts)
+        return [Word(lo + i * step, lo + (i + 1) * step, p, 0.0) for i, p in enumerate(parts)]
+    words = []
+    for w in aligned:
+        s = min(max(offset_s + float(w["start"]), lo), hi)
+        e = min(max(offset_s + float(w["end"]), s), hi)
+        words.append(Word(s, e, w["word"], float(w["probability"])))
+    return words

@@ -3,7 +3,9 @@
 ``faster-whisper`` runs a CTranslate2 model folder; ``openai-whisper`` runs the same weights converted
 losslessly by :func:`models.ct2_whisper.convert_ct2_to_openai`. Both decode at temperature 0 (greedy, or a
 deterministic beam search), with word timestamps, and return a :class:`~pipeline.types.Transcript` whose
-words are cleaned the same way by :func:`tidy_words`.
+words are cleaned the same way by :func:`tidy_words`. What the two share (pieces, decoding windows, the
+re-decoding of repetitive windows, progress) is :class:`WhisperTranscriber`; each backend supplies only how
+it decodes a piece or clips of it, and detects the language.
 
 Models are loaded once by :func:`load_transcriber` and passed to the stages that need them.
 Nothing here downloads anything.
@@ -12,7 +14,7 @@ Nothing here downloads anything.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,36 +23,40 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from models.ct2_whisper import alignment_heads_dump, alignment_heads_for, model_name_for
+from pipeline.asr.base import (
+    MIN_WORD_DURATION_S,
+    UNDETERMINED_LANGUAGE,
+    Heard,
+    ProgressHook,
+    Recogniser,
+    tidy_words,
+)
 from pipeline.asr.features import install_blockwise_features
 from pipeline.audio.decode import frame_rms_dbfs
-from pipeline.errors import ConfigError, ModelError, ModelMissingError, StageError
+from pipeline.errors import ConfigError, ModelError, ModelMissingError
 from pipeline.types import SAMPLE_RATE_HZ, Transcript, Word
 
 __all__ = [
+    "MIN_WORD_DURATION_S",
+    "UNDETERMINED_LANGUAGE",
     "FasterWhisperTranscriber",
     "OpenAIWhisperTranscriber",
     "ProgressHook",
     "TranscribeOptions",
     "Transcriber",
+    "WhisperTranscriber",
     "load_transcriber",
     "piece_bounds",
     "tidy_words",
 ]
 
 Backend = Literal["faster-whisper", "openai-whisper", "moonshine"]
-ProgressHook = Callable[[float], None]
-"""Called with the fraction (0 to 1) of the audio transcribed so far."""
-
-STAGE = "transcribe"
 BACKENDS: tuple[Backend, ...] = ("faster-whisper", "openai-whisper", "moonshine")
 DEVICES = ("cpu", "cuda")
 CT2_COMPUTE_TYPES = (
     "default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
     "int16", "float16", "bfloat16", "float32",
 )  # fmt: skip
-UNDETERMINED_LANGUAGE = "und"  # ISO 639-2 code for "undetermined"
-MIN_WORD_DURATION_S = 0.02  # Whisper's timestamp resolution
-TIME_DECIMALS = 3  # word times are rounded to milliseconds
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
 PIECE_SEARCH_S = 15.0  # how far before a nominal cut the quietest point is looked for
 PIECE_FRAME_S = 0.1  # the energy frame in which the cut is placed
@@ -195,55 +201,13 @@ class Transcriber(Protocol):
     def transcribe(self, samples: np.ndarray) -> Transcript:
         """Recognise the words in ``samples`` (float32 mono 16 kHz, shape (n,)).
 
-        The two Whisper transcribers also take an optional keyword ``progress`` (a
-        :data:`ProgressHook`); it is not part of the protocol, so simple fakes need not take it.
+        The transcribers here (:class:`~pipeline.asr.base.Recogniser`) also take an optional keyword ``progress``
+        (a :data:`ProgressHook`); it is not part of the protocol, so simple fakes need not take it.
         """
         ...
 
 
-# --------------------------------------------------------------------------- word post-processing
-
-
-def tidy_words(words: Iterable[Word], *, duration_s: float) -> tuple[Word, ...]:
-    """Clean raw ASR words into a monotonic, in-bounds sequence.
-
-    Rules, applied in decoding order (the order of the input, which is kept):
-
-    1. Text is stripped of surrounding white space; words left empty are dropped.
-    2. Times are clipped to ``[0, duration_s]``; a word starts no earlier than the previous word ends.
-    3. A word with ``end_s <= start_s`` is given ``MIN_WORD_DURATION_S`` (capped at ``duration_s``);
-       if no time is left for it (at the very end of the audio) it is dropped.
-    4. Probabilities are clipped to ``[0, 1]``; times are rounded to milliseconds.
-
-    Parameters
-    ----------
-    words : iterable of Word
-        Raw words as the backend produced them (text may have a leading space).
-    duration_s : float
-        Length of the audio in seconds.
-
-    Returns
-    -------
-    tuple of Word
-        With ``0 <= start_s < end_s <= next.start_s`` and ``end_s <= duration_s`` for every word.
-    """
-    tidy: list[Word] = []
-    previous_end_s = 0.0
-    for word in words:
-        text = word.text.strip()
-        if not text:
-            continue
-        start_s = min(max(word.start_s, previous_end_s, 0.0), duration_s)
-        end_s = min(max(word.end_s, start_s), duration_s)
-        if end_s <= start_s:
-            end_s = min(start_s + MIN_WORD_DURATION_S, duration_s)
-        start_s, end_s = round(start_s, TIME_DECIMALS), round(end_s, TIME_DECIMALS)
-        if end_s <= start_s:
-            continue
-        probability = min(max(float(word.probability), 0.0), 1.0)
-        tidy.append(Word(start_s=start_s, end_s=end_s, text=text, probability=probability))
-        previous_end_s = end_s
-    return tuple(tidy)
+# --------------------------------------------------------------------------- pieces and windows
 
 
 def piece_bounds(samples: np.ndarray, *, piece_s: float, sample_rate_hz: int = SAMPLE_RATE_HZ,
@@ -325,33 +289,100 @@ def _pieces(samples: np.ndarray, piece_s: float | None) -> tuple[tuple[int, int]
     return ((0, samples.shape[0]),) if piece_s is None else piece_bounds(samples, piece_s=piece_s)
 
 
-def _checked_samples(samples: np.ndarray) -> np.ndarray:
-    """Validate samples; return them as a contiguous float32 1-D array (a copy only when needed)."""
-    if not isinstance(samples, np.ndarray) or samples.ndim != 1:
-        shape = getattr(samples, "shape", type(samples).__name__)
-        raise StageError(STAGE, f"samples must be a 1-D numpy array of mono 16 kHz audio, got {shape}")
-    if not np.issubdtype(samples.dtype, np.floating):
-        raise StageError(STAGE, f"samples must be floating point in [-1, 1], got dtype {samples.dtype}")
-    samples = np.ascontiguousarray(samples, dtype=np.float32)
-    if not np.all(np.isfinite(samples)):
-        raise StageError(STAGE, "samples contain NaN or infinite values")
-    return samples
+# --------------------------------------------------------------------------- what both Whisper backends share
 
 
-def _empty_transcript(transcriber: Transcriber, language: str | None) -> Transcript:
-    return Transcript(
-        words=(),
-        language=language or UNDETERMINED_LANGUAGE,
-        language_probability=1.0 if language else 0.0,
-        backend=transcriber.name,
-        model_name=transcriber.model_name,
-    )
+class WhisperTranscriber(Recogniser):
+    """A Whisper backend: the recording decoded piece by piece, each piece's segments window by window.
+
+    Holds the loop the two Whisper backends share: the language (given, or detected once and held), the pieces
+    (``TranscribeOptions.piece_s``), the segments grouped by decoding window, a repetitive window re-decoded
+    segment by segment (:meth:`_redecode`), words offset by their piece, progress per window where the backend
+    decodes while its segments are read (``streams_windows``). A backend supplies :meth:`_decode` (a piece's
+    segments), :meth:`_decode_clips` (the segments of clips of a piece, decoded alone), :meth:`_detect_language`
+    and may revise a piece's words afterwards (:meth:`_revise`). Segments have ``start``, ``end``, ``seek``,
+    ``compression_ratio`` and ``words`` (each with ``start``, ``end``, ``word``, ``probability``).
+
+    Parameters
+    ----------
+    model : the loaded model
+    model_name : str
+    options : TranscribeOptions
+    """
+
+    streams_windows = False
+    """True where a window's segments come as it is decoded, so a progress call per window means progress."""
+
+    def __init__(self, model: Any, *, model_name: str, options: TranscribeOptions) -> None:
+        self._model = model
+        self.model_name = model_name
+        self.options = options
+
+    def _recognise(self, samples: np.ndarray, progress: ProgressHook | None) -> Heard:
+        opts = self.options
+        duration_s = samples.size / SAMPLE_RATE_HZ
+        language, probability = ((opts.language, 1.0) if opts.language is not None
+                                 else self._detect_language(samples))  # held for the whole session
+        heard = Heard(language, probability, [])
+        for start, end in ((0, samples.size),) if opts.batch_size else _pieces(samples, opts.piece_s):
+            piece, offset_s = samples[start:end], start / SAMPLE_RATE_HZ
+            decoded: list[Any] = []
+            for window in _windows(self._decode(piece, language=language)):  # may decode while iterating
+                heard.segments += len(window)
+                if getattr(window[0], "compression_ratio", 0.0) > opts.max_compression_ratio:  # one per window
+                    window, dropped = self._redecode(piece, window, language=language)
+                    heard.segments_dropped += dropped
+                heard.words.extend(Word(w.start + offset_s, w.end + offset_s, w.word, w.probability)
+                                   for segment in window for w in getattr(segment, "words", None) or ())
+                decoded.extend(window)
+                if progress is not None and window and self.streams_windows:
+                    progress(min((offset_s + window[-1].end) / duration_s, 1.0))
+            heard.words, dropped = self._revise(samples, heard.words, decoded, language=language)
+            heard.segments_dropped += dropped
+        return heard
+
+    def _redecode(self, piece: np.ndarray, window: list[Any], *, language: str) -> tuple[list[Any], int]:
+        """Re-decode a repetitive window segment by segment; drop only clips that are repetitive on their own.
+
+        Whisper computes the compression ratio over a whole 30 s window, so a window in which a sentence is said
+        twice (real speech) reads as a repetition loop. Each segment's span is decoded alone (no context from
+        the window): a sentence said twice decodes as itself twice, each clip compressing like ordinary text; a
+        loop within one clip still compresses better than ``max_compression_ratio`` and is dropped. Returns
+        the kept segments and how many were dropped.
+        """
+        clips = _segment_clips(window, duration_s=piece.size / SAMPLE_RATE_HZ)
+        if not clips:
+            return [], len(window)
+        kept, dropped = [], 0
+        for segment in self._decode_clips(piece, clips, language=language):
+            if getattr(segment, "compression_ratio", 0.0) > self.options.max_compression_ratio:  # the clip's own
+                dropped += 1
+            else:
+                kept.append(segment)
+        return kept, dropped
+
+    def _revise(self, samples: np.ndarray, words: list[Word], decoded: list[Any], *,
+                language: str) -> tuple[list[Word], int]:
+        """A piece's words after a second look (none here), and how many segments that dropped."""
+        return words, 0
+
+    def _decode(self, piece: np.ndarray, *, language: str) -> Iterable[Any]:
+        """The segments of one piece, in order."""
+        raise NotImplementedError
+
+    def _decode_clips(self, piece: np.ndarray, clips: list[float], *, language: str) -> Iterable[Any]:
+        """The segments of the clips ``[start, end, start, end, ...]`` (seconds) of ``piece``, each decoded alone."""
+        raise NotImplementedError
+
+    def _detect_language(self, samples: np.ndarray) -> tuple[str, float]:
+        """The language spoken and its probability."""
+        raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- faster-whisper
 
 
-class FasterWhisperTranscriber:
+class FasterWhisperTranscriber(WhisperTranscriber):
     """Transcriber on a loaded ``faster_whisper.WhisperModel``.
 
     Parameters
@@ -362,11 +393,7 @@ class FasterWhisperTranscriber:
     """
 
     name = "faster-whisper"
-
-    def __init__(self, model: Any, *, model_name: str, options: TranscribeOptions) -> None:
-        self._model = model
-        self.model_name = model_name
-        self.options = options
+    streams_windows = True  # its segments are a generator: decoding happens while they are read
 
     @classmethod
     def load(cls, ct2_dir: Path, *, options: TranscribeOptions) -> FasterWhisperTranscriber:
@@ -407,16 +434,23 @@ class FasterWhisperTranscriber:
             raise ModelError(f"language={options.language!r} is not supported by {model_name} at {ct2_dir}")
         return cls(model, model_name=model_name, options=options)
 
+    def _revise(self, samples: np.ndarray, words: list[Word], decoded: list[Any], *,
+                language: str) -> tuple[list[Word], int]:
+        """With ``refine_beam_size``: the low-confidence segments re-decoded with a beam (:meth:`_refine`)."""
+        opts = self.options
+        if not opts.refine_beam_size:
+            return words, 0
+        unsure = [(s.start, s.end, s.avg_logprob) for s in decoded if s.avg_logprob < opts.refine_below_logprob]
+        return self._refine(samples, words, unsure, language=language) if unsure else (words, 0)
+
     def _refine(self, samples: np.ndarray, words: list[Word], unsure: list[tuple[float, float, float]], *,
-                language: str | None) -> tuple[list[Word], int]:
+                language: str) -> tuple[list[Word], int]:
         """Re-decode the unsure stretches with a beam; keep, per stretch, the pass with the higher confidence."""
         opts = self.options
         regions = merge_regions([(max(0.0, a - 0.2), b + 0.2) for a, b, _ in unsure])
         greedy_lp = {r: min(lp for a, b, lp in unsure if r[0] <= a and b <= r[1]) for r in regions}
         clips = [t for r in regions for t in r]
-        segments, _ = self._model.transcribe(samples, language=language, beam_size=opts.refine_beam_size,
-                                             temperature=0.0, word_timestamps=True, clip_timestamps=clips,
-                                             condition_on_previous_text=False)
+        segments = self._decode_clips(samples, clips, language=language, beam_size=opts.refine_beam_size)
         better: dict[tuple[float, float], list[Word]] = {}
         score: dict[tuple[float, float], list[float]] = {}
         dropped = 0
@@ -441,109 +475,44 @@ class FasterWhisperTranscriber:
         out = [w for w in words if not inside(w)] + [w for r in keep for w in better[r] if inside(w)]
         return sorted(out, key=lambda w: w.start_s), dropped
 
-    def _redecode(self, piece: np.ndarray, window: list[Any], *, language: str | None) -> tuple[list[Any], int]:
-        """Re-decode a repetitive window segment by segment; drop only clips that are repetitive on their own.
+    def _decode(self, piece: np.ndarray, *, language: str) -> Iterable[Any]:
+        opts = self.options
+        if opts.batch_size:
+            segments, _ = self._batched().transcribe(
+                piece, language=language, beam_size=opts.beam_size, temperature=0.0, word_timestamps=True,
+                condition_on_previous_text=opts.condition_on_previous_text, batch_size=opts.batch_size)
+            return segments
+        segments, _ = self._model.transcribe(piece, language=language, beam_size=opts.beam_size, temperature=0.0,
+                                             word_timestamps=True, vad_filter=opts.vad_filter,
+                                             condition_on_previous_text=opts.condition_on_previous_text)
+        return segments
 
-        faster-whisper computes the compression ratio over a whole 30 s window, so a window in which a sentence
-        is said twice (real speech) reads as a repetition loop. Each segment's span is decoded alone (greedy,
-        no context from the window): a sentence said twice decodes as itself twice, each clip compressing like
-        ordinary text; a loop within one clip still compresses better than ``max_compression_ratio`` and is
-        dropped. Returns the kept segments and how many were dropped.
-        """
-        clips = _segment_clips(window, duration_s=piece.size / SAMPLE_RATE_HZ)
-        if not clips:
-            return [], len(window)
-        segments, _ = self._model.transcribe(piece, language=language, beam_size=self.options.beam_size,
+    def _decode_clips(self, piece: np.ndarray, clips: list[float], *, language: str,
+                      beam_size: int | None = None) -> Iterable[Any]:
+        segments, _ = self._model.transcribe(piece, language=language, beam_size=beam_size or self.options.beam_size,
                                              temperature=0.0, word_timestamps=True, clip_timestamps=clips,
                                              condition_on_previous_text=False)
-        kept, dropped = [], 0
-        for seg in segments:
-            if seg.compression_ratio > self.options.max_compression_ratio:  # the clip's own ratio
-                dropped += 1
-            else:
-                kept.append(seg)
-        return kept, dropped
+        return segments
+
+    def _detect_language(self, samples: np.ndarray) -> tuple[str, float]:
+        """Detected over speech (its Silero VAD regions, up to four 30 s windows)."""
+        language, probability, _ = self._model.detect_language(audio=samples, vad_filter=True,
+                                                               language_detection_segments=4)
+        return language, float(probability)
 
     def _batched(self) -> Any:
         from faster_whisper import BatchedInferencePipeline
 
         return BatchedInferencePipeline(self._model)
 
-    def transcribe(self, samples: np.ndarray, *, progress: ProgressHook | None = None) -> Transcript:
-        """Recognise words in float32 mono 16 kHz ``samples`` (shape (n,)).
-
-        Raises
-        ------
-        StageError
-            If the samples are malformed or decoding fails.
-        """
-        samples = _checked_samples(samples)
-        if samples.size == 0:
-            return _empty_transcript(self, self.options.language)
-        duration_s = samples.size / SAMPLE_RATE_HZ
-        opts = self.options
-        language, probability = opts.language, 1.0
-        raw: list[Word] = []
-        n_segments = n_dropped = 0
-        try:
-            if language is None:  # detected over speech (Silero VAD regions), then held for the whole session
-                language, probability, _ = self._model.detect_language(
-                    audio=samples, vad_filter=True, language_detection_segments=4)
-                probability = float(probability)
-            pieces = [(0, samples.size)] if opts.batch_size else _pieces(samples, opts.piece_s)
-            for start, end in pieces:
-                offset_s = start / SAMPLE_RATE_HZ
-                if opts.batch_size:
-                    segments, info = self._batched().transcribe(
-                        samples, language=language, beam_size=opts.beam_size, temperature=0.0, word_timestamps=True,
-                        condition_on_previous_text=opts.condition_on_previous_text, batch_size=opts.batch_size)
-                else:
-                    segments, info = self._model.transcribe(
-                        samples[start:end],
-                        language=language,
-                        beam_size=opts.beam_size,
-                        temperature=0.0,
-                        word_timestamps=True,
-                        vad_filter=opts.vad_filter,
-                        condition_on_previous_text=opts.condition_on_previous_text,
-                    )
-                unsure: list[tuple[float, float, float]] = []  # (start, end, avg log-probability) to re-decode
-                piece = samples[start:end]
-                for window in _windows(segments):  # a generator: decoding happens while iterating
-                    n_segments += len(window)
-                    if window[0].compression_ratio > opts.max_compression_ratio:  # one ratio per 30 s window
-                        window, dropped = self._redecode(piece, window, language=language)
-                        n_dropped += dropped
-                    for segment in window:
-                        raw.extend(Word(w.start + offset_s, w.end + offset_s, w.word, w.probability)
-                                   for w in segment.words or ())
-                        if opts.refine_beam_size and segment.avg_logprob < opts.refine_below_logprob:
-                            unsure.append((segment.start, segment.end, segment.avg_logprob))
-                    if progress is not None and window:
-                        progress(min((offset_s + window[-1].end) / duration_s, 1.0))
-                if unsure:
-                    raw, dropped = self._refine(samples, raw, unsure, language=language)
-                    n_dropped += dropped
-        except (RuntimeError, ValueError) as e:
-            raise StageError(STAGE, f"faster-whisper failed on {duration_s:.1f} s of audio: {e}") from e
-        if progress is not None:
-            progress(1.0)
-        return Transcript(
-            words=tidy_words(raw, duration_s=duration_s),
-            language=language,
-            language_probability=probability,
-            backend=self.name,
-            model_name=self.model_name,
-            segments=n_segments,
-            segments_dropped=n_dropped,
-        )
-
 
 # --------------------------------------------------------------------------- openai-whisper
 
 
-class OpenAIWhisperTranscriber:
+class OpenAIWhisperTranscriber(WhisperTranscriber):
     """Transcriber on a loaded ``whisper.Whisper`` model (alignment heads already set).
+
+    ``progress`` is only called once, with 1.0, at the end (openai-whisper has no hook).
 
     Parameters
     ----------
@@ -553,11 +522,6 @@ class OpenAIWhisperTranscriber:
     """
 
     name = "openai-whisper"
-
-    def __init__(self, model: Any, *, model_name: str, options: TranscribeOptions) -> None:
-        self._model = model
-        self.model_name = model_name
-        self.options = options
 
     @classmethod
     def load(cls, checkpoint: Path, *, ct2_dir: Path, options: TranscribeOptions) -> OpenAIWhisperTranscriber:
@@ -602,79 +566,26 @@ class OpenAIWhisperTranscriber:
             raise ModelError(f"language={options.language!r} is not supported by {model_name} at {checkpoint}")
         return cls(model, model_name=model_name, options=options)
 
-    def transcribe(self, samples: np.ndarray, *, progress: ProgressHook | None = None) -> Transcript:
-        """Recognise words in float32 mono 16 kHz ``samples`` (shape (n,)).
+    def _decode(self, piece: np.ndarray, *, language: str) -> Iterable[Any]:
+        return self._segments(piece, language=language,
+                              condition_on_previous_text=self.options.condition_on_previous_text)
 
-        ``progress`` is only called once, with 1.0, at the end (openai-whisper has no hook).
+    def _decode_clips(self, piece: np.ndarray, clips: list[float], *, language: str) -> Iterable[Any]:
+        return self._segments(piece, language=language, condition_on_previous_text=False, clip_timestamps=clips)
 
-        Raises
-        ------
-        StageError
-            If the samples are malformed or decoding fails.
-        """
-        samples = _checked_samples(samples)
-        if samples.size == 0:
-            return _empty_transcript(self, self.options.language)
-        duration_s = samples.size / SAMPLE_RATE_HZ
+    def _segments(self, piece: np.ndarray, **kwargs: Any) -> list[SimpleNamespace]:
+        """``whisper.Whisper.transcribe``'s segments (and their words) as attribute namespaces."""
         opts = self.options
-        raw: list[Word] = []
-        n_segments = n_dropped = 0
-        try:
-            language, probability = self._language(samples)
-            for start, end in _pieces(samples, opts.piece_s):
-                offset_s = start / SAMPLE_RATE_HZ
-                result = self._model.transcribe(
-                    samples[start:end],
-                    language=language,
-                    task="transcribe",
-                    temperature=0.0,
-                    beam_size=opts.beam_size if opts.beam_size > 1 else None,
-                    word_timestamps=True,
-                    condition_on_previous_text=opts.condition_on_previous_text,
-                    fp16=opts.device == "cuda",
-                    verbose=None,
-                )
-                for window in _windows(SimpleNamespace(**s) for s in result["segments"]):
-                    n_segments += len(window)
-                    if getattr(window[0], "compression_ratio", 0.0) > opts.max_compression_ratio:  # per window
-                        window, dropped = self._redecode(samples[start:end], window, language=language)
-                        n_dropped += dropped
-                    raw.extend(Word(w["start"] + offset_s, w["end"] + offset_s, w["word"], w["probability"])
-                               for segment in window for w in getattr(segment, "words", None) or ())
-        except (RuntimeError, ValueError) as e:
-            raise StageError(STAGE, f"openai-whisper failed on {duration_s:.1f} s of audio: {e}") from e
-        if progress is not None:
-            progress(1.0)
-        return Transcript(
-            words=tidy_words(raw, duration_s=duration_s),
-            language=language,
-            language_probability=probability,
-            backend=self.name,
-            model_name=self.model_name,
-            segments=n_segments,
-            segments_dropped=n_dropped,
-        )
-
-    def _redecode(self, piece: np.ndarray, window: list[Any], *, language: str) -> tuple[list[Any], int]:
-        """As :meth:`FasterWhisperTranscriber._redecode`: each segment of a repetitive window decoded alone."""
-        clips = _segment_clips(window, duration_s=piece.size / SAMPLE_RATE_HZ)
-        if not clips:
-            return [], len(window)
-        opts = self.options
-        result = self._model.transcribe(piece, language=language, task="transcribe", temperature=0.0,
+        result = self._model.transcribe(piece, task="transcribe", temperature=0.0,
                                         beam_size=opts.beam_size if opts.beam_size > 1 else None,
-                                        word_timestamps=True, condition_on_previous_text=False,
-                                        clip_timestamps=clips, fp16=opts.device == "cuda", verbose=None)
-        segments = [SimpleNamespace(**s) for s in result["segments"]]
-        kept = [s for s in segments if getattr(s, "compression_ratio", 0.0) <= opts.max_compression_ratio]
-        return kept, len(segments) - len(kept)
+                                        word_timestamps=True, fp16=opts.device == "cuda", verbose=None, **kwargs)
+        return [SimpleNamespace(**{**s, "words": [SimpleNamespace(**w) for w in s.get("words") or ()]})
+                for s in result["segments"]]
 
-    def _language(self, samples: np.ndarray) -> tuple[str, float]:
-        """Return the configured language (probability 1), or the one detected in the first 30 s."""
+    def _detect_language(self, samples: np.ndarray) -> tuple[str, float]:
+        """The language detected in the first 30 s ("en" for an English-only model)."""
         import whisper
 
-        if self.options.language is not None:
-            return self.options.language, 1.0
         if not self._model.is_multilingual:
             return "en", 1.0
         mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(samples), self._model.dims.n_mels)
@@ -729,8 +640,7 @@ def load_transcriber(*, ct2_dir: Path, openai_checkpoint: Path | None, options: 
 
         if moonshine_dir is None:
             raise ConfigError("backend='moonshine' needs moonshine_dir (model 'moonshine-base-ort')")
-        return MoonshineTranscriber.load(Path(moonshine_dir), ct2_dir=Path(ct2_dir), options=options,
-                                         check=_checked_samples, tidy=tidy_words)
+        return MoonshineTranscriber.load(Path(moonshine_dir), ct2_dir=Path(ct2_dir), options=options)
     if openai_checkpoint is None:
         raise ConfigError("backend='openai-whisper' needs openai_checkpoint (see convert_ct2_to_openai)")
     return OpenAIWhisperTranscriber.load(Path(openai_checkpoint), ct2_dir=Path(ct2_dir), options=options)

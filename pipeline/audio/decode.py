@@ -3,6 +3,10 @@
 Formats: anything libsndfile reads (wav, flac, ogg/vorbis/opus, mp3) and, through PyAV (bundled with
 faster-whisper), m4a/aac/mp4. The session key is the SHA-256 of the file's bytes.
 
+A command opens a recording twice: :func:`check_audio` reads its header and hashes it through one file handle
+(libsndfile reads the header from that handle too), and :func:`load_audio`, handed that check, opens it once
+more to decode it (PyAV's formats: once more to read the header).
+
 Hostile files are refused before anything is decoded. Only regular files are opened (a FIFO, a directory or
 a device named ``x.wav`` is refused without opening it: reading a FIFO would block forever). The header's
 claims are checked for plausibility first: a sample rate from :data:`MIN_SAMPLE_RATE_HZ` to
@@ -23,6 +27,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -121,25 +126,45 @@ def check_regular_file(path: Path) -> os.stat_result:
     return st
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of the file's bytes (the session key).
+def open_regular(path: Path) -> BinaryIO:
+    """The file opened for reading, after :func:`check_regular_file`; refused unless what was opened is regular.
 
     Raises
     ------
     AudioMissingError, AudioNotAFileError
-        From :func:`check_regular_file`: a FIFO or device is never opened, so hashing cannot block.
+        From :func:`check_regular_file`: a FIFO or device is never opened, so reading cannot block.
+    OSError
+        The file cannot be opened.
+    """
+    check_regular_file(path)
+    # O_NONBLOCK: should the path be swapped for a FIFO after the check, opening it does not block
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    fh = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+        fh.close()
+        raise AudioNotAFileError(f"{Path(path).name}: not a regular file: not read")
+    return fh
+
+
+def sha256_of(path: Path, fh: BinaryIO | None = None) -> str:
+    """Hex SHA-256 of the file's bytes (the session key), read in 1 MiB blocks.
+
+    ``fh``: the file already opened (:func:`open_regular`), hashed from its start without opening it again.
+
+    Raises
+    ------
+    AudioMissingError, AudioNotAFileError
+        From :func:`open_regular`.
     OSError
         The file cannot be read.
     """
-    check_regular_file(path)
+    if fh is None:
+        with open_regular(path) as own:
+            return sha256_of(path, own)
     digest = hashlib.sha256()
-    # O_NONBLOCK: should the path be swapped for a FIFO after the check, opening it does not block
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise AudioNotAFileError(f"{Path(path).name}: not a regular file: not read")
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
+    fh.seek(0)
+    while chunk := fh.read(1 << 20):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -159,33 +184,33 @@ class Declared:
     present_bytes: int | None = None
 
 
-def _riff_header(path: Path, size: int) -> Declared | None:
+def _riff_header(fh: BinaryIO, size: int) -> Declared | None:
     """The ``fmt `` and ``data`` chunks of a RIFF/WAVE file, or None for anything else."""
-    with path.open("rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        rate = channels = block_align = None
-        pos = 12
-        while pos + 8 <= size:
-            fh.seek(pos)
-            chunk = fh.read(8)
-            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
-            if chunk_id == b"fmt " and chunk_size >= 16:
-                fmt = fh.read(16)
-                if len(fmt) == 16:
-                    channels = int.from_bytes(fmt[2:4], "little")
-                    rate = int.from_bytes(fmt[4:8], "little")
-                    block_align = int.from_bytes(fmt[12:14], "little")
-            elif chunk_id == b"data":
-                if rate is None or channels is None:
-                    return None  # no format before the data: let the decoder say what is wrong
-                present = size - (pos + 8)
-                # 0 and 0xFFFFFFFF mark streamed files whose size was never written: what is there counts
-                declared = present if chunk_size in (0, 0xFFFFFFFF) else chunk_size
-                frames = declared // block_align if block_align else None
-                return Declared("WAV", rate, channels, frames, declared, present)
-            pos += 8 + chunk_size + (chunk_size & 1)
+    fh.seek(0)
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    rate = channels = block_align = None
+    pos = 12
+    while pos + 8 <= size:
+        fh.seek(pos)
+        chunk = fh.read(8)
+        chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+        if chunk_id == b"fmt " and chunk_size >= 16:
+            fmt = fh.read(16)
+            if len(fmt) == 16:
+                channels = int.from_bytes(fmt[2:4], "little")
+                rate = int.from_bytes(fmt[4:8], "little")
+                block_align = int.from_bytes(fmt[12:14], "little")
+        elif chunk_id == b"data":
+            if rate is None or channels is None:
+                return None  # no format before the data: let the decoder say what is wrong
+            present = size - (pos + 8)
+            # 0 and 0xFFFFFFFF mark streamed files whose size was never written: what is there counts
+            declared = present if chunk_size in (0, 0xFFFFFFFF) else chunk_size
+            frames = declared // block_align if block_align else None
+            return Declared("WAV", rate, channels, frames, declared, present)
+        pos += 8 + chunk_size + (chunk_size & 1)
     return None
 
 
@@ -193,10 +218,10 @@ def _riff_header(path: Path, size: int) -> Declared | None:
 _AU_SAMPLE_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}
 
 
-def _au_header(path: Path, size: int) -> Declared | None:
+def _au_header(fh: BinaryIO, size: int) -> Declared | None:
     """The 24-byte header of an AU file, or None for anything else."""
-    with path.open("rb") as fh:
-        head = fh.read(24)
+    fh.seek(0)
+    head = fh.read(24)
     if len(head) < 24 or head[:4] != b".snd":
         return None
     offset, data_size, encoding, rate, channels = (int.from_bytes(head[i:i + 4], "big") for i in range(4, 24, 4))
@@ -207,19 +232,23 @@ def _au_header(path: Path, size: int) -> Declared | None:
     return Declared("AU", rate, channels, frames, declared, present)
 
 
-def _probe(path: Path, size: int) -> Declared:
-    """What the header claims, without decoding.
+def _probe(path: Path, size: int, fh: BinaryIO) -> Declared:
+    """What the header claims, without decoding, read through ``fh`` (the file ``path`` opened).
 
     Parsed directly for WAV and AU (whose claims libsndfile clamps or rejects without saying why), from
-    libsndfile or PyAV otherwise.
+    libsndfile (through ``fh``) or PyAV (which opens ``path``) otherwise.
     """
-    declared = _riff_header(path, size) or _au_header(path, size)
+    declared = _riff_header(fh, size) or _au_header(fh, size)
     if declared is not None:
         return declared
     if path.suffix.lower() in _PYAV_SUFFIXES:
         return _probe_pyav(path)
     try:
-        info = sf.info(str(path))
+        fh.seek(0)
+        try:
+            info = sf.info(fh)
+        except sf.LibsndfileError:  # libsndfile guesses a headerless format (.mp3, .vox...) from a file's name
+            info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         if "channel" in str(e).lower():
             raise AudioChannelsError(f"{path.name}: implausible channel count in the header ({e})") from e
@@ -446,10 +475,15 @@ def probe_audio(path: Path, *, options: AudioOptions = AudioOptions()) -> Declar
     AudioChannelsError, AudioTruncatedError, AudioTooLongError
     """
     path = Path(path)
-    size = check_regular_file(path).st_size
+    with open_regular(path) as fh:
+        return _probe_open(path, fh, options)
+
+
+def _probe_open(path: Path, fh: BinaryIO, options: AudioOptions) -> Declared:
+    size = os.fstat(fh.fileno()).st_size
     if size == 0:
         raise AudioEmptyError(f"{path.name}: the file is empty (0 bytes)")
-    declared = _probe(path, size)
+    declared = _probe(path, size, fh)
     check_declared(path, declared, max_duration_s=options.max_duration_s)
     return declared
 
@@ -472,17 +506,18 @@ def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def check_audio(path: Path, *, options: AudioOptions = AudioOptions()) -> CheckedAudio:
-    """:func:`probe_audio` and :func:`sha256_of` in one call, with the file's status at that time.
+    """:func:`probe_audio` and :func:`sha256_of` through one opening of the file, with its status at that time.
 
     Raises
     ------
     As :func:`probe_audio`; ``OSError`` where the file cannot be read for hashing.
     """
     path = Path(path)
-    before = _signature(check_regular_file(path))
-    declared = probe_audio(path, options=options)
-    digest = sha256_of(path)
-    return CheckedAudio(declared, digest, before)
+    with open_regular(path) as fh:
+        status = os.fstat(fh.fileno())
+        declared = _probe_open(path, fh, options)
+        digest = sha256_of(path, fh)
+    return CheckedAudio(declared, digest, _signature(status))
 
 
 def load_audio(path: Path, *, options: AudioOptions = AudioOptions(), checked: CheckedAudio | None = None) -> Audio:
@@ -513,11 +548,9 @@ def load_audio(path: Path, *, options: AudioOptions = AudioOptions(), checked: C
         ``options.max_duration_s`` of audio (stopped as soon as it did).
     """
     path = Path(path)
-    if checked is not None and _signature(check_regular_file(path)) == checked.signature:
-        declared, digest = checked.declared, checked.sha256
-    else:
-        declared = probe_audio(path, options=options)
-        digest = sha256_of(path)
+    if checked is None or _signature(check_regular_file(path)) != checked.signature:
+        checked = check_audio(path, options=options)
+    declared, digest = checked.declared, checked.sha256
     decode = _decode_pyav if path.suffix.lower() in _PYAV_SUFFIXES else _decode_soundfile
     mono, rate, fmt, channels, frames, cancelling = decode(path, declared, options.max_duration_s)
     if cancelling is not None:  # the channels cancel in the down-mix (phase-inverted): the loudest one alone

@@ -132,7 +132,7 @@ def test_decoding_stops_once_past_the_limit_when_the_header_does_not_say(tmp_pat
     path = tmp_path / "five.wav"
     sf.write(path, tone(5.0), 16_000)
     real = decode._probe
-    monkeypatch.setattr(decode, "_probe", lambda p, size: decode.Declared("WAV", 16_000, 1, None))
+    monkeypatch.setattr(decode, "_probe", lambda p, size, fh: decode.Declared("WAV", 16_000, 1, None))
     monkeypatch.setattr(decode, "BLOCK_FRAMES", 16_000)
     with pytest.raises(AudioTooLongError, match="decoded"):
         load_audio(path, options=AudioOptions(max_duration_s=2.0))
