@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from pipeline.errors import ComparisonError
 from pipeline.research.compare.options import (
@@ -24,44 +25,84 @@ from pipeline.research.within import (
     ORDERED_TRENDS,
     SUM_NAMES,
     TrendProjection,
+    WithinEstimate,
     covariate_label,
     mixedlm_within,
     moments_from_sums,
     order_unknown_note,
     ordered_within,
+    ordered_within_columns,
     trend_projection,
     within_estimate,
 )
 
 
 def estimates(staged: Staged, options: CompareOptions) -> pd.DataFrame:
-    """The estimate table of the staged rows (:func:`stage` first)."""
+    """The estimate table of the staged rows (:func:`stage` first).
+
+    The within-client estimates that need the sessions' order (the default ``session_order``, ``spline``, and
+    the refusal where the order is unknown) are computed for all indicators of a measure at once
+    (:func:`pipeline.research.within.ordered_within_columns`); only ``ci="model"`` fits row frames one by one.
+    BLAS runs on one thread here: the products are small and many, and on a busy machine a second BLAS thread
+    made them several times slower (``docs/benchmarks.md``).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):  # thousands of tiny products: threads only wait on each other
+        return _estimates(staged, options)
+
+
+def _estimates(staged: Staged, options: CompareOptions) -> pd.DataFrame:
     agg = pair_sums(staged, need_days="days_since_first" in options.covariates, ranks=options.spearman_within)
-    raw = None
-    if "within" in options.levels and (options.ci == "model" or NEEDS_ORDER & set(options.covariates)):
+    raw = within = None
+    needs_rows = "within" in options.levels and (options.ci == "model" or NEEDS_ORDER & set(options.covariates))
+    if needs_rows and options.ci == "model":
         column = {ind: j for j, ind in enumerate(staged.indicators)}
         measure = {m: i for i, m in enumerate(staged.measures)}
 
         def raw(key: tuple) -> pd.DataFrame:
             at = (staged.measure == measure[tuple(key[2:])]) & ~np.isnan(staged.x[:, column[tuple(key[:2])]])
-            labels = {"client_id": staged.client_id[at], "therapist_id": staged.therapist_id[at]} \
-                if options.ci == "model" else {"client_id": staged.client[at]}  # codes: no text columns to build
-            return pd.DataFrame({"x": staged.x[at, column[tuple(key[:2])]], "y": staged.y[at], **labels,
+            return pd.DataFrame({"x": staged.x[at, column[tuple(key[:2])]], "y": staged.y[at],
+                                 "client_id": staged.client_id[at], "therapist_id": staged.therapist_id[at],
                                  "s": staged.s[at], "d": staged.d[at],
                                  "o": staged.s[at] if staged.order is None else staged.order[at]})
+    elif needs_rows:
+        within = _within_by_key(staged, options)
     return estimate_table(agg, levels=options.levels, min_n=options.min_n, covariates=options.covariates,
-                          ci=options.ci, bootstrap=options.bootstrap, seed=options.seed, raw_rows=raw)
+                          ci=options.ci, bootstrap=options.bootstrap, seed=options.seed, raw_rows=raw, within=within)
+
+
+def _within_by_key(staged: Staged, options: CompareOptions) -> dict[tuple, WithinEstimate]:
+    """Per (indicator, role, measure) key: the ordered trend control's estimate, or the refusal of a linear one.
+
+    A linear control (``session_number``, ``client_trend``) gets an entry only where it is refused (its estimate
+    comes from the per-client sums).
+    """
+    ordered = [c for c in options.covariates if c in ORDERED_TRENDS]
+    out = {}
+    for mi, meas in enumerate(staged.measures):
+        at = staged.measure == mi
+        order = staged.s[at] if staged.order is None else staged.order[at]
+        found = ordered_within_columns(staged.x[at], staged.y[at], staged.client[at], order,
+                                       trend=ordered[0] if ordered else "session_order", min_clients=options.min_n,
+                                       refusals_only=not ordered)
+        for ind, w in zip(staged.indicators, found, strict=True):
+            if w is not None:
+                out[(*ind, *meas)] = w
+    return out
 
 
 def estimate_table(agg: dict[str, np.ndarray], *, levels: Sequence[str] = LEVELS, min_n: int = 5,
                    covariates: Sequence[str] = DEFAULT_COVARIATES, ci: str = DEFAULT_CI, bootstrap: int = 999,
-                   seed: int = 0, raw_rows=None) -> pd.DataFrame:
+                   seed: int = 0, raw_rows=None, within: dict[tuple, WithinEstimate] | None = None
+                   ) -> pd.DataFrame:
     """Every indicator x measure x level from the per-client sums of :func:`pair_sums`.
 
     ``raw_rows(key) -> DataFrame`` (x, y, client_id, therapist_id, s, d, o) is needed for ``ci="model"`` (the
     model is then fitted with ``statsmodels``), for the ``session_order`` and ``spline`` trend controls
     (:func:`pipeline.research.within.ordered_within`), and to refuse a within-client estimate whose trend control
     needs the sessions' order where it is unknown (``o`` NaN); without it the linear controls use ``s`` as given.
+    ``within``: per key, the ordered control's estimate or a refusal computed beforehand
+    (:func:`pipeline.research.within.ordered_within_columns`, ``ci_method`` ``"refused"``); used instead of
+    ``raw_rows`` for the keys it holds.
     """
     rng = np.random.default_rng(seed)
     projections: dict = {}  # one trend projection per set of rows, shared by the indicators measured on them
@@ -98,21 +139,27 @@ def estimate_table(agg: dict[str, np.ndarray], *, levels: Sequence[str] = LEVELS
             else:
                 sp = Correlation("spearman", None, None, None, None, pe.n, pe.df, "")  # not asked for
             label = covariate_label(covariates)
-            frame = raw_rows(key) if raw_rows is not None and (ci == "model" or NEEDS_ORDER & set(covariates)) \
-                else None
+            pre = None if within is None else within.get(key)
+            frame = raw_rows(key) if pre is None and raw_rows is not None and (
+                ci == "model" or NEEDS_ORDER & set(covariates)) else None
             ordered = [c for c in covariates if c in ORDERED_TRENDS]
             codes = None if frame is None else pd.factorize(frame["client_id"])[0]
             refused = _order_refusal(frame, codes, covariates)
+            if pre is not None and pre.ci_method == "refused":
+                refused = pre.note, pre.n_sessions, pre.n_clients
             if refused is not None:
                 est, note_m, n_s, n_c = (None, None, None, None), refused[0], refused[1], refused[2]
                 ci_m = "none: refused"
             elif ordered:
-                if frame is None:
+                if pre is not None:
+                    w = pre
+                elif frame is None:
                     raise ValueError(f"covariate {ordered[0]} needs raw_rows")
-                order = frame["o"].to_numpy(dtype=float)
-                w = ordered_within(frame["x"].to_numpy(dtype=float), frame["y"].to_numpy(dtype=float), codes, order,
-                                   trend=ordered[0], min_clients=min_n,
-                                   projection=_projection(projections, codes, order, ordered[0]))
+                else:
+                    order = frame["o"].to_numpy(dtype=float)
+                    w = ordered_within(frame["x"].to_numpy(dtype=float), frame["y"].to_numpy(dtype=float), codes,
+                                       order, trend=ordered[0], min_clients=min_n,
+                                       projection=_projection(projections, codes, order, ordered[0]))
                 est, note_m, n_s, n_c = (w.estimate, w.ci_low, w.ci_high, w.p), w.note, w.n_sessions, w.n_clients
                 ci_m = "cluster-robust (CR1, clients), t with G - 1 df"
                 if w.estimate is not None and n_c < 20:
