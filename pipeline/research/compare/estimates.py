@@ -43,9 +43,11 @@ def estimates(staged: Staged, options: CompareOptions) -> pd.DataFrame:
     The within-client estimates that need the sessions' order (the default ``session_order``, ``spline``, and
     the refusal where the order is unknown) are computed for all indicators of a measure at once
     (:func:`pipeline.research.within.ordered_within_columns`); only ``ci="model"`` fits row frames one by one.
-    BLAS runs on one thread here: the products are small and many, and on a busy machine a second BLAS thread
-    made them several times slower (``docs/benchmarks.md``).
+    BLAS runs on one thread here (except for ``ci="model"``): the products are small and many, and on a busy
+    machine a second BLAS thread made them several times slower (``docs/benchmarks.md``).
     """
+    if options.ci == "model":  # statsmodels MixedLM fits, left as they were
+        return _estimates(staged, options)
     with threadpool_limits(limits=1, user_api="blas"):  # thousands of tiny products: threads only wait on each other
         return _estimates(staged, options)
 
