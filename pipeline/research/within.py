@@ -591,9 +591,9 @@ def ordered_within_columns(x: np.ndarray, y: np.ndarray, clients: np.ndarray, or
         Only say which columns are refused (the others are None): for the linear trend controls, whose
         estimate comes from per-client sums but which need the order too.
     """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    order = np.asarray(order, dtype=float)
-    present = np.isfinite(x) & np.isfinite(y)[:, None]
+    x = np.ascontiguousarray(np.asarray(x, dtype=float).T)  # one indicator per row: contiguous columns
+    y, order = np.asarray(y, dtype=float), np.asarray(order, dtype=float)
+    present = np.isfinite(x) & np.isfinite(y)
     client = _codes(clients)
     n_all = int(client.max()) + 1 if len(client) else 0
     finite = np.isfinite(order)
@@ -602,8 +602,8 @@ def ordered_within_columns(x: np.ndarray, y: np.ndarray, clients: np.ndarray, or
     n_levels = int(position.max()) + 1 if len(position) else 0
     cache: dict[bytes, tuple] = {}
     out = []
-    for j in range(x.shape[1]):
-        m = present[:, j]
+    for j in range(x.shape[0]):
+        m = present[j]
         per_client = np.bincount(client, weights=m, minlength=n_all)
         keep = m & (per_client[client] >= 2)
         rows = np.flatnonzero(keep)
@@ -616,7 +616,7 @@ def ordered_within_columns(x: np.ndarray, y: np.ndarray, clients: np.ndarray, or
             out.append(None)
             continue
         if trend != "session_order":
-            out.append(ordered_within(x[m, j], y[m], client[m], order[m], trend=trend, min_clients=min_clients,
+            out.append(ordered_within(x[j, m], y[m], client[m], order[m], trend=trend, min_clients=min_clients,
                                       count_client_means=count_client_means))
             continue
         if g < max(min_clients, 3):
@@ -628,7 +628,7 @@ def ordered_within_columns(x: np.ndarray, y: np.ndarray, clients: np.ndarray, or
         if key not in cache:
             cache[key] = _position_gram(c, p, per_client, n_all, n_levels)
         solve, rank, levels, local = cache[key]
-        xv, yv = x[rows, j], y[rows]
+        xv, yv = x[j, rows], y[rows]
         resid = []
         for v in (xv, yv):
             v = v - (np.bincount(c, weights=v, minlength=n_all) / np.maximum(per_client, 1))[c]
@@ -639,7 +639,7 @@ def ordered_within_columns(x: np.ndarray, y: np.ndarray, clients: np.ndarray, or
             resid.append(v)
         xt, yt = resid
         sxx, syy = float(xt @ xt), float(yt @ yt)
-        xm = x[m, j]
+        xm = x[j, m]
         if sxx <= 1e-12 * max(1.0, float(xm @ xm)) or syy <= 1e-12 * max(1.0, float(y[m] @ y[m])):
             out.append(WithinEstimate(None, None, None, None, None, n_obs, g, 0, "cluster", trend,
                                       "no within-client variation left in x or y once the trend is removed"))

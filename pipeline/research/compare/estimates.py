@@ -53,7 +53,8 @@ def estimates(staged: Staged, options: CompareOptions) -> pd.DataFrame:
 
 
 def _estimates(staged: Staged, options: CompareOptions) -> pd.DataFrame:
-    agg = pair_sums(staged, need_days="days_since_first" in options.covariates, ranks=options.spearman_within)
+    agg = pair_sums(staged, need_days="days_since_first" in options.covariates, ranks=options.spearman_within,
+                    linear=not set(options.covariates) & set(ORDERED_TRENDS) or options.ci == "model")
     raw = within = None
     needs_rows = "within" in options.levels and (options.ci == "model" or NEEDS_ORDER & set(options.covariates))
     if needs_rows and options.ci == "model":

@@ -138,16 +138,36 @@ def stage(con: duckdb.DuckDBPyConnection, options: CompareOptions) -> Staged:
             f"the sessions were processed with different markers versions: {listed}. Indicators of different "
             "versions are not the same measurement: re-process the older sessions, restrict the comparison, or "
             "pass --allow-mixed-versions to compare them anyway (every row then names all versions)")
-    keys = pd.MultiIndex.from_arrays([col("instrument"), col("scale"), col("timepoint")])
-    measure, measures = pd.factorize(keys, sort=True)
+    measure, measures = _measures(col("instrument"), col("scale"), col("timepoint"))
     client, clients = pd.factorize(client_id, sort=True)
     return Staged(indicators=[(name, role or "session") for _, name, role in chosen],
-                  measures=[tuple(m) for m in measures], measure=measure,
+                  measures=measures, measure=measure,
                   y=col("value", float), kind=col("kind"), concern_below=col("concern_below", float),
                   session_id=session_id, client_id=client_id, therapist_id=col("therapist_id"), client=client,
                   clients=np.asarray(clients, dtype=object), s=col("s", float), d=col("d", float), x=x,
                   markers_versions=[str(v) for v in versions.index], n_sessions=int(len(pd.unique(session_id))),
                   n_clients=int(len(clients)), order=col("o", float))
+
+
+def _measures(*columns: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
+    """Codes of the rows' (instrument, scale, timepoint) and the measures in sorted order.
+
+    Each column is factorised on its own (sorted), so the combined code orders the measures as sorting the
+    tuples would; no tuple per row is built.
+    """
+    codes, levels = zip(*(pd.factorize(c, sort=True) for c in columns), strict=True)
+    combined = np.zeros(len(columns[0]), dtype=np.int64)
+    for c, lv in zip(codes, levels, strict=True):
+        combined = combined * len(lv) + c
+    measure, present = pd.factorize(combined, sort=True)
+    out = []
+    for v in np.asarray(present, dtype=np.int64).tolist():
+        parts = []
+        for lv in reversed(levels):
+            v, r = divmod(v, len(lv))
+            parts.append(lv[r])
+        out.append(tuple(reversed(parts)))
+    return np.asarray(measure, dtype=np.intp), out
 
 
 def _resolve_duplicates(con: duckdb.DuckDBPyConnection, rule: str) -> None:

@@ -16,7 +16,8 @@ RANK_SUMS = ("srx", "sry", "srxx", "sryy", "srxy")
 
 
 def client_sums(client: np.ndarray, x: np.ndarray, y: np.ndarray, s: np.ndarray, d: np.ndarray,
-                ranks: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                ranks: tuple[np.ndarray, np.ndarray] | None = None, *, linear: bool = True
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per-client sums of cross products of x, y, session number s and days d, for k indicators at once.
 
     Parameters
@@ -29,6 +30,9 @@ def client_sums(client: np.ndarray, x: np.ndarray, y: np.ndarray, s: np.ndarray,
         Score, session number, days since first session (rows with a NaN y are excluded from every column).
     ranks : (ndarray, ndarray), optional
         Average ranks of x and y, shape (n, k) each (NaN where excluded): adds :data:`RANK_SUMS`.
+    linear : bool
+        Also the sums with s and d (the linear trend controls need them); False: they are zeros (the
+        ``session_order`` and ``spline`` controls are estimated from the rows, not from these sums).
 
     Returns
     -------
@@ -60,9 +64,14 @@ def client_sums(client: np.ndarray, x: np.ndarray, y: np.ndarray, s: np.ndarray,
         return {name: out[i * g:(i + 1) * g] for i, name in enumerate(weights)}
 
     one = np.ones(n)
-    sums = by_client({"n": one, "sy": y0, "ss": s0, "sd": d0, "syy": y0 * y0, "sys": y0 * s0, "syd": y0 * d0,
-                      "sss": s0 * s0, "ssd": s0 * d0, "sdd": d0 * d0}, m)
-    sums |= by_client({"sx": one, "sxy": y0, "sxs": s0, "sxd": d0}, x0)
+    if linear:
+        sums = by_client({"n": one, "sy": y0, "ss": s0, "sd": d0, "syy": y0 * y0, "sys": y0 * s0, "syd": y0 * d0,
+                          "sss": s0 * s0, "ssd": s0 * d0, "sdd": d0 * d0}, m)
+        sums |= by_client({"sx": one, "sxy": y0, "sxs": s0, "sxd": d0}, x0)
+    else:
+        sums = by_client({"n": one, "sy": y0, "syy": y0 * y0}, m) | by_client({"sx": one, "sxy": y0}, x0)
+        sums |= {name: np.zeros((g, x.shape[1])) for name in ("ss", "sd", "sys", "syd", "sss", "ssd", "sdd", "sxs",
+                                                                "sxd")}
     plain = sparse.csr_matrix((one, (inverse, np.arange(n))), shape=(g, n))  # sums per client, unweighted
     sums["sxx"] = np.asarray(plain @ (x0 * x0))
     if ranks is not None:
@@ -84,12 +93,14 @@ def average_ranks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return rx, ry
 
 
-def pair_sums(staged: Staged, *, need_days: bool = False, ranks: bool | None = None) -> dict[str, np.ndarray]:
+def pair_sums(staged: Staged, *, need_days: bool = False, ranks: bool | None = None, linear: bool = True
+              ) -> dict[str, np.ndarray]:
     """Per (indicator, measure, client) sums over the staged rows, ordered by indicator, measure, client.
 
     The layout :func:`estimate_table` reads: one entry per row, key columns name, role_label, instrument, scale,
     timepoint, client_id, then the sums. ``need_days``: sessions without a date are left out. ``ranks`` None: the
-    rank sums only when there are at most :data:`SPEARMAN_WITHIN_MAX_PAIRS` pairs.
+    rank sums only when there are at most :data:`SPEARMAN_WITHIN_MAX_PAIRS` pairs. ``linear`` False: the sums
+    with session number and days are zeros (see :func:`client_sums`).
     """
     x = staged.x
     if need_days:
@@ -101,7 +112,7 @@ def pair_sums(staged: Staged, *, need_days: bool = False, ranks: bool | None = N
         at = staged.measure == mi
         xm, ym = x[at], staged.y[at]
         codes, sums = client_sums(staged.client[at], xm, ym, staged.s[at], staged.d[at],
-                                  average_ranks(xm, ym) if ranks else None)
+                                  average_ranks(xm, ym) if ranks else None, linear=linear)
         flat = {k: np.ascontiguousarray(v.T) for k, v in sums.items()}  # (k, g): one indicator per row
         for j in np.flatnonzero((flat["n"] > 0).any(axis=1)):
             present = flat["n"][j] > 0
