@@ -20,8 +20,14 @@ markers and lexicons versions of the sessions used (sessions of different marker
 The heavy steps never touch the long tables: indicator values come from ``indicators_wide`` (one row per session,
 maintained on write), joined in DuckDB with the linked scores, so only one row per scored session travels to
 Python; the per-client sums of cross products for every indicator at once are column-wise numpy reductions, and
-the estimates follow from those sums (:mod:`pipeline.research.within`). Trajectories are written by SQL.
+the linear-control estimates follow from those sums (:mod:`pipeline.research.within`); the default estimate is
+computed for all indicators of a measure at once (:func:`pipeline.research.within.ordered_within_columns`: the
+estimates of ``ordered_within`` within 1e-9, without a model fit per indicator). Trajectories are written by SQL.
 (``python -m bench.bench_duckdb_scale --only compare:`` times each step; docs/benchmarks.md.)
+
+The package: :mod:`.options` (options, constants, table columns), :mod:`.staging` (DuckDB temp tables and the
+fetch), :mod:`.sums` (per-client sums), :mod:`.estimates` (the estimate table), :mod:`.flags` (discrepancy
+flags), :mod:`.trajectories` (SQL), :mod:`.text` (printing), :mod:`.versions`; the run itself is here.
 
 Effects here are small in the literature (text-based models predicted client-rated alliance at about
 rho = .15): read the intervals, not the point estimates, and treat every row as a question for
