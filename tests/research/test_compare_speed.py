@@ -1,6 +1,6 @@
 """The fast within-client path of ``alliance compare`` gives the estimates of the row-by-row path (1e-9).
 
-:func:`pipeline.research.within.ordered_within_columns` computes the default estimate (session position as fixed
+:func:`pipeline.research.within_columns.ordered_within_columns` computes the default estimate (session position as fixed
 effects, CR1 cluster-robust) for all indicators of a measure at once; :func:`ordered_within` (statsmodels OLS on
 the projected rows, itself checked against ``y ~ x + C(client) + C(order)`` in test_trend.py) is the reference.
 """
@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from pipeline.research.compare import CompareOptions, estimate_table, estimates, pair_sums, stage
-from pipeline.research.within import ordered_within, ordered_within_columns
+from pipeline.research.within import ordered_within
+from pipeline.research.within_columns import ordered_within_columns
 from pipeline.storage import db
 
 FIELDS = ("estimate", "ci_low", "ci_high", "p", "se")

@@ -21,7 +21,7 @@ The heavy steps never touch the long tables: indicator values come from ``indica
 maintained on write), joined in DuckDB with the linked scores, so only one row per scored session travels to
 Python; the per-client sums of cross products for every indicator at once are column-wise numpy reductions, and
 the linear-control estimates follow from those sums (:mod:`pipeline.research.within`); the default estimate is
-computed for all indicators of a measure at once (:func:`pipeline.research.within.ordered_within_columns`: the
+computed for all indicators of a measure at once (:func:`pipeline.research.within_columns.ordered_within_columns`: the
 estimates of ``ordered_within`` within 1e-9, without a model fit per indicator). Trajectories are written by SQL.
 (``python -m bench.bench_duckdb_scale --only compare:`` times each step; docs/benchmarks.md.)
 

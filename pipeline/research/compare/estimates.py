@@ -31,10 +31,10 @@ from pipeline.research.within import (
     moments_from_sums,
     order_unknown_note,
     ordered_within,
-    ordered_within_columns,
     trend_projection,
     within_estimate,
 )
+from pipeline.research.within_columns import ordered_within_columns
 
 
 def estimates(staged: Staged, options: CompareOptions) -> pd.DataFrame:
@@ -42,7 +42,7 @@ def estimates(staged: Staged, options: CompareOptions) -> pd.DataFrame:
 
     The within-client estimates that need the sessions' order (the default ``session_order``, ``spline``, and
     the refusal where the order is unknown) are computed for all indicators of a measure at once
-    (:func:`pipeline.research.within.ordered_within_columns`); only ``ci="model"`` fits row frames one by one.
+    (:func:`pipeline.research.within_columns.ordered_within_columns`); only ``ci="model"`` fits row frames one by one.
     BLAS runs on one thread here (except for ``ci="model"``): the products are small and many, and on a busy
     machine a second BLAS thread made them several times slower (``docs/benchmarks.md``).
     """
@@ -104,7 +104,7 @@ def estimate_table(agg: dict[str, np.ndarray], *, levels: Sequence[str] = LEVELS
     (:func:`pipeline.research.within.ordered_within`), and to refuse a within-client estimate whose trend control
     needs the sessions' order where it is unknown (``o`` NaN); without it the linear controls use ``s`` as given.
     ``within``: per key, the ordered control's estimate or a refusal computed beforehand
-    (:func:`pipeline.research.within.ordered_within_columns`, ``ci_method`` ``"refused"``); used instead of
+    (:func:`pipeline.research.within_columns.ordered_within_columns`, ``ci_method`` ``"refused"``); used instead of
     ``raw_rows`` for the keys it holds.
     """
     rng = np.random.default_rng(seed)
