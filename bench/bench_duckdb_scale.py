@@ -571,6 +571,52 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _drop_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name`` and its value (``--name V`` or ``--name=V``)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
+
+
+def _with_baseline(args: argparse.Namespace, argv: list[str]) -> int:
+    """The bench at ``args.baseline`` (a child process on that revision's files), then on this tree, back to back."""
+    import io
+    import os
+    import subprocess
+    import tarfile
+
+    rest = _drop_option(_drop_option(argv, "--baseline"), "--markdown")
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", args.baseline],
+                                 capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        for label, where in (("baseline", Path(tmp)), ("this_tree", ROOT)):
+            load_before = os.getloadavg()
+            done = subprocess.run([sys.executable, "-m", "bench.bench_duckdb_scale", *rest], cwd=where,
+                                  env={**os.environ, "PYTHONPATH": str(where)}, capture_output=True, text=True,
+                                  check=True)
+            runs[label] = {**json.loads(done.stdout), "load_before": load_before, "load_after": os.getloadavg()}
+            print(done.stderr, file=sys.stderr, flush=True)
+    doc = {"command": "python -m bench.bench_duckdb_scale " + " ".join(argv), "baseline_rev": args.baseline,
+           "baseline_commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", args.baseline],
+                                             capture_output=True, text=True, check=True).stdout.strip(), **runs}
+    print(json.dumps(doc, indent=1, default=str))
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text("\n".join(f"## {label} (load {runs[label]['load_before'][0]:.1f} before, "
+                                           f"{runs[label]['load_after'][0]:.1f} after)\n\n{markdown(runs[label])}"
+                                           for label in runs), encoding="utf-8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, run :func:`bench`, print JSON and Markdown."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -588,7 +634,13 @@ def main(argv: list[str] | None = None) -> int:
                          "compare:correlation_table, quadratic in the number of clients)")
     ap.add_argument("--work-dir", type=Path, help="where the temporary database goes (default: the system temp)")
     ap.add_argument("--markdown", type=Path, help="write the Markdown table here (default: stderr)")
+    ap.add_argument("--baseline", metavar="REV",
+                    help="first run the same bench with the code of this git revision (git archive into a temporary "
+                    "folder, a child process), then this tree's; both go in the JSON (baseline first) with the "
+                    "load average before and after each")
     args = ap.parse_args(argv)
+    if args.baseline:
+        return _with_baseline(args, argv if argv is not None else sys.argv[1:])
     doc = bench(args.sessions, repeats=args.repeats, target_s=args.target_s, seed=args.seed,
                 markers_per_session=args.markers_per_session, self_report_share=args.self_report_share,
                 only=args.only, skip=args.skip, work_dir=args.work_dir)

@@ -72,7 +72,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _select(con, args: argparse.Namespace, key: bytes | None) -> list[str]:
     """The session ids to export, after the role's rules (raises AccessDeniedError / SessionNotFoundError)."""
-    from pipeline.report.transcript_export import resolve_research_session, sessions_of_client, sessions_of_run
+    from pipeline.report.transcript_export import (
+        resolve_research_session,
+        sessions_of_client,
+        sessions_of_run,
+        sessions_of_therapist,
+    )
 
     if args.session_id is not None:
         if key is not None:
@@ -88,8 +93,7 @@ def _select(con, args: argparse.Namespace, key: bytes | None) -> list[str]:
     if args.role == "clinician":
         if not args.therapist:
             raise AccessDeniedError("a clinician must name themselves with --therapist ID (or use --role supervisor)")
-        own = {sid for (sid,) in con.execute("SELECT session_id FROM sessions WHERE therapist_id = ?",
-                                              [args.therapist]).fetchall()}
+        own = sessions_of_therapist(con, args.therapist)
         ids = [sid for sid in ids if sid in own]
         for sid in ids:
             check_viewer(con, sid, args)

@@ -172,6 +172,12 @@ def sessions_of_client(con: duckdb.DuckDBPyConnection, client: str, *, key: byte
     return [sid for sid, cid in rows if client in (cid, pseudonym(cid, kind="client_id", key=key))]
 
 
+def sessions_of_therapist(con: duckdb.DuckDBPyConnection, therapist_id: str) -> set[str]:
+    """The stored session ids of this therapist (what a clinician may export)."""
+    return {sid for (sid,) in con.execute("SELECT session_id FROM sessions WHERE therapist_id = ?",
+                                          [therapist_id]).fetchall()}
+
+
 def sessions_of_run(con: duckdb.DuckDBPyConnection, run_id: str, *, research_only: bool = False) -> list[str]:
     """The stored sessions a run processed (``run_items`` state processed), in the order they finished."""
     table = "research_sessions" if research_only else "sessions"

@@ -2,7 +2,9 @@
 
 The headline estimate of ``alliance compare`` is :func:`ordered_within` (end of this module): client means and
 a trend shared by indicator and score of any shape over the session's position removed, cluster-robust
-interval; chosen by ``python -m bench.calibration`` (``docs/research_calibration.md``). The linear trend
+interval; chosen by ``python -m bench.calibration`` (``docs/research_calibration.md``). ``alliance compare``
+computes it for every indicator of a measure at once with
+:func:`pipeline.research.within_columns.ordered_within_columns` (same estimates within 1e-9). The linear trend
 controls below remain as options.
 
 The mixed model for an indicator ``x`` and a self-report score ``y`` measured on the same sessions is a

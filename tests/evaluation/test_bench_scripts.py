@@ -75,3 +75,9 @@ def test_bench_long_naive_is_pyannote_and_whisper_defaults() -> None:
     on_gpu = bench_long.pipeline_options(bench_long.CONFIGS["ours"], device="cuda:1")
     assert (on_gpu.transcribe.device, on_gpu.transcribe.device_index, on_gpu.diarize.device) == ("cuda", 1, "cuda:1")
     assert on_gpu.overlap_stages and ours.transcribe.device == "cpu"
+
+
+def test_duckdb_scale_baseline_run_gets_the_options_but_its_own() -> None:
+    argv = ["--sessions", "100", "--baseline", "HEAD~1", "--only", "compare:", "--markdown=out.md", "--repeats", "1"]
+    rest = bench_duckdb_scale._drop_option(bench_duckdb_scale._drop_option(argv, "--baseline"), "--markdown")
+    assert rest == ["--sessions", "100", "--only", "compare:", "--repeats", "1"]
