@@ -55,9 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = TranscribeOptions(backend="rover")
     data = []  # (condition, reference text, [part transcripts], greedy transcript)
     for prefix, condition in sorted(recordings.items(), key=lambda kv: kv[1]):
+        keys = [f"{prefix}|{o!r}" for o, _ in rover_parts(opts)]
+        if any(k not in cache.entries for k in keys):
+            print(f"{prefix}: not every part of rover was decoded; left out", file=sys.stderr)
+            continue
         truth = read_truth(truth_paths(RENDERS_DIR / prefix.split("|")[0])[0])
         ref = _canon_whisper(" ".join(u.text for u in truth.utterances))
-        parts = [cache.get(f"{prefix}|{o!r}", None, None)[0] for o, _ in rover_parts(opts)]
+        parts = [cache.get(k, None, None)[0] for k in keys]
         data.append((condition, ref, parts, truth.n_samples / truth.sample_rate_hz))
 
     def pooled(words_of) -> tuple[float, dict[str, float]]:
