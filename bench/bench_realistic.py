@@ -734,7 +734,9 @@ def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, attributio
                               f"RTF {row['rtf']:.3f} (enhance {enhance_s:.0f} s, asr {asr_s:.0f} s, "
                               f"diar {diar_s:.0f} s; CPU asr {asr_cpu_s:.0f} s, diar {diar_cpu_s:.0f} s)",
                               file=sys.stderr, flush=True)
-        cache.save()  # after each recording: a run stopped half-way keeps what it decoded
+        cache.save()  # after each recording: a run stopped half-way keeps what it decoded, and its rows
+        if transcripts is not None:
+            transcripts.with_suffix(".rows.json").write_text(json.dumps(rows, default=str) + "\n")
     return [{**r, "load_s": {k: round(v, 2) for k, v in load_s.items()}} for r in rows]
 
 
