@@ -47,9 +47,9 @@ class RoverOptions:
     annomi-46 only (``bench/tune_rover.py``; session annomi-131 is the check).
     """
 
-    alpha: float = 0.5
-    null_confidence: float = 0.5
-    moonshine_confidence: float = 0.5
+    alpha: float = 0.7
+    null_confidence: float = 0.7
+    moonshine_confidence: float = 0.6
 
     def __post_init__(self) -> None:
         for name in ("alpha", "null_confidence", "moonshine_confidence"):
