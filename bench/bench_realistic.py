@@ -143,6 +143,9 @@ ASR_CONFIGS: dict[str, dict[str, Any]] = {
     "batched": {"batch_size": 8},
     "refine": {"refine_beam_size": 5},
     "moonshine": {"backend": "moonshine"},
+    "rover": {"backend": "rover"},  # beam5 + greedy + moonshine, ROVER (pipeline/asr/combine.py)
+    "perturn": {"per_turn": True},  # greedy per diarized turn, previous turn as prompt (pipeline/asr/per_turn.py)
+    "perturn-noprompt": {"per_turn": False},  # the same windows, each decoded without a prompt
 }
 
 
@@ -589,8 +592,94 @@ def _analyse_and_score(item: dict[str, Any], audio: Any, transcript: Any, diariz
     return {"analysis_s": round(analysis_s, 2), **scores}
 
 
+class TranscriptCache:
+    """Transcripts of one run by (recording, front end, ASR options), each with the wall and CPU seconds it took.
+
+    A combination's parts (``rover``) are looked up here, so a part that is also a configuration of the run
+    (``greedy``, ``beam5``, ``moonshine``) is decoded once and its seconds count for both. With ``path`` (the
+    bench's ``--transcripts``) entries of an earlier run are reused, seconds included, and every entry is written
+    back at the end (so ROVER weights can be chosen without decoding again: ``bench/tune_rover.py``).
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = {}
+        if path is not None and path.is_file():
+            self.entries = json.loads(path.read_text())
+
+    def get(self, key: str, load: Any, samples: np.ndarray, **kwargs: Any) -> tuple[Any, float, float]:
+        """The cached transcript, or ``load()``'s transcriber run on ``samples`` (only the run is timed)."""
+        from pipeline.types import Transcript, Word
+
+        if key not in self.entries:
+            transcriber = load()
+            t, c = time.perf_counter(), time.process_time()
+            tr = transcriber.transcribe(samples, **kwargs)
+            self.entries[key] = {"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c,
+                                 "transcript": {**dataclasses.asdict(tr), "words": [
+                                     [w.start_s, w.end_s, w.text, w.probability] for w in tr.words]}}
+        e = self.entries[key]
+        tr = dict(e["transcript"])
+        tr["words"] = tuple(Word(*w) for w in tr["words"])
+        return Transcript(**tr), e["wall_s"], e["cpu_s"]
+
+    def save(self) -> None:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.entries) + "\n")
+
+
+def _transcribe(name: str, samples: np.ndarray, diarization: Any, key: str, cache: TranscriptCache,
+                load_s: dict[str, float]) -> tuple[Any, float, float]:
+    """One ASR configuration on one recording: ``(transcript, wall s, CPU s)``; a combination's are its parts' sum."""
+    from pipeline.asr.combine import combine_transcripts, rover_parts
+    from pipeline.asr.transcribe import TranscribeOptions, tidy_words
+
+    config = dict(ASR_CONFIGS[name])
+    per_turn = config.pop("per_turn", None)  # True: prompted with the previous turn, False: not prompted
+    opts = dataclasses.replace(TranscribeOptions(), **config)
+    if per_turn is not None:
+        return cache.get(f"{key}|per-turn prompt={per_turn}|{opts!r}", lambda: _per_turn(opts, per_turn, load_s),
+                         samples, turns=diarization.turns)
+    if opts.backend != "rover":
+        return cache.get(f"{key}|{opts!r}", lambda: _transcriber(opts, load_s), samples)
+    parts = rover_parts(opts)
+    got = [cache.get(f"{key}|{o!r}", lambda o=o: _transcriber(o, load_s), samples) for o, _ in parts]
+    t, c = time.perf_counter(), time.process_time()
+    combined = combine_transcripts([g[0] for g in got], [conf for _, conf in parts],
+                                   duration_s=samples.shape[0] / SR, tidy=tidy_words)
+    return (combined, sum(g[1] for g in got) + time.perf_counter() - t,
+            sum(g[2] for g in got) + time.process_time() - c)
+
+
+def _transcriber(opts: Any, load_s: dict[str, float]) -> Any:
+    from pipeline.engine.runtime import get_transcriber
+
+    t = time.perf_counter()
+    out = get_transcriber(opts)
+    load_s.setdefault(repr(opts), time.perf_counter() - t)
+    return out
+
+
+_PER_TURN: dict[Any, Any] = {}
+
+
+def _per_turn(opts: Any, prompt: bool, load_s: dict[str, float]) -> Any:
+    from models.store import require
+    from pipeline.asr.per_turn import TurnTranscriber
+    from pipeline.asr.transcribe import tidy_words
+
+    if (opts, prompt) not in _PER_TURN:
+        t = time.perf_counter()
+        _PER_TURN[(opts, prompt)] = TurnTranscriber.load(require("whisper-base-ct2"), options=opts, tidy=tidy_words,
+                                                          prompt=prompt)
+        load_s[f"per-turn prompt={prompt} {opts!r}"] = time.perf_counter() - t
+    return _PER_TURN[(opts, prompt)]
+
+
 def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, attributions: Sequence[str] = ("overlap-aware",),
-        front_ends: Sequence[str] = ("none",), enhance_stage: str = "asr", log: bool = True) -> list[dict[str, Any]]:
+        front_ends: Sequence[str] = ("none",), enhance_stage: str = "asr", log: bool = True,
+        transcripts: Path | None = None) -> list[dict[str, Any]]:
     """Diarize each recording once, transcribe it with every front end and ASR configuration, analyse and score.
 
     Each transcript is analysed once per word-attribution method (``attributions``, names of
@@ -599,40 +688,35 @@ def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, attributio
     once on the recording as decoded; ``diarization`` or ``both``: once per front end). The analysis (quality
     flags, prosody) always reads the recording as decoded, as the product does.
     """
-    from pipeline.asr.transcribe import TranscribeOptions
     from pipeline.audio.decode import load_audio
     from pipeline.audio.enhance import EnhanceOptions, inputs_for_stages
     from pipeline.audio.room import estimate_room
-    from pipeline.engine.runtime import PipelineOptions, get_diarizer, get_nlp, get_transcriber
+    from pipeline.engine.runtime import PipelineOptions, get_diarizer, get_nlp
 
     options = PipelineOptions()
     t0 = time.perf_counter()
     diarizer, nlp = get_diarizer(options.diarize), get_nlp()
     load_s = {"diarizer_and_nlp": time.perf_counter() - t0}
-    transcribers = {}
-    for name in asr_names:
-        t = time.perf_counter()
-        transcribers[name] = get_transcriber(dataclasses.replace(TranscribeOptions(), **ASR_CONFIGS[name]))
-        load_s[name] = time.perf_counter() - t
+    cache = TranscriptCache(transcripts)
     rows = []
     for item in items:
         audio = load_audio(item["audio"], options=options.audio)
         room = estimate_room(audio.samples)
         room_cols = {"rt60_est_s": room.rt60_s, "early_drop_db": room.early_drop_db, "room_decays": room.decays}
-        diarized: dict[int, tuple[Any, float]] = {}  # by the identity of the diarization's input
+        diarized: dict[int, tuple[Any, float, float]] = {}  # by the identity of the diarization's input
         for front_end in front_ends:
             t = time.perf_counter()
             asr_in, diar_in = inputs_for_stages(audio.samples,
                                                 EnhanceOptions(method=front_end, apply_to=enhance_stage))
             enhance_s = time.perf_counter() - t
             if id(diar_in) not in diarized:
-                t = time.perf_counter()
-                diarized[id(diar_in)] = (diarizer.diarize(diar_in, num_speakers=2), time.perf_counter() - t)
-            diarization, diar_s = diarized[id(diar_in)]
+                t, c = time.perf_counter(), time.process_time()
+                diarized[id(diar_in)] = (diarizer.diarize(diar_in, num_speakers=2), time.perf_counter() - t,
+                                         time.process_time() - c)
+            diarization, diar_s, diar_cpu_s = diarized[id(diar_in)]
+            key = f"{Path(item['audio']).name}|{front_end}|{enhance_stage}"
             for name in asr_names:
-                t = time.perf_counter()
-                transcript = transcribers[name].transcribe(asr_in)
-                asr_s = time.perf_counter() - t
+                transcript, asr_s, asr_cpu_s = _transcribe(name, asr_in, diarization, key, cache, load_s)
                 head = {**item["row"], "front_end": front_end, "asr": name}
                 for method in attributions:
                     row = _analyse_and_score(item, audio, transcript, diarization, method, nlp, options)
@@ -640,14 +724,19 @@ def run(items: Sequence[dict[str, Any]], asr_names: Sequence[str], *, attributio
                         total = enhance_s + asr_s + diar_s + row["analysis_s"]
                         row.update(audio_s=round(audio.duration_s, 2), enhance_s=round(enhance_s, 2),
                                    asr_s=round(asr_s, 2), diarization_s=round(diar_s, 2),
+                                   asr_cpu_s=round(asr_cpu_s, 2), diarization_cpu_s=round(diar_cpu_s, 2),
                                    rtf=round(total / audio.duration_s, 3))
                     rows.append({**head, "attribution_method": method, **room_cols, **row})
                     if log and "error" not in row:
                         print(f"{head['session']} {head['condition']} {front_end} {name} {method}: "
-                              f"WER {row['wer']:.3f} cpWER {_f(row.get('cpwer'))} DER {row['der']:.3f} "
-                              f"attr {_f(row['attribution'])} RT60 est {_f(room.rt60_s, 2)} RTF {row['rtf']:.3f} "
-                              f"(enhance {enhance_s:.0f} s, asr {asr_s:.0f} s, diar {diar_s:.0f} s)",
+                              f"WER {row['wer']:.3f} WER-W {_f(row.get('wer_whisper'))} cpWER {_f(row.get('cpwer'))} "
+                              f"DER {row['der']:.3f} attr {_f(row['attribution'])} RT60 est {_f(room.rt60_s, 2)} "
+                              f"RTF {row['rtf']:.3f} (enhance {enhance_s:.0f} s, asr {asr_s:.0f} s, "
+                              f"diar {diar_s:.0f} s; CPU asr {asr_cpu_s:.0f} s, diar {diar_cpu_s:.0f} s)",
                               file=sys.stderr, flush=True)
+        cache.save()  # after each recording: a run stopped half-way keeps what it decoded, and its rows
+        if transcripts is not None:
+            transcripts.with_suffix(".rows.json").write_text(json.dumps(rows, default=str) + "\n")
     return [{**r, "load_s": {k: round(v, 2) for k, v in load_s.items()}} for r in rows]
 
 
@@ -685,12 +774,16 @@ def pool(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
            "invented_words_raw": sum(r["invented_words_raw"] for r in rows),
            "invented_words_kept": sum(r["invented_words_kept"] for r in rows),
            "asr_s": sum(r["asr_s"] for r in rows), "diarization_s": sum(r["diarization_s"] for r in rows),
+           "asr_cpu_s": sum(r.get("asr_cpu_s") or 0.0 for r in rows),
+           "diarization_cpu_s": sum(r.get("diarization_cpu_s") or 0.0 for r in rows),
            "analysis_s": sum(r["analysis_s"] for r in rows)}
     for k in ("backchannels_true", "backchannels_inserted", "backchannels_detected", "backchannels_matched",
               "backchannels_inserted_matched", "nested_turns", "nested_turns_matched", "nested_turns_inserted_matched",
               "listener_turns", "listener_turns_matched", "listener_turns_inserted_matched"):
         out[k] = sum(r.get(k, 0) for r in rows)
     out["rtf"] = (out["enhance_s"] + out["asr_s"] + out["diarization_s"] + out["analysis_s"]) / audio if audio else None
+    cpu = out["asr_cpu_s"] + out["diarization_cpu_s"]
+    out["cpu_per_audio_s"] = cpu / audio if audio and cpu else None
     out["flags"] = sorted({f for r in rows for f in r.get("quality_flags", [])})
     return out
 
@@ -727,7 +820,7 @@ def markdown(doc: dict[str, Any]) -> str:
             "backchannel marker R / P (inserted R) | listener turns R / P (inserted R) | "
             "nested diar. turns R / P (inserted R) | "
             "silence F1 (onset ≤0.25 s) | overlap R / P | roles | onset err med s | words in non-speech raw/kept | "
-            "RT60 est. s | enhance s | ASR s | diar s | RTF | flags |")
+            "RT60 est. s | enhance s | ASR s | diar s | RTF | CPU s per audio s (ASR + diar.) | flags |")
     lines = [f"Machine: {doc['machine']}. Render/scoring recipe v{RENDER_VERSION}; sessions: "
              f"{', '.join(doc['sessions'])}.", "", head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
     for p in doc["pooled"]:
@@ -745,7 +838,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{_f(p['overlap_recall'], 2)} / {_f(p['overlap_precision'], 2)} | {p['roles_ok']} | "
             f"{_f(p['onset_error_median_s'], 2)} | {p['invented_words_raw']}/{p['invented_words_kept']} | "
             f"{_f(p.get('rt60_est_s'), 2)} | {p.get('enhance_s', 0.0):.0f} | "
-            f"{p['asr_s']:.0f} | {p['diarization_s']:.0f} | {_f(p['rtf'], 3)} | {', '.join(p['flags']) or '–'} |")
+            f"{p['asr_s']:.0f} | {p['diarization_s']:.0f} | {_f(p['rtf'], 3)} | {_f(p.get('cpu_per_audio_s'), 3)} | "
+            f"{', '.join(p['flags']) or '–'} |")
     lines += ["", "Renders (per session): achieved overlap share, measured RT60, measured SNR, client level "
               "relative to therapist.", "", "| session | condition | audio s | overlap share | RT60 s | SNR dB | "
               "client dB | backchannels / interruptions |", "|---|---|---:|---:|---:|---:|---:|---|"]
@@ -786,6 +880,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--enhance-stage", default="asr", choices=list(ENHANCE_STAGES),
                     help="which stage's input the front end changes (default: asr; diarization runs once)")
     ap.add_argument("--no-sample", action="store_true", help="skip pyannote's real 30 s sample")
+    ap.add_argument("--session-ids", nargs="+", choices=[s.transcript_id for s in SESSIONS], metavar="ID",
+                    help="only these AnnoMI sessions (overrides --sessions), e.g. 131 to check weights chosen on 46")
+    ap.add_argument("--transcripts", type=Path,
+                    help="JSON cache of every transcript with its seconds: reused when present, written at the end")
     ap.add_argument("--render-only", action="store_true")
     ap.add_argument("--force", action="store_true", help="render again even when cached")
     ap.add_argument("--out", default="realistic", help="stem of the JSON/Markdown under bench/results/")
@@ -801,7 +899,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     items, renders = [], []
     t0 = time.perf_counter()
-    for spec in SESSIONS[: args.sessions]:
+    specs = [s for s in SESSIONS if s.transcript_id in args.session_ids] if args.session_ids \
+        else list(SESSIONS[: args.sessions])
+    for spec in specs:
         for name in args.conditions:
             audio, truth_json, meta = render_condition(spec, CONDITION_BY_NAME[name], force=args.force)
             truth = read_truth(truth_json)
@@ -822,7 +922,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     t = time.perf_counter()
     rows = run(items, args.asr, attributions=args.attribution, front_ends=args.front_end,
-               enhance_stage=args.enhance_stage)
+               enhance_stage=args.enhance_stage, transcripts=args.transcripts)
     run_s = time.perf_counter() - t
     pooled = []
     for name in [*args.conditions, "real-sample"]:
@@ -835,7 +935,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         pooled.append({"condition": name, "front_end": front_end, "asr": asr,
                                        "attribution_method": method, **pool(sel)})
     doc = {"machine": _machine(), "sessions": [f"annomi-{s.transcript_id} ({s.therapist_voice}/{s.client_voice})"
-                                               for s in SESSIONS[: args.sessions]],
+                                               for s in specs],
            "conditions": [dataclasses.asdict(CONDITION_BY_NAME[c]) for c in args.conditions],
            "asr": {a: ASR_CONFIGS[a] for a in args.asr}, "attribution_methods": list(args.attribution),
            "front_ends": list(args.front_end), "enhance_stage": args.enhance_stage,

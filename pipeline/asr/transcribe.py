@@ -50,8 +50,8 @@ __all__ = [
     "tidy_words",
 ]
 
-Backend = Literal["faster-whisper", "openai-whisper", "moonshine"]
-BACKENDS: tuple[Backend, ...] = ("faster-whisper", "openai-whisper", "moonshine")
+Backend = Literal["faster-whisper", "openai-whisper", "moonshine", "rover"]
+BACKENDS: tuple[Backend, ...] = ("faster-whisper", "openai-whisper", "moonshine", "rover")
 DEVICES = ("cpu", "cuda")
 CT2_COMPUTE_TYPES = (
     "default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
@@ -68,10 +68,12 @@ class TranscribeOptions:
 
     Attributes
     ----------
-    backend : {"faster-whisper", "openai-whisper", "moonshine"}
+    backend : {"faster-whisper", "openai-whisper", "moonshine", "rover"}
         ``moonshine``: Moonshine base text per Silero-VAD region, word times by forced alignment with the
         Whisper model (:mod:`pipeline.asr.moonshine`; English only, CPU only; ``beam_size`` and
-        ``condition_on_previous_text`` do not apply).
+        ``condition_on_previous_text`` do not apply). ``rover``: Whisper beam 5, Whisper greedy and Moonshine on
+        the whole recording, words combined by ROVER voting (:mod:`pipeline.asr.combine`; needs the Moonshine
+        files too; ``beam_size`` does not apply).
     language : str or None
         Language code. Default ``"en"``, the language the marker lexicons support, so a noisy first
         minute cannot switch them off. None detects it: faster-whisper over up to four 30 s windows of
@@ -620,7 +622,8 @@ def load_transcriber(*, ct2_dir: Path, openai_checkpoint: Path | None, options: 
     options : TranscribeOptions
     moonshine_dir : Path or None
         Folder with Moonshine's ``encoder_model.ort``, ``decoder_model_merged.ort`` and ``tokenizer.json``;
-        needed for ``backend="moonshine"`` (which also aligns with the Whisper model in ``ct2_dir``).
+        needed for ``backend="moonshine"`` (which also aligns with the Whisper model in ``ct2_dir``) and
+        ``backend="rover"``.
 
     Returns
     -------
@@ -635,6 +638,12 @@ def load_transcriber(*, ct2_dir: Path, openai_checkpoint: Path | None, options: 
     """
     if options.backend == "faster-whisper":
         return FasterWhisperTranscriber.load(Path(ct2_dir), options=options)
+    if options.backend == "rover":
+        from pipeline.asr.combine import CombinedTranscriber, rover_parts
+
+        parts = [(load_transcriber(ct2_dir=ct2_dir, openai_checkpoint=None, options=o, moonshine_dir=moonshine_dir), c)
+                 for o, c in rover_parts(options)]
+        return CombinedTranscriber(parts, tidy=tidy_words)
     if options.backend == "moonshine":
         from pipeline.asr.moonshine import MoonshineTranscriber
 

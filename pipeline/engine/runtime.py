@@ -113,7 +113,7 @@ def _load_transcriber(options: TranscribeOptions) -> SerialTranscriber:
     checkpoint = moonshine_dir = None
     if options.backend == "openai-whisper":
         checkpoint = require("whisper-base-openai") / "whisper-base.pt"
-    if options.backend == "moonshine":
+    if options.backend in ("moonshine", "rover"):
         moonshine_dir = require("moonshine-base-ort")
     return SerialTranscriber(load_transcriber(ct2_dir=ct2_dir, openai_checkpoint=checkpoint, options=options,
                                               moonshine_dir=moonshine_dir))

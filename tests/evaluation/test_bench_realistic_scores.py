@@ -85,3 +85,35 @@ def test_attributed_wers_give_each_role_its_wer_and_the_pooled_row_counts_them()
                    "pooled": [{"condition": "clean", "front_end": "wpe", "asr": "greedy", **pooled}]})
     assert "| cpWER | tcpWER | WER therapist / client |" in md and "| clean | wpe | greedy |" in md
     assert "| 40.0 % | 40.0 % | 33.3 % / 50.0 % |" in md
+
+
+def test_rover_reuses_the_runs_transcripts_of_its_parts_and_the_cache_round_trips(tmp_path, monkeypatch):
+    import numpy as np
+
+    import bench.bench_realistic as br
+    from pipeline.types import Transcript
+
+    calls = []
+
+    class Fake:
+        def __init__(self, opts):
+            self.opts = opts
+
+        def transcribe(self, samples):
+            calls.append((self.opts.backend, self.opts.beam_size))
+            text = "so how are you" if self.opts.backend == "moonshine" else "so how you"
+            return Transcript(tuple(Word(k, k + 0.5, t, 0.9) for k, t in enumerate(text.split())), "en", 1.0,
+                              self.opts.backend, "m")
+
+    monkeypatch.setattr(br, "_transcriber", lambda opts, load_s: Fake(opts))
+    cache = br.TranscriptCache(tmp_path / "t.json")
+    samples = np.zeros(16000 * 5, np.float32)
+    greedy, *_ = br._transcribe("greedy", samples, None, "rec|none|asr", cache, {})
+    rover, wall, cpu = br._transcribe("rover", samples, None, "rec|none|asr", cache, {})
+    assert calls == [("faster-whisper", 1), ("faster-whisper", 5), ("moonshine", 1)]  # greedy decoded once
+    assert rover.backend == "rover" and wall >= 0 and cpu >= 0
+    cache.save()
+    again = br.TranscriptCache(tmp_path / "t.json")
+    monkeypatch.setattr(br, "_transcriber", lambda opts, load_s: pytest.fail("decoded again"))
+    assert br._transcribe("greedy", samples, None, "rec|none|asr", again, {})[0] == greedy
+    assert br._transcribe("rover", samples, None, "rec|none|asr", again, {})[0] == rover
