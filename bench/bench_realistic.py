@@ -137,15 +137,16 @@ CONDITION_BY_NAME = {c.name: c for c in CONDITIONS}
 
 #: ASR configurations of the comparison (names on the command line).
 ASR_CONFIGS: dict[str, dict[str, Any]] = {
-    "greedy": {},
+    "greedy": {"beam_size": 1},  # the product default
     "beam5": {"beam_size": 5},
-    "vad": {"vad_filter": True},
-    "batched": {"batch_size": 8},
-    "refine": {"refine_beam_size": 5},
+    "vad": {"vad_filter": True, "beam_size": 1},
+    "batched": {"batch_size": 8, "beam_size": 1},
+    "refine": {"refine_beam_size": 5, "beam_size": 1},
     "moonshine": {"backend": "moonshine"},
     "rover": {"backend": "rover"},  # beam5 + greedy + moonshine, ROVER (pipeline/asr/combine.py)
-    "perturn": {"per_turn": True},  # greedy per diarized turn, previous turn as prompt (pipeline/asr/per_turn.py)
-    "perturn-noprompt": {"per_turn": False},  # the same windows, each decoded without a prompt
+    # greedy per diarized turn, previous turn as prompt (pipeline/asr/per_turn.py)
+    "perturn": {"per_turn": True, "beam_size": 1},
+    "perturn-noprompt": {"per_turn": False, "beam_size": 1},  # the same windows, each decoded without a prompt
 }
 
 
