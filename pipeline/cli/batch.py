@@ -153,8 +153,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if args.engine == "dask":  # the scheduler's and nannies' start/stop chatter would drown the progress lines
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # read when dask is first imported
     progress = output.Progress.for_args(args, started=getattr(args, "started", None))
-    progress("checking the run lock, the database, the folder or manifest, and each recording's consent, file "
-             "and skip test")
+    progress("checking the database and the folder or manifest: the run lock, and each recording's consent, "
+             "file and skip test")
     checks = _checks(args)
     on_progress = _on_progress(args, progress, NeutralNames(checks.items))
     if not checks.runnable():  # every item refused, skipped or failed in the checks: no Prefect, no model

@@ -131,7 +131,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     if args.num_speakers < 1 or (args.segmentation_step is not None and not 0 < args.segmentation_step <= 1):
         raise ConfigError("--num-speakers must be at least 1 and --segmentation-step in (0, 1]")
     progress = output.Progress.for_args(args, started=args.started)
-    progress(f"processing session {args.session_id}: checking the run lock, the database, consent and the skip "
+    progress(f"processing session {args.session_id}: checking the database, the run lock, consent and the skip "
              "test (then about a seventh of the audio's length on 2 CPU cores, plus start-up)")
     # Before any model or Prefect server starts (about a second): another run holding the database is refused
     # at once (owned_run takes the lock for real later), then in one opening of the database: the database

@@ -87,7 +87,7 @@ def without_names(text: str | None, names: dict[str, str]) -> str | None:
     if not text or not names:
         return text
     spellings = sorted(names, key=len, reverse=True)
-    pattern = re.compile("|".join(rf"(?<!\w){re.escape(s)}(?!\w)" for s in spellings))
+    pattern = re.compile("|".join(rf"(?<![\w.-]){re.escape(s)}(?![\w-])" for s in spellings))
     return pattern.sub(lambda m: names[m.group(0)], text)
 
 
