@@ -25,8 +25,10 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.data_dir import in_deployment, resolve_data_paths
 from flows.session_flow import process_session
 from pipeline.audio.decode import CheckedAudio
 from pipeline.engine import batch_checks, sequence
@@ -131,7 +133,7 @@ def batch_state(report: BatchReport) -> Any:
     a decision, not a failure: they are counted in the message and the table artifact but leave the run
     ``Completed``. Either state carries the :class:`BatchReport` (in memory; results are never persisted).
     """
-    from prefect.states import Completed, Failed
+    from prefect.states import Completed
 
     counts = ", ".join(f"{report.count(s)} {s}" for s in ("processed", "skipped", "refused", "failed"))
     if report.count("failed"):
@@ -172,6 +174,15 @@ def process_batch(
     """
     log = get_run_logger()
     started = time.perf_counter()
+    if in_deployment():  # relative paths under ALLIANCE_DATA_DIR, never the worker's directory (the checkout)
+        try:
+            paths = resolve_data_paths({"source": source, "db_path": db_path, "reports_dir": reports_dir,
+                                        "allowed_root": allowed_root})
+        except ConfigError as e:  # refused: one clear message in the flow run's state, nothing written
+            log.error("refused: %s", e)
+            return Failed(message=f"refused: {e}")
+        source, db_path, reports_dir = str(paths["source"]), str(paths["db_path"]), str(paths["reports_dir"])
+        allowed_root = paths["allowed_root"]
     dbp = Path(db_path)
     handed = batch_checks.take(checks) if checks is not None else None
     items = list(handed.items) if handed is not None else load_batch(
