@@ -195,3 +195,11 @@ def test_code_never_prints_the_transcripts_file_name(tmp_path, capsys):
     assert main(["code", str(tmp_path / f"{NAME}.csv")]) == 2
     out, err = capsys.readouterr()
     assert err.startswith("error: ") and NAME not in out + err
+    (tmp_path / f"{NAME}.csv").write_text("role,text\ntherapist,What brings you here today?\n"
+                                          "client,My wife says I drink too much.\n"
+                                          "therapist,So she is worried about you.\n")
+    for extra in ([], ["--json"]):
+        assert main(["code", str(tmp_path / f"{NAME}.csv"), *extra]) == 0
+        out, err = capsys.readouterr()
+        assert NAME not in out + err and ("the transcript: 3 utterances coded" in out
+                                          or '"conversation": "the transcript"' in out), out
