@@ -133,12 +133,12 @@ def _cmd_process(args: argparse.Namespace) -> int:
     progress = output.Progress.for_args(args, started=args.started)
     progress(f"processing session {args.session_id}: checking the database, the run lock, consent and the skip "
              "test (then about a seventh of the audio's length on 2 CPU cores, plus start-up)")
-    # Before any model or Prefect server starts (about a second): another run holding the database is refused
-    # at once (owned_run takes the lock for real later), then in one opening of the database: the database
-    # check, consent, the file's check and SHA-256, the skip test. A refused, skipped or duplicate recording
+    # Before any model or Prefect server starts (about a second), in one opening of the database: the database
+    # check, consent, the file's check and SHA-256, the skip test; then another run holding the database is
+    # refused at once (owned_run takes the lock for real later). A refused, skipped or duplicate recording
     # ends here, recorded in run_items; a new one hands this precheck on to the flow (not repeated).
-    refuse_if_running(dbp)
     pre = sequence.precheck(audio, meta, None, db_path=dbp, force=args.force, check_database=True)
+    refuse_if_running(dbp)
     if pre.outcome is None:
         return _process_with_flow(args, meta, pre, progress)
     with owned_run(dbp, command=f"process {audio.name}") as run:
