@@ -74,3 +74,29 @@ def test_a_session_withdrawn_during_a_batch_is_never_stored(prefect_harness, fak
     with db.open(dbp, read_only=True) as con:
         assert con.execute("SELECT session_id FROM sessions").fetchall() == [("s2",)]
         assert con.execute("SELECT count(*) FROM turns WHERE session_id = 's1'").fetchone() == (0,)
+
+
+def test_a_clients_withdrawal_waits_for_the_run_then_erases_what_it_stored(tmp_path, analysis):
+    """--client with --wait registers nothing ahead (any session id may come), waits, then erases."""
+    import threading
+
+    from pipeline.engine.withdrawal import WithdrawalRequest, withdraw_consent
+
+    dbp = tmp_path / "a.duckdb"
+    with db.open(dbp) as con:
+        db.write_session(con, analysis, run_id="r1", pipeline_version="0.1.0")
+    told: list[tuple[str, int | None]] = []
+    done: list = []
+    with exclusive_run(dbp):  # a batch's run
+        worker = threading.Thread(target=lambda: done.append(withdraw_consent(
+            dbp, WithdrawalRequest(None, "c1", "admin", (tmp_path / "reports",)), wait_s=60,
+            on_registered=lambda erasure_id, pid: told.append((erasure_id, pid)))))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while not told and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert told == [("", os.getpid())] and not done  # waiting for the run
+    worker.join(timeout=60)
+    assert done and done[0].result is not None and done[0].result.session_ids == ("s1",)
+    with db.open(dbp, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
