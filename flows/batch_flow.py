@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.data_dir import in_deployment, resolve_data_paths
 from flows.session_flow import process_session
-from pipeline.engine import sequence
+from pipeline.audio.decode import CheckedAudio
+from pipeline.engine import batch_checks, sequence
+from pipeline.engine.batch_checks import BatchReport, batch_command
 from pipeline.engine.manifest import BatchItem, load_batch
 from pipeline.engine.outcome import SessionOutcome
 from pipeline.engine.run import OwnedRun, owned_run
@@ -39,31 +42,15 @@ from pipeline.report.index import write_therapist_indexes
 from pipeline.storage import db
 
 
-@dataclass(frozen=True)
-class BatchReport:
-    run_id: str
-    outcomes: tuple[SessionOutcome, ...]
-    wall_s: float
-
-    def count(self, state: str) -> int:
-        return sum(1 for o in self.outcomes if o.state == state)
-
-
 @task(name="process-recording", cache_policy=NO_CACHE, persist_result=False)
 def recording_task(item: BatchItem, db_path: str, reports_dir: str, options: PipelineOptions, force: bool,
-                   run_id: str) -> SessionOutcome:
+                   run_id: str, prechecked: sequence.Prechecked | None = None) -> SessionOutcome:
     assert item.audio_path is not None and item.meta is not None
-    # the session flow's only Prefect parameter is a fresh random handle (recorded in run_items)
+    # the session flow's only Prefect parameter is a fresh random handle (recorded in run_items); the batch's
+    # own precheck is handed on (the file is not hashed again)
     return process_session(str(item.audio_path), item.meta, db_path=db_path, reports_dir=reports_dir,
                            options=options, consent=item.consent, force=force, run_id=run_id,
-                           flow_run_name=f"session-{item.handle}")
-
-
-def _manifest_failure(item: BatchItem, dbp: Path, run_id: str) -> SessionOutcome:
-    stage = "audio" if item.problem_code.startswith("audio_") else "manifest"  # e.g. a FIFO named x.wav
-    outcome = SessionOutcome("failed", item.source, item.meta.session_id if item.meta else None,
-                             stage=stage, error_code=item.problem_code, message=item.problem or "")
-    return sequence.record_outcome(dbp, run_id, outcome, source_path=item.source, session_id=outcome.session_id)
+                           flow_run_name=f"session-{item.handle}", prechecked=prechecked)
 
 
 Engine = Literal["threads", "dask"]
@@ -71,13 +58,16 @@ ENGINES: tuple[str, ...] = ("threads", "dask")
 
 
 @task(name="compute-recording", cache_policy=NO_CACHE, persist_result=False)
-def compute_task(item: BatchItem, consent: sequence.Consent, options: PipelineOptions) -> sequence.Computed:
+def compute_task(item: BatchItem, consent: sequence.Consent, options: PipelineOptions,
+                 checked: CheckedAudio | None = None) -> sequence.Computed:
     """On a Dask worker: :func:`~pipeline.engine.sequence.compute_session` of one recording; never writes.
 
-    Models come from the runtime's per-process cache, so each worker process loads them once.
+    Models come from the runtime's per-process cache, so each worker process loads them once. ``checked`` is
+    the batch's check and SHA-256 of the file (not computed again).
     """
     assert item.audio_path is not None and item.meta is not None
-    return sequence.compute_session(item.audio_path, item.meta, consent, options=options, log=get_run_logger())
+    return sequence.compute_session(item.audio_path, item.meta, consent, options=options, log=get_run_logger(),
+                                    checked=checked)
 
 
 def _dask_store(item: BatchItem, computed: sequence.Computed, dbp: Path, reports: Path, run_id: str,
@@ -143,7 +133,7 @@ def batch_state(report: BatchReport) -> Any:
     a decision, not a failure: they are counted in the message and the table artifact but leave the run
     ``Completed``. Either state carries the :class:`BatchReport` (in memory; results are never persisted).
     """
-    from prefect.states import Completed, Failed
+    from prefect.states import Completed
 
     counts = ", ".join(f"{report.count(s)} {s}" for s in ("processed", "skipped", "refused", "failed"))
     if report.count("failed"):
@@ -167,6 +157,7 @@ def process_batch(
     lock_wait_s: float = 0.0,
     on_progress: Callable[[SessionOutcome, int, int, float], None] | None = None,
     engine: Engine = "threads",
+    checks: str | None = None,
 ) -> Any:
     """Process every recording of a folder or manifest; one bad file never stops the batch.
 
@@ -177,14 +168,27 @@ def process_batch(
     Parallelism comes from the flow's task runner: use :func:`run_batch`, which sets it to ``workers``
     threads or Dask workers (``workers`` here only labels the run). ``engine="dask"`` expects a
     ``DaskTaskRunner``: recordings are computed on its workers and written here.
-    ``on_progress(outcome, done, total, elapsed_s)`` is called as each recording ends.
+    ``on_progress(outcome, done, total, elapsed_s)`` is called as each recording ends. ``checks`` is the
+    handle of the command's own checks of every item (:func:`pipeline.engine.batch_checks.register`; the
+    manifest is then not read again); without it (a deployment) the flow makes them itself, in the run.
     """
     log = get_run_logger()
     started = time.perf_counter()
+    if in_deployment():  # relative paths under ALLIANCE_DATA_DIR, never the worker's directory (the checkout)
+        try:
+            paths = resolve_data_paths({"source": source, "db_path": db_path, "reports_dir": reports_dir,
+                                        "allowed_root": allowed_root})
+        except ConfigError as e:  # refused: one clear message in the flow run's state, nothing written
+            log.error("refused: %s", e)
+            return Failed(message=f"refused: {e}")
+        source, db_path, reports_dir = str(paths["source"]), str(paths["db_path"]), str(paths["reports_dir"])
+        allowed_root = paths["allowed_root"]
     dbp = Path(db_path)
-    items = load_batch(Path(source), allowed_root=Path(allowed_root) if allowed_root else None)
+    handed = batch_checks.take(checks) if checks is not None else None
+    items = list(handed.items) if handed is not None else load_batch(
+        Path(source), allowed_root=Path(allowed_root) if allowed_root else None)
     outcomes: list[SessionOutcome] = []
-    with owned_run(dbp, command=f"batch {source} (workers={workers}, engine={engine})",
+    with owned_run(dbp, command=batch_command(source, workers=workers, engine=engine),
                    models=models_description(options), lock_wait_s=lock_wait_s, log=log) as run:
         run_id = run.run_id
         log.info("batch: %d recording(s), %d worker(s), engine %s", len(items), workers, engine)
@@ -194,24 +198,15 @@ def process_batch(
             if on_progress is not None:
                 on_progress(outcome, len(outcomes), len(items), time.perf_counter() - started)
 
-        runnable = []
-        for item in items:
-            if item.problem is not None:
-                done(_manifest_failure(item, dbp, run_id))
-            else:
-                runnable.append(item)
+        found = handed or batch_checks.check_batch(items, db_path=dbp, force=force)
+        batch_checks.record_ended(found, db_path=dbp, reports_dir=Path(reports_dir), run_id=run_id, done=done)
+        runnable = found.runnable()
         futures = {}
-        for item in runnable:
+        for item, pre in runnable:
             if engine == "dask":
-                assert item.audio_path is not None and item.meta is not None
-                pre = sequence.precheck(item.audio_path, item.meta, item.consent, db_path=dbp, force=force,
-                                        reports_dir=Path(reports_dir), run_id=run_id)
-                if pre.outcome is not None:
-                    done(_record_outcome(item, pre.outcome, dbp, run_id))
-                    continue
-                futures[compute_task.submit(item, pre.consent, options)] = item
+                futures[compute_task.submit(item, pre.consent, options, pre.checked)] = item
             else:
-                futures[recording_task.submit(item, str(dbp), reports_dir, options, force, run_id)] = item
+                futures[recording_task.submit(item, str(dbp), reports_dir, options, force, run_id, pre)] = item
         for future in as_completed(list(futures)):
             item = futures[future]
             try:
@@ -222,7 +217,7 @@ def process_batch(
                 crash = SessionOutcome("failed", str(item.audio_path), item.meta.session_id if item.meta else None,
                                        stage="batch", error_code="unexpected", message=f"{type(e).__name__}: {e}")
                 done(_record_outcome(item, crash, dbp, run_id) if engine == "dask" else crash)
-        therapists = sorted({o.meta.therapist_id for o in runnable if o.meta is not None})
+        therapists = sorted({item.meta.therapist_id for item, _ in runnable if item.meta is not None})
         indexes = _finish_run(run, Path(reports_dir), therapists)
         _outcome_artifact(items, outcomes)
         log.info("%d therapist index page(s) written", len(indexes))

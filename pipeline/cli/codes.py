@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from pipeline.analysis.transcript_readers import FORMATS
+from pipeline.cli import output
 
 COLUMNS = ("conversation", "index", "role", "start_s", "end_s", "text", "code", "code_probability", "subtype",
            "subtype_probability", "coder_version")
@@ -54,21 +55,25 @@ def _cmd_code(args: argparse.Namespace) -> int:
     if args.out is not None:
         _write_csv(args.out, results)
     agreement = coder.card.get("test_agreement", {})
+    # a file named after a client never reaches the terminal: a conversation named after its file (every
+    # format but AnnoMI's, whose conversations are its transcript ids) is printed as "the transcript"
+    neutral = {name: "the transcript" for name in output.file_spellings(args.transcript)}
     for conv, result in zip(conversations, results, strict=True):
+        shown = output.without_names(result.name, neutral) or ""
         if args.json:
-            print(json.dumps(_as_json(conv, result, agreement), sort_keys=True))
+            print(json.dumps(_as_json(conv, result, agreement, shown), sort_keys=True))
         else:
-            _print_text(conv, result, agreement)
+            _print_text(conv, result, agreement, shown)
     if args.out is not None and not args.json:
         print(f"codes: {args.out}")
     return 0
 
 
-def _as_json(conv, result, agreement: dict) -> dict:
+def _as_json(conv, result, agreement: dict, shown: str) -> dict:
     from collections import Counter
 
     return {
-        "conversation": result.name,
+        "conversation": shown,
         "coder_version": result.coder_version,
         "roles": {"method": conv.role_method, "confidence": round(conv.role_confidence, 3)},
         "utterances": len(result.codes),
@@ -78,10 +83,10 @@ def _as_json(conv, result, agreement: dict) -> dict:
     }
 
 
-def _print_text(conv, result, agreement: dict) -> None:
+def _print_text(conv, result, agreement: dict, shown: str) -> None:
     from pipeline.codes.summary import THRESHOLDS, against_threshold
 
-    print(f"{result.name}: {len(result.codes)} utterances coded (coder {result.coder_version}; roles "
+    print(f"{shown}: {len(result.codes)} utterances coded (coder {result.coder_version}; roles "
           f"{conv.role_method}, confidence {conv.role_confidence:.2f})")
     for key, value in result.summary.items():
         if value is None:

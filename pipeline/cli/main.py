@@ -12,6 +12,7 @@ import re
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pipeline  # noqa: F401  (offline, telemetry-off environment first)
@@ -116,7 +117,7 @@ class _VersionAction(argparse.Action):
 def _cmd_process(args: argparse.Namespace) -> int:
     from pipeline.analysis.session import SessionMeta
     from pipeline.engine import sequence
-    from pipeline.engine.run import owned_run
+    from pipeline.engine.run import owned_run, refuse_if_running
     from pipeline.ids import validate_id
 
     for name in ("session_id", "client_id", "therapist_id"):  # the one id check of every input (pipeline.ids)
@@ -130,12 +131,14 @@ def _cmd_process(args: argparse.Namespace) -> int:
     if args.num_speakers < 1 or (args.segmentation_step is not None and not 0 < args.segmentation_step <= 1):
         raise ConfigError("--num-speakers must be at least 1 and --segmentation-step in (0, 1]")
     progress = output.Progress.for_args(args, started=args.started)
-    progress(f"processing session {args.session_id}: checking the database, consent and the skip test "
-             "(then about a seventh of the audio's length on 2 CPU cores, plus start-up)")
+    progress(f"processing session {args.session_id}: checking the database, the run lock, consent and the skip "
+             "test (then about a seventh of the audio's length on 2 CPU cores, plus start-up)")
     # Before any model or Prefect server starts (about a second), in one opening of the database: the database
-    # check, consent, the file's check and SHA-256, the skip test. A refused, skipped or duplicate recording
+    # check, consent, the file's check and SHA-256, the skip test; then another run holding the database is
+    # refused at once (owned_run takes the lock for real later). A refused, skipped or duplicate recording
     # ends here, recorded in run_items; a new one hands this precheck on to the flow (not repeated).
     pre = sequence.precheck(audio, meta, None, db_path=dbp, force=args.force, check_database=True)
+    refuse_if_running(dbp)
     if pre.outcome is None:
         return _process_with_flow(args, meta, pre, progress)
     with owned_run(dbp, command=f"process {audio.name}") as run:
@@ -160,8 +163,6 @@ def _process_with_flow(args: argparse.Namespace, meta, pre, progress: output.Pro
     The run is owned here (:func:`pipeline.engine.run.owned_run`), from before the models load to the end
     state: Ctrl-C or SIGTERM at any point leaves it ``interrupted``.
     """
-    from dataclasses import replace
-
     from flows.server import start_background_server
     from pipeline.offline import prefect_home_for
 
@@ -234,6 +235,10 @@ def _print_outcome(args: argparse.Namespace, outcome) -> int:  # SessionOutcome
     """
     code = 0 if outcome.state in ("processed", "skipped") else 3
     wall_s = time.perf_counter() - args.started
+    # the recording's file name never reaches the terminal (users name files after clients): the session id
+    # given, and "item 1" as its neutral handle
+    neutral = {name: "the recording" for name in output.file_spellings(args.audio, keep=args.session_id)}
+    outcome = replace(outcome, source_path="item 1", message=output.without_names(outcome.message, neutral) or "")
     if args.json:
         print(output.outcome_json(outcome, db_path=args.db, wall_s=wall_s), flush=True)
         return code
@@ -247,7 +252,7 @@ def _print_outcome(args: argparse.Namespace, outcome) -> int:  # SessionOutcome
             print(f"  {line}")
         print("  (process signals for reflection, not clinical judgements)")
         return 0
-    print(f"\n{outcome.state.upper()}: {args.audio}: {outcome.message}"
+    print(f"\n{outcome.state.upper()}: session {args.session_id}: {outcome.message}"
           + (f" [stage: {outcome.stage}]" if outcome.stage and outcome.state != "skipped" else "")
           + f" ({wall_s:.0f} s)")
     return code
@@ -372,17 +377,18 @@ def _main(argv: list[str] | None, started: float) -> int:
         use_prefect_home(args.db)  # before Prefect is imported: it reads PREFECT_HOME once
     previous, received = _sigterm_as_interrupt()
     previous_int = _sigint_as_interrupt()
+    neutral = _neutral_names(args)
     try:
         return args.handler(args)
     except DatabaseLockedError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(output.without_names(f"error: {e}", neutral), file=sys.stderr)
         return 3
     except AllianceError as e:
-        print(f"error: {e} [{e.code}]", file=sys.stderr)
+        print(output.without_names(f"error: {e} [{e.code}]", neutral), file=sys.stderr)
         return 2
     except OSError as e:  # a folder or file the command cannot use: one line, no traceback
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        print(output.without_names(f"error: {e.strerror or e}{where}", neutral), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         how = "terminated (SIGTERM)" if received else "interrupted"
@@ -394,6 +400,19 @@ def _main(argv: list[str] | None, started: float) -> int:
             signal.signal(signal.SIGTERM, previous)
         if previous_int is not None:
             signal.signal(signal.SIGINT, previous_int)
+
+
+def _neutral_names(args: argparse.Namespace) -> dict[str, str]:
+    """The spellings of the command's recording or transcript file and what an error line says instead.
+
+    ``process`` and ``code`` never print the file's name (users name files after clients); ``batch`` makes
+    its own recordings' names neutral as it reads them (``item 3``).
+    """
+    if args.command == "process":
+        return {n: "the recording" for n in output.file_spellings(args.audio, keep=args.session_id)}
+    if args.command == "code":
+        return {n: "the transcript" for n in output.file_spellings(args.transcript)}
+    return {}
 
 
 def prefect_runs_its_own_server() -> bool:

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -57,8 +58,45 @@ def json_line(kind: str, keys: Iterable[str], **values: object) -> str:
     return json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False)
 
 
+#: Shortest file stem replaced in terminal output (a shorter one would also hit ordinary words: "a", "t1").
+MIN_STEM_CHARS = 3
+
+
+def file_spellings(path: str | Path, *, keep: str | None = None) -> tuple[str, ...]:
+    """How a file's name can appear in a message: as given, resolved, its name and (3+ characters) its stem.
+
+    ``keep`` is a spelling left alone (the session id, printed anyway, when a file is named after it).
+    """
+    p = Path(path)
+    found = [str(path), str(p), p.name]
+    try:
+        found.append(str(p.resolve()))
+    except (OSError, RuntimeError):
+        pass
+    if len(p.stem) >= MIN_STEM_CHARS:
+        found.append(p.stem)
+    return tuple(dict.fromkeys(f for f in found if f and f != keep and f not in (".", "..")))
+
+
+def without_names(text: str | None, names: dict[str, str]) -> str | None:
+    """``text`` with every spelling in ``names`` replaced by its neutral handle (longest first, whole words).
+
+    Users name recordings and transcripts after their clients: terminal output (progress, results, errors)
+    prints a neutral handle (``item 3``, the session id given) instead of a file's name, path or stem.
+    """
+    if not text or not names:
+        return text
+    spellings = sorted(names, key=len, reverse=True)
+    pattern = re.compile("|".join(rf"(?<![\w.-]){re.escape(s)}(?![\w-])" for s in spellings))
+    return pattern.sub(lambda m: names[m.group(0)], text)
+
+
 def outcome_json(outcome, *, db_path: str | Path, wall_s: float | None) -> str:
-    """A recording's end state as one ``--json`` line (kind ``recording``)."""
+    """A recording's end state as one ``--json`` line (kind ``recording``).
+
+    ``source`` is the recording's neutral handle (``item 3``), never its file name: callers pass the outcome
+    with its ``source_path`` and ``message`` made neutral (:func:`without_names`).
+    """
 
     def resolved(p: str | None) -> str | None:
         return str(Path(p).resolve()) if p else None

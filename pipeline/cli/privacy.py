@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--before-processing", action="store_true",
                    help="with --session: the session is not processed yet; register the withdrawal so that its "
                    "recording is refused when it arrives (nothing is erased; the database is created if missing)")
+    w.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="when a run (a batch) holds the database: register the session's withdrawal at once (the "
+                   "batch checks withdrawals before storing each session, so it stores nothing more of it), wait "
+                   "up to SECONDS for the run to end, then erase what is stored (default: refuse at once)")
     w.add_argument("--audio", type=Path, metavar="FILE",
                    help="with --before-processing: the recording itself; its SHA-256 is kept so that it is "
                    "refused under any session id")
@@ -123,10 +127,29 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
         from pipeline.errors import ConfigError
 
         raise ConfigError("--audio goes with --before-processing (a stored session's recording is known by its hash)")
+    if args.wait < 0:
+        from pipeline.errors import ConfigError
+
+        raise ConfigError(f"--wait must be 0 or more seconds, got {args.wait:g}")
     request = WithdrawalRequest(args.session, args.client, current_actor(args.actor),
                                 tuple(args.reports_dir or [Path("reports")]), args.keep_audio)
-    done = withdraw_consent(args.db, request, delete_flow_runs=None if args.no_prefect else delete_flow_runs)
+
+    def on_registered(erasure_id: str, holder: int | None) -> None:
+        who = f"process {holder}" if holder is not None else "another process"
+        what = (f"Withdrawal of session {args.session} registered ({erasure_id}): the run of {who} will not store "
+                "it." if erasure_id else f"A run ({who}) holds the database: nothing is registered ahead for "
+                f"{'a client' if args.client else 'a stored session'}; it is erased when the run ends.")
+        print(f"{what} Waiting up to {args.wait:g} s for the run to end ...", flush=True)
+
+    done = withdraw_consent(args.db, request, delete_flow_runs=None if args.no_prefect else delete_flow_runs,
+                            wait_s=args.wait, on_registered=on_registered)
     result, prefect_deleted = done.result, done.prefect_deleted
+    if result is None:
+        print(f"The run ended without storing session {args.session}: nothing to erase; the withdrawal stays "
+              f"registered ({done.registered}), so the session is refused if it is submitted again.")
+        for f in done.pending_removed:
+            print(f"  removed pending result {f}")
+        return 0
     print(f"Erased {result.target_kind} {result.target_id}: {len(result.session_ids)} session(s) "
           f"({result.erasure_id}).")
     for table, n in result.rows_deleted:

@@ -76,6 +76,21 @@ class BatchItem:
     #: nothing left in Prefect after an erasure (the batch artifact's rows) can confirm a guessed session id
     #: (a hash of row and session id could be recomputed from a guess).
     handle: str = field(default_factory=lambda: secrets.token_hex(6), compare=False)
+    #: The recording as the manifest row or folder named it (its ``audio`` cell, or the path under the folder):
+    #: users name files after clients, so terminal output replaces it with a neutral handle (``item 3``).
+    named: str | None = field(default=None, compare=False)
+    #: Folder mode without a sidecar session id: the session id is the file's stem (printed as the handle).
+    id_from_name: bool = field(default=False, compare=False)
+
+    def names(self) -> tuple[str, ...]:
+        """Every spelling of the recording's name this item could print (path, cell, file name, stem)."""
+        found = [self.named, self.source if self.meta is None or self.problem else None]
+        if self.audio_path is not None:
+            found += [str(self.audio_path), self.audio_path.name]
+            sid = self.meta.session_id if self.meta is not None else None
+            if self.id_from_name or self.audio_path.stem != sid:  # a session id given stays (it is printed)
+                found.append(self.audio_path.stem)
+        return tuple(dict.fromkeys(n for n in found if n))
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -110,7 +125,8 @@ def _item_from_row(index: int, row: dict[str, Any], *, base: Path, allowed_root:
             ids = {k: validate_id(k.removesuffix("_id"), fields[k]) for k in ("session_id", "client_id",
                                                                              "therapist_id")}
         except InvalidIdError as e:
-            return BatchItem(label, None, None, None, problem=f"{label}: {e}", problem_code=e.code)
+            return BatchItem(label, None, None, None, problem=f"{label}: {e}", problem_code=e.code,
+                             named=fields["audio"])
         fields.update(ids)
         audio = (base / fields["audio"]).resolve() if not Path(fields["audio"]).is_absolute() \
             else Path(fields["audio"]).resolve()
@@ -143,9 +159,9 @@ def _item_from_row(index: int, row: dict[str, Any], *, base: Path, allowed_root:
         meta = SessionMeta(fields["session_id"], fields["client_id"], fields["therapist_id"], recorded_on,
                            role_override=fields.get("therapist_speaker"), num_speakers=num_speakers,
                            known_names=known)
-        return BatchItem(label, audio, meta, consent)
+        return BatchItem(label, audio, meta, consent, named=fields["audio"])
     except ManifestError as e:
-        return BatchItem(label, None, None, None, problem=str(e))
+        return BatchItem(label, None, None, None, problem=str(e), named=_clean(row.get("audio")))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -225,7 +241,7 @@ def scan_folder(folder: Path) -> list[BatchItem]:
             what, code = f"cannot be read ({e.strerror})", "audio_missing"
         if what is not None:  # reported, never opened (a FIFO would block) and never skipped silently
             items.append(BatchItem(label, path, None, None, problem=f"{label}: {what}, not a regular file",
-                                   problem_code=code))
+                                   problem_code=code, named=label))
             continue
         sidecar = path.with_name(path.name + ".consent.json")
         raw: dict[str, Any] = {}
@@ -242,7 +258,8 @@ def scan_folder(folder: Path) -> list[BatchItem]:
                "known_names": ";".join(map(str, raw["known_names"])) if isinstance(raw.get("known_names"), list)
                else raw.get("known_names")}
         item = _item_from_row(len(items) + 1, row, base=folder, allowed_root=folder)
-        items.append(BatchItem(label, item.audio_path, item.meta, None, item.problem, item.problem_code))
+        items.append(BatchItem(label, item.audio_path, item.meta, None, item.problem, item.problem_code,
+                               named=label, id_from_name=not raw.get("session_id")))
     return mark_duplicates(items)
 
 
@@ -255,7 +272,8 @@ def mark_duplicates(items: list[BatchItem]) -> list[BatchItem]:
             sid = item.meta.session_id
             if sid in seen:
                 item = BatchItem(item.source, item.audio_path, item.meta, item.consent,
-                                 problem=f"duplicate session id {sid!r} (also {seen[sid]})")
+                                 problem=f"duplicate session id {sid!r} (also {seen[sid]})", named=item.named,
+                                 id_from_name=item.id_from_name)
             else:
                 seen[sid] = item.source
         out.append(item)

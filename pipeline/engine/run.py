@@ -24,6 +24,25 @@ from pipeline.engine.outcome import SessionOutcome
 from pipeline.storage import db
 from pipeline.storage.lock import exclusive_run
 
+
+def refuse_if_running(db_path: Path | str, *, wait_s: float = 0.0) -> None:
+    """Refuse at once when another run holds ``db_path``'s run lock (waiting up to ``wait_s`` for it).
+
+    The cheap check a command makes before Prefect or any model starts: taking the lock and letting it go
+    costs milliseconds, where a refusal by :func:`owned_run` came after start-up. :func:`owned_run` still takes
+    the lock for the run itself (another run may start in between).
+
+    Raises
+    ------
+    DatabaseLockedError
+        Another run holds the lock past ``wait_s`` (the message names its process id).
+    StorageError
+        The database's folder cannot be written (it holds the lock file).
+    """
+    with exclusive_run(Path(db_path), wait_s=wait_s):
+        pass
+
+
 #: The statuses a run can end with (``pipeline_runs.status``).
 END_STATUSES = ("finished", "interrupted", "failed")
 
@@ -52,8 +71,10 @@ def owned_run(db_path: Path | str, *, command: str, models: dict | None = None, 
 
     Raises
     ------
+    DatabaseLockedError
+        Another run holds the database past ``lock_wait_s``: no run is recorded.
     StorageError
-        Another run holds the database past ``lock_wait_s``, or it cannot be opened: no run is recorded.
+        The database cannot be opened: no run is recorded.
     """
     dbp = Path(db_path)
     with exclusive_run(dbp, wait_s=lock_wait_s):

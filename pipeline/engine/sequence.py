@@ -212,7 +212,7 @@ def complete_outputs(outcome: SessionOutcome, *, db_path: Path, reports_dir: Pat
 def precheck(audio_path: Path, meta: SessionMeta, consent: dict | None, *, db_path: Path,
              force: bool, log: Any = None, reports_dir: Path | None = None,
              run_id: str | None = None, audio_options: AudioOptions | None = None,
-             check_database: bool = False) -> Prechecked:
+             check_database: bool = False, con: Any = None) -> Prechecked:
     """Consent (else *refused*), the audio boundary without decoding, then the skip test on the file's SHA-256.
 
     The audio check (:func:`pipeline.audio.decode.check_audio`: a regular non-empty file, a plausible header,
@@ -227,6 +227,9 @@ def precheck(audio_path: Path, meta: SessionMeta, consent: dict | None, *, db_pa
     With ``reports_dir`` and ``run_id``, a skipped session whose summary or report is missing gets them
     written again (:func:`complete_outputs`).
 
+    With ``con`` (an open connection, :data:`DB_LOCK` held by the caller: a batch checking all its recordings
+    in one opening) the skip test runs in it.
+
     Raises
     ------
     StorageError
@@ -239,7 +242,7 @@ def precheck(audio_path: Path, meta: SessionMeta, consent: dict | None, *, db_pa
             return _precheck(audio_path, meta, consent, db_path=db_path, force=force, log=log,
                              reports_dir=reports_dir, run_id=run_id, audio_options=audio_options, con=con)
     return _precheck(audio_path, meta, consent, db_path=db_path, force=force, log=log, reports_dir=reports_dir,
-                     run_id=run_id, audio_options=audio_options, con=None)
+                     run_id=run_id, audio_options=audio_options, con=con)
 
 
 def _precheck(audio_path: Path, meta: SessionMeta, consent: dict | None, *, db_path: Path, force: bool, log: Any,

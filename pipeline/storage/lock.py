@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.errors import StorageError
+from pipeline.errors import DatabaseLockedError, StorageError
 
 
 def lock_path(db_path: Path) -> Path:
@@ -22,9 +22,10 @@ def exclusive_run(db_path: Path, *, wait_s: float = 0.0) -> Iterator[None]:
 
     Raises
     ------
+    DatabaseLockedError
+        Another run holds the lock past ``wait_s`` (the message names its process id).
     StorageError
-        Another run holds the lock (the message names its process id), or the database's folder cannot
-        be written.
+        The database's folder cannot be written.
     """
     path = lock_path(Path(db_path))
     try:
@@ -42,7 +43,7 @@ def exclusive_run(db_path: Path, *, wait_s: float = 0.0) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                    raise StorageError(
+                    raise DatabaseLockedError(
                         f"another run (process {holder}) is writing to {db_path}; wait for it to finish "
                         "or use another --db"
                     ) from None

@@ -220,8 +220,11 @@ def test_empty_tables_export_with_their_columns(dbp, tmp_path, capsys):
 def test_batch_progress_line_is_a_pure_function():
     from pipeline.cli.batch import progress_line
 
-    o = replace(SessionOutcome("failed", "/in/a.wav", "s1", None, "audio", "audio_missing", "gone"))
-    assert progress_line(o, 1, 4, 10.0) == "[1/4] failed    s1  a.wav at audio: gone  (elapsed 10 s, ETA 30 s)"
+    o = replace(SessionOutcome("failed", "/in/Jane Doe.wav", "s1", None, "audio", "audio_missing",
+                               "/in/Jane Doe.wav: gone"))
+    names = {"/in/Jane Doe.wav": "item 3", "Jane Doe.wav": "item 3", "Jane Doe": "item 3"}
+    assert progress_line(o, 1, 4, 10.0, handle="item 3", names=names) == \
+        "[1/4] failed    s1  item 3 at audio: item 3: gone  (elapsed 10 s, ETA 30 s)"
 
 
 def test_a_missing_recording_is_reported_as_missing_not_as_no_consent(tmp_path, capsys):
@@ -273,10 +276,10 @@ def test_process_prints_each_stage_and_the_whole_wall_time(prefect_harness, fake
 def test_batch_json_prints_one_object_per_recording_and_progress_on_stderr(tmp_path, capsys):
     import argparse
 
-    from pipeline.cli.batch import _on_progress
+    from pipeline.cli.batch import NeutralNames, _on_progress
 
     args = argparse.Namespace(json=True, quiet=False, db=str(tmp_path / "a.duckdb"))
-    callback = _on_progress(args, output.Progress.for_args(args))
+    callback = _on_progress(args, output.Progress.for_args(args), NeutralNames([]))
     callback(SessionOutcome("processed", "/in/a.wav", "s1", "ab" * 32, duration_s=20.0, wall_s=3.0), 1, 2, 5.0)
     callback(SessionOutcome("refused", "/in/b.wav", "s2", None, "consent", "no_consent", "no consent"), 2, 2, 6.0)
     out, err = capsys.readouterr()

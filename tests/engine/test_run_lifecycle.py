@@ -22,6 +22,7 @@ import soundfile as sf
 from conftest import ROOT, pyannote_sample, write_consent
 
 import flows.batch_flow as batch_mod
+import pipeline.engine.batch_checks as batch_checks
 import pipeline.engine.sequence as sequence_mod
 from pipeline.analysis.session import SessionMeta
 from pipeline.engine.run import owned_run
@@ -59,7 +60,7 @@ def _batch_flow(tmp_path, recording, monkeypatch):
         w.writerow(["audio", "session_id", "client_id", "therapist_id", "consent_scope", "consented_on",
                     "consented_by"])
         w.writerow(["x.wav", "", "c9", "t9", "clinical", "2026-01-01", "client"])  # a manifest failure
-    monkeypatch.setattr(batch_mod, "_manifest_failure", _ctrl_c)  # in the flow's own thread, inside the run
+    monkeypatch.setattr(batch_checks, "manifest_failure", _ctrl_c)  # in the flow's own thread, inside the run
     with pytest.raises(KeyboardInterrupt):
         batch_mod.run_batch(str(manifest), workers=1, db_path=str(tmp_path / "a.duckdb"),
                             reports_dir=str(tmp_path / "reports"))
