@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 
-from pipeline.errors import AccessDeniedError
+from pipeline.errors import AccessDeniedError, ConfigError
 
 DEFAULT_DB = "alliance.duckdb"
 #: Environment variable giving the default of ``--db`` (the key files have theirs: ``ALLIANCE_DB_KEY_FILE``,
@@ -116,3 +117,73 @@ def language_option(value: str) -> str | None:
     """The ``TranscribeOptions.language`` for a ``--language`` value (``auto`` -> None: detect)."""
     return None if value.strip().lower() == "auto" else value.strip().lower()
 
+
+
+ASR_BACKENDS = ("faster-whisper", "openai-whisper", "moonshine", "rover")
+
+
+def add_stage_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the stages, the same for ``process`` and ``batch`` (built by :func:`stage_options`)."""
+    p.add_argument("--asr-backend", choices=ASR_BACKENDS, default="faster-whisper",
+                   help="speech recognition backend: faster-whisper (default) and openai-whisper run the same Whisper "
+                   "base weights (faster-whisper about 3x faster on CPU); moonshine decodes Moonshine base per speech "
+                   "region with Whisper word alignment (slower; better on some real audio, worse on phone); rover "
+                   "combines Whisper beam 5, Whisper greedy and Moonshine word by word (lowest word error rate in "
+                   "degraded rooms, about 5x the CPU: docs/realistic_bench.md, 'System combination')")
+    p.add_argument("--asr-beam-size", type=positive_int, default=1, metavar="N",
+                   help="Whisper beam width (default 1: greedy). 5 lowered the word error rate in every degraded "
+                   "condition of the realistic bench (rooms, noise, phone, mp3, the real sample: 0.5-19 points), "
+                   "changed it by +1.9 and -0.3 points on the two clean renders, and costs about a quarter more ASR "
+                   "time (docs/realistic_bench.md)")
+    p.add_argument("--asr-batch-size", type=positive_int, default=None, metavar="N",
+                   help="faster-whisper only: decode speech chunks (cut at pauses by Silero VAD) N at a time "
+                   "(BatchedInferencePipeline). About 25 %% less CPU; WER better in far, noisy and mp3 renders, "
+                   "worse in clean, near and phone ones (docs/realistic_bench.md). Default: sequential")
+    add_language_argument(p)
+    p.add_argument("--segmentation-step", type=float, default=None,
+                   help="diarization window step as a fraction of the 10 s window (smaller: slower, more accurate)")
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="cpu (default), cuda or cuda:N: run Whisper (float16) and pyannote on a GPU")
+    p.add_argument("--sequential", action="store_true",
+                   help="run transcription and diarization one after the other instead of at the same time")
+
+
+def check_stage_arguments(args: argparse.Namespace) -> None:
+    """The stage options' form, checked before anything heavy is imported (:func:`stage_options` builds them).
+
+    Raises
+    ------
+    ConfigError
+        A device that is not ``cpu``, ``cuda`` or ``cuda:N``, a segmentation step outside (0, 1], or ASR options
+        that do not go together.
+    """
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):  # checked fully (torch) when the options are built
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {args.device!r}")
+    if args.segmentation_step is not None and not 0 < args.segmentation_step <= 1:
+        raise ConfigError(f"--segmentation-step must be in (0, 1]; got {args.segmentation_step!r}")
+    if args.asr_batch_size is not None and args.asr_backend != "faster-whisper":
+        raise ConfigError(f"--asr-batch-size needs --asr-backend faster-whisper, not {args.asr_backend}")
+    if args.asr_beam_size != 1 and args.asr_backend in ("moonshine", "rover"):
+        raise ConfigError(f"--asr-beam-size does not apply to --asr-backend {args.asr_backend} (rover fixes its "
+                          "parts' beams)")
+
+
+def stage_options(args: argparse.Namespace, *, num_speakers: int | None = None, keep_audio: bool = True):
+    """The :class:`~pipeline.engine.runtime.PipelineOptions` of :func:`add_stage_arguments`' values.
+
+    Imports the stages' option classes (and torch, for the device check): call it after start-up began.
+    """
+    from dataclasses import replace
+
+    from pipeline.asr.transcribe import TranscribeOptions
+    from pipeline.diarization.diarize import DiarizeOptions
+    from pipeline.engine.runtime import PipelineOptions, options_for_device
+
+    diarize = DiarizeOptions() if num_speakers is None else DiarizeOptions(num_speakers=num_speakers)
+    if args.segmentation_step is not None:
+        diarize = replace(diarize, segmentation_step=args.segmentation_step)
+    transcribe = TranscribeOptions(backend=args.asr_backend, language=language_option(args.language),
+                                   beam_size=args.asr_beam_size, batch_size=args.asr_batch_size)
+    return options_for_device(args.device, PipelineOptions(transcribe=transcribe, diarize=diarize,
+                                                           overlap_stages=not args.sequential,
+                                                           keep_audio=keep_audio))

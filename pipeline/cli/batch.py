@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.cli import output
-from pipeline.cli.args import add_db_argument, add_language_argument, language_option
+from pipeline.cli.args import add_db_argument, add_stage_arguments, check_stage_arguments, stage_options
 from pipeline.engine.outcome import SessionOutcome
 
 if TYPE_CHECKING:  # the checks pull in the stage sequence: imported when the command runs, not with the parser
@@ -46,9 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another run on the same database to finish (default: refuse at once)")
     p.add_argument("--force", action="store_true", help="re-process recordings already stored")
-    add_language_argument(p)
-    p.add_argument("--device", default="cpu", metavar="DEVICE",
-                   help="cpu (default), cuda or cuda:N: run Whisper (float16) and pyannote on a GPU")
+    add_stage_arguments(p)
     p.add_argument("--delete-audio", action="store_true",
                    help="delete each recording once it is stored and summarised (hashes are kept; default: keep)")
     output.add_output_arguments(p)
@@ -150,6 +148,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if args.dask_address and args.engine != "dask":
         print("error: --dask-address needs --engine dask", file=sys.stderr)
         return 2
+    check_stage_arguments(args)
     if args.engine == "dask":  # the scheduler's and nannies' start/stop chatter would drown the progress lines
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # read when dask is first imported
     progress = output.Progress.for_args(args, started=getattr(args, "started", None))
@@ -189,9 +188,6 @@ def _with_flow(args: argparse.Namespace, checks: BatchChecks, progress: output.P
     progress(f"{len(checks.runnable())} of {len(checks.items)} recording(s) to process; importing Prefect and the "
              "models' libraries" + (" (Prefect's local server starting in the background)" if server else ""))
     from flows.batch_flow import run_batch  # Prefect and the models' libraries: ~8 s of imports
-    from pipeline.asr.transcribe import TranscribeOptions
-    from pipeline.engine.runtime import PipelineOptions, options_for_device
-
     if server is not None:
         progress("waiting for Prefect's local server")
         server.wait_ready()
@@ -200,6 +196,4 @@ def _with_flow(args: argparse.Namespace, checks: BatchChecks, progress: output.P
                      db_path=args.db, reports_dir=str(args.reports_dir), force=args.force,
                      allowed_root=str(args.allowed_root) if args.allowed_root else None,
                      lock_wait_s=args.wait, on_progress=on_progress, checks=batch_checks.register(checks),
-                     options=options_for_device(args.device, PipelineOptions(
-                         keep_audio=not args.delete_audio,
-                         transcribe=TranscribeOptions(language=language_option(args.language)))))
+                     options=stage_options(args, keep_audio=not args.delete_audio))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import signal
 import sys
 import time
@@ -19,12 +18,12 @@ import pipeline  # noqa: F401  (offline, telemetry-off environment first)
 from pipeline.cli import batch, codes, output, privacy, report, research, server, study, transcript
 from pipeline.cli.args import (
     add_db_argument,
-    add_language_argument,
+    add_stage_arguments,
     add_viewer_arguments,
+    check_stage_arguments,
     check_viewer,
     iso_date,
-    language_option,
-    positive_int,
+    stage_options,
 )
 from pipeline.errors import AllianceError, ConfigError, DatabaseLockedError
 
@@ -56,25 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "in memory only, never stored)")
     add_db_argument(p)
     p.add_argument("--reports-dir", default="reports", type=Path, help="where summaries are written (default: reports)")
-    p.add_argument("--asr-backend", choices=("faster-whisper", "openai-whisper", "moonshine"), default="faster-whisper",
-                   help="speech recognition backend: faster-whisper (default) and openai-whisper run the same Whisper "
-                   "base weights (faster-whisper about 3x faster on CPU); moonshine decodes Moonshine base per speech "
-                   "region with Whisper word alignment (slower; better on some real audio, worse on phone: see README)")
-    p.add_argument("--asr-batch-size", type=positive_int, default=None, metavar="N",
-                   help="faster-whisper only: decode speech chunks (cut at pauses by Silero VAD) N at a time "
-                   "(BatchedInferencePipeline). About 25 %% less CPU; WER better in far, noisy and mp3 renders, "
-                   "worse in clean, near and phone ones (docs/realistic_bench.md). Default: sequential")
-    add_language_argument(p)
+    add_stage_arguments(p)
     p.add_argument("--num-speakers", type=int, default=2, help="number of speakers for diarization (default: 2)")
     p.add_argument("--therapist-speaker", metavar="WHO",
                    help="override the therapist/client rule: 'first' or 'second' speaker, or a diarization label "
                    "such as SPEAKER_01")
-    p.add_argument("--segmentation-step", type=float, default=None,
-                   help="diarization window step as a fraction of the 10 s window (smaller: slower, more accurate)")
-    p.add_argument("--device", default="cpu", metavar="DEVICE",
-                   help="cpu (default), cuda or cuda:N: run Whisper (float16) and pyannote on a GPU")
-    p.add_argument("--sequential", action="store_true",
-                   help="run transcription and diarization one after the other instead of at the same time")
     p.add_argument("--force", action="store_true", help="re-process even if this audio was already processed")
     p.add_argument("--delete-audio", action="store_true",
                    help="delete the recording after it was processed and its summary written (its SHA-256 is kept "
@@ -126,10 +111,9 @@ def _cmd_process(args: argparse.Namespace) -> int:
                        role_override=args.therapist_speaker, num_speakers=args.num_speakers,
                        known_names=tuple(args.known_name))
     dbp, audio = Path(args.db), Path(args.audio)
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):  # checked fully (torch) later; the form now
-        raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {args.device!r}")
-    if args.num_speakers < 1 or (args.segmentation_step is not None and not 0 < args.segmentation_step <= 1):
-        raise ConfigError("--num-speakers must be at least 1 and --segmentation-step in (0, 1]")
+    check_stage_arguments(args)
+    if args.num_speakers < 1:
+        raise ConfigError(f"--num-speakers must be at least 1; got {args.num_speakers}")
     progress = output.Progress.for_args(args, started=args.started)
     progress(f"processing session {args.session_id}: checking the database, the run lock, consent and the skip "
              "test (then about a seventh of the audio's length on 2 CPU cores, plus start-up)")
@@ -171,22 +155,12 @@ def _process_with_flow(args: argparse.Namespace, meta, pre, progress: output.Pro
     progress("starting Prefect's local server (background) and importing the models' libraries")
     server = start_background_server(home if os.path.isdir(home) else None)
     from flows.session_flow import process_session  # Prefect and the models' libraries: ~8 s of imports
-    from pipeline.asr.transcribe import TranscribeOptions
-    from pipeline.diarization.diarize import DiarizeOptions
     from pipeline.engine import sequence
     from pipeline.engine.run import owned_run
-    from pipeline.engine.runtime import PipelineOptions, models_description, options_for_device
+    from pipeline.engine.runtime import models_description
 
     marks["imports"] = time.perf_counter()
-
-    diarize = DiarizeOptions(num_speakers=args.num_speakers)
-    if args.segmentation_step is not None:
-        diarize = replace(diarize, segmentation_step=args.segmentation_step)
-    options = options_for_device(args.device, PipelineOptions(
-        transcribe=TranscribeOptions(backend=args.asr_backend, language=language_option(args.language),
-                                     batch_size=args.asr_batch_size),
-        diarize=diarize, overlap_stages=not args.sequential,
-        keep_audio=not args.delete_audio))
+    options = stage_options(args, num_speakers=args.num_speakers, keep_audio=not args.delete_audio)
     progress("loading the models")
     with owned_run(Path(args.db), command=f"process {Path(args.audio).name}",
                    models=models_description(options)) as run:
