@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from pipeline.analysis.attribute import assign_words, build_turns
 from pipeline.analysis.indicators import IndicatorOptions, SessionMeasures, measure_session
@@ -22,14 +23,16 @@ from pipeline.analysis.quality import (
     words_in_speech,
 )
 from pipeline.analysis.roles import assign_roles
-from pipeline.codes.apply import CodedSession, code_turns, summary_indicators
-from pipeline.codes.coder import ProcessCoder
-from pipeline.codes.features import Encoder
 from pipeline.markers.dialogue import Language
 from pipeline.markers.prosody import SpeakerFrames
 from pipeline.privacy.consent import Consent
 from pipeline.privacy.deid import deidentify_many
 from pipeline.types import AttributedWord, Audio, Diarization, RoleAssignment, Transcript, Turn
+
+if TYPE_CHECKING:  # the coder's modules import scikit-learn (about 1.3 s): only when a session is coded
+    from pipeline.codes.apply import CodedSession
+    from pipeline.codes.coder import ProcessCoder
+    from pipeline.codes.features import Encoder
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ def analyse(
     check_plausible(measures.indicators, options=quality)
     codes = None
     if coder is not None and encoder is not None:
+        from pipeline.codes.apply import code_turns, summary_indicators
+
         codes = code_turns(turns, roles, coder, encoder)
         measures = replace(measures, indicators=measures.indicators
                            + tuple(summary_indicators(codes, audio.duration_s)))
