@@ -253,27 +253,18 @@ SQL_STATEMENT = re.compile(r"\s*(SELECT\s.+\sFROM\s|INSERT\s+INTO\s|UPDATE\s+\w+
                            r"WITH\s+\w+\s+AS\s*\(|ALTER\s+TABLE\s)", re.S)
 #: Methods that run SQL on a DuckDB connection.
 SQL_CALLS = frozenset({"execute", "executemany", "sql"})
-#: (module, function) of pipeline/cli allowed one SQL call, with the reason. `alliance query` hands the
-#: researcher's own query to the sandbox built by pipeline.research.access (no SQL of ours); the call belongs in
-#: research.access too, and this entry goes when cli/privacy.py moves it there.
-SQL_CALL_ALLOWED = {("pipeline/cli/privacy.py", "_cmd_query"): "the researcher's own query, in the sandbox"}
 
 
 def _sql_in_cli(root: Path = ROOT) -> list[tuple[str, int, str]]:
     """``(module, line, what)`` for every SQL statement string and SQL call in pipeline/cli.
 
     A string counts when it starts like a statement (an f-string: its first literal part); a call when it is
-    ``.execute``/``.executemany``/``.sql`` on anything, unless :data:`SQL_CALL_ALLOWED` names its function.
+    ``.execute``/``.executemany``/``.sql`` on anything.
     """
     found = []
     for path in sorted((root / "pipeline" / "cli").rglob("*.py")):
         rel = path.relative_to(root).as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        where = {}
-        for fn in ast.walk(tree):
-            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                for node in ast.walk(fn):
-                    where.setdefault(id(node), fn.name)
         for node in ast.walk(tree):
             text = None
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -282,8 +273,7 @@ def _sql_in_cli(root: Path = ROOT) -> list[tuple[str, int, str]]:
                 text = str(node.values[0].value)
             if text is not None and SQL_STATEMENT.match(text):
                 found.append((rel, node.lineno, f"SQL string {text[:40]!r}"))
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SQL_CALLS
-                    and (rel, where.get(id(node))) not in SQL_CALL_ALLOWED):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SQL_CALLS:
                 found.append((rel, node.lineno, f".{node.func.attr}() call"))
     return sorted(set(found))
 
@@ -291,16 +281,6 @@ def _sql_in_cli(root: Path = ROOT) -> list[tuple[str, int, str]]:
 def test_the_command_layer_holds_no_sql():
     """pipeline/cli parses and prints: its queries live in storage, privacy, research or report."""
     assert _sql_in_cli() == []
-
-
-def test_each_allowed_sql_call_is_still_there():
-    """An entry of SQL_CALL_ALLOWED whose call has moved out must go (so the list never hides a new call)."""
-    planted = dict(SQL_CALL_ALLOWED)
-    for (module, function) in planted:
-        tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
-        fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function)
-        assert any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in SQL_CALLS
-                   for n in ast.walk(fn)), (module, function)
 
 
 @pytest.mark.parametrize("source", [

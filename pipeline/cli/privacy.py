@@ -244,28 +244,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    import hashlib
-
-    import duckdb
-
     from pipeline.csv_safety import csv_safe_frame
-    from pipeline.errors import ConfigError
-    from pipeline.research.access import load_study_key, relations_in, research_sandbox
-    from pipeline.storage import audit, db
+    from pipeline.research.access import load_study_key, run_research_query
+    from pipeline.storage.audit import current_actor
 
-    key = load_study_key(args.study_key_file)
-    with db.open(args.db, create=False) as con:
-        box = research_sandbox(con, key=key, names=relations_in(args.sql))  # only the relations the query names
-        # the query's text may quote ids or free text: only its SHA-256 and length are kept
-        digest = hashlib.sha256(args.sql.encode("utf-8", "surrogatepass")).hexdigest()
-        audit.record(con, action="query", actor=audit.current_actor(args.actor), role="researcher",
-                     detail=f"sql sha256 {digest} ({len(args.sql)} chars)")
-    try:
-        frame = box.execute(args.sql).df()
-    except duckdb.Error as e:
-        raise ConfigError(f"query failed: {e}") from e
-    finally:
-        box.close()
+    frame = run_research_query(args.db, args.sql, key=load_study_key(args.study_key_file),
+                               actor=current_actor(args.actor))
     if args.csv:
         csv_safe_frame(frame).to_csv(sys.stdout, index=False)  # formula-safe cells (pipeline.csv_safety)
     else:

@@ -159,3 +159,32 @@ def check_relation(name: str) -> None:
     known = [r.name for r in RELATIONS]
     if name not in known:
         raise ConfigError(f"{name!r} is not available to researchers; research relations: {', '.join(known)}")
+
+
+def run_research_query(db_path, sql: str, *, key: bytes, actor: str) -> pd.DataFrame:
+    """A researcher's own query (``alliance query``), run in the sealed sandbox of the relations it names.
+
+    The audit log keeps the query's SHA-256 and length only: its text may quote ids or free text.
+
+    Raises
+    ------
+    ConfigError
+        The query failed in the sandbox (syntax, an unknown relation, a file or network access).
+    StorageError
+        The database cannot be opened.
+    """
+    import hashlib
+
+    from pipeline.storage import audit, db
+
+    with db.open(db_path, create=False) as con:
+        box = research_sandbox(con, key=key, names=relations_in(sql))  # only the relations the query names
+        digest = hashlib.sha256(sql.encode("utf-8", "surrogatepass")).hexdigest()
+        audit.record(con, action="query", actor=actor, role="researcher",
+                     detail=f"sql sha256 {digest} ({len(sql)} chars)")
+    try:
+        return box.execute(sql).df()
+    except duckdb.Error as e:
+        raise ConfigError(f"query failed: {e}") from e
+    finally:
+        box.close()
