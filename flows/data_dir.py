@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from pipeline.engine.manifest import is_inside
 from pipeline.errors import ConfigError
 
 #: The environment variable naming a deployment's data folder (set it where the worker starts).
@@ -30,12 +31,6 @@ def in_deployment() -> bool:
     return deployment.id is not None
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
 
 
 def resolve_data_paths(paths: Mapping[str, str | None], *, env: Mapping[str, str] | None = None,
@@ -61,6 +56,6 @@ def resolve_data_paths(paths: Mapping[str, str | None], *, env: Mapping[str, str
     root = Path(data)
     if not root.is_absolute():
         raise ConfigError(f"{DATA_DIR_ENV} must be an absolute path, got {data!r}")
-    if _inside(root, code_root):
+    if is_inside(root, code_root):
         raise ConfigError(f"{DATA_DIR_ENV} {data} is inside the code checkout {code_root}: keep data outside it")
     return {name: str(root / value) if name in relative else value for name, value in paths.items()}

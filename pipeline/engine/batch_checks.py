@@ -11,16 +11,14 @@ withdrawal test (another run, or a withdrawal, may come in between).
 
 from __future__ import annotations
 
-import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.engine import sequence
+from pipeline.engine.handles import InProcessRegistry
 from pipeline.engine.manifest import BatchItem
 from pipeline.engine.outcome import SessionOutcome, outcome_for_error
-from pipeline.errors import ConfigError
 from pipeline.storage import db
 from pipeline.storage.integrity import check_blocks
 
@@ -125,16 +123,13 @@ def batch_command(source: str | Path, *, workers: int, engine: str) -> str:
     return f"batch {source} (workers={workers}, engine={engine})"
 
 
-_LOCK = threading.Lock()
-_REGISTRY: dict[str, BatchChecks] = {}
+_CHECKS: InProcessRegistry[BatchChecks] = InProcessRegistry(
+    "b", "no batch checks registered under handle {handle} in this process")
 
 
 def register(checks: BatchChecks) -> str:
     """Keep a command's checks under a random handle, the batch flow's ``checks`` parameter (not its contents)."""
-    handle = f"b-{secrets.token_hex(12)}"
-    with _LOCK:
-        _REGISTRY[handle] = checks
-    return handle
+    return _CHECKS.register(checks)
 
 
 def take(handle: str) -> BatchChecks:
@@ -145,8 +140,4 @@ def take(handle: str) -> BatchChecks:
     ConfigError
         Nothing is registered under it in this process (the checks are handed on in-process only).
     """
-    with _LOCK:
-        checks = _REGISTRY.pop(handle, None)
-    if checks is None:
-        raise ConfigError(f"no batch checks registered under handle {handle!r} in this process")
-    return checks
+    return _CHECKS.pop(handle)

@@ -17,15 +17,54 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipeline.analysis.session import SessionMeta
 
-_LOCK = threading.Lock()
-_REGISTRY: dict[str, SessionRequest] = {}
+T = TypeVar("T")
+
+
+class InProcessRegistry(Generic[T]):
+    """Objects kept in this process's memory under random handles (``PREFIX-`` and 24 hex digits).
+
+    ``missing`` is the :class:`ConfigError` message for a handle nothing is registered under (``{handle}``
+    is filled in).
+    """
+
+    def __init__(self, prefix: str, missing: str) -> None:
+        self._prefix, self._missing = prefix, missing
+        self._lock = threading.Lock()
+        self._objects: dict[str, T] = {}
+
+    def register(self, obj: T) -> str:
+        handle = f"{self._prefix}-{secrets.token_hex(12)}"
+        with self._lock:
+            self._objects[handle] = obj
+        return handle
+
+    def get(self, handle: str) -> T:
+        """The object under ``handle`` (kept). Raises ConfigError when there is none."""
+        with self._lock:
+            obj = self._objects.get(handle)
+        if obj is None:
+            raise ConfigError(self._missing.format(handle=repr(handle)))
+        return obj
+
+    def pop(self, handle: str) -> T:
+        """The object under ``handle``, forgotten here. Raises ConfigError when there is none."""
+        with self._lock:
+            obj = self._objects.pop(handle, None)
+        if obj is None:
+            raise ConfigError(self._missing.format(handle=repr(handle)))
+        return obj
+
+    def release(self, handle: str) -> None:
+        """Forget ``handle`` (nothing happens when it is unknown)."""
+        with self._lock:
+            self._objects.pop(handle, None)
 
 
 @dataclass(frozen=True)
@@ -46,12 +85,14 @@ class SessionRequest:
     prechecked: Any = None
 
 
+_SESSIONS: InProcessRegistry[SessionRequest] = InProcessRegistry(
+    "h", "no session registered under handle {handle} in this process: the session flow runs only in-process "
+    "(alliance process, alliance batch); deployments use the batch flow with a manifest")
+
+
 def register(request: SessionRequest) -> str:
     """Keep ``request`` under a new random handle (``h-`` and 24 hex digits) and return the handle."""
-    handle = f"h-{secrets.token_hex(12)}"
-    with _LOCK:
-        _REGISTRY[handle] = request
-    return handle
+    return _SESSIONS.register(request)
 
 
 def lookup(handle: str) -> SessionRequest:
@@ -63,16 +104,9 @@ def lookup(handle: str) -> SessionRequest:
         No request is registered under it in this process (the session flow runs only in the process
         that registered its inputs: ``alliance process`` or a thread batch, not a deployment).
     """
-    with _LOCK:
-        request = _REGISTRY.get(handle)
-    if request is None:
-        raise ConfigError(f"no session registered under handle {handle!r} in this process: the session flow "
-                          "runs only in-process (alliance process, alliance batch); deployments use the batch "
-                          "flow with a manifest")
-    return request
+    return _SESSIONS.get(handle)
 
 
 def release(handle: str) -> None:
     """Forget the request (its flow has ended)."""
-    with _LOCK:
-        _REGISTRY.pop(handle, None)
+    _SESSIONS.release(handle)

@@ -93,7 +93,8 @@ class BatchItem:
         return tuple(dict.fromkeys(n for n in found if n))
 
 
-def _inside(path: Path, root: Path) -> bool:
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (links resolved) lies in the folder ``root``."""
     try:
         path.resolve().relative_to(root.resolve())
     except ValueError:
@@ -130,7 +131,7 @@ def _item_from_row(index: int, row: dict[str, Any], *, base: Path, allowed_root:
         fields.update(ids)
         audio = (base / fields["audio"]).resolve() if not Path(fields["audio"]).is_absolute() \
             else Path(fields["audio"]).resolve()
-        if not _inside(audio, allowed_root):
+        if not is_inside(audio, allowed_root):
             raise ManifestError(f"{label}: path {fields['audio']!r} is outside the allowed folder {allowed_root}")
         recorded_on = None
         if fields.get("recorded_on"):
