@@ -634,7 +634,7 @@ def _transcribe(name: str, samples: np.ndarray, diarization: Any, key: str, cach
                 load_s: dict[str, float]) -> tuple[Any, float, float]:
     """One ASR configuration on one recording: ``(transcript, wall s, CPU s)``; a combination's are its parts' sum."""
     from pipeline.asr.combine import combine_transcripts, rover_parts
-    from pipeline.asr.transcribe import TranscribeOptions, tidy_words
+    from pipeline.asr.transcribe import TranscribeOptions
 
     config = dict(ASR_CONFIGS[name])
     per_turn = config.pop("per_turn", None)  # True: prompted with the previous turn, False: not prompted
@@ -648,7 +648,7 @@ def _transcribe(name: str, samples: np.ndarray, diarization: Any, key: str, cach
     got = [cache.get(f"{key}|{o!r}", lambda o=o: _transcriber(o, load_s), samples) for o, _ in parts]
     t, c = time.perf_counter(), time.process_time()
     combined = combine_transcripts([g[0] for g in got], [conf for _, conf in parts],
-                                   duration_s=samples.shape[0] / SR, tidy=tidy_words)
+                                   duration_s=samples.shape[0] / SR)
     return (combined, sum(g[1] for g in got) + time.perf_counter() - t,
             sum(g[2] for g in got) + time.process_time() - c)
 
@@ -668,11 +668,10 @@ _PER_TURN: dict[Any, Any] = {}
 def _per_turn(opts: Any, prompt: bool, load_s: dict[str, float]) -> Any:
     from models.store import require
     from pipeline.asr.per_turn import TurnTranscriber
-    from pipeline.asr.transcribe import tidy_words
 
     if (opts, prompt) not in _PER_TURN:
         t = time.perf_counter()
-        _PER_TURN[(opts, prompt)] = TurnTranscriber.load(require("whisper-base-ct2"), options=opts, tidy=tidy_words,
+        _PER_TURN[(opts, prompt)] = TurnTranscriber.load(require("whisper-base-ct2"), options=opts,
                                                           prompt=prompt)
         load_s[f"per-turn prompt={prompt} {opts!r}"] = time.perf_counter() - t
     return _PER_TURN[(opts, prompt)]

@@ -40,7 +40,7 @@ def _recordings(cache: dict, session: str) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     from bench.bench_realistic import TranscriptCache
     from pipeline.asr.combine import RoverOptions, combine_transcripts, rover_parts
-    from pipeline.asr.transcribe import TranscribeOptions, tidy_words
+    from pipeline.asr.transcribe import TranscribeOptions
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("transcripts", type=Path)
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rover = RoverOptions(**dict(zip(GRID, values, strict=True)))
         confidences = [rover.moonshine_confidence if c is not None else None for _, c in rover_parts(opts)]
         wer, per = pooled(lambda parts, d, rover=rover, confidences=confidences: combine_transcripts(
-            parts, confidences, duration_s=d, tidy=tidy_words, options=rover).words)
+            parts, confidences, duration_s=d, options=rover).words)
         results.append((wer, rover, per))
     results.sort(key=lambda r: r[0])
     names = ["beam5", "greedy", "moonshine"]

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pipeline.asr.base import tidy_words
 from pipeline.types import SAMPLE_RATE_HZ, Transcript, Word
 
 __all__ = ["CombinedTranscriber", "Hypothesis", "RoverOptions", "align", "combine_words", "rover_parts", "vote",
@@ -173,13 +174,12 @@ def rover_parts(options: Any, rover: RoverOptions | None = None) -> tuple[tuple[
 
 
 def combine_transcripts(transcripts: Sequence[Transcript], confidences: Sequence[float | None], *,
-                        duration_s: float, tidy: Callable[..., tuple[Word, ...]],
-                        options: RoverOptions | None = None) -> Transcript:
+                        duration_s: float, options: RoverOptions | None = None) -> Transcript:
     """One transcript from the parts' transcripts (same recording), words combined by :func:`combine_words`."""
     hyps = [Hypothesis(t.words, c) for t, c in zip(transcripts, confidences, strict=True)]
     first = transcripts[0]
     names = dict.fromkeys(t.model_name for t in transcripts)
-    return Transcript(words=tidy(combine_words(hyps, options), duration_s=duration_s), language=first.language,
+    return Transcript(words=tidy_words(combine_words(hyps, options), duration_s=duration_s), language=first.language,
                       language_probability=first.language_probability, backend=NAME, model_name="+".join(names),
                       segments=sum(t.segments for t in transcripts),
                       segments_dropped=sum(t.segments_dropped for t in transcripts))
@@ -191,18 +191,15 @@ class CombinedTranscriber:
     Parameters
     ----------
     parts : sequence of (Transcriber, fixed confidence or None)
-    tidy : callable
-        ``pipeline.asr.transcribe.tidy_words`` (passed in by ``load_transcriber``, which imports this module).
     rover : RoverOptions
     """
 
     name = NAME
 
-    def __init__(self, parts: Sequence[tuple[Any, float | None]], *, tidy: Callable[..., tuple[Word, ...]],
-                 rover: RoverOptions | None = None) -> None:
+    def __init__(self, parts: Sequence[tuple[Any, float | None]], *, rover: RoverOptions | None = None) -> None:
         if not parts:
             raise ValueError("a combination needs at least one part")
-        self.parts, self._tidy, self.rover = tuple(parts), tidy, rover or RoverOptions()
+        self.parts, self.rover = tuple(parts), rover or RoverOptions()
         self.model_name = "+".join(dict.fromkeys(p.model_name for p, _ in self.parts))
 
     def transcribe(self, samples: np.ndarray, *, progress: Any = None) -> Transcript:
@@ -213,5 +210,4 @@ class CombinedTranscriber:
             hook = None if progress is None else (lambda f, k=k: progress(min((k + f) / n, 1.0)))
             transcripts.append(part.transcribe(samples, progress=hook))
         return combine_transcripts(transcripts, [c for _, c in self.parts],
-                                   duration_s=np.asarray(samples).shape[0] / SAMPLE_RATE_HZ, tidy=self._tidy,
-                                   options=self.rover)
+                                   duration_s=np.asarray(samples).shape[0] / SAMPLE_RATE_HZ, options=self.rover)

@@ -14,13 +14,14 @@ Measured on the realistic bench (``docs/realistic_bench.md``, "System combinatio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from models.ct2_whisper import model_name_for
+from pipeline.asr.base import tidy_words
 from pipeline.asr.features import install_blockwise_features
 from pipeline.errors import ModelError, StageError
 from pipeline.types import SAMPLE_RATE_HZ, SpeakerTurn, Transcript, Word
@@ -86,22 +87,18 @@ class TurnTranscriber:
     options : TranscribeOptions
         ``language``, ``beam_size`` and ``max_compression_ratio`` apply (a window whose text compresses better
         than the ratio is dropped and counted, as Whisper's own guard does).
-    tidy : callable
-        ``pipeline.asr.transcribe.tidy_words``.
     prompt : bool
         Prompt each window with the previous window's text (default); False decodes every window alone.
     """
 
     name = "faster-whisper-turns"
 
-    def __init__(self, model: Any, *, model_name: str, options: Any,
-                 tidy: Callable[..., tuple[Word, ...]], prompt: bool = True) -> None:
-        self._model, self.model_name, self.options, self._tidy = model, model_name, options, tidy
+    def __init__(self, model: Any, *, model_name: str, options: Any, prompt: bool = True) -> None:
+        self._model, self.model_name, self.options = model, model_name, options
         self.prompt = prompt
 
     @classmethod
-    def load(cls, ct2_dir: Path, *, options: Any, tidy: Callable[..., tuple[Word, ...]],
-             prompt: bool = True) -> TurnTranscriber:
+    def load(cls, ct2_dir: Path, *, options: Any, prompt: bool = True) -> TurnTranscriber:
         """Load the CTranslate2 Whisper folder on CPU (``options.compute_type``, ``cpu_threads``).
 
         Raises
@@ -120,7 +117,7 @@ class TurnTranscriber:
         except (RuntimeError, ValueError, OSError) as e:
             raise ModelError(f"faster-whisper could not load {ct2_dir}: {e}") from e
         install_blockwise_features(model)
-        return cls(model, model_name=model_name, options=options, tidy=tidy, prompt=prompt)
+        return cls(model, model_name=model_name, options=options, prompt=prompt)
 
     def transcribe(self, samples: np.ndarray, *, turns: Sequence[SpeakerTurn], progress: Any = None) -> Transcript:
         """Recognise words in float32 mono 16 kHz ``samples`` window by window (see :func:`turn_windows`).
@@ -156,6 +153,6 @@ class TurnTranscriber:
                     progress(min(b / duration_s, 1.0))
         except (RuntimeError, ValueError) as e:
             raise StageError(STAGE, f"faster-whisper per turn failed on {duration_s:.1f} s of audio: {e}") from e
-        return Transcript(words=self._tidy(raw, duration_s=duration_s), language=opts.language or "und",
+        return Transcript(words=tidy_words(raw, duration_s=duration_s), language=opts.language or "und",
                           language_probability=1.0 if opts.language else 0.0, backend=self.name,
                           model_name=self.model_name, segments=n_segments, segments_dropped=n_dropped)

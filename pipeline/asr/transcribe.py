@@ -643,7 +643,7 @@ def load_transcriber(*, ct2_dir: Path, openai_checkpoint: Path | None, options: 
 
         parts = [(load_transcriber(ct2_dir=ct2_dir, openai_checkpoint=None, options=o, moonshine_dir=moonshine_dir), c)
                  for o, c in rover_parts(options)]
-        return CombinedTranscriber(parts, tidy=tidy_words)
+        return CombinedTranscriber(parts)
     if options.backend == "moonshine":
         from pipeline.asr.moonshine import MoonshineTranscriber
 

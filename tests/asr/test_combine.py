@@ -21,7 +21,7 @@ from pipeline.asr.combine import (
     word_key,
 )
 from pipeline.asr.per_turn import turn_windows
-from pipeline.asr.transcribe import TranscribeOptions, load_transcriber, tidy_words
+from pipeline.asr.transcribe import TranscribeOptions, load_transcriber
 from pipeline.errors import ConfigError
 from pipeline.types import SAMPLE_RATE_HZ, SpeakerTurn, Transcript, Word
 
@@ -110,7 +110,7 @@ def test_combined_transcript_is_tidy_and_names_its_models() -> None:
     a = Transcript((Word(0.0, 0.5, "hi", 0.9), Word(0.4, 0.9, "there", 0.9)), "en", 1.0, "faster-whisper",
                    "whisper-base", segments=2, segments_dropped=1)
     b = Transcript((Word(0.0, 0.5, "hi", 0.9),), "en", 1.0, "moonshine", "moonshine-base", segments=1)
-    out = combine_transcripts([a, b], [None, 0.5], duration_s=0.8, tidy=tidy_words)
+    out = combine_transcripts([a, b], [None, 0.5], duration_s=0.8)
     assert out.backend == "rover" and out.model_name == "whisper-base+moonshine-base"
     assert (out.segments, out.segments_dropped) == (3, 1)
     assert [(w.text, w.start_s, w.end_s) for w in out.words] == [("hi", 0.0, 0.5), ("there", 0.5, 0.8)]
@@ -129,7 +129,7 @@ class _Fake:
 def test_combined_transcriber_runs_each_part_and_reports_progress() -> None:
     seen: list[float] = []
     parts = [(_Fake(_hyp("a b c").words, "m1"), None), (_Fake(_hyp("a x c").words, "m2"), 0.2)]
-    out = CombinedTranscriber(parts, tidy=tidy_words).transcribe(np.zeros(SAMPLE_RATE_HZ * 2, np.float32),
+    out = CombinedTranscriber(parts).transcribe(np.zeros(SAMPLE_RATE_HZ * 2, np.float32),
                                                                   progress=seen.append)
     assert _text(out.words) == "a b c" and seen == [0.5, 1.0]
 
@@ -217,12 +217,12 @@ def test_turn_transcriber_prompts_each_window_with_the_previous_text_and_offsets
     fake = _FakeWhisper()
     turns = _turns((0.0, 4.0, "A"), (5.0, 9.0, "B"), (10.0, 14.0, "A"), (15.0, 19.0, "B"))
     opts = TranscribeOptions()
-    out = TurnTranscriber(fake, model_name="whisper-base", options=opts, tidy=tidy_words).transcribe(
+    out = TurnTranscriber(fake, model_name="whisper-base", options=opts).transcribe(
         np.zeros(20 * SAMPLE_RATE_HZ, np.float32), turns=turns)
     assert [p for p, _ in fake.calls] == [None, "w0.", "w1.", None]  # a dropped window prompts nothing
     assert [(w.text, w.start_s) for w in out.words] == [("w0", 0.1), ("w1", 4.9), ("w3", 14.9)]
     assert (out.segments, out.segments_dropped) == (4, 1)
     fake2 = _FakeWhisper()
-    TurnTranscriber(fake2, model_name="m", options=opts, tidy=tidy_words, prompt=False).transcribe(
+    TurnTranscriber(fake2, model_name="m", options=opts, prompt=False).transcribe(
         np.zeros(20 * SAMPLE_RATE_HZ, np.float32), turns=turns)
     assert [p for p, _ in fake2.calls] == [None] * 4
