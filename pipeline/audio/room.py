@@ -195,13 +195,14 @@ def modulation_ratio_db(samples: np.ndarray, *, sample_rate_hz: int = SAMPLE_RAT
     """
     from scipy.signal import butter, gammatone, lfilter, sosfilt
 
-    x = np.asarray(samples, dtype=np.float64)
+    x = np.asarray(samples)
     if sample_rate_hz < 16_000 or x.size < 2 * sample_rate_hz:
         return None
     piece = 10 * sample_rate_hz
     if x.size > max_s * sample_rate_hz:
         starts = np.linspace(0, x.size - piece, int(max_s // 10)).astype(int)
         x = np.concatenate([x[s:s + piece] for s in starts])
+    x = x.astype(np.float64)  # after the pieces are cut: never a float64 copy of a whole long recording
     env_rate = 400
     step = sample_rate_hz // env_rate
     smooth = butter(2, 150.0, fs=sample_rate_hz, output="sos")

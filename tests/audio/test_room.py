@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from scipy.signal import fftconvolve
 
-from pipeline.audio.room import RoomOptions, estimate_room
+from pipeline.audio.room import RoomOptions, estimate_room, modulation_ratio_db
 from pipeline.errors import ConfigError
+from pipeline.types import SAMPLE_RATE_HZ
 
 SR = 16_000
 
@@ -127,3 +128,21 @@ def test_the_modulation_ratio_falls_with_reverberation_and_needs_wideband_audio(
 def test_noise_percentile_must_be_a_percentile():
     with pytest.raises(ConfigError, match="noise_percentile"):
         RoomOptions(noise_percentile=150.0)
+
+
+def test_modulation_ratio_of_a_long_recording_copies_only_the_pieces_it_reads():
+    """Memory stays bounded: the 120 s read from a 40-minute recording, never a float64 copy of all of it.
+
+    Filtering the 120 s takes about 77 MB whatever the length; a float64 copy of the input alone is twice its size.
+    """
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    long = (0.05 * rng.standard_normal(40 * 60 * SAMPLE_RATE_HZ)).astype(np.float32)  # 154 MB
+    tracemalloc.start()
+    try:
+        assert modulation_ratio_db(long) is not None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < long.nbytes * 3 / 4, peak
