@@ -137,8 +137,8 @@ CONDITION_BY_NAME = {c.name: c for c in CONDITIONS}
 
 #: ASR configurations of the comparison (names on the command line).
 ASR_CONFIGS: dict[str, dict[str, Any]] = {
-    "greedy": {"beam_size": 1},  # the product default
-    "beam5": {"beam_size": 5},
+    "greedy": {"beam_size": 1},  # the product default until issue #21 (beam 5 since)
+    "beam5": {"beam_size": 5},  # the product default
     "vad": {"vad_filter": True, "beam_size": 1},
     "batched": {"batch_size": 8, "beam_size": 1},
     "refine": {"refine_beam_size": 5, "beam_size": 1},
@@ -813,6 +813,47 @@ def _backchannel_cell(p: dict[str, Any], prefix: str = "backchannels") -> str:
     return f"{r} / {pr} ({ri}; {hit}/{true} true, {det} found)"
 
 
+#: Issue #21's word error rate targets (Whisper normaliser) per condition; conditions without one have none.
+WER_TARGETS = {"clean": 0.10, "room-near": 0.15, "room-far": 0.20, "hvac-15db": 0.20, "phone-amr": 0.22,
+               "mp3-16k": 0.22}
+
+
+def comparison_markdown(pooled: Sequence[dict[str, Any]]) -> list[str]:
+    """Per condition: each ASR configuration's WER and cpWER against the first (the baseline) and the target.
+
+    Only rows without a front end and with the overlap-aware attribution (the product's) are compared; empty when
+    fewer than two ASR configurations ran.
+    """
+    rows = [p for p in pooled if p.get("front_end", "none") == "none"
+            and p.get("attribution_method", "overlap-aware") == "overlap-aware"]
+    configs = list(dict.fromkeys(p["asr"] for p in rows))
+    if len(configs) < 2:
+        return []
+    base = configs[0]
+    lines = ["", f"Comparison against `{base}` (Whisper-normalised WER / cpWER; change in points; issue #21's "
+             "target where it sets one; CPU s per audio second of ASR + diarization):", "",
+             "| condition | target WER | " + " | ".join(f"{c} WER / cpWER" for c in configs) + " | "
+             + " | ".join(f"{c} - {base} (WER / cpWER)" for c in configs[1:]) + " | "
+             + " | ".join(f"{c} CPU s / audio s" for c in configs) + " |",
+             "|---|---:|" + "---|" * (2 * len(configs) - 1 + len(configs))]
+    for condition in dict.fromkeys(p["condition"] for p in rows):
+        by = {p["asr"]: p for p in rows if p["condition"] == condition}
+        target = WER_TARGETS.get(condition)
+        cells = [f"{_f(by[c].get('wer_whisper'), pct=True)} / {_f(by[c].get('cpwer'), pct=True)}"
+                 + (" (met)" if target is not None and by[c].get("wer_whisper") is not None
+                    and by[c]["wer_whisper"] <= target else "") if c in by else "–" for c in configs]
+        deltas = []
+        for c in configs[1:]:
+            a, b = by.get(base, {}), by.get(c, {})
+            pair = [(b.get(k), a.get(k)) for k in ("wer_whisper", "cpwer")]
+            deltas.append(" / ".join(f"{100 * (x - y):+.1f}" if x is not None and y is not None else "–"
+                                     for x, y in pair))
+        cpu = [_f(by[c].get("cpu_per_audio_s"), 3) if c in by else "–" for c in configs]
+        lines.append(f"| {condition} | {_f(target, pct=True)} | " + " | ".join(cells) + " | " + " | ".join(deltas)
+                     + " | " + " | ".join(cpu) + " |")
+    return lines
+
+
 def markdown(doc: dict[str, Any]) -> str:
     head = ("| condition | front end | ASR | attribution method | audio s | WER (without backchannels) | "
             "WER Whisper normaliser (without bc.) | cpWER | tcpWER | WER therapist / client | DER | attribution | "
@@ -840,6 +881,7 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{_f(p.get('rt60_est_s'), 2)} | {p.get('enhance_s', 0.0):.0f} | "
             f"{p['asr_s']:.0f} | {p['diarization_s']:.0f} | {_f(p['rtf'], 3)} | {_f(p.get('cpu_per_audio_s'), 3)} | "
             f"{', '.join(p['flags']) or '–'} |")
+    lines += comparison_markdown(doc["pooled"])
     lines += ["", "Renders (per session): achieved overlap share, measured RT60, measured SNR, client level "
               "relative to therapist.", "", "| session | condition | audio s | overlap share | RT60 s | SNR dB | "
               "client dB | backchannels / interruptions |", "|---|---|---:|---:|---:|---:|---:|---|"]
@@ -869,8 +911,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sessions", type=int, default=len(SESSIONS), help=f"1 to {len(SESSIONS)} (default all)")
     ap.add_argument("--conditions", nargs="+", default=[c.name for c in CONDITIONS],
                     choices=[c.name for c in CONDITIONS], metavar="NAME", help="default: all")
-    ap.add_argument("--asr", nargs="+", default=["greedy"], choices=list(ASR_CONFIGS),
-                    help="ASR configurations (default: greedy, the product default)")
+    ap.add_argument("--asr", nargs="+", default=["greedy", "beam5"], choices=list(ASR_CONFIGS),
+                    help="ASR configurations, the first the baseline of the comparison table (default: greedy, the "
+                         "default before issue #21, and beam5, the product default since)")
     ap.add_argument("--attribution", nargs="+", default=["overlap-aware"], choices=list(METHODS),
                     help="word -> speaker methods, each scored on the same ASR and diarization output "
                          "(default: overlap-aware, the product default; max-overlap: before issue #14)")

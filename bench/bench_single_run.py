@@ -25,7 +25,7 @@ IDS = ["--session-id", "single-001", "--client-id", "c1", "--therapist-id", "t1"
 
 
 #: ``alliance process`` variants besides the defaults: extra arguments.
-VARIANTS = {"default": [], "batched": ["--asr-batch-size", "8"]}
+VARIANTS = {"default": [], "greedy": ["--asr-beam-size", "1"], "batched": ["--asr-batch-size", "8"]}
 
 
 def run(minutes: float, repeats: int, variants: list[str] | None = None) -> dict:

@@ -99,6 +99,8 @@ class Transcript:
     #: Decoded segments, and how many were dropped as hallucinations (repetitive text; see pipeline.asr).
     segments: int = 0
     segments_dropped: int = 0
+    #: Words dropped because they lay in digital silence (:func:`pipeline.asr.base.words_heard`).
+    words_dropped: int = 0
 
 
 @dataclass(frozen=True, order=True)

@@ -392,7 +392,7 @@ def measure_quality(samples: np.ndarray, *, duration_s: float, transcript: Trans
         mean_word_probability=round(float(np.mean(probabilities)), 3) if probabilities else None,
         asr_segments=transcript.segments,
         asr_segments_dropped=transcript.segments_dropped,
-        words_dropped_outside_speech=words_dropped,
+        words_dropped_outside_speech=words_dropped + transcript.words_dropped,  # digital silence: outside speech
         word_attribution_overlap=attribution_overlap(words, diarization),
         role_confidence=roles.confidence,
         language=transcript.language,

@@ -19,7 +19,8 @@ import numpy as np
 from pipeline.errors import StageError
 from pipeline.types import SAMPLE_RATE_HZ, Transcript, Word
 
-__all__ = ["MIN_WORD_DURATION_S", "Heard", "ProgressHook", "Recogniser", "checked_samples", "tidy_words"]
+__all__ = ["MIN_WORD_DURATION_S", "SILENCE_GUARD_S", "SILENT_PEAK", "Heard", "ProgressHook", "Recogniser",
+           "checked_samples", "tidy_words", "words_heard"]
 
 ProgressHook = Callable[[float], None]
 """Called with the fraction (0 to 1) of the audio transcribed so far."""
@@ -28,6 +29,10 @@ STAGE = "transcribe"
 UNDETERMINED_LANGUAGE = "und"  # ISO 639-2 code for "undetermined"
 MIN_WORD_DURATION_S = 0.02  # Whisper's timestamp resolution
 TIME_DECIMALS = 3  # word times are rounded to milliseconds
+SILENT_PEAK = 10 ** (-90 / 20)
+"""-90 dBFS, below the 16-bit quantisation step (-96 dBFS plus dither): a span with no sample above it is digital
+silence, in which no word can have been heard."""
+SILENCE_GUARD_S = 0.1  # a word's span is widened by this much on each side before it is judged silent
 
 
 def tidy_words(words: Iterable[Word], *, duration_s: float) -> tuple[Word, ...]:
@@ -70,6 +75,43 @@ def tidy_words(words: Iterable[Word], *, duration_s: float) -> tuple[Word, ...]:
         tidy.append(Word(start_s=start_s, end_s=end_s, text=text, probability=probability))
         previous_end_s = end_s
     return tuple(tidy)
+
+
+def words_heard(words: Iterable[Word], samples: np.ndarray, *, sample_rate_hz: int = SAMPLE_RATE_HZ,
+                silent_peak: float = SILENT_PEAK, guard_s: float = SILENCE_GUARD_S) -> tuple[tuple[Word, ...], int]:
+    """The words spoken over some signal, and how many were dropped over digital silence.
+
+    A word whose span, widened by ``guard_s`` on each side (Whisper's word times are approximate), holds no
+    sample louder than ``silent_peak`` lies in digital silence: a decoder that emits one there (Whisper with a
+    beam of 5 says "You" over 3 s of zeros) invented it. Only digital silence is judged here; words over noise
+    but outside detected speech are dropped later, against the diarization
+    (:func:`pipeline.analysis.quality.words_in_speech`).
+
+    Parameters
+    ----------
+    words : iterable of Word
+    samples : np.ndarray, shape (n,)
+        The recording the words were recognised in (float, full scale 1.0).
+    sample_rate_hz : int
+    silent_peak : float
+        The linear peak below which a span counts as silent (default -90 dBFS).
+    guard_s : float
+
+    Returns
+    -------
+    (kept words, number dropped)
+    """
+    kept: list[Word] = []
+    dropped = 0
+    n = samples.shape[0]
+    for word in words:
+        lo = max(0, int((word.start_s - guard_s) * sample_rate_hz))
+        hi = min(n, int(np.ceil((word.end_s + guard_s) * sample_rate_hz)))
+        if hi > lo and float(np.max(np.abs(samples[lo:hi]))) < silent_peak:
+            dropped += 1
+        else:
+            kept.append(word)
+    return tuple(kept), dropped
 
 
 def checked_samples(samples: np.ndarray) -> np.ndarray:
@@ -129,14 +171,16 @@ class Recogniser:
             raise StageError(STAGE, f"{self.label or self.name} failed on {duration_s:.1f} s of audio: {e}") from e
         if progress is not None:
             progress(1.0)
+        words, silent = words_heard(tidy_words(heard.words, duration_s=duration_s), samples)
         return Transcript(
-            words=tidy_words(heard.words, duration_s=duration_s),
+            words=words,
             language=heard.language,
             language_probability=heard.language_probability,
             backend=self.name,
             model_name=self.model_name,
             segments=heard.segments,
             segments_dropped=heard.segments_dropped,
+            words_dropped=silent,
         )
 
     def _nothing_heard(self) -> Transcript:

@@ -182,7 +182,8 @@ def combine_transcripts(transcripts: Sequence[Transcript], confidences: Sequence
     return Transcript(words=tidy_words(combine_words(hyps, options), duration_s=duration_s), language=first.language,
                       language_probability=first.language_probability, backend=NAME, model_name="+".join(names),
                       segments=sum(t.segments for t in transcripts),
-                      segments_dropped=sum(t.segments_dropped for t in transcripts))
+                      segments_dropped=sum(t.segments_dropped for t in transcripts),
+                      words_dropped=max((t.words_dropped for t in transcripts), default=0))
 
 
 class CombinedTranscriber:

@@ -130,11 +130,10 @@ def add_stage_arguments(p: argparse.ArgumentParser) -> None:
                    "region with Whisper word alignment (slower; better on some real audio, worse on phone); rover "
                    "combines Whisper beam 5, Whisper greedy and Moonshine word by word (lowest word error rate in "
                    "degraded rooms, about 5x the CPU: docs/realistic_bench.md, 'System combination')")
-    p.add_argument("--asr-beam-size", type=positive_int, default=1, metavar="N",
-                   help="Whisper beam width (default 1: greedy). 5 lowered the word error rate in every degraded "
-                   "condition of the realistic bench (rooms, noise, phone, mp3, the real sample: 0.5-19 points), "
-                   "changed it by +1.9 and -0.3 points on the two clean renders, and costs about a quarter more ASR "
-                   "time (docs/realistic_bench.md)")
+    p.add_argument("--asr-beam-size", type=positive_int, default=None, metavar="N",
+                   help="Whisper beam width (default 5; 1 is greedy decoding). Against greedy, 5 lowered the word "
+                   "error rate in every degraded condition of the realistic bench (rooms, noise, phone, mp3, the "
+                   "real sample) for about a third more ASR time (docs/realistic_bench.md, 'Beam 5 as the default')")
     p.add_argument("--asr-batch-size", type=positive_int, default=None, metavar="N",
                    help="faster-whisper only: decode speech chunks (cut at pauses by Silero VAD) N at a time "
                    "(BatchedInferencePipeline). About 25 %% less CPU; WER better in far, noisy and mp3 renders, "
@@ -163,7 +162,7 @@ def check_stage_arguments(args: argparse.Namespace) -> None:
         raise ConfigError(f"--segmentation-step must be in (0, 1]; got {args.segmentation_step!r}")
     if args.asr_batch_size is not None and args.asr_backend != "faster-whisper":
         raise ConfigError(f"--asr-batch-size needs --asr-backend faster-whisper, not {args.asr_backend}")
-    if args.asr_beam_size != 1 and args.asr_backend in ("moonshine", "rover"):
+    if args.asr_beam_size is not None and args.asr_backend in ("moonshine", "rover"):
         raise ConfigError(f"--asr-beam-size does not apply to --asr-backend {args.asr_backend} (rover fixes its "
                           "parts' beams)")
 
@@ -183,7 +182,9 @@ def stage_options(args: argparse.Namespace, *, num_speakers: int | None = None, 
     if args.segmentation_step is not None:
         diarize = replace(diarize, segmentation_step=args.segmentation_step)
     transcribe = TranscribeOptions(backend=args.asr_backend, language=language_option(args.language),
-                                   beam_size=args.asr_beam_size, batch_size=args.asr_batch_size)
+                                   batch_size=args.asr_batch_size)
+    if args.asr_beam_size is not None:
+        transcribe = replace(transcribe, beam_size=args.asr_beam_size)
     return options_for_device(args.device, PipelineOptions(transcribe=transcribe, diarize=diarize,
                                                            overlap_stages=not args.sequential,
                                                            keep_audio=keep_audio))

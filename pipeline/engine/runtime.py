@@ -162,12 +162,22 @@ def models_description(options: PipelineOptions) -> dict[str, str]:
     t = options.transcribe
     d = options.diarize
     return {
-        "asr": f"whisper-base ({t.backend}, compute_type={t.resolved_compute_type}, beam_size={t.beam_size})",
+        "asr": _asr_description(t),
         "diarization": f"{DIARIZATION_MODEL_NAME}, segmentation_step={d.segmentation_step}, "
         f"clustering_threshold={d.clustering_threshold}",
         "markers": f"markers {MARKERS_VERSION} (pipeline/lexicons/*.json), spaCy en_core_web_sm 3.8.0",
         "process_codes": _coder_description() if options.process_codes else "off",
     }
+
+
+def _asr_description(t: Any) -> str:
+    """The recogniser as run: a beam only where the backend has one (rover fixes its parts' beams)."""
+    if t.backend == "moonshine":
+        return f"moonshine-base (per speech region; word times by whisper-base, compute_type={t.resolved_compute_type})"
+    if t.backend == "rover":
+        return (f"rover (whisper-base beam_size=5 + whisper-base beam_size=1 + moonshine-base, "
+                f"compute_type={t.resolved_compute_type})")
+    return f"whisper-base ({t.backend}, compute_type={t.resolved_compute_type}, beam_size={t.beam_size})"
 
 
 def _coder_description() -> str:

@@ -29,7 +29,7 @@ HOW: dict[str, str] = {
     # README quick start
     "alliance process RECORDING.flac --session-id S12 --client-id C7 --therapist-id T3 [--recorded-on 2026-11-02] "
     "[--db alliance.duckdb] [--reports-dir reports] [--asr-backend faster-whisper|openai-whisper|moonshine|rover] "
-    "[--asr-beam-size 1] [--language en|auto|CODE] [--num-speakers 2] "
+    "[--asr-beam-size 5] [--language en|auto|CODE] [--num-speakers 2] "
     "[--therapist-speaker first|second|SPEAKER_01] [--force]": MODELS,
     "alliance summary S12 --therapist T3 [--db alliance.duckdb]": RUN,
     "alliance summary S12 --role supervisor": RUN,

@@ -10,7 +10,7 @@ from pipeline.errors import ConfigError
 
 PROCESS = ["process", "x.wav", "--session-id", "s1", "--client-id", "c1", "--therapist-id", "t1"]
 BATCH = ["batch", "inbox"]
-STAGE_ARGS = ["--asr-backend", "openai-whisper", "--asr-beam-size", "5", "--language", "auto",
+STAGE_ARGS = ["--asr-backend", "openai-whisper", "--asr-beam-size", "3", "--language", "auto",
               "--segmentation-step", "0.5", "--sequential"]
 
 
@@ -20,7 +20,7 @@ def test_both_commands_build_the_same_stage_options(command: list[str]) -> None:
     check_stage_arguments(args)
     options = stage_options(args, keep_audio=True)
     t = options.transcribe
-    assert (t.backend, t.beam_size, t.language, t.batch_size) == ("openai-whisper", 5, None, None)
+    assert (t.backend, t.beam_size, t.language, t.batch_size) == ("openai-whisper", 3, None, None)
     assert options.diarize.segmentation_step == 0.5 and options.overlap_stages is False
 
 
@@ -31,6 +31,9 @@ def test_defaults_are_the_products_defaults() -> None:
         options = stage_options(build_parser().parse_args(command))
         assert options.transcribe == PipelineOptions().transcribe
         assert options.overlap_stages is PipelineOptions().overlap_stages
+        assert options.transcribe.beam_size == 5  # issue #21: beam 5, the realistic bench's winner in budget
+        greedy = stage_options(build_parser().parse_args([*command, "--asr-beam-size", "1"]))
+        assert greedy.transcribe.beam_size == 1
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -38,6 +41,7 @@ def test_defaults_are_the_products_defaults() -> None:
     (["--segmentation-step", "1.5"], "--segmentation-step"),
     (["--asr-backend", "moonshine", "--asr-batch-size", "8"], "--asr-batch-size"),
     (["--asr-backend", "rover", "--asr-beam-size", "5"], "--asr-beam-size"),
+    (["--asr-backend", "moonshine", "--asr-beam-size", "1"], "--asr-beam-size"),
 ])
 @pytest.mark.parametrize("command", [PROCESS, BATCH], ids=["process", "batch"])
 def test_bad_stage_options_are_refused_before_start_up(command: list[str], extra: list[str], message: str) -> None:

@@ -117,3 +117,17 @@ def test_rover_reuses_the_runs_transcripts_of_its_parts_and_the_cache_round_trip
     monkeypatch.setattr(br, "_transcriber", lambda opts, load_s: pytest.fail("decoded again"))
     assert br._transcribe("greedy", samples, None, "rec|none|asr", again, {})[0] == greedy
     assert br._transcribe("rover", samples, None, "rec|none|asr", again, {})[0] == rover
+
+
+def test_error_kinds_sort_each_error_by_the_reference_word_it_falls_on():
+    """Backchannel and overlapped words, spelled letters and the rest are counted apart (bench/asr_error_kinds.py)."""
+    pytest.importorskip("whisper")  # the Whisper normaliser
+    from bench.asr_error_kinds import error_kinds
+
+    # "have" (placed at 2.3 s, under the client's "right") -> "had"; "date" (3.7 s, not overlapped) -> "day";
+    # "M H M" for "Mm-hmm." (which the normaliser removes): "right", the backchannel, aligns with "m" and two
+    # letters are inserted; "two" -> "to" in the last turn
+    got = error_kinds(TRUTH, "So if you had a day in mind, that helps. M H M I think to weeks.")
+    assert (got["backchannel"], got["overlap"], got["spelled"], got["other"]) == (1, 1, 2, 2)
+    assert got["errors"] == 6 and got["ref_words"] > 10
+    assert error_kinds(TRUTH, "So if you have a date in mind, that helps. Right. I think two weeks.")["errors"] == 0
