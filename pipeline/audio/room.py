@@ -118,6 +118,11 @@ def envelope_db(samples: np.ndarray, *, sample_rate_hz: int = SAMPLE_RATE_HZ,
 
 def decays(env_db: np.ndarray, *, options: RoomOptions = RoomOptions()) -> list[tuple[float, float]]:
     """``(decay time s, early drop dB)`` of each free decay of an envelope (see the module docstring)."""
+    return [(t, d) for _, t, d in free_decays(env_db, options=options)]
+
+
+def free_decays(env_db: np.ndarray, *, options: RoomOptions = RoomOptions()) -> list[tuple[int, float, float]]:
+    """``(start frame, decay time s, early drop dB)`` of each free decay of an envelope (:func:`decays`)."""
     if env_db.size < 10:
         return []
     floor = float(np.percentile(env_db, 5))
@@ -128,7 +133,7 @@ def decays(env_db: np.ndarray, *, options: RoomOptions = RoomOptions()) -> list[
     hop, tol = options.hop_s, 1.0
     min_len = max(3, math.ceil(options.min_decay_s / hop))
     early = max(1, round(options.early_s / hop))
-    out: list[tuple[float, float]] = []
+    out: list[tuple[int, float, float]] = []
     i, n = 1, env_db.size
     while i < n - min_len and len(out) < options.max_decays:
         start = env_db[i]
@@ -146,7 +151,7 @@ def decays(env_db: np.ndarray, *, options: RoomOptions = RoomOptions()) -> list[
             if k.size >= 3 and bottom < top - 5.0:
                 slope = np.polyfit(k * hop, seg[k], 1)[0]
                 if slope < 0:
-                    out.append((-60.0 / slope, float(start - seg[min(early, seg.size - 1)])))
+                    out.append((i, -60.0 / slope, float(start - seg[min(early, seg.size - 1)])))
         i = j + 1
     return out
 
