@@ -304,6 +304,24 @@ def with_line(rows: Sequence[dict], keys: Sequence[str], coef: Sequence[float], 
             b * v for b, v in zip(coef[1:], vals, strict=True)), 4)
 
 
+def pair_means(rows: Sequence[Mapping]) -> dict[str, dict[str, list[float]]]:
+    """Per session and score: mean and SD over RT60 and noise for each (therapist, client) distance pair.
+
+    The level difference has the client's vocal-effort offset taken out (``level_minus_effort``): what the positions
+    and the voices leave.
+    """
+    out: dict[str, dict[str, list[float]]] = {}
+    keys = ("diff_modulation_ratio_db", "diff_modulation_depth_db", "level_minus_effort", "diff_early_drop_db")
+    for r in rows:
+        for key in keys:
+            v = r["diff_level_db"] - r["client_effort_db"] if key == "level_minus_effort" and \
+                r["diff_level_db"] is not None else r.get(key)
+            if v is not None:
+                name = f"{r['session']} {key} {r['therapist_m']:g}/{r['client_m']:g}"
+                out.setdefault(name, {"values": []})["values"].append(float(v))
+    return {k: [round(float(np.mean(v["values"])), 2), round(float(np.std(v["values"])), 2)] for k, v in out.items()}
+
+
 def analyse(rows: Sequence[dict]) -> dict:
     train = [r for r in rows if r["session"] == SESSIONS[0]]
     test = [r for r in rows if r["session"] == SESSIONS[1]]
@@ -338,6 +356,7 @@ def analyse(rows: Sequence[dict]) -> dict:
     primary = max(candidates, key=lambda k: out["scores"][k]["train"]["auc"] or 0.0)
     held = out["scores"][primary]["test_all"]
     out["primary"] = primary
+    out["pair_means"] = pair_means(rows)
     out["primary_passes"] = bool(held["auc"] is not None and held["auc"] >= MIN_AUC
                                  and held["false_alarms"] is not None and held["false_alarms"] <= MAX_FALSE_ALARMS
                                  and held["direction_right"] is not None and held["direction_right"] >= MIN_DIRECTION)
@@ -358,15 +377,25 @@ def markdown(doc: dict) -> str:
         for name, e in entry.items():
             lines.append(f"| {score} | {name} | {e['auc']} | {e['threshold']} | {e['detected']} | "
                          f"{e['false_alarms']} | {e['direction_right']} | {e['r_log_ratio']} |")
-    c = a["line"]["coef"]
-    lines += ["", f"Line (fitted on {SESSIONS[0]}): log ratio = {c[0]} + {c[1]} x modulation-ratio difference + "
-              f"{c[2]} x depth difference + {c[3]} x early-drop difference.",
+    coef = a["line"]["coef"]
+    lines += ["", f"Line (fitted on {SESSIONS[0]}): log ratio = {coef[0]} + {coef[1]} x modulation-ratio difference "
+              f"+ {coef[2]} x depth difference + {coef[3]} x early-drop difference.",
               "Correlation with the level difference (score, session): "
               + ", ".join(f"{k}: {v}" for k, v in a["r_with_level"].items())
               + "; partial correlation with the log ratio, level difference taken out: "
               + ", ".join(f"{k}: {v}" for k, v in a["partial_r_given_level"].items()) + ".", "",
-              "| session | noise | RT60 s | therapist m | client m | effort dB | d mod dB | d depth dB | d level dB | "
-              "d early drop dB | d raw decay s |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "Mean (SD) of each difference over RT60 and noise per therapist/client distance pair (level: the "
+              "client's random vocal-effort offset taken out):", "",
+              "| session | difference | " + " | ".join(f"{t:g}/{c:g} m" for t in DISTANCES for c in DISTANCES) + " |",
+              "|---|---|" + "---:|" * len(DISTANCES) ** 2]
+    for session in SESSIONS:
+        for key in ("diff_modulation_ratio_db", "diff_modulation_depth_db", "level_minus_effort",
+                    "diff_early_drop_db"):
+            cells = [a["pair_means"].get(f"{session} {key} {t:g}/{c:g}") for t in DISTANCES for c in DISTANCES]
+            lines.append(f"| {session} | {key} | " + " | ".join("–" if v is None else f"{v[0]:+.2f} ({v[1]:.2f})"
+                                                               for v in cells) + " |")
+    lines += ["", "| session | noise | RT60 s | therapist m | client m | effort dB | d mod dB | d depth dB | "
+              "d level dB | d early drop dB | d raw decay s |", "|---|---|" + "---:|" * 9]
 
     def f(x: float | None, nd: int) -> str:
         return "–" if x is None else f"{x:.{nd}f}"
