@@ -41,7 +41,7 @@ therapist distance); for the level difference alone the same (how much of it is 
 scores' correlation with the level difference and their partial correlation with the log ratio once the level
 difference is taken out.
 
-    .venv/bin/python -m bench.bench_far_talker            # ~15 min on 2 cores; needs the cached clean renders
+    .venv/bin/python -m bench.bench_far_talker            # ~4 min on 2 cores; needs the cached clean renders
 
 Writes ``bench/results/far_talker.json`` and ``.md``. Exits 0 with a message when the renders are missing.
 """
