@@ -15,8 +15,9 @@ talker 1-3.5 m from the microphone, without noise and with HVAC or pink noise at
 noise and 0.086-0.101 s with it (at most 0.275 s, at 10 dB); the bench's near room (simulated 0.39 s) reads
 0.54-0.56 s, the same room with HVAC noise at 15 dB 0.57-0.61 s, its far room (0.77 s) 0.77-0.80 s, dry speech 0.07 s.
 Neither the early drop nor the modulation ratio measured the talker's distance on those rooms (held-out
-correlation 0.42 for a distance fitted from the modulation ratio and the RT60 estimate): distance is not measured
-here.
+correlation 0.42 for a distance fitted from the modulation ratio and the RT60 estimate), nor did the difference of
+these measures between the two talkers of one recording (``bench/bench_far_talker.py``: held-out AUC 0.505-0.54 for
+one talker at least 1.75 x as far as the other): distance is not measured here.
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ def envelope_db(samples: np.ndarray, *, sample_rate_hz: int = SAMPLE_RATE_HZ,
 
 def decays(env_db: np.ndarray, *, options: RoomOptions = RoomOptions()) -> list[tuple[float, float]]:
     """``(decay time s, early drop dB)`` of each free decay of an envelope (see the module docstring)."""
+    return [(t, d) for _, t, d in free_decays(env_db, options=options)]
+
+
+def free_decays(env_db: np.ndarray, *, options: RoomOptions = RoomOptions()) -> list[tuple[int, float, float]]:
+    """``(start frame, decay time s, early drop dB)`` of each free decay of an envelope (:func:`decays`)."""
     if env_db.size < 10:
         return []
     floor = float(np.percentile(env_db, 5))
@@ -128,7 +134,7 @@ def decays(env_db: np.ndarray, *, options: RoomOptions = RoomOptions()) -> list[
     hop, tol = options.hop_s, 1.0
     min_len = max(3, math.ceil(options.min_decay_s / hop))
     early = max(1, round(options.early_s / hop))
-    out: list[tuple[float, float]] = []
+    out: list[tuple[int, float, float]] = []
     i, n = 1, env_db.size
     while i < n - min_len and len(out) < options.max_decays:
         start = env_db[i]
@@ -146,7 +152,7 @@ def decays(env_db: np.ndarray, *, options: RoomOptions = RoomOptions()) -> list[
             if k.size >= 3 and bottom < top - 5.0:
                 slope = np.polyfit(k * hop, seg[k], 1)[0]
                 if slope < 0:
-                    out.append((-60.0 / slope, float(start - seg[min(early, seg.size - 1)])))
+                    out.append((i, -60.0 / slope, float(start - seg[min(early, seg.size - 1)])))
         i = j + 1
     return out
 
