@@ -18,8 +18,10 @@ Gates (raise, so nothing is stored):
 
 Flags (stored in ``session_quality`` and shown at the top of the summary and report): low speech, low
 estimated SNR, narrowband audio, a reverberant room, heavy overlap, low ASR confidence, dropped hallucinations,
-uncertain roles. Each flag says which indicators not to trust. The room measures behind ``reverberant``
-(``rt60_s``, ``early_drop_db``, ``modulation_ratio_db``) are columns of the row (migration 0012).
+uncertain roles, a high expected word error rate. Each flag says which indicators not to trust. The room measures
+behind ``reverberant`` (``rt60_s``, ``early_drop_db``, ``modulation_ratio_db``) are columns of the row (migration
+0012); so is ``expected_wer`` (migration 0013), the word error rate the transcript's own confidence predicts
+(:func:`expected_wer`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ class QualityOptions:
         ``reverberant`` above this estimated reverberation time (:func:`pipeline.audio.room.estimate_room`;
         the realistic bench's near room and phone line, RT60 0.39 s, read 0.46-0.56 s, the near room with HVAC
         noise at 15 dB 0.57-0.61 s, its far room, 0.77 s, reads 0.77-0.80 s).
+    max_expected_wer : float
+        ``high_expected_wer`` above this expected word error rate (:func:`expected_wer`): one word in four wrong.
+        On the realistic bench (beam 5, ``bench/results/expected_wer.md``) it fires on both phone-line and both
+        babble renders and on one of the two mp3 renders (true WER 26-39 %), and on none of the clean, room, HVAC
+        and overlap-rich renders (expected at most 22.5 %; true 13-26 %: it misses one HVAC render at 25.9 %).
     """
 
     min_speech_s: float = 1.0
@@ -86,10 +93,11 @@ class QualityOptions:
     min_median_word_probability: float = 0.5
     min_speaker_distance: float = 0.25
     max_rt60_s: float = 0.65
+    max_expected_wer: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("min_speech_s", "low_speech_s", "low_speech_share", "word_margin_s", "run_gap_s",
-                     "max_speech_rate_wpm", "max_rt60_s",
+                     "max_speech_rate_wpm", "max_rt60_s", "max_expected_wer",
                      "max_overlap_share", "min_word_probability", "min_role_confidence",
                      "min_median_word_probability", "min_speaker_distance"):
             value = getattr(self, name)
@@ -129,7 +137,32 @@ class SessionQuality:
     rt60_s: float | None = None
     early_drop_db: float | None = None
     modulation_ratio_db: float | None = None
+    expected_wer: float | None = None
     flags: tuple[QualityFlag, ...] = ()
+
+
+#: ``expected WER = intercept + slope x mean word probability`` of a Whisper transcript (all its words): the line
+#: ``python -m bench.calibrate_expected_wer`` fitted on one realistic-bench session (8 conditions, greedy and beam
+#: 5) and scored held out on the other (mean absolute error 2.1 points, largest 4.8) and on pyannote's real sample
+#: (1.1 points); ``bench/results/expected_wer.json`` (a test keeps the two equal).
+EXPECTED_WER_LINE = (1.5386, -1.6419)
+EXPECTED_WER_HELD_OUT_ERROR = 0.021
+#: The backends whose word probabilities the line was fitted on (Moonshine's and ROVER's are not Whisper's).
+EXPECTED_WER_BACKENDS = ("faster-whisper", "openai-whisper")
+
+
+def expected_wer(transcript: Transcript) -> float | None:
+    """The word error rate a Whisper transcript's mean word probability predicts, in [0, 1]; None otherwise.
+
+    An estimate of how well the words are measured, from the realistic bench's flite renders (rooms, noise,
+    codecs, overlap) and checked on one real 30 s recording: not a measured WER, and not evidence about the
+    session. None for other backends and for a transcript without words.
+    """
+    if transcript.backend not in EXPECTED_WER_BACKENDS or not transcript.words:
+        return None
+    intercept, slope = EXPECTED_WER_LINE
+    mean = float(np.mean([w.probability for w in transcript.words]))
+    return round(min(max(intercept + slope * mean, 0.0), 1.0), 3)
 
 
 def speech_union(diarization: Diarization) -> tuple[tuple[float, float], ...]:
@@ -366,6 +399,12 @@ def quality_flags(q: SessionQuality, *, duration_s: float,
         flags.append(QualityFlag(
             "low_asr_confidence", f"mean word probability {q.mean_word_probability:.2f}",
             "text markers (we-language, questions, topics, quotes)"))
+    if q.expected_wer is not None and q.expected_wer > options.max_expected_wer:
+        flags.append(QualityFlag(
+            "high_expected_wer", f"expected word error rate about {100 * q.expected_wer:.0f} % (from the words' "
+            f"confidence; within about {100 * EXPECTED_WER_HELD_OUT_ERROR:.0f} points on held-out renders)",
+            "text markers and process codes (we-language, questions, reflections, topics): about one word in "
+            f"{max(1, round(1 / q.expected_wer))} is wrong; timing markers are not affected"))
     if q.asr_segments_dropped or q.words_dropped_outside_speech:
         flags.append(QualityFlag(
             "hallucinations_dropped",
@@ -401,5 +440,6 @@ def measure_quality(samples: np.ndarray, *, duration_s: float, transcript: Trans
         rt60_s=room.rt60_s,
         early_drop_db=room.early_drop_db,
         modulation_ratio_db=modulation_ratio_db(samples),
+        expected_wer=expected_wer(transcript),
     )
     return SessionQuality(**{**q.__dict__, "flags": quality_flags(q, duration_s=duration_s, options=options)})

@@ -173,6 +173,9 @@ def quality_lines(quality: dict | None) -> list[str]:
              f"dropped as hallucinations: {q['asr_segments_dropped']} segment(s), "
              f"{q['words_dropped_outside_speech']} word(s) outside speech; role confidence "
              f"{q['role_confidence']:.2f}.", ""]
+    if q.get("expected_wer") is not None:
+        lines[0] += (f" Expected word error rate about {100 * q['expected_wer']:.0f} %: estimated from the words' "
+                     "confidence (within about 2 points on held-out synthetic renders), not measured.")
     if not q["flags"]:
         return lines + ["No quality flag raised.", ""]
     for f in q["flags"]:

@@ -409,7 +409,7 @@ def _frames(a: SessionAnalysis, run_id: str) -> dict[str, pd.DataFrame]:
             "word_attribution_overlap": q.word_attribution_overlap, "role_confidence": q.role_confidence,
             "language": q.language, "language_probability": q.language_probability,
             "high_band_db": q.high_band_db, "rt60_s": q.rt60_s, "early_drop_db": q.early_drop_db,
-            "modulation_ratio_db": q.modulation_ratio_db,
+            "modulation_ratio_db": q.modulation_ratio_db, "expected_wer": q.expected_wer,
             "flags": json.dumps([{"code": f.code, "message": f.message, "distrust": f.distrust} for f in q.flags]),
             "run_id": run_id}])
     return frames

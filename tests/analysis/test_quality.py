@@ -202,3 +202,53 @@ def test_a_session_in_a_reverberant_room_carries_its_room_measures_and_the_rever
     assert q.early_drop_db is not None and q.modulation_ratio_db is not None
     flag = next(f for f in q.flags if f.code == "reverberant")
     assert f"{q.rt60_s:.1f} s" in flag.message and "text markers" in flag.distrust
+
+
+def _whisper(words, backend="faster-whisper") -> Transcript:
+    return Transcript(tuple(words), "en", 1.0, backend, "whisper-base")
+
+
+def test_expected_wer_is_the_bench_line_for_whisper_transcripts_only():
+    from dataclasses import replace
+
+    from pipeline.analysis.quality import EXPECTED_WER_LINE, expected_wer
+
+    words = [replace(w, probability=p) for w, p in zip(words_from(THERAPIST_1, 0.0, 8.0), [0.9, 0.7] * 8,
+                                                        strict=False)]
+    mean = float(np.mean([w.probability for w in words]))
+    intercept, slope = EXPECTED_WER_LINE
+    assert expected_wer(_whisper(words)) == pytest.approx(intercept + slope * mean, abs=1e-3)
+    assert expected_wer(_whisper(words, "openai-whisper")) == expected_wer(_whisper(words))
+    assert expected_wer(_whisper(words, "moonshine")) is None and expected_wer(_whisper(words, "rover")) is None
+    assert expected_wer(_whisper(())) is None
+    sure = [replace(w, probability=1.0) for w in words]
+    unsure = [replace(w, probability=0.05) for w in words]
+    assert expected_wer(_whisper(sure)) == 0.0 and expected_wer(_whisper(unsure)) == 1.0  # clipped to [0, 1]
+
+
+def test_the_expected_wer_line_is_the_committed_calibration():
+    """The product's constants are the fit of bench/calibrate_expected_wer.py (bench/results/expected_wer.json)."""
+    from pathlib import Path
+
+    from pipeline.analysis.quality import EXPECTED_WER_HELD_OUT_ERROR, EXPECTED_WER_LINE
+
+    result = Path(__file__).resolve().parents[2] / "bench" / "results" / "expected_wer.json"
+    line = json.loads(result.read_text())["line"]
+    assert EXPECTED_WER_LINE == (line["intercept"], line["slope"])
+    assert EXPECTED_WER_HELD_OUT_ERROR == round(line["held_out"]["mean_abs_error"], 3)
+    assert line["fitted_on"] == "annomi-46" and line["held_out"]["n"] == 16
+
+
+def test_a_transcript_whose_words_are_unsure_is_flagged_with_its_expected_wer():
+    from dataclasses import replace
+
+    turns = ((1.0, 12.0, "SPEAKER_01"), (13.0, 24.0, "SPEAKER_00"))
+    words = words_from(THERAPIST_1, 1.0, 12.0) + words_from(CLIENT_1, 13.0, 24.0)
+    unsure = tuple(replace(w, probability=0.72) for w in words)  # expected about 36 %
+    a = analyse(_audio(60.0), _whisper(unsure), _diar(*turns), meta=META, consent=CONSENT, diarization_model="fake")
+    assert a.quality.expected_wer == pytest.approx(0.356, abs=0.01)
+    flag = next(f for f in a.quality.flags if f.code == "high_expected_wer")
+    assert "36 %" in flag.message and "one word in 3" in flag.distrust
+    sure = analyse(_audio(60.0), _whisper(words), _diar(*turns), meta=META, consent=CONSENT, diarization_model="fake")
+    assert sure.quality.expected_wer < QualityOptions().max_expected_wer  # 0.9 each: about 6 %
+    assert "high_expected_wer" not in [f.code for f in sure.quality.flags]

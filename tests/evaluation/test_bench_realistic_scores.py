@@ -131,3 +131,25 @@ def test_error_kinds_sort_each_error_by_the_reference_word_it_falls_on():
     assert (got["backchannel"], got["overlap"], got["spelled"], got["other"]) == (1, 1, 2, 2)
     assert got["errors"] == 6 and got["ref_words"] > 10
     assert error_kinds(TRUTH, "So if you have a date in mind, that helps. Right. I think two weeks.")["errors"] == 0
+
+
+def test_expected_wer_calibration_fits_on_one_session_and_scores_the_other():
+    """bench/calibrate_expected_wer.py: Whisper transcripts only, fitted on annomi-46, scored on annomi-131."""
+    from bench.calibrate_expected_wer import fit, points
+
+    result, cache = {"rows": []}, {}
+    for session, offset in (("46", 0.0), ("131", 0.02)):
+        for k, (condition, p) in enumerate((("clean", 0.9), ("room-far", 0.8), ("phone-amr", 0.7))):
+            wer = 1.5 - 1.6 * p + offset
+            result["rows"].append({"session": f"annomi-{session}", "condition": condition, "asr": "beam5",
+                                   "front_end": "none", "wer_whisper": wer})
+            cache[f"realistic-{session}-{condition}-{k}abc.flac|none|asr|TranscribeOptions(backend='faster-whisper', "
+                  "beam_size=5, compute_type='int8')"] = {"transcript": {"words": [[0, 1, "w", p]] * 4}}
+    cache["realistic-46-clean-0abc.flac|none|asr|TranscribeOptions(backend='moonshine', beam_size=5, x=1)"] = {
+        "transcript": {"words": [[0, 1, "w", 0.1]]}}  # not a Whisper transcript: left out
+    rows = points(result, cache)
+    assert len(rows) == 6
+    line = fit(rows)
+    assert (line["intercept"], line["slope"]) == (pytest.approx(1.5), pytest.approx(-1.6))
+    assert line["fit"]["mean_abs_error"] == pytest.approx(0.0, abs=1e-9)
+    assert line["held_out"]["n"] == 3 and line["held_out"]["mean_error"] == pytest.approx(-0.02)

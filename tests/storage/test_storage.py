@@ -189,3 +189,24 @@ def test_the_room_measures_are_stored_in_the_session_s_quality_row(tmp_path, ana
     db.write_session(con, replace(analysis, quality=q), run_id="r1", pipeline_version="0.1.0")
     assert con.execute("SELECT rt60_s, early_drop_db, modulation_ratio_db, run_id FROM session_quality"
                        ).fetchall() == [(0.79, 4.6, 6.9, "r1")]
+
+
+def test_migration_0013_adds_the_expected_wer_to_session_quality(tmp_path, analysis):
+    """A row written before 0013 keeps a NULL expected WER; a new session's row carries it."""
+    from dataclasses import replace
+
+    assert [(v, n) for v, n, _ in available_migrations()][12] == (13, "expected_wer")
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    for version, name, sql in available_migrations()[:12]:
+        con.execute(sql)
+        con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT "
+                    "NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+    con.execute("INSERT INTO session_quality (session_id, run_id) VALUES ('s0', 'r0')")
+    assert 13 in migrate(con)
+    assert con.execute("SELECT expected_wer, run_id FROM session_quality").fetchall() == [(None, "r0")]
+    con.close()
+    con = db.connect(tmp_path / "a.duckdb")
+    db.write_session(con, replace(analysis, quality=replace(analysis.quality, expected_wer=0.213)), run_id="r1",
+                     pipeline_version="0.1.0")
+    assert con.execute("SELECT expected_wer, run_id FROM session_quality").fetchall() == [(0.213, "r1")]
