@@ -60,14 +60,20 @@ bench-long: setup
 		--markdown bench/results/long10.md > bench/results/long10.json
 
 # docs/realistic_bench.md: rooms, noise, overlaps and codecs on AnnoMI renders + pyannote's real sample
-# (needs ../shared/data/annomi and flite; about 20 min on 2 cores, +25 min for the front ends). Writes
-# bench/results/realistic{,-frontends}.{json,md} and room.{json,md}.
+# (needs ../shared/data/annomi and flite; about 10 min on 2 cores for greedy against beam 5, the default, with the
+# comparison table, +25 min for the front ends, +2 min for the room estimate, +4 min for the far-talker grid).
+# Writes bench/results/realistic{,-frontends}.{json,md}, asr-error-kinds-check, expected_wer-check, room, far_talker.
 bench-realistic: setup
-	$(BIN)/python -m bench.bench_realistic
-	# issue #21: front ends (none / WPE / DeepFilterNet / both) in one run, cpWER beside WER; room estimate calibration
+	rm -f bench/results/realistic.transcripts.json  # decode afresh (the cache would reuse earlier transcripts)
+	$(BIN)/python -m bench.bench_realistic --asr greedy beam5 --transcripts bench/results/realistic.transcripts.json
+	$(BIN)/python -m bench.asr_error_kinds bench/results/realistic.transcripts.json --out asr-error-kinds-check
+	$(BIN)/python -m bench.calibrate_expected_wer --result bench/results/realistic.json \
+		--transcripts bench/results/realistic.transcripts.json --out expected_wer-check
+	# issue #21: front ends (none / WPE / DeepFilterNet / both) against greedy, as documented; room estimate
 	$(BIN)/python -m bench.bench_realistic --sessions 1 --conditions clean room-near room-far phone-amr \
-		--front-end none wpe denoise wpe+denoise --out realistic-frontends
+		--asr greedy --front-end none wpe denoise wpe+denoise --out realistic-frontends
 	$(BIN)/python -m bench.bench_room
+	$(BIN)/python -m bench.bench_far_talker
 
 # docs/process_codes.md: the shipped MI process coder scored once on the held-out AnnoMI test transcripts
 # (gold text), with both baselines, expert-expert agreement and session summaries (needs ../shared/data/annomi;
