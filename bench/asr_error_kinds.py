@@ -29,6 +29,7 @@ from typing import Any
 
 from bench.bench_realistic import _canon_whisper
 from bench.render_long import RENDERS_DIR
+from bench.results_io import write_results
 from evaluation.synthetic import read_truth
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -124,12 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     rows = run(args.transcripts)
     pool = pooled(rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps({"source": str(args.transcripts), "rows": rows,
-                                                          "pooled": pool}, indent=1) + "\n")
     md = markdown(pool, str(args.transcripts))
-    (RESULTS / f"{args.out}.md").write_text(md)
-    print(md)
+    write_results(args.out, {"source": str(args.transcripts), "rows": rows, "pooled": pool}, md, results=RESULTS)
     return 0
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from bench.render_long import RENDERS_DIR
+from bench.results_io import write_results
 from pipeline.audio.enhance import METHODS, EnhanceOptions, enhance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,11 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"{doc['load_avg'][0]:.1f} at the end.", "", "| front end | CPU s per audio s (best of "
              f"{args.repeats}) |", "|---|---:|"]
     lines += [f"| {r['method']} | {r['cpu_per_audio_s']:.3f} |" for r in rows]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(doc, indent=1) + "\n")
     md = "\n".join(lines) + "\n"
-    (RESULTS / f"{args.out}.md").write_text(md)
-    print(md)
+    write_results(args.out, doc, md, results=RESULTS)
     return 0
 
 

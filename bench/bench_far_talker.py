@@ -60,6 +60,7 @@ import numpy as np
 import soundfile as sf
 
 from bench.render_long import RENDERS_DIR
+from bench.results_io import write_results
 from evaluation import realistic as rl
 from pipeline.audio.room import (
     MODULATION_BANDS_HZ,
@@ -422,11 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = {"room_m": ROOM, "rt60s": RT60S, "distances_m": DISTANCES, "effort_db": EFFORT_DB, "trim_s": TRIM_S,
            "noises": [n if s is None else f"{n}-{s:.0f}db" for n, s in NOISES], "analysis": analyse(rows),
            "grid": rows, "run_s": round(time.perf_counter() - t0, 1)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(doc, indent=1) + "\n")
     md = markdown(doc)
-    (RESULTS / f"{args.out}.md").write_text(md)
-    print(md)
+    write_results(args.out, doc, md, results=RESULTS)
     return 0
 
 

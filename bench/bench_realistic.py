@@ -49,6 +49,7 @@ import soundfile as sf
 
 from bench.render_accuracy import silence_scores, summarise_silences
 from bench.render_long import RENDERS_DIR, _dedupe
+from bench.results_io import write_results
 from evaluation import realistic as rl
 from evaluation.metrics import normalise_text
 from evaluation.synthetic import (
@@ -984,11 +985,8 @@ def main(argv: Sequence[str] | None = None) -> int:
            "front_ends": list(args.front_end), "enhance_stage": args.enhance_stage,
            "render_s": round(render_s, 1), "run_s": round(run_s, 1),
            "renders": renders, "rows": rows, "pooled": pooled}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     md = markdown(doc)
-    (RESULTS / f"{args.out}.md").write_text(md)
-    print(md)
+    write_results(args.out, doc, md, results=RESULTS)
     print(f"render {render_s:.0f} s, pipeline {run_s:.0f} s; wrote {RESULTS / args.out}.json/.md", file=sys.stderr)
     return 0
 

@@ -32,6 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from bench.render_long import RENDERS_DIR
+from bench.results_io import write_results
 from evaluation import realistic as rl
 from pipeline.audio.room import RoomOptions, estimate_room, modulation_ratio_db
 
@@ -247,11 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
            "held_out": held_out_errors(test), "baseline_held_out": held_out_errors(test, "baseline_rt60_estimate_s"),
            "distance": distance, "grid": rows, "renders": renders,
            "run_s": round(time.perf_counter() - t0, 1)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(doc, indent=1) + "\n")
     md = markdown(doc)
-    (RESULTS / f"{args.out}.md").write_text(md)
-    print(md)
+    write_results(args.out, doc, md, results=RESULTS)
     return 0
 
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.results_io import write_results
+
 RESULTS = Path(__file__).resolve().parent / "results"
 FIT_SESSION, HELD_OUT_SESSION = "annomi-46", "annomi-131"
 
@@ -102,11 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     rows = points(json.loads(args.result.read_text()), json.loads(args.transcripts.read_text()))
     doc = {"source": [str(args.result), str(args.transcripts)], "line": fit(rows), "rows": rows}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(doc, indent=1) + "\n")
     md = markdown(doc)
-    (RESULTS / f"{args.out}.md").write_text(md)
-    print(md)
+    write_results(args.out, doc, md, results=RESULTS)
     return 0
 
 

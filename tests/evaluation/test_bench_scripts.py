@@ -81,3 +81,11 @@ def test_duckdb_scale_baseline_run_gets_the_options_but_its_own() -> None:
     argv = ["--sessions", "100", "--baseline", "HEAD~1", "--only", "compare:", "--markdown=out.md", "--repeats", "1"]
     rest = bench_duckdb_scale._drop_option(bench_duckdb_scale._drop_option(argv, "--baseline"), "--markdown")
     assert rest == ["--sessions", "100", "--only", "compare:", "--repeats", "1"]
+
+
+def test_bench_results_are_written_as_json_and_markdown(tmp_path, capsys):
+    from bench.results_io import write_results
+
+    write_results("x", {"a": 1, "p": Path("p")}, "| t |\n", results=tmp_path / "r")
+    assert json.loads((tmp_path / "r" / "x.json").read_text()) == {"a": 1, "p": "p"}
+    assert (tmp_path / "r" / "x.md").read_text() == "| t |\n" and "| t |" in capsys.readouterr().out
