@@ -153,3 +153,22 @@ def test_expected_wer_calibration_fits_on_one_session_and_scores_the_other():
     assert (line["intercept"], line["slope"]) == (pytest.approx(1.5), pytest.approx(-1.6))
     assert line["fit"]["mean_abs_error"] == pytest.approx(0.0, abs=1e-9)
     assert line["held_out"]["n"] == 3 and line["held_out"]["mean_error"] == pytest.approx(-0.02)
+
+
+def test_winners_pool_configurations_run_on_both_sessions_only():
+    """bench/winners.py: WER pooled by reference words over both sessions; one-session configurations left out."""
+    from bench.winners import collect, winners
+
+    def row(session, asr, wer, n=100):
+        return {"session": session, "condition": "clean", "asr": asr, "front_end": "none", "wer_whisper": wer,
+                "n_ref_words_whisper": n, "audio_s": 10.0, "asr_cpu_s": 1.0, "diarization_cpu_s": 0.5}
+
+    docs = [{"rows": [row("annomi-46", "greedy", 0.10), row("annomi-131", "greedy", 0.20, 300),
+                      row("annomi-46", "beam5", 0.12), row("annomi-131", "beam5", 0.16, 300)]},
+            {"rows": [row("annomi-46", "greedy", 0.90),  # the same render again: the first file's row counts
+                      row("annomi-46", "rover", 0.01)]}]  # one session only
+    (table,) = winners(collect(docs))
+    assert set(table["configs"]) == {"greedy", "beam5"} and table["winner"] == "beam5"
+    assert table["configs"]["greedy"]["wer"] == pytest.approx((10 + 60) / 400)
+    assert table["configs"]["beam5"]["wer"] == pytest.approx((12 + 48) / 400)
+    assert table["configs"]["beam5"]["cpu_per_audio_s"] == pytest.approx(0.15)
