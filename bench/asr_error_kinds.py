@@ -27,12 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.bench_realistic import _canon_whisper
+from bench.bench_realistic import _canon_whisper, render_of
 from bench.render_long import RENDERS_DIR
-from bench.results_io import write_results
-from evaluation.synthetic import read_truth
+from bench.results_io import RESULTS, write_results
+from evaluation.synthetic import read_truth, truth_paths
 
-RESULTS = Path(__file__).resolve().parent / "results"
 KINDS = ("backchannel", "overlap", "spelled", "other")
 
 
@@ -78,14 +77,13 @@ def run(cache_path: Path) -> list[dict[str, Any]]:
     rows = []
     for key, entry in sorted(entries.items()):
         audio_name, front_end, stage, options = key.split("|", 3)
-        truth_json = RENDERS_DIR / (Path(audio_name).stem + ".truth.json")
+        truth_json, _ = truth_paths(RENDERS_DIR / audio_name)
         if not truth_json.is_file():
             continue  # the real sample: no utterance tags
         beam = "beam_size=1" if "beam_size=1," in options else "beam_size=5" if "beam_size=5," in options else "?"
         backend = options.split("backend='", 1)[1].split("'", 1)[0] if "backend='" in options else "?"
         text = " ".join(w[2] for w in entry["transcript"]["words"])
-        parts = Path(audio_name).stem.split("-")  # realistic-<session>-<condition>-<hash>
-        session, condition = parts[1], "-".join(parts[2:-1])
+        session, condition = render_of(audio_name)
         rows.append({"render": audio_name, "session": session, "condition": condition, "front_end": front_end,
                      "asr": f"{backend} {beam}", **error_kinds(read_truth(truth_json), text)})
     return rows

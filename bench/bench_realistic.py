@@ -184,6 +184,18 @@ def _lines(tid: str) -> list[tuple[str, str]]:
     return [(x.role, x.text) for x in script.lines]
 
 
+def render_of(audio_name: str) -> tuple[str, str]:
+    """``(session, condition)`` of an audio file named by :func:`render_condition`, as the bench's rows name them.
+
+    ``realistic-46-room-far-<hash>.flac`` -> ``("annomi-46", "room-far")``; any other file is pyannote's real
+    sample, ``("pyannote-sample", "real-sample")``.
+    """
+    parts = Path(audio_name).stem.split("-")
+    if parts[0] != "realistic":
+        return "pyannote-sample", "real-sample"
+    return f"annomi-{parts[1]}", "-".join(parts[2:-1])
+
+
 def render_condition(spec: SessionSpec, cond: Condition, *, force: bool = False) -> tuple[Path, Path, dict]:
     """Render (or reuse) one session in one condition: ``(audio, truth_json, meta)``."""
     flite = flite_version()

@@ -25,18 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.results_io import write_results
+from bench.bench_realistic import render_of
+from bench.results_io import RESULTS, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 FIT_SESSION, HELD_OUT_SESSION = "annomi-46", "annomi-131"
-
-
-def _render(name: str) -> tuple[str, str]:
-    """``(session, condition)`` of a cached audio name (``realistic-46-room-far-<hash>.flac`` or the sample)."""
-    parts = Path(name).stem.split("-")
-    if parts[0] != "realistic":
-        return "pyannote-sample", "real-sample"
-    return f"annomi-{parts[1]}", "-".join(parts[2:-1])
 
 
 def points(result: dict[str, Any], cache: dict[str, Any]) -> list[dict[str, Any]]:
@@ -49,7 +41,7 @@ def points(result: dict[str, Any], cache: dict[str, Any]) -> list[dict[str, Any]
         if front_end != "none" or "backend='faster-whisper'" not in options:
             continue
         asr = "beam5" if "beam_size=5," in options else "greedy" if "beam_size=1," in options else None
-        session, condition = _render(name)
+        session, condition = render_of(name)
         probabilities = [w[3] for w in entry["transcript"]["words"]]
         if asr is None or not probabilities or (session, condition, asr) not in wer:
             continue
