@@ -8,7 +8,7 @@ import pytest
 from pipeline.errors import SessionNotFoundError, StorageError
 from pipeline.report.summary import DISCLAIMER, load_summary, render_markdown
 from pipeline.storage import db
-from pipeline.storage.migrate import available_migrations, migrate
+from pipeline.storage.migrate import applied_versions, available_migrations, migrate
 
 TABLES = ("sessions", "turns", "words", "markers", "indicators", "speaker_turns", "consents")
 
@@ -166,15 +166,20 @@ def test_client_history_indicators_follow_the_clients_sessions(tmp_path, dialogu
     con.close()
 
 
+def _database_at(path, version: int) -> duckdb.DuckDBPyConnection:
+    """A database as a pipeline that shipped migrations 1..``version`` left it (schema_migrations included)."""
+    con = duckdb.connect(str(path))
+    applied_versions(con)  # creates schema_migrations as the migrator does
+    for number, name, sql in available_migrations()[:version]:
+        con.execute(sql)
+        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [number, name])
+    return con
+
+
 def test_migration_0012_adds_the_room_measures_to_session_quality(tmp_path):
     """An empty row written before 0012 keeps NULL room measures; migration 0012 is the next after 0011."""
     assert [(v, n) for v, n, _ in available_migrations()][11] == (12, "quality_room")
-    con = duckdb.connect(str(tmp_path / "old.duckdb"))
-    for version, name, sql in available_migrations()[:11]:
-        con.execute(sql)
-        con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT "
-                    "NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+    con = _database_at(tmp_path / "old.duckdb", 11)
     con.execute("INSERT INTO session_quality (session_id, run_id) VALUES ('s0', 'r0')")
     assert 12 in migrate(con)
     assert con.execute("SELECT rt60_s, early_drop_db, modulation_ratio_db, run_id FROM session_quality").fetchall() \
@@ -196,12 +201,7 @@ def test_migration_0013_adds_the_expected_wer_to_session_quality(tmp_path, analy
     from dataclasses import replace
 
     assert [(v, n) for v, n, _ in available_migrations()][12] == (13, "expected_wer")
-    con = duckdb.connect(str(tmp_path / "old.duckdb"))
-    for version, name, sql in available_migrations()[:12]:
-        con.execute(sql)
-        con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT "
-                    "NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+    con = _database_at(tmp_path / "old.duckdb", 12)
     con.execute("INSERT INTO session_quality (session_id, run_id) VALUES ('s0', 'r0')")
     assert 13 in migrate(con)
     assert con.execute("SELECT expected_wer, run_id FROM session_quality").fetchall() == [(None, "r0")]
