@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from pipeline.analysis.quality import EXPECTED_WER_HELD_OUT_ERROR
 from pipeline.report.verdict import quality_verdict
 from pipeline.storage.db import require_session
 
@@ -175,7 +176,8 @@ def quality_lines(quality: dict | None) -> list[str]:
              f"{q['role_confidence']:.2f}.", ""]
     if q.get("expected_wer") is not None:
         lines[0] += (f" Expected word error rate about {100 * q['expected_wer']:.0f} %: estimated from the words' "
-                     "confidence (within about 2 points on held-out synthetic renders), not measured.")
+                     f"confidence (within about {100 * EXPECTED_WER_HELD_OUT_ERROR:.0f} points on held-out synthetic "
+                     "renders), not measured.")
     if not q["flags"]:
         return lines + ["No quality flag raised.", ""]
     for f in q["flags"]:
